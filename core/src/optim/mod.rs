@@ -1,0 +1,228 @@
+//! Optimizers: plain `Copy` settings with documented defaults, state in a caller-provided slice.
+//!
+//! One step of every optimizer is `theta <- theta - lr * update(g, state)`, elementwise, in
+//! parameter order; `t` is the 1-based step number (used for Adam's bias correction). The state
+//! layout is `[m | v]` (first then second moments, `P` values each) where an optimizer needs it;
+//! see [`Optimizer::state_len`].
+//!
+//! | optimizer | update |
+//! |---|---|
+//! | GD / SGD | `g' = g + wd theta`; `theta -= lr g'` |
+//! | heavy ball | `b = mu b + g'`; `theta -= lr b` (PyTorch `SGD(momentum=mu)`) |
+//! | Nesterov | `b = mu b + g'`; `theta -= lr (g' + mu b)` (PyTorch `SGD(nesterov=True)`) |
+//! | RMSProp | `v = beta2 v + (1 - beta2) g'^2`; `theta -= lr g' / (D(sqrt(v_hat)) + eps)` |
+//! | Adam | `m = beta1 m + (1 - beta1) g'`, `v` as above; `theta -= lr m_hat / (D(sqrt(v_hat)) + eps)` |
+//! | AdamW | Adam on `g` with `theta -= lr wd theta` first (decoupled weight decay) |
+//!
+//! `m_hat = m / (1 - beta1^t)`, `v_hat = v / (1 - beta2^t)` (RMSProp: bias correction on by
+//! default, as Adam with `beta1 = 0`, which is how the authors' code builds it). `D` is the
+//! paper's preconditioner clip ([`Clip`]): the identity, `min(., c)` (upper bound, "Clipped-Ada",
+//! which restores instabilities) or `max(., c)` (lower bound). `beta^t` is computed in f64 by
+//! binary exponentiation.
+
+mod adam;
+mod momentum;
+mod schedule;
+
+pub use adam::{AdamConfig, RmsPropConfig};
+pub use momentum::MomentumConfig;
+pub use schedule::Schedule;
+
+use crate::error::{check_len, Error};
+
+/// The paper's clip of the adaptive preconditioner `sqrt(v_hat)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Clip {
+    /// No clipping (plain Adam / RMSProp).
+    #[default]
+    None,
+    /// `min(sqrt(v_hat), c)`: caps the denominator, so every coordinate's step is at least
+    /// `lr / (c + eps)` ("Clipped-Ada", the upper bound that restores instabilities).
+    Upper(f32),
+    /// `max(sqrt(v_hat), c)`: floors the denominator (the lower bound).
+    Lower(f32),
+}
+
+impl Clip {
+    #[inline]
+    pub(crate) fn apply(self, s: f32) -> f32 {
+        match self {
+            Clip::None => s,
+            Clip::Upper(c) => {
+                if s < c {
+                    s
+                } else {
+                    c
+                }
+            }
+            Clip::Lower(c) => {
+                if s > c {
+                    s
+                } else {
+                    c
+                }
+            }
+        }
+    }
+
+    fn validate(self) -> Result<(), Error> {
+        match self {
+            Clip::None => Ok(()),
+            Clip::Upper(c) | Clip::Lower(c) => {
+                if c > 0.0 && c.is_finite() {
+                    Ok(())
+                } else {
+                    Err(Error::InvalidConfig(
+                        "clip value must be positive and finite",
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// An optimizer with its settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Optimizer {
+    /// Gradient descent (full batch or minibatch SGD; the batching is the caller's).
+    Gd {
+        /// L2 weight decay added to the gradient (default 0).
+        weight_decay: f32,
+    },
+    /// Heavy-ball or Nesterov momentum.
+    Momentum(MomentumConfig),
+    /// RMSProp, optionally clipped.
+    RmsProp(RmsPropConfig),
+    /// Adam / AdamW, optionally clipped.
+    Adam(AdamConfig),
+}
+
+impl Default for Optimizer {
+    fn default() -> Self {
+        Optimizer::Gd { weight_decay: 0.0 }
+    }
+}
+
+/// A step counter plus the optimizer's buffers: what a checkpoint must save to resume.
+#[derive(Debug)]
+pub struct OptState<'a> {
+    /// Steps taken so far (the next step is `t + 1`).
+    pub t: u64,
+    /// The buffers, `state_len(P)` values.
+    pub buf: &'a mut [f32],
+}
+
+impl Optimizer {
+    /// Number of state values for `p` parameters.
+    pub fn state_len(&self, p: usize) -> usize {
+        match self {
+            Optimizer::Gd { .. } => 0,
+            Optimizer::Momentum(_) | Optimizer::RmsProp(_) => p,
+            Optimizer::Adam(_) => 2 * p,
+        }
+    }
+
+    /// Checks the settings (rates in range, clip positive).
+    pub fn validate(&self) -> Result<(), Error> {
+        let wd_ok = |wd: f32| wd >= 0.0 && wd.is_finite();
+        match *self {
+            Optimizer::Gd { weight_decay } if !wd_ok(weight_decay) => {
+                Err(Error::InvalidConfig("weight decay must be >= 0"))
+            }
+            Optimizer::Gd { .. } => Ok(()),
+            Optimizer::Momentum(c) => c.validate(),
+            Optimizer::RmsProp(c) => c.validate(),
+            Optimizer::Adam(c) => c.validate(),
+        }
+    }
+
+    /// One step with learning rate `lr`: updates `params` and the state in place.
+    pub fn step(
+        &self,
+        lr: f32,
+        params: &mut [f32],
+        grad: &[f32],
+        state: &mut OptState<'_>,
+    ) -> Result<(), Error> {
+        let p = params.len();
+        check_len("gradient", grad, p)?;
+        check_len("optimizer state", state.buf, self.state_len(p))?;
+        if !(lr > 0.0) || !lr.is_finite() {
+            return Err(Error::InvalidConfig(
+                "learning rate must be positive and finite",
+            ));
+        }
+        state.t += 1;
+        match *self {
+            Optimizer::Gd { weight_decay } => {
+                for (x, &g) in params.iter_mut().zip(grad) {
+                    let g = g + weight_decay * *x;
+                    *x -= lr * g;
+                }
+            }
+            Optimizer::Momentum(c) => c.step(lr, params, grad, state.buf),
+            Optimizer::RmsProp(c) => c.step(lr, params, grad, state.buf, state.t),
+            Optimizer::Adam(c) => c.step(lr, params, grad, state.buf, state.t),
+        }
+        Ok(())
+    }
+
+    /// The per-coordinate step size `diag(P^-1)` of the *next* update direction, written into
+    /// `out`: `lr` for GD and momentum, `lr / (D(sqrt(v_hat)) + eps)` for RMSProp and Adam (with
+    /// `v_hat` bias-corrected at the current step count). The preconditioned sharpness is
+    /// `lambda_max(P^-1 H)`; see [`crate::PreconditionedOp`].
+    pub fn step_sizes(&self, lr: f32, state: &OptState<'_>, out: &mut [f32]) -> Result<(), Error> {
+        let p = out.len();
+        check_len("optimizer state", state.buf, self.state_len(p))?;
+        let t = state.t.max(1);
+        match *self {
+            Optimizer::Gd { .. } | Optimizer::Momentum(_) => out.fill(lr),
+            Optimizer::RmsProp(c) => adam::step_sizes(
+                lr,
+                state.buf,
+                c.beta2,
+                c.eps,
+                c.clip,
+                c.bias_correction,
+                t,
+                out,
+            ),
+            Optimizer::Adam(c) => {
+                adam::step_sizes(lr, &state.buf[p..], c.beta2, c.eps, c.clip, true, t, out)
+            }
+        }
+        Ok(())
+    }
+
+    /// The stability threshold of `lr * lambda` on a quadratic: 2 for GD and RMSProp (whose
+    /// preconditioned sharpness is compared with it), `2 + 2 mu` for heavy ball,
+    /// `(2 + 2 mu) / (1 + 2 mu)` for Nesterov, and `(2 + 2 beta1) / (1 - beta1)` for Adam's
+    /// preconditioned sharpness (Cohen et al. 2022: 38 at `beta1 = 0.9`).
+    pub fn stability_threshold(&self) -> f32 {
+        match *self {
+            Optimizer::Gd { .. } | Optimizer::RmsProp(_) => 2.0,
+            Optimizer::Momentum(c) if c.nesterov => {
+                (2.0 + 2.0 * c.momentum) / (1.0 + 2.0 * c.momentum)
+            }
+            Optimizer::Momentum(c) => 2.0 + 2.0 * c.momentum,
+            Optimizer::Adam(c) => (2.0 + 2.0 * c.beta1) / (1.0 - c.beta1),
+        }
+    }
+}
+
+/// `beta^t` in f64 by binary exponentiation (deterministic on every target).
+pub(crate) fn powi64(beta: f32, mut t: u64) -> f64 {
+    let mut base = beta as f64;
+    let mut acc = 1.0f64;
+    while t > 0 {
+        if t & 1 == 1 {
+            acc *= base;
+        }
+        base *= base;
+        t >>= 1;
+    }
+    acc
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,150 @@
+//! First steps of every optimizer against values derived by hand (in f64 with the formulas of
+//! the module documentation, printed to 16 digits, then written here as literals).
+
+use super::*;
+
+fn run(opt: Optimizer, lr: f32, theta0: f32, grads: &[f32]) -> [f32; 2] {
+    let mut p = [theta0];
+    let mut buf = [0.0f32; 2];
+    let n = opt.state_len(1);
+    let mut st = OptState {
+        t: 0,
+        buf: &mut buf[..n],
+    };
+    let mut out = [0.0; 2];
+    for (k, &g) in grads.iter().enumerate() {
+        opt.step(lr, &mut p, &[g], &mut st).unwrap();
+        out[k] = p[0];
+    }
+    out
+}
+
+fn close(got: [f32; 2], want: [f64; 2]) {
+    for k in 0..2 {
+        assert!(
+            (got[k] as f64 - want[k]).abs() < 2e-6,
+            "step {}: {} vs {}",
+            k + 1,
+            got[k],
+            want[k]
+        );
+    }
+}
+
+const G: [f32; 2] = [0.5, 0.25];
+
+#[test]
+fn gd_with_and_without_weight_decay() {
+    close(
+        run(Optimizer::Gd { weight_decay: 0.0 }, 0.1, 1.0, &G),
+        [0.95, 0.925],
+    );
+    // g' = g + 0.1 theta: 0.6 -> 0.94; then 0.25 + 0.094 = 0.344 -> 0.9056.
+    close(
+        run(Optimizer::Gd { weight_decay: 0.1 }, 0.1, 1.0, &G),
+        [0.94, 0.9056],
+    );
+}
+
+#[test]
+fn heavy_ball_and_nesterov() {
+    let hb = Optimizer::Momentum(MomentumConfig::default());
+    // b = 0.5 -> 0.95; b = 0.45 + 0.25 = 0.7 -> 0.88.
+    close(run(hb, 0.1, 1.0, &G), [0.95, 0.88]);
+    let nag = Optimizer::Momentum(MomentumConfig {
+        nesterov: true,
+        ..Default::default()
+    });
+    // b = 0.5, d = 0.5 + 0.45 = 0.95 -> 0.905; b = 0.7, d = 0.25 + 0.63 = 0.88 -> 0.817.
+    close(run(nag, 0.1, 1.0, &G), [0.905, 0.817]);
+}
+
+#[test]
+fn adam_adamw_rmsprop() {
+    let adam = Optimizer::Adam(AdamConfig::default());
+    close(run(adam, 0.1, 1.0, &G), [0.900000002, 0.8067820404774624]);
+    // AdamW: theta -= 0.1 * 0.1 * theta first: 0.99, then the Adam step -0.1.
+    let adamw = Optimizer::Adam(AdamConfig {
+        weight_decay: 0.1,
+        decoupled: true,
+        ..Default::default()
+    });
+    assert!((run(adamw, 0.1, 1.0, &G)[0] - 0.89).abs() < 2e-6);
+    let rms = Optimizer::RmsProp(RmsPropConfig::default());
+    close(run(rms, 0.1, 1.0, &G), [0.900000002, 0.836658889198842]);
+}
+
+#[test]
+fn clipped_adam_upper_and_lower_bounds() {
+    let up = Optimizer::Adam(AdamConfig {
+        beta2: 0.99,
+        clip: Clip::Upper(0.1),
+        ..Default::default()
+    });
+    close(
+        run(up, 0.1, 1.0, &G),
+        [0.500000049999995, 0.1315790342105177],
+    );
+    let lo = Optimizer::Adam(AdamConfig {
+        beta2: 0.99,
+        clip: Clip::Lower(1.0),
+        ..Default::default()
+    });
+    close(run(lo, 0.1, 1.0, &G), [0.9500000005, 0.9131578956052632]);
+}
+
+#[test]
+fn step_sizes_are_the_preconditioner() {
+    let up = Optimizer::Adam(AdamConfig {
+        beta2: 0.99,
+        clip: Clip::Upper(0.1),
+        ..Default::default()
+    });
+    let mut p = [1.0f32];
+    let mut buf = [0.0f32; 2];
+    let mut st = OptState {
+        t: 0,
+        buf: &mut buf,
+    };
+    up.step(0.1, &mut p, &[0.5], &mut st).unwrap();
+    let mut d = [0.0f32];
+    up.step_sizes(0.1, &st, &mut d).unwrap();
+    // sqrt(v_hat) = 0.5 is clipped to 0.1: step size 0.1 / (0.1 + 1e-8).
+    assert!((d[0] - 1.0).abs() < 1e-6);
+}
+
+#[test]
+fn bad_settings_are_errors() {
+    let mut p = [1.0f32];
+    let mut st = OptState { t: 0, buf: &mut [] };
+    let gd = Optimizer::default();
+    assert!(gd.step(0.0, &mut p, &[1.0], &mut st).is_err());
+    assert!(gd.step(f32::NAN, &mut p, &[1.0], &mut st).is_err());
+    let bad = Optimizer::Adam(AdamConfig {
+        clip: Clip::Upper(-1.0),
+        ..Default::default()
+    });
+    assert!(bad.validate().is_err());
+}
+
+#[test]
+fn schedules() {
+    let s = Schedule {
+        warmup: 4,
+        decay_every: 10,
+        decay_factor: 0.5,
+    };
+    assert_eq!(s.lr(1.0, 0), 0.25);
+    assert_eq!(s.lr(1.0, 3), 1.0);
+    assert_eq!(s.lr(1.0, 9), 1.0);
+    assert_eq!(s.lr(1.0, 10), 0.5);
+    assert_eq!(s.lr(1.0, 25), 0.25);
+    assert_eq!(Schedule::constant().lr(0.3, 1000), 0.3);
+}
+
+#[test]
+fn thresholds() {
+    assert_eq!(Optimizer::default().stability_threshold(), 2.0);
+    let adam = Optimizer::Adam(AdamConfig::default());
+    assert!((adam.stability_threshold() - 38.0).abs() < 1e-4);
+}

@@ -1,0 +1,553 @@
+//! Eigen-solvers and curvature measures against references that share no code with the crate:
+//! nalgebra's dense symmetric eigensolver, closed forms, and known spectra.
+
+mod common;
+
+use common::*;
+use edgewise_core::eig::lanczos::{lanczos_work_len, ritz_vector};
+use edgewise_core::*;
+use nalgebra::{DMatrix, SymmetricEigen};
+
+/// A random symmetric matrix with eigenvalues `eigs` (Q diag Q^T, Q from QR of a random matrix).
+fn matrix_with_spectrum(eigs: &[f64], seed: u64) -> (Vec<f32>, DMatrix<f64>) {
+    let n = eigs.len();
+    let mut rng = SplitMix64::new(seed);
+    let g = DMatrix::from_fn(n, n, |_, _| rng.normal() as f64);
+    let q = g.qr().q();
+    let a = &q * DMatrix::from_diagonal(&nalgebra::DVector::from_row_slice(eigs)) * q.transpose();
+    let a = (&a + a.transpose()) * 0.5;
+    let flat: Vec<f32> = (0..n * n).map(|k| a[(k / n, k % n)] as f32).collect();
+    (flat, a)
+}
+
+fn nalgebra_eigs(a: &[f32], n: usize) -> Vec<f64> {
+    let m = DMatrix::from_fn(n, n, |i, j| a[i * n + j] as f64);
+    let m = (&m + m.transpose()) * 0.5;
+    let mut e: Vec<f64> = SymmetricEigen::new(m).eigenvalues.iter().copied().collect();
+    e.sort_by(|a, b| b.partial_cmp(a).unwrap());
+    e
+}
+
+#[test]
+fn quadratic_sharpness_and_the_stability_threshold() {
+    let eigs = [10.0, 6.0, 3.0, 1.0, 0.5, 0.1];
+    let (a, _) = matrix_with_spectrum(&eigs, 1);
+    let b = [0.3f32, -0.2, 0.1, 0.0, 0.5, -0.4];
+    let mut q = Quadratic::new(&a, &b).unwrap();
+    let params = [0.0f32; 6];
+    let mut op = HessianOp::exact(&mut q, &params);
+    let mut v = [1.0f32; 6];
+    let mut scratch = [0.0f32; 6];
+    let cfg = PowerConfig {
+        tol: 1e-7,
+        max_iter: 1000,
+    };
+    let top = sharpness(&mut op, &mut v, &mut scratch, &cfg).unwrap();
+    assert!(
+        ((top.value as f64 - 10.0) / 10.0).abs() < 1e-5,
+        "sharpness {}",
+        top.value
+    );
+    assert!(top.residual < 1e-3);
+
+    let lam = top.value;
+    // Minimiser theta* = A^-1 b; GD converges iff lr * lambda_max < 2.
+    let run = |lr: f32| {
+        let mut q = Quadratic::new(&a, &b).unwrap();
+        let mut th = [1.0f32; 6];
+        let mut g = [0.0f32; 6];
+        let opt = Optimizer::default();
+        let mut st = OptState { t: 0, buf: &mut [] };
+        for _ in 0..3000 {
+            q.loss_grad(&th, &mut g).unwrap();
+            opt.step(lr, &mut th, &g, &mut st).unwrap();
+        }
+        q.loss_grad(&th, &mut g).unwrap();
+        g.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt()
+    };
+    let stable = run(0.98 * 2.0 / lam);
+    let unstable = run(1.02 * 2.0 / lam);
+    assert!(
+        stable < 1e-4,
+        "GD at 0.98 * 2/lambda should converge: |g| = {stable}"
+    );
+    assert!(
+        unstable > 1e3 || !unstable.is_finite(),
+        "GD at 1.02 * 2/lambda should diverge: |g| = {unstable}"
+    );
+}
+
+#[test]
+fn power_iteration_on_networks_matches_nalgebra() {
+    for (seed, act, loss) in [
+        (1u64, Activation::Tanh, Loss::Mse),
+        (2, Activation::Softplus, Loss::CrossEntropy),
+        (3, Activation::Elu, Loss::CrossEntropy),
+    ] {
+        let widths = [3, 5, 3];
+        let arch = Arch::new(&widths, act, loss).unwrap();
+        let p = arch.n_params();
+        let mut params = vec![0.0; p];
+        arch.init(&mut params, Init::PytorchDefault, seed).unwrap();
+        params.iter_mut().for_each(|x| *x *= 2.0);
+        let mut rng = SplitMix64::new(seed);
+        let x: Vec<f32> = (0..8 * 3).map(|_| rng.normal()).collect();
+        let labels: Vec<u16> = (0..8).map(|_| rng.below(3) as u16).collect();
+        let data = Data::new(&x, 3, Targets::Classes(&labels)).unwrap();
+        let ract = match act {
+            Activation::Tanh => RefAct::Tanh,
+            Activation::Softplus => RefAct::Softplus,
+            _ => RefAct::Elu,
+        };
+        let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+        let lab: Vec<usize> = labels.iter().map(|&l| l as usize).collect();
+        let (_, h) = ref_grad_hessian(
+            &widths,
+            ract,
+            loss == Loss::CrossEntropy,
+            &params,
+            &x64,
+            &lab,
+        );
+        let hm = DMatrix::from_row_slice(p, p, &h);
+        let mut ev: Vec<f64> = SymmetricEigen::new(hm)
+            .eigenvalues
+            .iter()
+            .copied()
+            .collect();
+        ev.sort_by(|a, b| b.partial_cmp(a).unwrap());
+        let (lmax, lmin) = (ev[0], ev[p - 1]);
+
+        let mut ws = vec![0.0; arch.workspace_len(4)];
+        let mut obj = MlpObjective::new(&arch, data, &mut ws, 4).unwrap();
+        let mut op = HessianOp::exact(&mut obj, &params);
+        let cfg = PowerConfig {
+            tol: 1e-6,
+            max_iter: 5000,
+        };
+        let mut v = vec![0.0; p];
+        SplitMix64::new(9).fill_normal(&mut v);
+        let mut s = vec![0.0; p];
+        let top = sharpness(&mut op, &mut v, &mut s, &cfg).unwrap();
+        assert!(
+            ((top.value as f64 - lmax) / lmax).abs() < 1e-3,
+            "{act:?}: {} vs {lmax}",
+            top.value
+        );
+        let mut w = vec![0.0; p];
+        SplitMix64::new(10).fill_normal(&mut w);
+        let bot = lambda_min(&mut op, top.value, &mut w, &mut s, &cfg).unwrap();
+        let scale = lmax.abs().max(lmin.abs());
+        assert!(
+            (bot.value as f64 - lmin).abs() < 2e-3 * scale,
+            "{act:?} lambda_min: {} vs {lmin}",
+            bot.value
+        );
+
+        // Lanczos: the extreme Ritz values at both ends.
+        let steps = p.min(30);
+        let cfg = LanczosConfig { steps };
+        let mut basis = vec![0.0; (steps + 1) * p];
+        let mut work = vec![0.0; lanczos_work_len(steps)];
+        let (mut vals, mut res) = (vec![0.0; steps], vec![0.0; steps]);
+        let mut start = vec![0.0; p];
+        SplitMix64::new(11).fill_normal(&mut start);
+        let r = lanczos(
+            &mut op, &cfg, &start, &mut basis, &mut work, &mut vals, &mut res,
+        )
+        .unwrap();
+        assert!(
+            ((vals[0] as f64 - lmax) / lmax).abs() < 1e-4,
+            "Lanczos top {} vs {lmax}",
+            vals[0]
+        );
+        assert!(
+            (vals[r.steps - 1] as f64 - lmin).abs() < 1e-3 * scale,
+            "Lanczos bottom {} vs {lmin}",
+            vals[r.steps - 1]
+        );
+        // The top Ritz vector is an eigenvector: its residual is small.
+        let mut y = vec![0.0; p];
+        ritz_vector(&basis, &work, &cfg, &r, 0, &mut y).unwrap();
+        let mut hy = vec![0.0; p];
+        op.apply(&y, &mut hy).unwrap();
+        let resid: f64 = hy
+            .iter()
+            .zip(&y)
+            .map(|(&a, &b)| (a as f64 - vals[0] as f64 * b as f64).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        assert!(resid < 1e-3 * lmax.abs(), "Ritz residual {resid}");
+    }
+}
+
+#[test]
+fn lanczos_finds_both_ends_of_a_known_spectrum() {
+    let n = 60;
+    let eigs: Vec<f64> = (0..n)
+        .map(|i| {
+            if i == 0 {
+                50.0
+            } else if i == n - 1 {
+                -20.0
+            } else {
+                (i as f64 * 0.37).sin() * 5.0
+            }
+        })
+        .collect();
+    let (a, _) = matrix_with_spectrum(&eigs, 7);
+    let mut op = DenseOp::new(&a, n).unwrap();
+    let steps = 25;
+    let cfg = LanczosConfig { steps };
+    let mut basis = vec![0.0; (steps + 1) * n];
+    let mut work = vec![0.0; lanczos_work_len(steps)];
+    let (mut vals, mut res) = (vec![0.0; steps], vec![0.0; steps]);
+    let start = vec![1.0; n];
+    let r = lanczos(
+        &mut op, &cfg, &start, &mut basis, &mut work, &mut vals, &mut res,
+    )
+    .unwrap();
+    assert_eq!(r.steps, steps);
+    assert!((vals[0] - 50.0).abs() < 1e-3, "{}", vals[0]);
+    assert!((vals[steps - 1] + 20.0).abs() < 1e-3, "{}", vals[steps - 1]);
+    assert!(res[0] < 1e-2);
+}
+
+#[test]
+fn top_k_deflation_matches_nalgebra() {
+    let eigs = [9.0, 7.0, 4.0, 2.0, 1.0, 0.5, 0.25, 0.1];
+    let (a, _) = matrix_with_spectrum(&eigs, 3);
+    let n = eigs.len();
+    let want = nalgebra_eigs(&a, n);
+    let mut op = DenseOp::new(&a, n).unwrap();
+    let k = 3;
+    let mut vecs = vec![0.0; k * n];
+    SplitMix64::new(1).fill_normal(&mut vecs);
+    let mut out = [Eigenpair {
+        value: 0.0,
+        residual: 0.0,
+        iterations: 0,
+        converged: false,
+    }; 3];
+    let mut s = vec![0.0; n];
+    top_k_deflation(
+        &mut op,
+        &mut vecs,
+        &mut out,
+        &mut s,
+        &PowerConfig {
+            tol: 1e-7,
+            max_iter: 2000,
+        },
+    )
+    .unwrap();
+    for i in 0..k {
+        assert!(
+            (out[i].value as f64 - want[i]).abs() < 1e-4 * want[0],
+            "{i}: {} vs {}",
+            out[i].value,
+            want[i]
+        );
+    }
+    // The found vectors span the top-3 eigenspace: subspace score 1 against nalgebra's.
+    let m = DMatrix::from_fn(n, n, |i, j| a[i * n + j] as f64);
+    let se = SymmetricEigen::new((&m + m.transpose()) * 0.5);
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&x, &y| se.eigenvalues[y].partial_cmp(&se.eigenvalues[x]).unwrap());
+    let reference: Vec<f32> = order[..k]
+        .iter()
+        .flat_map(|&c| (0..n).map(move |r| (c, r)))
+        .map(|(c, r)| se.eigenvectors[(r, c)] as f32)
+        .collect();
+    let score = subspace_score(&vecs, &reference, k).unwrap();
+    assert!(score > 0.9999, "score {score}");
+}
+
+#[test]
+fn jacobi_matches_nalgebra() {
+    let n = 12;
+    let mut rng = SplitMix64::new(4);
+    let mut a = vec![0.0f64; n * n];
+    for i in 0..n {
+        for j in i..n {
+            let x = rng.normal() as f64;
+            a[i * n + j] = x;
+            a[j * n + i] = x;
+        }
+    }
+    let af: Vec<f32> = a.iter().map(|&x| x as f32).collect();
+    let want = nalgebra_eigs(&af, n);
+    let mut work = a.clone();
+    let (mut vecs, mut vals) = (vec![0.0; n * n], vec![0.0; n]);
+    symmetric_eigen(&mut work, n, &mut vecs, &mut vals).unwrap();
+    for i in 0..n {
+        assert!(
+            (vals[i] - want[i]).abs() < 1e-6,
+            "{i}: {} vs {}",
+            vals[i],
+            want[i]
+        );
+        // A v = lambda v for column i.
+        for r in 0..n {
+            let av: f64 = (0..n).map(|c| a[r * n + c] * vecs[c * n + i]).sum();
+            assert!((av - vals[i] * vecs[r * n + i]).abs() < 1e-9);
+        }
+    }
+}
+
+#[test]
+fn diagonal_linear_network_hessian_and_eigen() {
+    let mut net = DiagLinearNet { target: 1.0 };
+    let theta = [2.0f32, 0.7];
+    // Hessian against central differences of the gradient (f64 arithmetic by hand).
+    let h = net.hessian(theta);
+    let g = |t: [f64; 2]| {
+        let r = t[0] * t[1] - 1.0;
+        [r * t[1], r * t[0]]
+    };
+    let e = 1e-6;
+    for j in 0..2 {
+        let mut tp = [theta[0] as f64, theta[1] as f64];
+        let mut tm = tp;
+        tp[j] += e;
+        tm[j] -= e;
+        let (gp, gm) = (g(tp), g(tm));
+        for i in 0..2 {
+            let fd = (gp[i] - gm[i]) / (2.0 * e);
+            assert!((fd - h[i][j] as f64).abs() < 1e-5, "H[{i}][{j}]");
+        }
+    }
+    let (l1, l2, v) = net.eigen(theta);
+    let want = nalgebra_eigs(&[h[0][0], h[0][1], h[1][0], h[1][1]], 2);
+    assert!((l1 as f64 - want[0]).abs() < 1e-5 && (l2 as f64 - want[1]).abs() < 1e-5);
+    // Power iteration on the exact HVPs agrees.
+    let mut op = HessianOp::exact(&mut net, &theta);
+    let mut u = [1.0f32, 0.0];
+    let mut s = [0.0f32; 2];
+    let top = sharpness(
+        &mut op,
+        &mut u,
+        &mut s,
+        &PowerConfig {
+            tol: 1e-7,
+            max_iter: 500,
+        },
+    )
+    .unwrap();
+    assert!((top.value - l1).abs() < 1e-4);
+    assert!(eigenvector_rotation(&u, &v).unwrap() < 1e-5);
+}
+
+#[test]
+fn unstable_gd_on_the_diagonal_network_rotates_the_eigenvector_and_flattens() {
+    // Start just off the valley of minima (theta1 theta2 = 1) near an unbalanced point where
+    // lambda_max = 4.25 (exactly on the valley the gradient is 0 and GD would not move).
+    let start = [2.0f32, 0.52];
+    let run = |lr: f32| {
+        let mut net = DiagLinearNet { target: 1.0 };
+        let mut th = start;
+        let mut g = [0.0f32; 2];
+        let opt = Optimizer::default();
+        let mut st = OptState { t: 0, buf: &mut [] };
+        for _ in 0..2000 {
+            net.loss_grad(&th, &mut g).unwrap();
+            opt.step(lr, &mut th, &g, &mut st).unwrap();
+        }
+        th
+    };
+    let net = DiagLinearNet { target: 1.0 };
+    let (l0, _, v0) = net.eigen(start);
+    // Stable step (lr * lambda = 1.7 < 2): the point and its eigenvector barely move.
+    let th = run(0.4);
+    let (l_stable, _, v_stable) = net.eigen(th);
+    let rot_stable = eigenvector_rotation(&v0, &v_stable).unwrap();
+    assert!((l_stable - l0).abs() < 0.05 * l0);
+    assert!(rot_stable < 1e-3, "stable rotation {rot_stable}");
+    // Unstable step (lr * lambda = 2.55 > 2): GD leaves for a flatter point with
+    // lr * lambda_max < 2, and the top eigenvector rotates toward (1, 1)/sqrt(2).
+    let lr = 0.6;
+    let th = run(lr);
+    let (l_end, _, v_end) = net.eigen(th);
+    assert!(
+        (th[0] * th[1] - 1.0).abs() < 1e-3,
+        "ended on the valley: {th:?}"
+    );
+    assert!(lr * l_end < 2.0, "flatter: lambda {l_end}");
+    let rot = eigenvector_rotation(&v0, &v_end).unwrap();
+    // From (0.25, 0.97) toward the balanced direction: several degrees, 1 - cos > 1e-3.
+    assert!(
+        rot > 3e-3 && rot > 10.0 * rot_stable,
+        "unstable rotation {rot} vs {rot_stable}"
+    );
+}
+
+#[test]
+fn hutchinson_is_exact_on_diagonals_and_unbiased_in_general() {
+    let n = 10;
+    let mut d = vec![0.0f32; n * n];
+    for i in 0..n {
+        d[i * n + i] = i as f32 - 3.0;
+    }
+    let mut op = DenseOp::new(&d, n).unwrap();
+    let (mut z, mut az) = (vec![0.0; n], vec![0.0; n]);
+    let t = hutchinson_trace(&mut op, 5, &mut SplitMix64::new(1), &mut z, &mut az).unwrap();
+    assert_eq!(t.mean, 15.0);
+    assert_eq!(t.std_err, 0.0);
+    let eigs: Vec<f64> = (0..n).map(|i| i as f64 * 0.5 - 1.0).collect();
+    let (a, _) = matrix_with_spectrum(&eigs, 5);
+    let trace: f64 = eigs.iter().sum();
+    let mut op = DenseOp::new(&a, n).unwrap();
+    let t = hutchinson_trace(&mut op, 4000, &mut SplitMix64::new(2), &mut z, &mut az).unwrap();
+    assert!(
+        (t.mean - trace).abs() < 4.0 * t.std_err + 1e-3,
+        "{} vs {trace} (se {})",
+        t.mean,
+        t.std_err
+    );
+    assert!(t.std_err > 0.0 && t.std_err < 0.5);
+}
+
+#[test]
+fn third_derivative_matches_reference_finite_differences() {
+    let widths = [2, 4, 2];
+    let arch = Arch::new(&widths, Activation::Tanh, Loss::CrossEntropy).unwrap();
+    let p = arch.n_params();
+    let mut params = vec![0.0; p];
+    arch.init(&mut params, Init::PytorchDefault, 3).unwrap();
+    params.iter_mut().for_each(|x| *x *= 2.0);
+    let x = [0.5f32, -1.0, 1.5, 0.3, -0.7, 0.9];
+    let labels = [0u16, 1, 1];
+    let data = Data::new(&x, 2, Targets::Classes(&labels)).unwrap();
+    let mut v = vec![0.0; p];
+    SplitMix64::new(8).fill_normal(&mut v);
+    let nrm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= nrm);
+    let mut ws = vec![0.0; arch.workspace_len(3)];
+    let mut obj = MlpObjective::new(&arch, data, &mut ws, 3).unwrap();
+    let mut scratch = vec![0.0; 2 * p];
+    let t = third_derivative(&mut obj, &params, &v, &mut scratch).unwrap() as f64;
+    // Reference: fourth-order-free central difference of the f64 loss along the line.
+    let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    let lab = [0usize, 1, 1];
+    let line = |s: f64| {
+        let q: Vec<f64> = params
+            .iter()
+            .zip(&v)
+            .map(|(&a, &b)| a as f64 + s * b as f64)
+            .collect();
+        ref_loss(&widths, RefAct::Tanh, true, &q, &x64, &lab)
+    };
+    let h = 1e-2;
+    let want =
+        (line(2.0 * h) - 2.0 * line(h) + 2.0 * line(-h) - line(-2.0 * h)) / (2.0 * h * h * h);
+    assert!(
+        (t - want).abs() < 2e-2 * want.abs().max(1e-2),
+        "{t} vs {want}"
+    );
+}
+
+#[test]
+fn rotation_and_subspace_scores() {
+    let a = [1.0f32, 0.0, 0.0];
+    assert_eq!(eigenvector_rotation(&a, &[-2.0, 0.0, 0.0]).unwrap(), 0.0);
+    assert_eq!(eigenvector_rotation(&a, &[0.0, 1.0, 0.0]).unwrap(), 1.0);
+    let t = 0.3f32;
+    let r = eigenvector_rotation(&a, &[t.cos(), t.sin(), 0.0]).unwrap();
+    assert!((r - (1.0 - t.cos())).abs() < 1e-6);
+    // Subspaces: a rotated basis of the same plane scores 1; a plane tilted by angle t in one
+    // direction has principal angles (0, t): score cos(t / sqrt 2).
+    let e = [1.0f32, 0.0, 0.0, 0.0, 1.0, 0.0];
+    let (c, s) = (0.6f32, 0.8f32);
+    let same = [c, s, 0.0, -s, c, 0.0];
+    assert!((subspace_score(&e, &same, 2).unwrap() - 1.0).abs() < 1e-6);
+    let tilted = [1.0f32, 0.0, 0.0, 0.0, t.cos(), t.sin()];
+    let sc = subspace_score(&e, &tilted, 2).unwrap();
+    assert!((sc - (t / 2f32.sqrt()).cos()).abs() < 1e-5, "{sc}");
+    let ortho = [0.0f32, 0.0, 1.0];
+    assert!(subspace_score(&a, &ortho, 1).unwrap().abs() < 1e-6);
+    assert!(subspace_score(&e, &tilted, 0).is_err());
+}
+
+#[test]
+fn preconditioned_sharpness_is_the_top_eigenvalue_of_d_times_h() {
+    let eigs = [5.0, 2.0, 1.0, 0.5];
+    let (a, am) = matrix_with_spectrum(&eigs, 9);
+    let d = [0.1f32, 0.5, 2.0, 1.0];
+    let sqrt_d: Vec<f32> = d.iter().map(|x| x.sqrt()).collect();
+    let dm = DMatrix::from_diagonal(&nalgebra::DVector::from_iterator(
+        4,
+        d.iter().map(|&x| x as f64),
+    ));
+    let prod = &dm * &am;
+    let want = prod
+        .complex_eigenvalues()
+        .iter()
+        .map(|c| c.re)
+        .fold(f64::MIN, f64::max);
+    let mut inner = DenseOp::new(&a, 4).unwrap();
+    let mut tmp = [0.0f32; 4];
+    let mut op = PreconditionedOp::new(&mut inner, &sqrt_d, &mut tmp).unwrap();
+    let mut v = [1.0f32; 4];
+    let mut s = [0.0f32; 4];
+    let e = sharpness(
+        &mut op,
+        &mut v,
+        &mut s,
+        &PowerConfig {
+            tol: 1e-7,
+            max_iter: 2000,
+        },
+    )
+    .unwrap();
+    assert!(
+        ((e.value as f64 - want) / want).abs() < 1e-4,
+        "{} vs {want}",
+        e.value
+    );
+}
+
+#[test]
+fn warm_started_power_iteration_converges_in_one_product() {
+    let eigs = [4.0, 1.0, 0.5];
+    let (a, _) = matrix_with_spectrum(&eigs, 2);
+    let mut op = DenseOp::new(&a, 3).unwrap();
+    let mut v = [0.3f32, -1.0, 0.2];
+    let mut s = [0.0f32; 3];
+    let cfg = PowerConfig {
+        tol: 1e-4,
+        max_iter: 500,
+    };
+    let cold = power_iteration(&mut op, &mut v, &mut s, &cfg).unwrap();
+    assert!(cold.iterations > 2);
+    let warm = power_iteration(&mut op, &mut v, &mut s, &cfg).unwrap();
+    assert!(warm.iterations <= 2, "warm start took {}", warm.iterations);
+    assert!(power_iteration(&mut op, &mut [0.0; 3], &mut s, &cfg).is_err());
+}
+
+#[test]
+fn dense_hessian_of_a_network_matches_the_reference() {
+    let widths = [2, 3, 2];
+    let arch = Arch::new(&widths, Activation::Gelu, Loss::Mse).unwrap();
+    let p = arch.n_params();
+    let mut params = vec![0.0; p];
+    arch.init(&mut params, Init::KaimingNormal, 6).unwrap();
+    let x = [0.5f32, -1.0, 1.5, 0.3];
+    let labels = [0u16, 1];
+    let data = Data::new(&x, 2, Targets::Classes(&labels)).unwrap();
+    let mut ws = vec![0.0; arch.workspace_len(2)];
+    let mut obj = MlpObjective::new(&arch, data, &mut ws, 2).unwrap();
+    let mut op = HessianOp::exact(&mut obj, &params);
+    let mut h = vec![0.0; p * p];
+    let (mut e, mut col) = (vec![0.0; p], vec![0.0; p]);
+    dense_hessian(&mut op, &mut h, &mut e, &mut col).unwrap();
+    assert_eq!(op.products(), p as u32);
+    let (_, want) = ref_grad_hessian(
+        &widths,
+        RefAct::Gelu,
+        false,
+        &params,
+        &[0.5, -1.0, 1.5, 0.30000001192092896],
+        &[0, 1],
+    );
+    assert!(rel_err(&h, &want) < 1e-4);
+}

@@ -1,0 +1,3 @@
+fn main() {
+    println!("edgewise {}", env!("CARGO_PKG_VERSION"));
+}

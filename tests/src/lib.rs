@@ -1,0 +1,1 @@
+//! Conformance scenarios shared by the host and the firmware.
