@@ -278,6 +278,23 @@ impl Arch {
         Ok(())
     }
 
+    /// Sample phase of an evaluation for one tile: forward pass, per-sample losses and
+    /// correctness of samples `start..start + n` (no deltas; tally with [`Arch::tile_tally`]).
+    pub fn tile_eval_pass(
+        &self,
+        params: &[f32],
+        data: &Data<'_>,
+        start: usize,
+        n: usize,
+        ws: &mut [f32],
+        cap: usize,
+    ) -> Result<(), Error> {
+        self.check_params("params", params)?;
+        self.check_tile(data, start, n, ws, cap, false)?;
+        let mut s = slots(ws, cap, self.width_sum(), false);
+        self.forward_into(params, data, start, n, &mut s, cap, false)
+    }
+
     /// Sample phase of the gradient for one tile: forward pass, per-sample losses and all deltas
     /// of samples `start..start + n` of `data`, into `ws` (laid out for tiles of `cap` samples).
     pub fn tile_grad_pass(
@@ -632,9 +649,7 @@ impl Arch {
         let mut start = 0;
         while start < n_all {
             let n = tile.min(n_all - start);
-            self.check_tile(data, start, n, ws, tile, false)?;
-            let mut s = slots(ws, tile, self.width_sum(), false);
-            self.forward_into(params, data, start, n, &mut s, tile, false)?;
+            self.tile_eval_pass(params, data, start, n, ws, tile)?;
             self.tile_tally(ws, tile, n, &mut loss_sum, &mut correct)?;
             start += n;
         }

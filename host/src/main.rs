@@ -1,3 +1,16 @@
-fn main() {
-    println!("edgewise {}", env!("CARGO_PKG_VERSION"));
+//! The `edgewise` binary: parse, run, map the outcome to an exit code (see `edgewise::error`).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = edgewise::cli::Cli::parse();
+    match edgewise::cli::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("edgewise: error: {e}");
+            ExitCode::from(e.code)
+        }
+    }
 }

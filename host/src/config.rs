@@ -1,0 +1,525 @@
+//! Experiment configuration: a TOML file (`--config exp.toml`), overridden by flags, validated
+//! into core objects in a second step. The resolved configuration is written to the run
+//! directory as `config.toml` and is all that `--resume` needs.
+//!
+//! ```toml
+//! [data]
+//! name = "digits"          # digits | mnist1d | mnist5k | csv:PATH | fashion-mnist:DIR | cifar10:DIR | synthetic:teacher
+//! per_class = 100          # or train_size / test_size
+//! [model]
+//! arch = "64-32-32-10"
+//! act = "tanh"             # identity | tanh | relu | elu | softplus | gelu
+//! loss = "mse"             # mse | ce
+//! init = "pytorch"         # pytorch | lecun-normal | kaiming-normal | xavier-uniform
+//! seed = 0
+//! [optim]
+//! opt = "gd"               # gd | sgd | momentum | nesterov | rmsprop | adam | adamw | clipped-adam | clipped-rmsprop
+//! lr = 0.05
+//! [run]
+//! steps = 1000
+//! [curvature]
+//! eig_every = 10
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use edgewise_core::{
+    Activation, AdamConfig, Arch, Clip, HvpMethod, Init, Loss, MathBackend, MomentumConfig,
+    Optimizer, RmsPropConfig, Schedule,
+};
+
+use crate::error::{Failure, Result};
+
+/// Data selection.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Data set spec.
+    pub name: String,
+    /// Training samples (size mode).
+    pub train_size: Option<usize>,
+    /// Test samples (size mode).
+    pub test_size: Option<usize>,
+    /// Training samples per class.
+    pub per_class: Option<usize>,
+    /// Test samples per class.
+    pub test_per_class: Option<usize>,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            name: "digits".into(),
+            train_size: None,
+            test_size: None,
+            per_class: None,
+            test_per_class: None,
+        }
+    }
+}
+
+/// Network.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// Widths joined by `-`, input first.
+    pub arch: String,
+    /// Hidden activation.
+    pub act: String,
+    /// Loss.
+    pub loss: String,
+    /// Initialisation scheme.
+    pub init: String,
+    /// Seed of the initialisation, the split, the shuffles and the probes.
+    pub seed: u64,
+    /// Math backend: `libm` or `micromath`.
+    pub math: String,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            arch: "64-32-32-10".into(),
+            act: "tanh".into(),
+            loss: "mse".into(),
+            init: "pytorch".into(),
+            seed: 0,
+            math: "libm".into(),
+        }
+    }
+}
+
+/// Optimizer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimConfig {
+    /// Optimizer name.
+    pub opt: String,
+    /// Base learning rate.
+    pub lr: f32,
+    /// Minibatch size (absent: full batch).
+    pub batch_size: Option<usize>,
+    /// Drop the last partial batch of each epoch.
+    pub drop_last: bool,
+    /// Momentum coefficient.
+    pub momentum: f32,
+    /// Adam's beta1.
+    pub beta1: f32,
+    /// Adam's / RMSProp's beta2.
+    pub beta2: Option<f32>,
+    /// Denominator epsilon.
+    pub eps: f32,
+    /// Clip value `c` of the clipped variants.
+    pub clip: Option<f32>,
+    /// `upper` (min(sqrt v, c), restores instabilities) or `lower` (max(sqrt v, c)).
+    pub clip_mode: String,
+    /// Weight decay.
+    pub weight_decay: f32,
+    /// `constant`, `warmup:N`, `step:EVERY:FACTOR`, or `warmup:N,step:EVERY:FACTOR`.
+    pub schedule: String,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        Self {
+            opt: "gd".into(),
+            lr: 0.05,
+            batch_size: None,
+            drop_last: false,
+            momentum: 0.9,
+            beta1: 0.9,
+            beta2: None,
+            eps: 1e-8,
+            clip: None,
+            clip_mode: "upper".into(),
+            weight_decay: 0.0,
+            schedule: "constant".into(),
+        }
+    }
+}
+
+/// Length and bookkeeping.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Optimizer steps.
+    pub steps: Option<u64>,
+    /// Epochs (steps = epochs * batches per epoch).
+    pub epochs: Option<u64>,
+    /// Stop once the training loss is at most this.
+    pub until_loss: Option<f32>,
+    /// Stop once the training accuracy is at least this.
+    pub until_train_acc: Option<f32>,
+    /// Evaluate on the test set every this many steps (and at the end).
+    pub eval_every: u64,
+    /// Write a checkpoint every this many steps (0: only the final one).
+    pub checkpoint_every: u64,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            steps: None,
+            epochs: None,
+            until_loss: None,
+            until_train_acc: None,
+            eval_every: 10,
+            checkpoint_every: 0,
+        }
+    }
+}
+
+/// Curvature tracking.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CurvatureConfig {
+    /// Measure the top eigenpairs every this many steps (0: never).
+    pub eig_every: u64,
+    /// Number of top eigenvectors for the subspace score.
+    pub eig_k: usize,
+    /// `power` (warm-started) or `lanczos`.
+    pub eig_method: String,
+    /// `exact` (forward-over-reverse) or `fd` (finite differences).
+    pub hvp: String,
+    /// Number of training samples (a fixed seeded subset) used for curvature (absent: all).
+    pub hessian_subset: Option<usize>,
+    /// Also measure lambda_min at every eigen measurement with power iteration (Lanczos always
+    /// gives it). Off by default: shifted power iteration converges slowly when
+    /// `|lambda_min| << lambda_max` (up to `power_max_iter` products per measurement).
+    pub lambda_min: bool,
+    /// Hutchinson trace every this many steps (0: never).
+    pub trace_every: u64,
+    /// Rademacher probes per trace estimate.
+    pub trace_probes: u32,
+    /// Third derivative along the top eigenvector at every eigen measurement.
+    pub hocm: bool,
+    /// Preconditioned sharpness for adaptive optimizers at every eigen measurement.
+    pub precond: bool,
+    /// Relative residual tolerance of power iteration.
+    pub power_tol: f32,
+    /// Product cap of one power iteration.
+    pub power_max_iter: u32,
+    /// Lanczos steps.
+    pub lanczos_steps: usize,
+}
+
+impl Default for CurvatureConfig {
+    fn default() -> Self {
+        Self {
+            eig_every: 0,
+            eig_k: 1,
+            eig_method: "power".into(),
+            hvp: "exact".into(),
+            hessian_subset: None,
+            lambda_min: false,
+            trace_every: 0,
+            trace_probes: 10,
+            hocm: false,
+            precond: true,
+            power_tol: 1e-3,
+            power_max_iter: 100,
+            lanczos_steps: 20,
+        }
+    }
+}
+
+/// The whole configuration of a training run (what `config.toml` holds).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Data.
+    pub data: DataConfig,
+    /// Model.
+    pub model: ModelConfig,
+    /// Optimizer.
+    pub optim: OptimConfig,
+    /// Run length.
+    pub run: RunConfig,
+    /// Curvature tracking.
+    pub curvature: CurvatureConfig,
+}
+
+impl TrainConfig {
+    /// Parses a TOML configuration; errors name the file.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| {
+            Failure::input(format!("config file {origin}: {}", e.to_string().trim_end()))
+        })
+    }
+
+    /// Reads a configuration file.
+    pub fn from_file(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Failure::input(format!("cannot read config file {}: {e}", path.display()))
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// The configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Parses `64-32-10` into widths.
+pub fn parse_widths(s: &str) -> Result<Vec<usize>> {
+    let bad = || {
+        Failure::input(format!(
+            "--arch {s:?}: expected widths joined by '-', e.g. 64-32-10 (input first, output last)"
+        ))
+    };
+    let widths: Vec<usize> =
+        s.split('-').map(|w| w.trim().parse::<usize>().map_err(|_| bad())).collect::<Result<_>>()?;
+    if widths.len() < 2 {
+        return Err(bad());
+    }
+    if let Some(i) = widths.iter().position(|&w| w == 0) {
+        return Err(Failure::input(format!("--arch {s}: layer {i} has zero width")));
+    }
+    Ok(widths)
+}
+
+/// Formats widths as `64-32-10`.
+pub fn format_widths(w: &[usize]) -> String {
+    w.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("-")
+}
+
+/// The validated objects a configuration describes.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    /// Network.
+    pub arch: Arch,
+    /// Initialisation.
+    pub init: Init,
+    /// Optimizer.
+    pub opt: Optimizer,
+    /// Schedule.
+    pub schedule: Schedule,
+    /// HVP method.
+    pub hvp: HvpMethod,
+    /// Lanczos (true) or power iteration.
+    pub lanczos: bool,
+    /// True for the adaptive optimizers (RMSProp, Adam family).
+    pub adaptive: bool,
+}
+
+fn one_of<T: Copy>(flag: &str, value: &str, options: &[(&str, T)]) -> Result<T> {
+    options.iter().find(|(n, _)| *n == value).map(|(_, v)| *v).ok_or_else(|| {
+        let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+        Failure::input(format!("{flag} {value:?}: expected one of {}", names.join(", ")))
+    })
+}
+
+/// Parses a schedule string.
+pub fn parse_schedule(s: &str) -> Result<Schedule> {
+    let bad = || {
+        Failure::input(format!(
+            "--schedule {s:?}: expected constant, warmup:N, step:EVERY:FACTOR or warmup:N,step:EVERY:FACTOR"
+        ))
+    };
+    let mut sch = Schedule::constant();
+    if s == "constant" {
+        return Ok(sch);
+    }
+    for part in s.split(',') {
+        let f: Vec<&str> = part.split(':').collect();
+        match f.as_slice() {
+            ["warmup", n] => sch.warmup = n.parse().map_err(|_| bad())?,
+            ["step", e, g] => {
+                sch.decay_every = e.parse().map_err(|_| bad())?;
+                sch.decay_factor = g.parse().map_err(|_| bad())?;
+                if sch.decay_every == 0 {
+                    return Err(bad());
+                }
+            }
+            _ => return Err(bad()),
+        }
+    }
+    sch.validate().map_err(|e| Failure::input(format!("--schedule {s:?}: {e}")))?;
+    Ok(sch)
+}
+
+fn positive(flag: &str, v: f32) -> Result<()> {
+    if v > 0.0 && v.is_finite() {
+        Ok(())
+    } else {
+        Err(Failure::input(format!("{flag} {v}: must be positive and finite")))
+    }
+}
+
+impl TrainConfig {
+    /// Validates the configuration into core objects. Data-dependent checks (widths vs data)
+    /// happen when the data is loaded.
+    pub fn resolve(&self) -> Result<Resolved> {
+        let m = &self.model;
+        let widths = parse_widths(&m.arch)?;
+        let acts: Vec<(&str, Activation)> = Activation::ALL.iter().map(|a| (a.name(), *a)).collect();
+        let act = one_of("--act", &m.act, &acts)?;
+        let loss = one_of("--loss", &m.loss, &[("mse", Loss::Mse), ("ce", Loss::CrossEntropy)])?;
+        let inits: Vec<(&str, Init)> = Init::ALL.iter().map(|i| (i.name(), *i)).collect();
+        let init = one_of("--init", &m.init, &inits)?;
+        let math = one_of(
+            "--math",
+            &m.math,
+            &[("libm", MathBackend::Libm), ("micromath", MathBackend::Micromath)],
+        )?;
+        let arch = Arch::new(&widths, act, loss)
+            .map_err(|e| Failure::input(format!("--arch {}: {e}", m.arch)))?
+            .with_math(math);
+
+        let o = &self.optim;
+        positive("--lr", o.lr)?;
+        if o.batch_size == Some(0) {
+            return Err(Failure::input("--batch-size 0: must be at least 1"));
+        }
+        if !(0.0..1.0).contains(&o.momentum) {
+            return Err(Failure::input(format!("--momentum {}: must be in [0, 1)", o.momentum)));
+        }
+        if !(0.0..1.0).contains(&o.beta1) {
+            return Err(Failure::input(format!("--beta1 {}: must be in [0, 1)", o.beta1)));
+        }
+        if let Some(b2) = o.beta2 {
+            if !(0.0..1.0).contains(&b2) {
+                return Err(Failure::input(format!("--beta2 {b2}: must be in [0, 1)")));
+            }
+        }
+        if !(o.eps >= 0.0 && o.eps.is_finite()) {
+            return Err(Failure::input(format!("--eps {}: must be >= 0", o.eps)));
+        }
+        if !(o.weight_decay >= 0.0 && o.weight_decay.is_finite()) {
+            return Err(Failure::input(format!("--weight-decay {}: must be >= 0", o.weight_decay)));
+        }
+        let names = [
+            "gd",
+            "sgd",
+            "momentum",
+            "nesterov",
+            "rmsprop",
+            "adam",
+            "adamw",
+            "clipped-adam",
+            "clipped-rmsprop",
+        ];
+        let opt_name = one_of("--opt", &o.opt, &names.map(|n| (n, n)))?;
+        let clip = if opt_name.starts_with("clipped-") {
+            let c = o.clip.ok_or_else(|| {
+                Failure::input(format!("--opt {opt_name} needs --clip C (e.g. --clip 0.01)"))
+            })?;
+            positive("--clip", c)?;
+            one_of("--clip-mode", &o.clip_mode, &[("upper", Clip::Upper(c)), ("lower", Clip::Lower(c))])?
+        } else {
+            if o.clip.is_some() {
+                return Err(Failure::input(format!(
+                    "--clip applies to clipped-adam and clipped-rmsprop, not to --opt {opt_name}"
+                )));
+            }
+            Clip::None
+        };
+        let wd = o.weight_decay;
+        let opt = match opt_name {
+            "gd" | "sgd" => Optimizer::Gd { weight_decay: wd },
+            "momentum" | "nesterov" => Optimizer::Momentum(MomentumConfig {
+                momentum: o.momentum,
+                nesterov: opt_name == "nesterov",
+                weight_decay: wd,
+            }),
+            "rmsprop" | "clipped-rmsprop" => Optimizer::RmsProp(RmsPropConfig {
+                beta2: o.beta2.unwrap_or(0.99),
+                eps: o.eps,
+                weight_decay: wd,
+                bias_correction: true,
+                clip,
+            }),
+            _ => Optimizer::Adam(AdamConfig {
+                beta1: o.beta1,
+                beta2: o.beta2.unwrap_or(if clip == Clip::None { 0.999 } else { 0.99 }),
+                eps: o.eps,
+                weight_decay: wd,
+                decoupled: opt_name == "adamw",
+                clip,
+            }),
+        };
+        opt.validate().map_err(|e| Failure::input(format!("--opt {opt_name}: {e}")))?;
+        let schedule = parse_schedule(&o.schedule)?;
+
+        let r = &self.run;
+        if r.steps.is_some() && r.epochs.is_some() {
+            return Err(Failure::input("give either --steps or --epochs, not both"));
+        }
+        if r.steps == Some(0) || r.epochs == Some(0) {
+            return Err(Failure::input("--steps / --epochs must be at least 1"));
+        }
+        if r.eval_every == 0 {
+            return Err(Failure::input("--eval-every must be at least 1"));
+        }
+        if let Some(a) = r.until_train_acc {
+            if !(0.0..=1.0).contains(&a) {
+                return Err(Failure::input(format!("--until-train-acc {a}: must be in [0, 1]")));
+            }
+        }
+
+        let c = &self.curvature;
+        let hvp = one_of("--hvp", &c.hvp, &[("exact", HvpMethod::Exact), ("fd", HvpMethod::FiniteDifference)])?;
+        let lanczos = one_of("--eig-method", &c.eig_method, &[("power", false), ("lanczos", true)])?;
+        if c.eig_k == 0 || c.eig_k > edgewise_core::MAX_SUBSPACE_K {
+            return Err(Failure::input(format!("--eig-k {}: must be in 1..=16", c.eig_k)));
+        }
+        if lanczos && c.lanczos_steps < c.eig_k {
+            return Err(Failure::input("--lanczos-steps must be at least --eig-k"));
+        }
+        if c.lanczos_steps == 0 {
+            return Err(Failure::input("--lanczos-steps must be at least 1"));
+        }
+        positive("--power-tol", c.power_tol)?;
+        if c.power_max_iter == 0 {
+            return Err(Failure::input("--power-max-iter must be at least 1"));
+        }
+        if c.trace_probes == 0 {
+            return Err(Failure::input("--trace-probes must be at least 1"));
+        }
+        if c.hessian_subset == Some(0) {
+            return Err(Failure::input("--hessian-subset must be at least 1"));
+        }
+        let adaptive = matches!(opt, Optimizer::Adam(_) | Optimizer::RmsProp(_));
+        Ok(Resolved { arch, init, opt, schedule, hvp, lanczos, adaptive })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_resolve_and_round_trip() {
+        let c = TrainConfig::default();
+        c.resolve().unwrap();
+        let back = TrainConfig::from_toml(&c.to_toml(), "x").unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        let mut c = TrainConfig::default();
+        c.optim.lr = -1.0;
+        assert!(c.resolve().unwrap_err().message.contains("--lr"));
+        let mut c = TrainConfig::default();
+        c.model.arch = "64-0-10".into();
+        assert!(c.resolve().unwrap_err().message.contains("zero width"));
+        let mut c = TrainConfig::default();
+        c.model.act = "sigmoid".into();
+        assert!(c.resolve().unwrap_err().message.contains("--act"));
+        let mut c = TrainConfig::default();
+        c.optim.opt = "clipped-adam".into();
+        assert!(c.resolve().unwrap_err().message.contains("--clip"));
+        assert!(TrainConfig::from_toml("[model]\nbogus = 1", "f.toml").unwrap_err().message.contains("f.toml"));
+    }
+
+    #[test]
+    fn schedules_parse() {
+        assert_eq!(parse_schedule("constant").unwrap(), Schedule::constant());
+        let s = parse_schedule("warmup:10,step:100:0.5").unwrap();
+        assert_eq!((s.warmup, s.decay_every, s.decay_factor), (10, 100, 0.5));
+        assert!(parse_schedule("step:0:0.5").is_err());
+        assert!(parse_schedule("cosine").is_err());
+    }
+}

@@ -1,0 +1,248 @@
+//! Curvature tracking during training: sharpness, lambda_min, eigenvector rotation, subspace
+//! score, third derivative, Hutchinson trace and preconditioned sharpness, measured on the
+//! fixed Hessian subset at the parameters *before* a step's update.
+//!
+//! - `power`: warm-started power iteration (the previous measurement's eigenvector is the next
+//!   start; the first start is a seeded random vector). With `eig_k > 1`, the top-k come from
+//!   deflation, warm-started likewise, and the top vector is the first of them.
+//! - `lanczos`: a fresh Lanczos run from a seeded random start (seeded by the step, so a resumed
+//!   run draws the same start), giving both ends of the spectrum; the top-k Ritz vectors are the
+//!   eigenvectors.
+//!
+//! Every random draw is `SplitMix64::derive(seed ^ PURPOSE, step)`: stateless, so resuming from
+//! a checkpoint reproduces the same bits. The warm-start vectors are the tracker's only state and
+//! are saved in resume checkpoints.
+
+use std::collections::BTreeMap;
+
+use edgewise_core::eig::lanczos::{lanczos_work_len, ritz_vector};
+use edgewise_core::{
+    eigenvector_rotation, hutchinson_trace, lambda_min, lanczos, sharpness, subspace_score,
+    third_derivative, top_k_deflation, Eigenpair, HessianOp, HvpMethod, LanczosConfig,
+    Objective, OptState, Optimizer, PowerConfig, PreconditionedOp, SplitMix64,
+};
+
+use crate::config::CurvatureConfig;
+use crate::error::{core_err, Result};
+
+const TOP_STREAM: u64 = 0x746f_7031;
+const MIN_STREAM: u64 = 0x6d69_6e31;
+const PRE_STREAM: u64 = 0x7072_6531;
+const LANCZOS_STREAM: u64 = 0x6c61_6e31;
+const TRACE_STREAM: u64 = 0x7472_6331;
+
+/// What one measurement found.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Measurement {
+    /// Top eigenvalue.
+    pub sharpness: Option<f32>,
+    /// Residual of the top eigenpair.
+    pub residual: Option<f32>,
+    /// Smallest eigenvalue.
+    pub lambda_min: Option<f32>,
+    /// `1 - |cos|` to the previous top eigenvector.
+    pub rotation: Option<f32>,
+    /// Score against the previous top-k eigenspace.
+    pub subspace_score: Option<f32>,
+    /// `T(v, v, v)` along the top eigenvector.
+    pub hocm: Option<f32>,
+    /// Hutchinson trace.
+    pub trace: Option<f32>,
+    /// `lambda_max(P^-1 H)`.
+    pub precond_sharpness: Option<f32>,
+    /// Products spent.
+    pub hvps: u32,
+    /// Products spent on the top eigenpair alone.
+    pub sharpness_hvps: u32,
+}
+
+/// The tracker's warm-start state.
+pub struct Tracker {
+    cfg: CurvatureConfig,
+    lanczos: bool,
+    hvp: HvpMethod,
+    seed: u64,
+    p: usize,
+    /// Top-k eigenvectors (k * p), the latest measured.
+    topk: Vec<f32>,
+    has_top: bool,
+    min_vec: Vec<f32>,
+    has_min: bool,
+    pre_vec: Vec<f32>,
+    has_pre: bool,
+}
+
+fn random(seed: u64, stream: u64, step: u64, out: &mut [f32]) {
+    SplitMix64::derive(seed ^ stream, step).fill_normal(out);
+}
+
+impl Tracker {
+    /// A tracker for `p` parameters.
+    pub fn new(cfg: &CurvatureConfig, lanczos: bool, hvp: HvpMethod, seed: u64, p: usize) -> Self {
+        Self {
+            cfg: cfg.clone(),
+            lanczos,
+            hvp,
+            seed,
+            p,
+            topk: vec![0.0; cfg.eig_k * p],
+            has_top: false,
+            min_vec: vec![0.0; p],
+            has_min: false,
+            pre_vec: vec![0.0; p],
+            has_pre: false,
+        }
+    }
+
+    /// Saves the warm-start state into checkpoint tensors.
+    pub fn save(&self, extra: &mut BTreeMap<String, Vec<f32>>) {
+        if self.has_top {
+            extra.insert("tracker.topk".into(), self.topk.clone());
+        }
+        if self.has_min {
+            extra.insert("tracker.min".into(), self.min_vec.clone());
+        }
+        if self.has_pre {
+            extra.insert("tracker.precond".into(), self.pre_vec.clone());
+        }
+    }
+
+    /// Restores the warm-start state from checkpoint tensors.
+    pub fn restore(&mut self, extra: &BTreeMap<String, Vec<f32>>) -> std::result::Result<(), String> {
+        let take = |name: &str, dst: &mut Vec<f32>, flag: &mut bool| {
+            if let Some(v) = extra.get(name) {
+                if v.len() != dst.len() {
+                    return Err(format!("tensor {name} has {} values, expected {}", v.len(), dst.len()));
+                }
+                dst.copy_from_slice(v);
+                *flag = true;
+            }
+            Ok(())
+        };
+        take("tracker.topk", &mut self.topk, &mut self.has_top)?;
+        take("tracker.min", &mut self.min_vec, &mut self.has_min)?;
+        take("tracker.precond", &mut self.pre_vec, &mut self.has_pre)
+    }
+
+    fn power_cfg(&self) -> PowerConfig {
+        PowerConfig { tol: self.cfg.power_tol, max_iter: self.cfg.power_max_iter }
+    }
+
+    /// Measures the curvature of `obj` at `params`: the eigen quantities when `eig`, a trace
+    /// estimate when `trace`; `precond` (optimizer, state, learning rate) adds the
+    /// preconditioned sharpness to an eigen measurement.
+    pub fn measure<O: Objective>(
+        &mut self,
+        obj: &mut O,
+        params: &[f32],
+        step: u64,
+        eig: bool,
+        trace: bool,
+        precond: Option<(&Optimizer, &OptState<'_>, f32)>,
+    ) -> Result<Measurement> {
+        let p = self.p;
+        let k = self.cfg.eig_k;
+        let mut m = Measurement::default();
+        let mut fd_scratch = vec![0.0f32; if self.hvp == HvpMethod::FiniteDifference { 2 * p } else { 0 }];
+        let mut scratch = vec![0.0f32; p];
+        let prev = if self.has_top { Some(self.topk.clone()) } else { None };
+        let err = core_err("curvature measurement");
+        let pc = self.power_cfg();
+
+        let mut op = HessianOp::new(obj, params, self.hvp, &mut fd_scratch).map_err(&err)?;
+        if eig {
+        let (top, bottom) = if self.lanczos {
+            let steps = self.cfg.lanczos_steps.min(p);
+            let cfg = LanczosConfig { steps };
+            let mut basis = vec![0.0f32; (steps + 1) * p];
+            let mut work = vec![0.0f64; lanczos_work_len(steps)];
+            let (mut vals, mut res) = (vec![0.0f32; steps], vec![0.0f32; steps]);
+            let mut start = vec![0.0f32; p];
+            random(self.seed, LANCZOS_STREAM, step, &mut start);
+            let r = lanczos(&mut op, &cfg, &start, &mut basis, &mut work, &mut vals, &mut res)
+                .map_err(&err)?;
+            for i in 0..k.min(r.steps) {
+                ritz_vector(&basis, &work, &cfg, &r, i, &mut self.topk[i * p..(i + 1) * p])
+                    .map_err(&err)?;
+            }
+            m.residual = Some(res[0]);
+            m.sharpness_hvps = op.products();
+            (vals[0], Some(vals[r.steps - 1]))
+        } else {
+            if !self.has_top {
+                random(self.seed, TOP_STREAM, 0, &mut self.topk);
+            }
+            let top = if k == 1 {
+                let e = sharpness(&mut op, &mut self.topk, &mut scratch, &pc).map_err(&err)?;
+                m.residual = Some(e.residual);
+                e.value
+            } else {
+                let mut pairs = vec![Eigenpair { value: 0.0, residual: 0.0, iterations: 0, converged: false }; k];
+                top_k_deflation(&mut op, &mut self.topk, &mut pairs, &mut scratch, &pc)
+                    .map_err(&err)?;
+                m.residual = Some(pairs[0].residual);
+                pairs[0].value
+            };
+            m.sharpness_hvps = op.products();
+            let bottom = if self.cfg.lambda_min {
+                if !self.has_min {
+                    random(self.seed, MIN_STREAM, 0, &mut self.min_vec);
+                }
+                let e = lambda_min(&mut op, top, &mut self.min_vec, &mut scratch, &pc)
+                    .map_err(&err)?;
+                self.has_min = true;
+                Some(e.value)
+            } else {
+                None
+            };
+            (top, bottom)
+        };
+        self.has_top = true;
+        m.sharpness = Some(top);
+        m.lambda_min = bottom;
+        if let Some(prev) = &prev {
+            m.rotation = Some(eigenvector_rotation(&prev[..p], &self.topk[..p]).map_err(&err)?);
+            if k > 1 {
+                m.subspace_score = Some(subspace_score(prev, &self.topk, k).map_err(&err)?);
+            }
+        }
+        }
+        if trace {
+            let (mut z, mut hz) = (vec![0.0f32; p], vec![0.0f32; p]);
+            let mut rng = SplitMix64::derive(self.seed ^ TRACE_STREAM, step);
+            let t = hutchinson_trace(&mut op, self.cfg.trace_probes, &mut rng, &mut z, &mut hz)
+                .map_err(&err)?;
+            m.trace = Some(t.mean as f32);
+        }
+        if let (true, Some((opt, state, lr))) = (eig, precond) {
+            let mut d = vec![0.0f32; p];
+            opt.step_sizes(lr, state, &mut d).map_err(&err)?;
+            for x in d.iter_mut() {
+                *x = x.sqrt();
+            }
+            let mut tmp = vec![0.0f32; p];
+            let mut pop = PreconditionedOp::new(&mut op, &d, &mut tmp).map_err(&err)?;
+            if !self.has_pre {
+                random(self.seed, PRE_STREAM, 0, &mut self.pre_vec);
+                self.has_pre = true;
+            }
+            let e = sharpness(&mut pop, &mut self.pre_vec, &mut scratch, &pc).map_err(&err)?;
+            m.precond_sharpness = Some(e.value);
+        }
+        m.hvps = op.products();
+        drop(op);
+        if eig && self.cfg.hocm {
+            let mut s2 = vec![0.0f32; 2 * p];
+            let v: Vec<f32> = self.topk[..p].to_vec();
+            m.hocm = Some(third_derivative(obj, params, &v, &mut s2).map_err(&err)?);
+            m.hvps += 2;
+        }
+        Ok(m)
+    }
+
+    /// The latest top eigenvector (after at least one measurement).
+    pub fn top_vector(&self) -> Option<&[f32]> {
+        self.has_top.then(|| &self.topk[..self.p])
+    }
+}
+

@@ -1,0 +1,553 @@
+//! `edgewise train`: a deterministic training run with curvature tracking.
+//!
+//! Per step `t` (0-based), at the parameters `theta_t`: the batch gradient and loss; the test
+//! metrics every `eval_every` steps; the curvature every `eig_every` steps on the Hessian subset;
+//! one row of `metrics.csv`; then the optimizer update to `theta_(t+1)`. Every random choice is a
+//! function of the seed and the step or epoch, so a run resumed from a checkpoint continues with
+//! the same bits as an uninterrupted one. The thread count never changes a bit.
+//!
+//! A run directory holds `config.toml` (the resolved configuration), `metrics.csv`,
+//! `summary.json`, `checkpoints/` (`final.safetensors`, periodic `step_NNNNNN.safetensors`,
+//! and `resume.safetensors` with the optimizer and tracker state) and `plots/`.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use edgewise_core::vec::norm64;
+use edgewise_core::{Arch, Data, EpochSampler, Features, OptState, SplitMix64, Targets};
+use serde::Serialize;
+
+use crate::checkpoint::{self, Checkpoint};
+use crate::config::{Resolved, TrainConfig};
+use crate::data::{self, Dataset, SplitSpec};
+use crate::engine::{ParObjective, Workspace};
+use crate::error::{core_err, Failure, Result};
+use crate::fsio;
+use crate::metrics::{self, Row};
+use crate::track::Tracker;
+
+/// Default number of steps when neither `--steps` nor `--epochs` is given.
+pub const DEFAULT_STEPS: u64 = 1000;
+
+const HESSIAN_SUBSET_STREAM: u64 = 0x6873_7562;
+
+/// How to run (what does not change the results).
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Run directory.
+    pub out: PathBuf,
+    /// Worker threads (results are identical for every count).
+    pub threads: usize,
+    /// Samples per tile (a performance knob; results are identical for every value).
+    pub tile: usize,
+    /// No progress output.
+    pub quiet: bool,
+    /// Replace an existing run directory.
+    pub force: bool,
+    /// Continue the run in `out`.
+    pub resume: bool,
+    /// Write SVG plots at the end.
+    pub plots: bool,
+    /// Testing aid: exit abruptly (code 137, as if killed) right after this many steps.
+    pub interrupt_after: Option<u64>,
+}
+
+/// Final values of a run.
+#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+pub struct FinalValues {
+    /// Loss on the whole training set at the final parameters.
+    pub train_loss: f32,
+    /// Accuracy on the whole training set.
+    pub train_acc: f32,
+    /// Test loss.
+    pub test_loss: f32,
+    /// Test accuracy.
+    pub test_acc: f32,
+    /// Sharpness at the final parameters (if tracked).
+    pub sharpness: Option<f32>,
+    /// `lr * sharpness` at the final parameters.
+    pub lr_x_sharpness: Option<f32>,
+}
+
+/// `summary.json`.
+#[derive(Serialize, Clone, Debug, Default)]
+pub struct Summary {
+    /// edgewise version.
+    pub version: String,
+    /// The run stopped on a NaN or infinite loss.
+    pub diverged: bool,
+    /// Step at which the loss was first non-finite.
+    pub diverged_at_step: Option<u64>,
+    /// Why the run stopped: `steps`, `until_loss`, `until_train_acc` or `diverged`.
+    pub stopped_by: String,
+    /// Optimizer steps taken.
+    pub steps: u64,
+    /// Epochs begun.
+    pub epochs: u64,
+    /// Final values (absent when the run diverged before any finite state).
+    pub final_values: Option<FinalValues>,
+    /// Largest measured sharpness.
+    pub max_sharpness: Option<f32>,
+    /// Measured steps with `lr * sharpness` above the optimizer's threshold.
+    pub unstable_measurements: u64,
+    /// Steps whose loss exceeded the previous step's (full-batch instabilities).
+    pub loss_increases: u64,
+    /// Eigen measurements made.
+    pub measurements: u64,
+    /// Mean Hessian-vector products per eigen measurement (all quantities).
+    pub mean_hvps_per_measurement: Option<f64>,
+    /// Mean Hessian-vector products per sharpness measurement (the top eigenpair alone).
+    pub mean_sharpness_hvps: Option<f64>,
+    /// Parameters.
+    pub n_params: usize,
+    /// Training samples.
+    pub n_train: usize,
+    /// Test samples.
+    pub n_test: usize,
+    /// Wall-clock seconds of this invocation (not part of the deterministic results).
+    pub wall_time_s: f64,
+    /// Threads used.
+    pub threads: usize,
+}
+
+/// The outcome of a run.
+pub struct Outcome {
+    /// Its summary.
+    pub summary: Summary,
+}
+
+/// Training and test data, and the Hessian subset, as owned vectors.
+pub struct Prepared {
+    /// Training set.
+    pub train: Dataset,
+    /// Test set.
+    pub test: Dataset,
+    /// Indices of the Hessian subset into the training set (ascending).
+    pub hessian_idx: Option<Vec<u32>>,
+}
+
+/// A borrowed core view of a data set.
+pub fn view(d: &Dataset) -> std::result::Result<Data<'_>, edgewise_core::Error> {
+    let targets = match &d.targets {
+        Some(t) => Targets::Values(t),
+        None => Targets::Classes(&d.labels),
+    };
+    Data::with_features(Features::F32(&d.x), d.dim, targets)
+}
+
+/// Loads and splits the data of `cfg`, and checks it against the network.
+pub fn prepare(cfg: &TrainConfig, arch: &Arch) -> Result<Prepared> {
+    let seed = cfg.model.seed;
+    let loaded = data::load(&cfg.data.name, seed)?;
+    let spec = SplitSpec {
+        train_size: cfg.data.train_size,
+        test_size: cfg.data.test_size,
+        per_class: cfg.data.per_class,
+        test_per_class: cfg.data.test_per_class,
+        seed,
+    };
+    let (train, test) = data::split(loaded, &spec)?;
+    let w = arch.widths();
+    if train.dim != arch.input_dim() {
+        return Err(Failure::input(format!(
+            "--arch {}: the first width is {}, but data set {} has {} features per sample",
+            crate::config::format_widths(w),
+            arch.input_dim(),
+            cfg.data.name,
+            train.dim
+        )));
+    }
+    let out_needed = if train.is_regression() { train.target_dim() } else { train.n_classes.max(test.n_classes) };
+    if arch.output_dim() != out_needed {
+        let what = if train.is_regression() { "target values" } else { "classes" };
+        return Err(Failure::input(format!(
+            "--arch {}: the last width is {}, but data set {} has {out_needed} {what}",
+            crate::config::format_widths(w),
+            arch.output_dim(),
+            cfg.data.name
+        )));
+    }
+    if train.is_regression() && arch.loss() == edgewise_core::Loss::CrossEntropy {
+        return Err(Failure::input(format!(
+            "--loss ce needs class labels, but data set {} is a regression data set",
+            cfg.data.name
+        )));
+    }
+    let hessian_idx = match cfg.curvature.hessian_subset {
+        Some(k) if k < train.n => {
+            let mut idx: Vec<u32> = (0..train.n as u32).collect();
+            SplitMix64::derive(seed ^ HESSIAN_SUBSET_STREAM, 0).shuffle(&mut idx);
+            idx.truncate(k);
+            idx.sort_unstable();
+            Some(idx)
+        }
+        _ => None,
+    };
+    Ok(Prepared { train, test, hessian_idx })
+}
+
+fn io_err(e: fsio::IoError) -> Failure {
+    Failure::internal(e.to_string())
+}
+
+fn ckpt_err(e: checkpoint::CheckpointError) -> Failure {
+    Failure::input(e.to_string())
+}
+
+/// Creates (or checks, for `--resume`) the run directory.
+fn prepare_dir(opts: &RunOptions) -> Result<()> {
+    let out = &opts.out;
+    if opts.resume {
+        if !out.join("config.toml").is_file() || !out.join("checkpoints/resume.safetensors").is_file() {
+            return Err(Failure::input(format!(
+                "--resume {}: not a run directory with a checkpoint (config.toml and checkpoints/resume.safetensors are needed; was it run with --checkpoint-every?)",
+                out.display()
+            )));
+        }
+        return Ok(());
+    }
+    if out.exists() {
+        if !out.is_dir() {
+            return Err(Failure::input(format!("--out {}: exists and is not a directory", out.display())));
+        }
+        let nonempty = std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(true);
+        if nonempty {
+            if !opts.force {
+                return Err(Failure::input(format!(
+                    "run directory {} already exists; pass --force to replace it or --resume to continue it",
+                    out.display()
+                )));
+            }
+            for name in ["config.toml", "metrics.csv", "summary.json"] {
+                let _ = std::fs::remove_file(out.join(name));
+            }
+            for name in ["checkpoints", "plots"] {
+                let _ = std::fs::remove_dir_all(out.join(name));
+            }
+        }
+    }
+    std::fs::create_dir_all(out.join("checkpoints")).map_err(|e| {
+        Failure::input(format!("cannot create output directory {}: {e}", out.display()))
+    })?;
+    Ok(())
+}
+
+struct State {
+    params: Vec<f32>,
+    opt_buf: Vec<f32>,
+    t: u64,
+}
+
+fn save_checkpoint(
+    path: &Path,
+    arch: &Arch,
+    cfg: &TrainConfig,
+    params: &[f32],
+    resume: Option<(&State, &Tracker)>,
+    epoch: u64,
+) -> Result<()> {
+    let mut ck = Checkpoint::new(*arch, params.to_vec());
+    ck.metadata.insert("seed".into(), cfg.model.seed.to_string());
+    ck.metadata.insert("optimizer".into(), cfg.optim.opt.clone());
+    ck.metadata.insert("lr".into(), cfg.optim.lr.to_string());
+    ck.metadata.insert("epoch".into(), epoch.to_string());
+    ck.metadata.insert("data".into(), cfg.data.name.clone());
+    if let Some((st, tr)) = resume {
+        ck.metadata.insert("step".into(), st.t.to_string());
+        ck.metadata.insert("config".into(), cfg.to_toml());
+        if !st.opt_buf.is_empty() {
+            ck.extra.insert("optimizer.state".into(), st.opt_buf.clone());
+        }
+        tr.save(&mut ck.extra);
+    }
+    checkpoint::save(path, &ck).map_err(|e| Failure::internal(e.to_string()))
+}
+
+/// Runs (or resumes) a training run.
+pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
+    let started = Instant::now();
+    let res: Resolved = cfg.resolve()?;
+    let arch = res.arch;
+    let prep = prepare(cfg, &arch)?;
+    prepare_dir(opts)?;
+    let out = &opts.out;
+    fsio::atomic_write(&out.join("config.toml"), cfg.to_toml().as_bytes())
+        .map_err(|e| Failure::input(format!("cannot write to output directory: {e}")))?;
+
+    let p = arch.n_params();
+    let seed = cfg.model.seed;
+    let train = view(&prep.train).map_err(core_err("training data"))?;
+    let test = view(&prep.test).map_err(core_err("test data"))?;
+    let hess = match &prep.hessian_idx {
+        Some(ix) => train.select(ix).map_err(core_err("Hessian subset"))?,
+        None => train,
+    };
+    let n = prep.train.n;
+    let batch = cfg.optim.batch_size.unwrap_or(n).min(n);
+    let sampler = EpochSampler::new(n, batch, cfg.optim.drop_last, seed)
+        .map_err(|e| Failure::input(format!("--batch-size: {e}")))?;
+    let bpe = sampler.batches_per_epoch() as u64;
+    if bpe == 0 {
+        return Err(Failure::input("--batch-size with --drop-last leaves no batch"));
+    }
+    let total = match (cfg.run.steps, cfg.run.epochs) {
+        (Some(s), _) => s,
+        (None, Some(e)) => e * bpe,
+        (None, None) => DEFAULT_STEPS,
+    };
+
+    let mut tracker = Tracker::new(&cfg.curvature, res.lanczos, res.hvp, seed, p);
+    let mut st = State { params: vec![0.0; p], opt_buf: vec![0.0; res.opt.state_len(p)], t: 0 };
+    let metrics_path = out.join("metrics.csv");
+    let mut rows: Vec<Row> = Vec::new();
+    if opts.resume {
+        let ck = checkpoint::load_expecting(&out.join("checkpoints/resume.safetensors"), &arch)
+            .map_err(ckpt_err)?;
+        let step: u64 = ck.metadata.get("step").and_then(|s| s.parse().ok()).ok_or_else(|| {
+            Failure::input(format!("{}: no step in the checkpoint metadata", out.join("checkpoints/resume.safetensors").display()))
+        })?;
+        st.params = ck.params;
+        if let Some(b) = ck.extra.get("optimizer.state") {
+            if b.len() != st.opt_buf.len() {
+                return Err(Failure::input("resume checkpoint: optimizer state does not fit the optimizer"));
+            }
+            st.opt_buf.copy_from_slice(b);
+        }
+        tracker.restore(&ck.extra).map_err(|e| Failure::input(format!("resume checkpoint: {e}")))?;
+        st.t = step;
+        rows = metrics::read(&metrics_path)?;
+        rows.retain(|r| r.step < step);
+        if rows.len() as u64 != step {
+            return Err(Failure::input(format!(
+                "{}: holds {} rows before step {step}; the run directory is inconsistent",
+                metrics_path.display(),
+                rows.len()
+            )));
+        }
+        fsio::truncate_to_lines(&metrics_path, rows.len() + 1).map_err(io_err)?;
+    } else {
+        res.arch.init(&mut st.params, res.init, seed).map_err(core_err("initialisation"))?;
+        fsio::atomic_write(&metrics_path, format!("{}\n", metrics::header()).as_bytes()).map_err(io_err)?;
+    }
+    let mut log = fsio::AppendFile::open(&metrics_path).map_err(io_err)?;
+
+    let mut grad = vec![0.0f32; p];
+    let mut last_finite: Option<Vec<f32>> = None;
+    let mut order = vec![0u32; n];
+    let mut order_epoch = u64::MAX;
+    let mut ws = Workspace::default();
+    let mut ws_h = Workspace::default();
+    let full_batch = sampler.is_full_batch();
+    let threshold = res.opt.stability_threshold();
+    let mut stopped_by = "steps".to_string();
+    let mut diverged_at = None;
+    let progress = Progress::new(total, st.t, opts.quiet);
+
+    while st.t < total {
+        let t = st.t;
+        let epoch = t / bpe;
+        if epoch != order_epoch {
+            sampler.epoch_order(epoch, &mut order).map_err(core_err("shuffle"))?;
+            order_epoch = epoch;
+        }
+        let lr = res.schedule.lr(cfg.optim.lr, t);
+        let idx = sampler.batch(&order, (t % bpe) as usize);
+        let bdata = if full_batch { train } else { train.select(idx).map_err(core_err("batch"))? };
+        let ev = ParObjective::new(&arch, bdata, opts.threads, opts.tile, &mut ws)
+            .and_then(|mut o| o.eval_grad(&st.params, &mut grad))
+            .map_err(core_err("gradient"))?;
+        let mut row = Row {
+            step: t,
+            epoch,
+            lr,
+            loss: ev.loss,
+            train_acc: ev.accuracy,
+            grad_norm: norm64(&grad) as f32,
+            ..Default::default()
+        };
+        let finite = ev.loss.is_finite() && row.grad_norm.is_finite();
+        if finite && t % cfg.run.eval_every == 0 {
+            let te = ParObjective::new(&arch, test, opts.threads, opts.tile, &mut ws)
+                .and_then(|mut o| o.evaluate(&st.params))
+                .map_err(core_err("test evaluation"))?;
+            row.test_loss = Some(te.loss);
+            row.test_acc = Some(te.accuracy);
+            if !full_batch {
+                let tr = ParObjective::new(&arch, train, opts.threads, opts.tile, &mut ws)
+                    .and_then(|mut o| o.evaluate(&st.params))
+                    .map_err(core_err("training evaluation"))?;
+                row.full_train_loss = Some(tr.loss);
+                row.full_train_acc = Some(tr.accuracy);
+            }
+        }
+        let c = &cfg.curvature;
+        let eig_due = c.eig_every > 0 && t % c.eig_every == 0;
+        let trace_due = c.trace_every > 0 && t % c.trace_every == 0;
+        if finite && (eig_due || trace_due) {
+            let opt_state = OptState { t: st.t, buf: &mut st.opt_buf };
+            let pre = (res.adaptive && c.precond && st.t > 0).then_some((&res.opt, &opt_state, lr));
+            let mut hobj = ParObjective::new(&arch, hess, opts.threads, opts.tile, &mut ws_h)
+                .map_err(core_err("Hessian subset"))?;
+            match tracker.measure(&mut hobj, &st.params, t, eig_due, trace_due, pre) {
+                Ok(m) => {
+                    row.sharpness = m.sharpness;
+                    row.lr_x_sharpness = m.sharpness.map(|s| lr * s);
+                    row.lambda_min = m.lambda_min;
+                    row.rotation = m.rotation;
+                    row.subspace_score = m.subspace_score;
+                    row.hocm = m.hocm;
+                    row.trace = m.trace;
+                    row.precond_sharpness = m.precond_sharpness;
+                    row.eig_residual = m.residual;
+                    row.hvps = Some(m.hvps);
+                    row.sharpness_hvps = eig_due.then_some(m.sharpness_hvps);
+                }
+                // A non-finite curvature is the first sign of divergence: record the step.
+                Err(e) if e.message.contains("non-finite") => {}
+                Err(e) => return Err(e),
+            }
+        }
+        log.append_line(&row.to_csv()).map_err(io_err)?;
+        let stop_loss = cfg.run.until_loss.is_some_and(|x| ev.loss <= x);
+        let stop_acc = cfg.run.until_train_acc.is_some_and(|a| ev.accuracy >= a);
+        rows.push(row);
+        if !finite {
+            diverged_at = Some(t);
+            stopped_by = "diverged".into();
+            break;
+        }
+        if stop_loss || stop_acc {
+            stopped_by = if stop_loss { "until_loss" } else { "until_train_acc" }.into();
+            break;
+        }
+        last_finite = Some(st.params.clone());
+        let mut os = OptState { t: st.t, buf: &mut st.opt_buf };
+        res.opt.step(lr, &mut st.params, &grad, &mut os).map_err(core_err("optimizer step"))?;
+        st.t += 1;
+        progress.tick(st.t, rows.last());
+        let ce = cfg.run.checkpoint_every;
+        if ce > 0 && st.t % ce == 0 {
+            let ep = st.t / bpe;
+            save_checkpoint(&out.join(format!("checkpoints/step_{:06}.safetensors", st.t)), &arch, cfg, &st.params, None, ep)?;
+            save_checkpoint(&out.join("checkpoints/resume.safetensors"), &arch, cfg, &st.params, Some((&st, &tracker)), ep)?;
+        }
+        if opts.interrupt_after == Some(st.t) {
+            // Simulates a killed process: nothing is finalised.
+            std::process::exit(137);
+        }
+    }
+    progress.finish();
+
+    let diverged = diverged_at.is_some();
+    let final_params = if diverged { last_finite.as_deref() } else { Some(&st.params[..]) };
+    let mut final_values = None;
+    if let Some(fp) = final_params {
+        let tr = ParObjective::new(&arch, train, opts.threads, opts.tile, &mut ws)
+            .and_then(|mut o| o.evaluate(fp))
+            .map_err(core_err("final evaluation"))?;
+        let te = ParObjective::new(&arch, test, opts.threads, opts.tile, &mut ws)
+            .and_then(|mut o| o.evaluate(fp))
+            .map_err(core_err("final evaluation"))?;
+        let mut fv = FinalValues {
+            train_loss: tr.loss,
+            train_acc: tr.accuracy,
+            test_loss: te.loss,
+            test_acc: te.accuracy,
+            ..Default::default()
+        };
+        if cfg.curvature.eig_every > 0 && !diverged {
+            let mut hobj = ParObjective::new(&arch, hess, opts.threads, opts.tile, &mut ws_h)
+                .map_err(core_err("Hessian subset"))?;
+            // A copy of the tracker, so that the resume state stays that of the last step.
+            let mut tr2 = Tracker::new(&cfg.curvature, res.lanczos, res.hvp, seed, p);
+            let mut extra = BTreeMap::new();
+            tracker.save(&mut extra);
+            tr2.restore(&extra).map_err(Failure::internal)?;
+            if let Ok(m) = tr2.measure(&mut hobj, fp, st.t, true, false, None) {
+                fv.sharpness = m.sharpness;
+                fv.lr_x_sharpness = m.sharpness.map(|s| res.schedule.lr(cfg.optim.lr, st.t) * s);
+            }
+        }
+        final_values = Some(fv);
+        save_checkpoint(&out.join("checkpoints/final.safetensors"), &arch, cfg, fp, None, st.t / bpe)?;
+        if !diverged {
+            save_checkpoint(&out.join("checkpoints/resume.safetensors"), &arch, cfg, &st.params, Some((&st, &tracker)), st.t / bpe)?;
+        }
+    }
+
+    let measured: Vec<&Row> = rows.iter().filter(|r| r.sharpness.is_some()).collect();
+    let hvp_total: u64 = measured.iter().filter_map(|r| r.hvps).map(u64::from).sum();
+    let summary = Summary {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        diverged,
+        diverged_at_step: diverged_at,
+        stopped_by,
+        steps: st.t,
+        epochs: if st.t == 0 { 0 } else { (st.t - 1) / bpe + 1 },
+        final_values,
+        max_sharpness: measured.iter().filter_map(|r| r.sharpness).fold(None, |m, s| Some(m.map_or(s, |m: f32| m.max(s)))),
+        unstable_measurements: measured.iter().filter(|r| r.lr_x_sharpness.is_some_and(|x| x > threshold)).count() as u64,
+        loss_increases: rows.windows(2).filter(|w| w[1].loss > w[0].loss).count() as u64,
+        measurements: measured.len() as u64,
+        mean_hvps_per_measurement: (!measured.is_empty()).then(|| hvp_total as f64 / measured.len() as f64),
+        mean_sharpness_hvps: (!measured.is_empty()).then(|| {
+            measured.iter().filter_map(|r| r.sharpness_hvps).map(f64::from).sum::<f64>() / measured.len() as f64
+        }),
+        n_params: p,
+        n_train: prep.train.n,
+        n_test: prep.test.n,
+        wall_time_s: started.elapsed().as_secs_f64(),
+        threads: opts.threads,
+    };
+    let json = serde_json::to_string_pretty(&summary).map_err(|e| Failure::internal(e.to_string()))?;
+    fsio::atomic_write(&out.join("summary.json"), json.as_bytes()).map_err(io_err)?;
+    if opts.plots {
+        crate::plots::write_run_plots(out, &rows, threshold).map_err(io_err)?;
+    }
+    Ok(Outcome { summary })
+}
+
+/// Progress output: a bar on a terminal, a line every tenth of the run otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    total: u64,
+    quiet: bool,
+}
+
+impl Progress {
+    fn new(total: u64, start: u64, quiet: bool) -> Self {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let b = indicatif::ProgressBar::new(total);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta}]")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b.set_position(start);
+            b
+        });
+        Self { bar, total, quiet }
+    }
+
+    fn tick(&self, done: u64, row: Option<&Row>) {
+        let msg = row
+            .map(|r| match r.sharpness {
+                Some(s) => format!("loss {:.4}  sharpness {:.3}  lr*S {:.2}", r.loss, s, r.lr * s),
+                None => format!("loss {:.4}", r.loss),
+            })
+            .unwrap_or_default();
+        if let Some(b) = &self.bar {
+            b.set_position(done);
+            b.set_message(msg);
+        } else if !self.quiet && (done == self.total || done % (self.total / 10).max(1) == 0) {
+            eprintln!("step {done}/{}  {msg}", self.total);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish();
+        }
+    }
+}
