@@ -15,3 +15,4 @@ pub mod plots;
 pub mod track;
 pub mod train;
 pub mod analyze;
+pub mod sweep;

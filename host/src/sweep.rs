@@ -1,0 +1,279 @@
+//! `edgewise sweep`: a grid of training runs, run in parallel, restartable, shardable.
+//!
+//! The grid is the Cartesian product of the listed optimizers, clip values, batch sizes,
+//! learning rates and seeds, in that nesting order (seeds innermost); run `i` of the grid has a
+//! fixed name (`opt=adam_clip=0.01_bs=full_lr=0.05_seed=0`) and directory under `--out`.
+//! `--shard I/N` (0 <= I < N) runs exactly the runs with `i mod N == I`, so N machines (a Slurm
+//! array, GNU parallel) together run the whole grid once. Each run is single-threaded by
+//! default and `--jobs` runs go at once; every run is deterministic, so the results are
+//! byte-identical to running the grid serially. A run whose `summary.json` exists is skipped;
+//! an interrupted one is resumed from its checkpoint when it has one and restarted otherwise.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::config::TrainConfig;
+use crate::error::{Failure, Result};
+use crate::train::{self, RunOptions};
+
+/// The grid axes; an empty axis keeps the base configuration's value.
+#[derive(Clone, Debug, Default)]
+pub struct Grid {
+    /// Optimizers.
+    pub opts: Vec<String>,
+    /// Clip values.
+    pub clips: Vec<f32>,
+    /// Batch sizes (`None` = full batch).
+    pub batch_sizes: Vec<Option<usize>>,
+    /// Learning rates.
+    pub lrs: Vec<f32>,
+    /// Seeds.
+    pub seeds: Vec<u64>,
+}
+
+/// One run of the grid.
+#[derive(Clone, Debug, Serialize)]
+pub struct GridRun {
+    /// Position in the grid.
+    pub index: usize,
+    /// Directory name.
+    pub name: String,
+    /// Its configuration.
+    #[serde(skip)]
+    pub config: TrainConfig,
+}
+
+/// Parses `a,b,c` with `parse` for one item; errors name the flag.
+pub fn parse_list<T>(flag: &str, s: &str, parse: impl Fn(&str) -> Option<T>) -> Result<Vec<T>> {
+    s.split(',')
+        .map(|x| x.trim())
+        .filter(|x| !x.is_empty())
+        .map(|x| parse(x).ok_or_else(|| Failure::input(format!("{flag}: cannot parse {x:?}"))))
+        .collect()
+}
+
+/// Parses a geometric grid `START:FACTOR:COUNT` (e.g. `0.01:2:6` = 0.01, 0.02, ..., 0.32).
+pub fn parse_geometric(s: &str) -> Result<Vec<f32>> {
+    let bad = || Failure::input(format!("--lr-grid {s:?}: expected START:FACTOR:COUNT, e.g. 0.01:2:6"));
+    let f: Vec<&str> = s.split(':').collect();
+    if f.len() != 3 {
+        return Err(bad());
+    }
+    let start: f64 = f[0].parse().map_err(|_| bad())?;
+    let factor: f64 = f[1].parse().map_err(|_| bad())?;
+    let count: usize = f[2].parse().map_err(|_| bad())?;
+    if !(start > 0.0 && factor > 0.0 && count > 0 && count <= 1000) {
+        return Err(bad());
+    }
+    // Each value is start * factor^i computed in f64 by repeated multiplication, then rounded
+    // to 6 significant digits so that names and configurations stay readable.
+    let mut v = Vec::with_capacity(count);
+    let mut x = start;
+    for _ in 0..count {
+        let r: f64 = format!("{x:.6e}").parse().unwrap_or(x);
+        v.push(r as f32);
+        x *= factor;
+    }
+    Ok(v)
+}
+
+fn fmt_value(x: f32) -> String {
+    format!("{x}")
+}
+
+/// Expands the grid over `base`.
+pub fn expand(base: &TrainConfig, g: &Grid) -> Vec<GridRun> {
+    let opts: Vec<Option<&String>> = if g.opts.is_empty() { vec![None] } else { g.opts.iter().map(Some).collect() };
+    let clips: Vec<Option<f32>> = if g.clips.is_empty() { vec![None] } else { g.clips.iter().copied().map(Some).collect() };
+    let bss: Vec<Option<Option<usize>>> =
+        if g.batch_sizes.is_empty() { vec![None] } else { g.batch_sizes.iter().copied().map(Some).collect() };
+    let lrs: Vec<Option<f32>> = if g.lrs.is_empty() { vec![None] } else { g.lrs.iter().copied().map(Some).collect() };
+    let seeds: Vec<Option<u64>> = if g.seeds.is_empty() { vec![None] } else { g.seeds.iter().copied().map(Some).collect() };
+    let mut runs = Vec::new();
+    for o in &opts {
+        for c in &clips {
+            // A clip value only applies to the clipped optimizers.
+            let opt_name = o.cloned().unwrap_or_else(|| base.optim.opt.clone());
+            let clipped = opt_name.starts_with("clipped-");
+            if c.is_some() && !clipped && clips.first() != Some(c) {
+                continue;
+            }
+            for b in &bss {
+                for l in &lrs {
+                    for s in &seeds {
+                        let mut cfg = base.clone();
+                        let mut name = Vec::new();
+                        if let Some(o) = o {
+                            cfg.optim.opt = (*o).clone();
+                            name.push(format!("opt={o}"));
+                        }
+                        if let (Some(c), true) = (c, clipped) {
+                            cfg.optim.clip = Some(*c);
+                            name.push(format!("clip={}", fmt_value(*c)));
+                        }
+                        if let Some(b) = b {
+                            cfg.optim.batch_size = *b;
+                            name.push(format!("bs={}", b.map_or("full".into(), |x| x.to_string())));
+                        }
+                        if let Some(l) = l {
+                            cfg.optim.lr = *l;
+                            name.push(format!("lr={}", fmt_value(*l)));
+                        }
+                        if let Some(s) = s {
+                            cfg.model.seed = *s;
+                            name.push(format!("seed={s}"));
+                        }
+                        let name = if name.is_empty() { "run".to_string() } else { name.join("_") };
+                        runs.push(GridRun { index: runs.len(), name, config: cfg });
+                    }
+                }
+            }
+        }
+    }
+    runs
+}
+
+/// Parses `I/N`.
+pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
+    let bad = || Failure::input(format!("--shard {s:?}: expected I/N with 0 <= I < N, e.g. 0/4"));
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (usize, usize) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+/// What happened to one run.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunStatus {
+    /// Grid position.
+    pub index: usize,
+    /// Name.
+    pub name: String,
+    /// `done`, `skipped` (already complete), `diverged` or `failed: ...`.
+    pub status: String,
+}
+
+/// Settings of a sweep.
+#[derive(Clone, Debug)]
+pub struct SweepOptions {
+    /// Output directory.
+    pub out: PathBuf,
+    /// Runs at once.
+    pub jobs: usize,
+    /// Threads per run.
+    pub threads_per_run: usize,
+    /// Shard.
+    pub shard: (usize, usize),
+    /// Progress lines.
+    pub quiet: bool,
+    /// Write per-run plots.
+    pub plots: bool,
+}
+
+fn run_one(run: &GridRun, opts: &SweepOptions) -> Result<String> {
+    let dir = opts.out.join(&run.name);
+    if dir.join("summary.json").is_file() {
+        return Ok("skipped".into());
+    }
+    let resume = dir.join("checkpoints/resume.safetensors").is_file() && dir.join("metrics.csv").is_file();
+    let ro = RunOptions {
+        out: dir,
+        threads: opts.threads_per_run,
+        tile: crate::engine::DEFAULT_TILE,
+        quiet: true,
+        force: !resume,
+        resume,
+        plots: opts.plots,
+        interrupt_after: None,
+    };
+    let o = train::run(&run.config, &ro)?;
+    Ok(if o.summary.diverged { "diverged".into() } else { "done".into() })
+}
+
+/// Runs the shard's part of the grid; returns the status of each of its runs.
+pub fn sweep(base: &TrainConfig, grid: &Grid, opts: &SweepOptions) -> Result<Vec<RunStatus>> {
+    let runs = expand(base, grid);
+    // Validate every configuration before starting anything.
+    for r in &runs {
+        r.config.resolve().map_err(|e| e.context(format!("grid run {}", r.name)))?;
+    }
+    std::fs::create_dir_all(&opts.out)
+        .map_err(|e| Failure::input(format!("cannot create output directory {}: {e}", opts.out.display())))?;
+    let listing = serde_json::json!({
+        "runs": runs.iter().map(|r| &r.name).collect::<Vec<_>>(),
+        "base": base,
+    });
+    let path = opts.out.join("sweep.json");
+    crate::fsio::atomic_write(&path, serde_json::to_string_pretty(&listing).unwrap_or_default().as_bytes())
+        .map_err(|e| Failure::input(format!("cannot write to output directory: {e}")))?;
+    let (si, sn) = opts.shard;
+    let mine: Vec<&GridRun> = runs.iter().filter(|r| r.index % sn == si).collect();
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<RunStatus>> = Mutex::new(Vec::new());
+    let total = mine.len();
+    let jobs = opts.jobs.clamp(1, total.max(1));
+    std::thread::scope(|sc| {
+        for _ in 0..jobs {
+            sc.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::SeqCst);
+                if k >= total {
+                    break;
+                }
+                let r = mine[k];
+                let status = match run_one(r, opts) {
+                    Ok(s) => s,
+                    Err(e) => format!("failed: {e}"),
+                };
+                if !opts.quiet {
+                    eprintln!("[{}/{}] {}: {status}", k + 1, total, r.name);
+                }
+                if let Ok(mut v) = results.lock() {
+                    v.push(RunStatus { index: r.index, name: r.name.clone(), status });
+                }
+            });
+        }
+    });
+    let mut v = results.into_inner().unwrap_or_default();
+    v.sort_by_key(|s| s.index);
+    Ok(v)
+}
+
+/// Run directories under `dir` (those holding a `config.toml`), sorted by name.
+pub fn run_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("config.toml").is_file()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_names_and_shards() {
+        let base = TrainConfig::default();
+        let g = Grid { lrs: vec![0.01, 0.02], seeds: vec![0, 1, 2], ..Default::default() };
+        let runs = expand(&base, &g);
+        assert_eq!(runs.len(), 6);
+        assert_eq!(runs[0].name, "lr=0.01_seed=0");
+        assert_eq!(runs[5].name, "lr=0.02_seed=2");
+        assert_eq!(parse_shard("1/4").unwrap(), (1, 4));
+        assert!(parse_shard("4/4").is_err());
+        let lrs = parse_geometric("0.01:2:4").unwrap();
+        assert_eq!(lrs, vec![0.01, 0.02, 0.04, 0.08]);
+        let g = Grid {
+            opts: vec!["adam".into(), "clipped-adam".into()],
+            clips: vec![0.1, 1.0],
+            ..Default::default()
+        };
+        let names: Vec<String> = expand(&base, &g).into_iter().map(|r| r.name).collect();
+        assert_eq!(names, vec!["opt=adam", "opt=clipped-adam_clip=0.1", "opt=clipped-adam_clip=1"]);
+    }
+}
