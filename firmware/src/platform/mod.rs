@@ -1,0 +1,29 @@
+//! Target-specific glue: reset entry (calls [`crate::app`]), exit status, panics and faults.
+
+#[cfg(target_arch = "arm")]
+mod arm;
+#[cfg(target_arch = "riscv32")]
+mod riscv;
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// Ends the run: a semihosting exit, so QEMU exits with status 0 (`ok`) or 1.
+pub fn exit(ok: bool) -> ! {
+    semihosting::process::exit(if ok { 0 } else { 1 })
+}
+
+static FAILING: AtomicBool = AtomicBool::new(false);
+
+/// Logs a fatal error (once: a fault while reporting one just exits) and exits with failure.
+pub(crate) fn fail(report: impl FnOnce()) -> ! {
+    if !FAILING.load(Ordering::Relaxed) {
+        FAILING.store(true, Ordering::Relaxed);
+        report();
+    }
+    exit(false)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    fail(|| defmt::error!("panic: {}", defmt::Display2Format(info)))
+}
