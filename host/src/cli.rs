@@ -23,6 +23,118 @@ pub struct Cli {
 pub enum Command {
     /// Train a network and track its curvature.
     Train(TrainArgs),
+    /// Run a grid of training runs in parallel (restartable, shardable).
+    Sweep(SweepArgs),
+    /// Merge runs and sweeps (and shards) into a table and plots across runs.
+    Report(ReportArgs),
+    /// Top-k / bottom-k eigenvalues, trace and (small models) the dense spectrum of a checkpoint.
+    Spectrum(SpectrumArgs),
+    /// Compare exact, finite-difference and dense-Hessian Hessian-vector products.
+    HvpCheck(HvpCheckArgs),
+}
+
+/// `edgewise sweep`.
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// Base TOML configuration; flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Output directory (one subdirectory per run).
+    #[arg(long, default_value = "runs/sweep")]
+    pub out: PathBuf,
+    /// Learning rates, comma-separated.
+    #[arg(long, value_name = "LR,LR,...", help_heading = "Grid")]
+    pub lrs: Option<String>,
+    /// Geometric learning-rate grid START:FACTOR:COUNT (e.g. 0.01:2:6).
+    #[arg(long, value_name = "START:FACTOR:COUNT", conflicts_with = "lrs", help_heading = "Grid")]
+    pub lr_grid: Option<String>,
+    /// Seeds, comma-separated.
+    #[arg(long, value_name = "S,S,...", help_heading = "Grid")]
+    pub seeds: Option<String>,
+    /// Batch sizes, comma-separated (`full` for full batch).
+    #[arg(long, value_name = "B,B,...", help_heading = "Grid")]
+    pub batch_sizes: Option<String>,
+    /// Optimizers, comma-separated.
+    #[arg(long, value_name = "OPT,OPT,...", help_heading = "Grid")]
+    pub opts: Option<String>,
+    /// Clip values (for clipped-adam / clipped-rmsprop), comma-separated.
+    #[arg(long, value_name = "C,C,...", help_heading = "Grid")]
+    pub clips: Option<String>,
+    /// Run only slice I of N of the grid (runs with index mod N == I), 0 <= I < N.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Runs at once (default: all cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Threads per run (default 1).
+    #[arg(long, default_value_t = 1)]
+    pub threads_per_run: usize,
+    /// Skip per-run plots.
+    #[arg(long)]
+    pub no_plots: bool,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub settings: Overrides,
+}
+
+/// `edgewise report`.
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Run directories or directories of runs (sweeps, shards).
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Where to write report.md, report.csv and plots/ (default: the only input, else runs/report).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `edgewise spectrum`.
+#[derive(Args, Debug)]
+pub struct SpectrumArgs {
+    /// A checkpoint (.safetensors) written by edgewise.
+    pub checkpoint: PathBuf,
+    /// Eigenvalues at each end.
+    #[arg(long, default_value_t = 5)]
+    pub k: usize,
+    /// lanczos | power.
+    #[arg(long, value_enum, default_value_t = crate::analyze::Method::Lanczos)]
+    pub method: crate::analyze::Method,
+    /// Hutchinson probes (0: no trace estimate).
+    #[arg(long, default_value_t = 20)]
+    pub probes: u32,
+    /// Dense spectrum when the model has at most this many parameters.
+    #[arg(long, default_value_t = 600)]
+    pub dense_max: usize,
+    /// Write the JSON here instead of standard output.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub settings: Overrides,
+    #[command(flatten)]
+    pub exec: Execution,
+}
+
+/// `edgewise hvp-check`.
+#[derive(Args, Debug)]
+pub struct HvpCheckArgs {
+    /// A checkpoint to check at (default: a fresh network from --arch/--act/--loss/--seed).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Random directions.
+    #[arg(long, default_value_t = 5)]
+    pub directions: usize,
+    /// Form the dense Hessian when the model has at most this many parameters.
+    #[arg(long, default_value_t = 2000)]
+    pub dense_max: usize,
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub settings: Overrides,
+    #[command(flatten)]
+    pub exec: Execution,
 }
 
 /// Settings that override the configuration file (all optional).
@@ -375,9 +487,187 @@ pub fn cmd_train(a: &TrainArgs) -> Result<u8> {
     Ok(0)
 }
 
+fn base_config(config: &Option<PathBuf>, settings: &Overrides) -> Result<TrainConfig> {
+    let mut cfg = match config {
+        Some(p) => TrainConfig::from_file(p)?,
+        None => TrainConfig::default(),
+    };
+    settings.apply(&mut cfg);
+    Ok(cfg)
+}
+
+/// Runs `sweep`.
+pub fn cmd_sweep(a: &SweepArgs) -> Result<u8> {
+    use crate::sweep::{parse_geometric, parse_list, parse_shard, sweep, Grid, SweepOptions};
+    let base = base_config(&a.config, &a.settings)?;
+    let mut grid = Grid::default();
+    if let Some(s) = &a.lrs {
+        grid.lrs = parse_list("--lrs", s, |x| x.parse().ok())?;
+    }
+    if let Some(s) = &a.lr_grid {
+        grid.lrs = parse_geometric(s)?;
+    }
+    if let Some(s) = &a.seeds {
+        grid.seeds = parse_list("--seeds", s, |x| x.parse().ok())?;
+    }
+    if let Some(s) = &a.batch_sizes {
+        grid.batch_sizes = parse_list("--batch-sizes", s, |x| {
+            if x == "full" {
+                Some(None)
+            } else {
+                x.parse().ok().filter(|&b: &usize| b > 0).map(Some)
+            }
+        })?;
+    }
+    if let Some(s) = &a.opts {
+        grid.opts = parse_list("--opts", s, |x| Some(x.to_string()))?;
+    }
+    if let Some(s) = &a.clips {
+        grid.clips = parse_list("--clips", s, |x| x.parse().ok())?;
+    }
+    let shard = match &a.shard {
+        Some(s) => parse_shard(s)?,
+        None => (0, 1),
+    };
+    let jobs = match a.jobs {
+        Some(0) => return Err(Failure::input("--jobs 0: must be at least 1")),
+        Some(j) => j,
+        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    };
+    if a.threads_per_run == 0 {
+        return Err(Failure::input("--threads-per-run 0: must be at least 1"));
+    }
+    let opts = SweepOptions {
+        out: a.out.clone(),
+        jobs,
+        threads_per_run: a.threads_per_run,
+        shard,
+        quiet: a.quiet,
+        plots: !a.no_plots,
+    };
+    let st = sweep(&base, &grid, &opts)?;
+    let failed: Vec<_> = st.iter().filter(|s| s.status.starts_with("failed")).collect();
+    let diverged = st.iter().filter(|s| s.status == "diverged").count();
+    if !a.quiet {
+        eprintln!(
+            "sweep {}: {} runs in this shard, {} diverged, {} failed",
+            a.out.display(),
+            st.len(),
+            diverged,
+            failed.len()
+        );
+    }
+    if let Some(f) = failed.first() {
+        return Err(Failure::input(format!("run {} {}", f.name, f.status)));
+    }
+    Ok(0)
+}
+
+/// Runs `report`.
+pub fn cmd_report(a: &ReportArgs) -> Result<u8> {
+    let out = match (&a.out, a.dirs.as_slice()) {
+        (Some(o), _) => o.clone(),
+        (None, [one]) => one.clone(),
+        _ => PathBuf::from("runs/report"),
+    };
+    let recs = crate::report::report(&a.dirs, &out)?;
+    eprintln!("report of {} runs: {}", recs.len(), out.join("report.md").display());
+    Ok(0)
+}
+
+fn load_ckpt(path: &std::path::Path) -> Result<crate::checkpoint::Checkpoint> {
+    crate::checkpoint::load(path).map_err(|e| Failure::input(e.to_string()))
+}
+
+/// The configuration a checkpoint was trained with (from its metadata), overridden by flags.
+fn ckpt_config(ck: &crate::checkpoint::Checkpoint, settings: &Overrides) -> Result<TrainConfig> {
+    let mut cfg = match ck.metadata.get("config") {
+        Some(t) => TrainConfig::from_toml(t, "checkpoint metadata")?,
+        None => {
+            let mut c = TrainConfig::default();
+            if let Some(d) = ck.metadata.get("data") {
+                c.data.name = d.clone();
+            }
+            if let Some(s) = ck.metadata.get("seed").and_then(|s| s.parse().ok()) {
+                c.model.seed = s;
+            }
+            c
+        }
+    };
+    let w = ck.arch.widths();
+    cfg.model.arch = crate::config::format_widths(w);
+    cfg.model.act = ck.arch.activation().name().into();
+    cfg.model.loss = ck.arch.loss().name().into();
+    settings.apply(&mut cfg);
+    if cfg.model.arch != crate::config::format_widths(w) {
+        return Err(Failure::input("--arch cannot differ from the checkpoint's architecture"));
+    }
+    Ok(cfg)
+}
+
+/// Runs `spectrum`.
+pub fn cmd_spectrum(a: &SpectrumArgs) -> Result<u8> {
+    let ck = load_ckpt(&a.checkpoint)?;
+    let cfg = ckpt_config(&ck, &a.settings)?;
+    let s = crate::analyze::SpectrumSettings {
+        k: a.k,
+        method: a.method,
+        lanczos_steps: cfg.curvature.lanczos_steps.max(a.k),
+        trace_probes: a.probes,
+        dense_max: a.dense_max,
+        threads: a.exec.threads()?,
+        tile: a.exec.tile.max(1),
+    };
+    let sp = crate::analyze::spectrum(&ck.arch, &ck.params, &cfg, &s, &a.checkpoint.display().to_string())?;
+    let json = serde_json::to_string_pretty(&sp).map_err(|e| Failure::internal(e.to_string()))?;
+    match &a.json {
+        Some(p) => crate::fsio::atomic_write(p, json.as_bytes())
+            .map_err(|e| Failure::input(format!("--json: {e}")))?,
+        None => println!("{json}"),
+    }
+    Ok(0)
+}
+
+/// Runs `hvp-check`.
+pub fn cmd_hvp_check(a: &HvpCheckArgs) -> Result<u8> {
+    let (arch, params, cfg) = match &a.checkpoint {
+        Some(p) => {
+            let ck = load_ckpt(p)?;
+            let cfg = ckpt_config(&ck, &a.settings)?;
+            (ck.arch, ck.params, cfg)
+        }
+        None => {
+            let mut cfg = TrainConfig::default();
+            a.settings.apply(&mut cfg);
+            let res = cfg.resolve()?;
+            let mut params = vec![0.0f32; res.arch.n_params()];
+            res.arch.init(&mut params, res.init, cfg.model.seed).map_err(crate::error::core_err("init"))?;
+            (res.arch, params, cfg)
+        }
+    };
+    let rows = crate::analyze::hvp_check(&arch, &params, &cfg, a.directions, a.dense_max, a.exec.threads()?, a.exec.tile.max(1))?;
+    if a.json {
+        for r in &rows {
+            println!("{}", serde_json::to_string(r).unwrap_or_default());
+        }
+    } else {
+        println!("model {} {} {} ({} parameters) on {}", crate::config::format_widths(arch.widths()), arch.activation().name(), arch.loss().name(), arch.n_params(), cfg.data.name);
+        println!("{:>4} {:>12} {:>14} {:>16} {:>14} {:>12}", "dir", "|Hv|", "exact vs fd", "exact vs dense", "fd vs dense", "symmetry");
+        let o = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.3e}"));
+        for r in &rows {
+            println!("{:>4} {:>12.5e} {:>14.3e} {:>16} {:>14} {:>12}", r.direction, r.norm, r.exact_vs_fd, o(r.exact_vs_dense), o(r.fd_vs_dense), o(r.symmetry));
+        }
+    }
+    Ok(0)
+}
+
 /// Parses the arguments and runs the command; returns the exit code.
 pub fn run(cli: Cli) -> Result<u8> {
     match &cli.command {
         Command::Train(a) => cmd_train(a),
+        Command::Sweep(a) => cmd_sweep(a),
+        Command::Report(a) => cmd_report(a),
+        Command::Spectrum(a) => cmd_spectrum(a),
+        Command::HvpCheck(a) => cmd_hvp_check(a),
     }
 }

@@ -16,3 +16,4 @@ pub mod track;
 pub mod train;
 pub mod analyze;
 pub mod sweep;
+pub mod report;
