@@ -431,6 +431,12 @@ pub fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
                 given.join(", ")
             )));
         }
+        if !dir.join("config.toml").is_file() {
+            return Err(Failure::input(format!(
+                "--resume {}: not a run directory (no config.toml)",
+                dir.display()
+            )));
+        }
         let mut cfg = TrainConfig::from_file(&dir.join("config.toml"))?;
         if a.settings.steps.is_some() || a.settings.epochs.is_some() {
             cfg.run.steps = a.settings.steps;
