@@ -50,6 +50,11 @@
 // Kernels take the buffers they work on as separate arguments, by design.
 #![allow(clippy::too_many_arguments)]
 
+/// The README's example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 pub mod activation;
 pub mod arch;
 pub mod curvature;
