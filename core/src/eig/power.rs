@@ -182,8 +182,9 @@ pub fn top_k_deflation<O: LinearOperator + ?Sized>(
     let n = op.dim();
     let k = out.len();
     check_len("eigenvector storage", vecs, k * n)?;
-    let mut values = [0.0f32; crate::curvature::MAX_SUBSPACE_K];
-    if k > values.len() {
+    // The eigenvalues found so far: a fixed-capacity list, the deflation's only state.
+    let mut values: heapless::Vec<f32, { crate::curvature::MAX_SUBSPACE_K }> = heapless::Vec::new();
+    if k > values.capacity() {
         return Err(Error::InvalidConfig("top-k deflation supports k <= 16"));
     }
     for i in 0..k {
@@ -193,13 +194,10 @@ pub fn top_k_deflation<O: LinearOperator + ?Sized>(
             let u = &found[j * n..(j + 1) * n];
             sub_scaled64(v, dot64(u, v), u);
         }
-        let mut defl = Deflated {
-            inner: op,
-            vecs: found,
-            values: &values[..i],
-        };
+        let mut defl = Deflated { inner: op, vecs: found, values: &values };
         let e = power_iteration(&mut defl, v, scratch, cfg)?;
-        values[i] = e.value;
+        // Cannot fail: k <= capacity was checked above.
+        let _ = values.push(e.value);
         out[i] = e;
     }
     Ok(())
