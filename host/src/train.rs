@@ -514,6 +514,8 @@ struct Progress {
     bar: Option<indicatif::ProgressBar>,
     total: u64,
     quiet: bool,
+    /// The latest measured sharpness and lr, shown between measurements.
+    last_sharpness: std::cell::Cell<Option<(f32, f32)>>,
 }
 
 impl Progress {
@@ -527,13 +529,16 @@ impl Progress {
             b.set_position(start);
             b
         });
-        Self { bar, total, quiet }
+        Self { bar, total, quiet, last_sharpness: std::cell::Cell::new(None) }
     }
 
     fn tick(&self, done: u64, row: Option<&Row>) {
+        if let Some(s) = row.and_then(|r| r.sharpness.map(|s| (s, r.lr))) {
+            self.last_sharpness.set(Some(s));
+        }
         let msg = row
-            .map(|r| match r.sharpness {
-                Some(s) => format!("loss {:.4}  sharpness {:.3}  lr*S {:.2}", r.loss, s, r.lr * s),
+            .map(|r| match self.last_sharpness.get() {
+                Some((s, lr)) => format!("loss {:.4}  sharpness {:.3}  lr*S {:.2}", r.loss, s, lr * s),
                 None => format!("loss {:.4}", r.loss),
             })
             .unwrap_or_default();
