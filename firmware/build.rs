@@ -6,7 +6,19 @@ fn main() {
     let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
 
+    // A real board's memory map (feature `board-<name>`, files in boards/<name>/), else QEMU's.
+    let board = env::vars()
+        .filter_map(|(k, _)| k.strip_prefix("CARGO_FEATURE_BOARD_").map(str::to_owned))
+        .map(|f| f.to_lowercase().replace('_', "-"))
+        .next();
+    if let Some(b) = &board {
+        if arch != "arm" {
+            panic!("board {b} is a Cortex-M board: build it with --target thumbv7em-none-eabihf");
+        }
+    }
+    let board_memory = board.map(|b| format!("boards/{b}/memory.x"));
     let memory = match arch.as_str() {
+        _ if board_memory.is_some() => board_memory.as_deref().unwrap(),
         "arm" => "memory/arm-mps2.x",
         "riscv32" => "memory/riscv-virt.x",
         _ => {

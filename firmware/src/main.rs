@@ -3,8 +3,8 @@
 //! Layout:
 //! * `platform/` — everything target-specific: reset entry, exit status, fault handlers.
 //!   Each platform's entry point calls [`app`], which never returns.
-//! * `demo.rs` — the default program (placeholder for now; the demo logic will live in
-//!   `src/` modules like this one).
+//! * `demo/` — the default program: edge-of-stability training with curvature tracking
+//!   (see README.md).
 //! * `conformance.rs` — built with `--features conformance`: runs named scenarios and prints
 //!   per-step bit patterns for the host to compare.
 //!
@@ -21,7 +21,11 @@ mod demo;
 mod platform;
 
 // The global defmt logger (semihosting stdout).
+#[cfg(not(feature = "rtt"))]
 use defmt_semihosting as _;
+// On a real board (feature `rtt`, set by the `board-*` features): RTT, read by the debug probe.
+#[cfg(feature = "rtt")]
+use defmt_rtt as _;
 // The math under test. Linked in now so that the firmware build keeps compiling it for the
 // bare-metal targets; the demo and the conformance scenarios will call into it.
 use edgewise_core as _;

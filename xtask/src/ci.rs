@@ -6,7 +6,9 @@
 //! 2. Builds `edgewise-core` for `thumbv7em-none-eabihf` (which proves it is `no_std`).
 //! 3. Runs `cargo test --workspace` (unit, integration, doc tests, the conformance goldens, and
 //!    the QEMU conformance tests on every target).
-//! 4. Runs the firmware demo under QEMU on every target and checks it exits with success.
+//! 4. Runs the firmware demo under QEMU on every target and checks its log (`xtask demo`'s
+//!    checks: exit status, the in-firmware checks, the summary), and that the embedded digits
+//!    subset is up to date with its generator.
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
@@ -122,13 +124,22 @@ pub fn cmd_test(args: &[String]) -> Result<ExitCode> {
     let st = cargo.status().context("running cargo test")?;
     step("cargo test --workspace", if st.success() { Ok(()) } else { Err(anyhow::anyhow!("exit {:?}", st.code())) });
     if !host_only {
+        let r = crate::digits::cmd_gen_digits(&["--check".to_string()]).and_then(|c| {
+            if c == ExitCode::SUCCESS {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("firmware/src/demo/digits.rs is stale: run `cargo xtask gen-digits`"))
+            }
+        });
+        step("embedded digits subset is up to date", r);
         for t in Target::ALL {
             let r = firmware::build_and_run(&Options {
                 release: true,
                 timeout: Duration::from_secs(300),
+                quiet: true,
                 ..Options::new(t)
             })
-            .and_then(|run| if run.success() { Ok(()) } else { Err(anyhow::anyhow!("{}", run.describe())) });
+            .and_then(|run| crate::demo::verify(&run).map(|_| ()));
             step(&format!("firmware demo on {} under QEMU", t.name()), r);
         }
     }

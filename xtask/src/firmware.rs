@@ -363,6 +363,12 @@ pub struct Built {
 
 /// Builds the firmware; cargo's progress goes to stderr (unless `opts.quiet`).
 pub fn build(opts: &Options) -> Result<Built> {
+    build_in(opts, &firmware_target_dir())
+}
+
+/// [`build`] into another cargo target directory (e.g. for a board profile, so that its ELF
+/// does not replace the QEMU one at the same path).
+pub fn build_in(opts: &Options, target_dir: &Path) -> Result<Built> {
     let target = opts.target;
     let tc = Toolchain::detect(target)?;
     let dir = firmware_dir();
@@ -384,7 +390,7 @@ pub fn build(opts: &Options) -> Result<Built> {
     if opts.quiet {
         cmd.arg("--quiet");
     }
-    cmd.env("CARGO_TARGET_DIR", firmware_target_dir());
+    cmd.env("CARGO_TARGET_DIR", target_dir);
     // Left over from the `cargo run` that started xtask.
     for var in [
         "CARGO_MANIFEST_DIR",
@@ -422,7 +428,7 @@ pub fn build(opts: &Options) -> Result<Built> {
     if !status.success() {
         bail!("firmware build for {target} ({tc}) failed: {status}");
     }
-    let elf = firmware_target_dir()
+    let elf = target_dir
         .join(target.triple())
         .join(opts.profile_dir())
         .join(PACKAGE);

@@ -18,4 +18,8 @@
 //! }
 //! # Ok::<(), anyhow::Error>(())
 //! ```
+pub mod board;
+pub mod demo;
+pub mod ci;
+pub mod digits;
 pub mod firmware;

@@ -1,6 +1,11 @@
 //! `cargo xtask` — project automation.
 //!
 //! ```text
+//! cargo xtask test [--no-install] [--host-only]
+//!     The whole test suite, as CI runs it: installs the firmware toolchain and QEMU if missing
+//!     (as root), builds edgewise-core for thumbv7em-none-eabihf, runs `cargo test --workspace`
+//!     (including the QEMU conformance tests) and the firmware demo on every target.
+//!
 //! cargo xtask firmware [--target thumbv7em|thumbv7m|riscv32|all] [--features F[,G]] [--release]
 //!                      [--timeout SECS] [--locations] [--quiet]
 //!     Build the firmware, run it under QEMU, decode its defmt output to stdout (one line per
@@ -15,6 +20,20 @@
 //! cargo xtask defmt-decode --elf ELF [RAW_FILE]
 //!     Decode a raw defmt stream (file, or stdin), e.g.
 //!     `(cd firmware && cargo run --release) | cargo xtask defmt-decode --elf firmware/target/thumbv7em-none-eabihf/release/edgewise-firmware`
+//!
+//! cargo xtask demo [--target thumbv7em|thumbv7m|riscv32|all] [--timeout SECS] [--quiet]
+//!     Run the firmware demo (release) under QEMU on the targets (default all) and check its
+//!     log: every in-firmware check ok, RAM within 64 KiB, flash within 256 KiB, and the same
+//!     final parameters on targets that run the same version of the demo. Prints a size table.
+//!
+//! cargo xtask gen-digits [--per-class K] [--test-per-class T] [--seed S] [--out FILE] [--check]
+//!     Write the UCI digits subset the firmware demo embeds (default 20 + 10 per class, seed 0,
+//!     into firmware/src/demo/digits.rs) with the host's split rule; `--check` only verifies
+//!     that the file is up to date (exit 1 if not).
+//!
+//! cargo xtask firmware-board [--board blackpill-f401] [--dev]
+//!     Build the real-board profile (defmt over RTT, no QEMU) and print its size; flash it with
+//!     `probe-rs run --chip ...` (see firmware/README.md).
 //! ```
 //!
 //! Tests can either use the library (`xtask::firmware::build_and_run`) or run
@@ -25,9 +44,13 @@ use std::{io::Read, path::PathBuf, process::ExitCode, time::Duration};
 use xtask::firmware::{self, Options, SectionClass, Target};
 
 const USAGE: &str = "usage:
+  cargo xtask test [--no-install] [--host-only]
   cargo xtask firmware [--target thumbv7em|thumbv7m|riscv32|all] [--features F] [--release] [--timeout SECS] [--locations] [--quiet]
   cargo xtask firmware-size [--target thumbv7em|thumbv7m|riscv32|all] [--features F] [--dev]
-  cargo xtask defmt-decode --elf ELF [RAW_FILE]";
+  cargo xtask defmt-decode --elf ELF [RAW_FILE]
+  cargo xtask demo [--target thumbv7em|thumbv7m|riscv32|all] [--timeout SECS] [--quiet]
+  cargo xtask gen-digits [--per-class K] [--test-per-class T] [--seed S] [--out FILE] [--check]
+  cargo xtask firmware-board [--board blackpill-f401] [--dev]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -46,9 +69,13 @@ fn run(args: &[String]) -> Result<ExitCode> {
         return Ok(ExitCode::from(2));
     };
     match cmd.as_str() {
+        "test" => xtask::ci::cmd_test(rest),
         "firmware" => cmd_firmware(rest),
         "firmware-size" => cmd_size(rest),
         "defmt-decode" => cmd_decode(rest),
+        "demo" => xtask::demo::cmd_demo(rest),
+        "gen-digits" => xtask::digits::cmd_gen_digits(rest),
+        "firmware-board" => xtask::board::cmd_firmware_board(rest),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
