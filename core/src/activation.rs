@@ -157,6 +157,103 @@ impl Activation {
     }
 }
 
+/// Runs `$body` with `$a` bound to a constant activation in each arm, so that the per-element
+/// `match` inside folds away and the loop in `$body` vectorises.
+macro_rules! monomorphic {
+    ($act:expr, |$a:ident| $body:block) => {
+        match $act {
+            Activation::Identity => {
+                let $a = Activation::Identity;
+                $body
+            }
+            Activation::Tanh => {
+                let $a = Activation::Tanh;
+                $body
+            }
+            Activation::Relu => {
+                let $a = Activation::Relu;
+                $body
+            }
+            other => {
+                let $a = other;
+                $body
+            }
+        }
+    };
+}
+
+/// Slice forms of the activation and its derivatives, for the tile passes: the same
+/// per-element operations as [`Activation::value`], [`Activation::deriv1`] and
+/// [`Activation::derivs`], in loops the compiler vectorises.
+impl Activation {
+    /// `a[k] = sigma(z[k])`. `tanh` with `libm` goes through [`crate::tanh`], which gives the
+    /// bits of `libm::tanhf`.
+    #[inline(always)]
+    pub(crate) fn value_slice(self, z: &[f32], a: &mut [f32], m: MathBackend) {
+        if self == Activation::Tanh && m == MathBackend::Libm {
+            crate::tanh::tanh_slice(z, a);
+            return;
+        }
+        monomorphic!(self, |act| {
+            for (o, &x) in a.iter_mut().zip(z) {
+                *o = act.value(x, m);
+            }
+        })
+    }
+
+    /// `x[k] *= sigma'(z[k])` (given `a = sigma(z)`).
+    #[inline(always)]
+    pub(crate) fn mul_deriv1_slice(self, z: &[f32], a: &[f32], x: &mut [f32], m: MathBackend) {
+        monomorphic!(self, |act| {
+            for ((x, &zk), &ak) in x.iter_mut().zip(z).zip(a) {
+                *x *= act.deriv1(zk, ak, m);
+            }
+        })
+    }
+
+    /// `out[k] = sigma'(z[k]) * r[k]`.
+    #[inline(always)]
+    pub(crate) fn deriv1_mul_slice(
+        self,
+        z: &[f32],
+        a: &[f32],
+        r: &[f32],
+        out: &mut [f32],
+        m: MathBackend,
+    ) {
+        monomorphic!(self, |act| {
+            for (((o, &zk), &ak), &rk) in out.iter_mut().zip(z).zip(a).zip(r) {
+                *o = act.deriv1(zk, ak, m) * rk;
+            }
+        })
+    }
+
+    /// The R-backward's activation step: with `(d1, d2) = (sigma'(z), sigma''(z))` and
+    /// `wtd = d[k]` (that is `W^T delta`), `d[k] = wtd * d1` and
+    /// `rd[k] = d1 * rd[k] + (wtd * d2) * rz[k]`.
+    #[inline(always)]
+    pub(crate) fn r_backward_slice(
+        self,
+        z: &[f32],
+        a: &[f32],
+        rz: &[f32],
+        d: &mut [f32],
+        rd: &mut [f32],
+        m: MathBackend,
+    ) {
+        monomorphic!(self, |act| {
+            for ((((dk, rdk), &zk), &ak), &rzk) in
+                d.iter_mut().zip(rd.iter_mut()).zip(z).zip(a).zip(rz)
+            {
+                let (d1, d2) = act.derivs(zk, ak, m);
+                let wtd = *dk;
+                *dk = wtd * d1;
+                *rdk = d1 * *rdk + (wtd * d2) * rzk;
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -181,6 +181,27 @@ impl Arch {
         s
     }
 
+    /// Length of the buffer of transposed weight matrices that [`Arch::pack_transposed`] writes
+    /// (the number of weights, biases excluded).
+    pub const fn packed_len(&self) -> usize {
+        let mut p = 0;
+        let mut l = 1;
+        while l < self.n_widths {
+            p += self.widths[l] * self.widths[l - 1];
+            l += 1;
+        }
+        p
+    }
+
+    /// Offset of layer `l`'s transposed weights in the buffer of [`Arch::pack_transposed`].
+    pub(crate) fn packed_offset(&self, l: usize) -> usize {
+        let mut s = 0;
+        for k in 0..l {
+            s += self.widths[k] * self.widths[k + 1];
+        }
+        s
+    }
+
     /// Workspace length for gradients (and losses, accuracy) over tiles of `tile` samples.
     pub const fn workspace_len_grad(&self, tile: usize) -> usize {
         3 * tile * self.width_sum + 2 * tile

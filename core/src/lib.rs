@@ -63,6 +63,7 @@ pub mod diag_linear;
 pub mod eig;
 pub mod error;
 pub mod init;
+mod kernels;
 pub mod loss;
 pub mod math;
 pub mod mlp;
@@ -73,6 +74,7 @@ pub mod quadratic;
 pub mod rng;
 pub mod sampler;
 pub mod static_mlp;
+mod tanh;
 pub mod vec;
 
 pub use activation::Activation;

@@ -41,6 +41,7 @@ use core::ops::Range;
 use crate::arch::Arch;
 use crate::data::Data;
 use crate::error::{check_len, check_min, Error};
+use crate::kernels::{self, transpose, Term};
 use crate::loss::{argmax, Loss, Target};
 use crate::vec::dot;
 
@@ -106,37 +107,39 @@ fn slots(ws: &mut [f32], cap: usize, width_sum: usize, hvp: bool) -> Slots<'_> {
 
 /// Read-only view of a tile's slots, for the parameter phase.
 struct SlotsRef<'w> {
-    a: &'w [f32],
+    /// The activations in column panels (written over `Z` at the end of a pass).
+    ap: &'w [f32],
     d: &'w [f32],
     loss: &'w [f32],
     correct: &'w [f32],
-    ra: &'w [f32],
+    /// `R(a)` in column panels (written over `R(z)`).
+    rap: &'w [f32],
     rd: &'w [f32],
 }
 
 fn slots_ref(ws: &[f32], cap: usize, width_sum: usize, hvp: bool) -> SlotsRef<'_> {
     let ts = cap * width_sum;
-    let a = &ws[..ts];
+    let ap = &ws[ts..2 * ts];
     let d = &ws[2 * ts..3 * ts];
     let loss = &ws[3 * ts..3 * ts + cap];
     let correct = &ws[3 * ts + cap..3 * ts + 2 * cap];
     let base = 3 * ts + 2 * cap;
     if hvp {
         SlotsRef {
-            a,
+            ap,
             d,
             loss,
             correct,
-            ra: &ws[base + ts..base + 2 * ts],
+            rap: &ws[base..base + ts],
             rd: &ws[base + 2 * ts..base + 3 * ts],
         }
     } else {
         SlotsRef {
-            a,
+            ap,
             d,
             loss,
             correct,
-            ra: &[],
+            rap: &[],
             rd: &[],
         }
     }
@@ -219,10 +222,14 @@ impl Arch {
     }
 
     /// Forward pass of samples `start..start + n` of `data` into the tile's `A` and `Z` slots,
-    /// plus per-sample loss and correctness.
+    /// plus per-sample loss and correctness. Leaves `a_l^T` (the layer inputs transposed,
+    /// `[j * cap + i]`) in the `D` slot's block of layer `l < n_layers`, which the R-forward
+    /// pass reuses; the backward pass overwrites them.
+    #[inline(always)]
     fn forward_into(
         &self,
         params: &[f32],
+        wt: Option<&[f32]>,
         data: &Data<'_>,
         start: usize,
         n: usize,
@@ -244,18 +251,23 @@ impl Arch {
             let b = &params[sp.bias..sp.bias + fo];
             let in_off = cap * self.width_prefix(l);
             let out_off = cap * self.width_prefix(l + 1);
-            let (lo, hi) = s.a.split_at_mut(out_off);
-            let a_in = &lo[in_off..];
             let z_out = &mut s.z[out_off..out_off + n * fo];
-            for i in 0..n {
-                let x = &a_in[i * fi..(i + 1) * fi];
-                let zr = &mut z_out[i * fo..(i + 1) * fo];
-                let ar = &mut hi[i * fo..(i + 1) * fo];
-                for o in 0..fo {
-                    let z = dot(&w[o * fi..(o + 1) * fi], x) + b[o];
-                    zr[o] = z;
-                    ar[o] = if l == last { z } else { act.value(z, m) };
+            match wt {
+                Some(wt) => {
+                    let wt = &wt[self.packed_offset(l)..][..fi * fo];
+                    kernels::forward_t(wt, b, fi, fo, &s.a[in_off..in_off + n * fi], n, z_out);
                 }
+                None => {
+                    let at = &mut s.d[in_off..in_off + cap * fi];
+                    transpose(&s.a[in_off..in_off + n * fi], n, fi, at, cap);
+                    kernels::forward(w, b, fi, fo, at, cap, n, z_out);
+                }
+            }
+            let a_out = &mut s.a[out_off..out_off + n * fo];
+            if l == last {
+                a_out.copy_from_slice(z_out);
+            } else {
+                act.value_slice(z_out, a_out, m);
             }
         }
         // Loss (and its gradient into the output deltas).
@@ -280,6 +292,7 @@ impl Arch {
 
     /// Sample phase of an evaluation for one tile: forward pass, per-sample losses and
     /// correctness of samples `start..start + n` (no deltas; tally with [`Arch::tile_tally`]).
+    #[inline(always)]
     pub fn tile_eval_pass(
         &self,
         params: &[f32],
@@ -289,17 +302,31 @@ impl Arch {
         ws: &mut [f32],
         cap: usize,
     ) -> Result<(), Error> {
-        self.check_params("params", params)?;
-        self.check_tile(data, start, n, ws, cap, false)?;
-        let mut s = slots(ws, cap, self.width_sum(), false);
-        self.forward_into(params, data, start, n, &mut s, cap, false)
+        self.eval_pass(params, None, data, start, n, ws, cap)
     }
 
-    /// Sample phase of the gradient for one tile: forward pass, per-sample losses and all deltas
-    /// of samples `start..start + n` of `data`, into `ws` (laid out for tiles of `cap` samples).
-    pub fn tile_grad_pass(
+    /// [`Arch::tile_eval_pass`] with the transposed weights `wt` of `params` (written by
+    /// [`Arch::pack_transposed`]): the same bits, faster on CPUs with vector units.
+    #[inline(always)]
+    pub fn tile_eval_pass_packed(
         &self,
         params: &[f32],
+        wt: &[f32],
+        data: &Data<'_>,
+        start: usize,
+        n: usize,
+        ws: &mut [f32],
+        cap: usize,
+    ) -> Result<(), Error> {
+        check_len("packed weights", wt, self.packed_len())?;
+        self.eval_pass(params, Some(wt), data, start, n, ws, cap)
+    }
+
+    #[inline(always)]
+    fn eval_pass(
+        &self,
+        params: &[f32],
+        wt: Option<&[f32]>,
         data: &Data<'_>,
         start: usize,
         n: usize,
@@ -309,7 +336,56 @@ impl Arch {
         self.check_params("params", params)?;
         self.check_tile(data, start, n, ws, cap, false)?;
         let mut s = slots(ws, cap, self.width_sum(), false);
-        self.forward_into(params, data, start, n, &mut s, cap, true)?;
+        self.forward_into(params, wt, data, start, n, &mut s, cap, false)
+    }
+
+    /// Sample phase of the gradient for one tile: forward pass, per-sample losses and all deltas
+    /// of samples `start..start + n` of `data`, into `ws` (laid out for tiles of `cap` samples).
+    #[inline(always)]
+    pub fn tile_grad_pass(
+        &self,
+        params: &[f32],
+        data: &Data<'_>,
+        start: usize,
+        n: usize,
+        ws: &mut [f32],
+        cap: usize,
+    ) -> Result<(), Error> {
+        self.grad_pass(params, None, data, start, n, ws, cap)
+    }
+
+    /// [`Arch::tile_grad_pass`] with the transposed weights `wt` of `params` (written by
+    /// [`Arch::pack_transposed`]): the same bits, faster on CPUs with vector units.
+    #[inline(always)]
+    pub fn tile_grad_pass_packed(
+        &self,
+        params: &[f32],
+        wt: &[f32],
+        data: &Data<'_>,
+        start: usize,
+        n: usize,
+        ws: &mut [f32],
+        cap: usize,
+    ) -> Result<(), Error> {
+        check_len("packed weights", wt, self.packed_len())?;
+        self.grad_pass(params, Some(wt), data, start, n, ws, cap)
+    }
+
+    #[inline(always)]
+    fn grad_pass(
+        &self,
+        params: &[f32],
+        wt: Option<&[f32]>,
+        data: &Data<'_>,
+        start: usize,
+        n: usize,
+        ws: &mut [f32],
+        cap: usize,
+    ) -> Result<(), Error> {
+        self.check_params("params", params)?;
+        self.check_tile(data, start, n, ws, cap, false)?;
+        let mut s = slots(ws, cap, self.width_sum(), false);
+        self.forward_into(params, wt, data, start, n, &mut s, cap, true)?;
         let m = self.math();
         let act = self.activation();
         for l in (1..self.n_layers()).rev() {
@@ -319,29 +395,20 @@ impl Arch {
             let in_off = cap * self.width_prefix(l);
             let out_off = cap * self.width_prefix(l + 1);
             let (lo, hi) = s.d.split_at_mut(out_off);
-            for i in 0..n {
-                let dout = &hi[i * fo..(i + 1) * fo];
-                let din = &mut lo[in_off + i * fi..in_off + (i + 1) * fi];
-                din.fill(0.0);
-                for (o, &dv) in dout.iter().enumerate() {
-                    let row = &w[o * fi..(o + 1) * fi];
-                    for (x, &wv) in din.iter_mut().zip(row) {
-                        *x += wv * dv;
-                    }
-                }
-                let z = &s.z[in_off + i * fi..in_off + (i + 1) * fi];
-                let a = &s.a[in_off + i * fi..in_off + (i + 1) * fi];
-                for j in 0..fi {
-                    din[j] *= act.deriv1(z[j], a[j], m);
-                }
-            }
+            let din = &mut lo[in_off..in_off + n * fi];
+            kernels::backward(w, fi, fo, &hi[..n * fo], n, din);
+            let z = &s.z[in_off..in_off + n * fi];
+            let a = &s.a[in_off..in_off + n * fi];
+            act.mul_deriv1_slice(z, a, din, m);
         }
+        self.panelize_inputs(&mut s, n, cap, false);
         Ok(())
     }
 
     /// Sample phase of the exact Hessian-vector product `H v` for one tile: forward pass,
     /// R-forward pass, and the fused backward / R-backward pass.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     pub fn tile_hvp_pass(
         &self,
         params: &[f32],
@@ -352,11 +419,47 @@ impl Arch {
         ws: &mut [f32],
         cap: usize,
     ) -> Result<(), Error> {
+        self.hvp_pass(params, v, None, data, start, n, ws, cap)
+    }
+
+    /// [`Arch::tile_hvp_pass`] with the transposed weights `wt` of `params` and the transposed
+    /// weight part `vt` of `v` (both written by [`Arch::pack_transposed`]): the same bits, faster
+    /// on CPUs with vector units.
+    #[inline(always)]
+    pub fn tile_hvp_pass_packed(
+        &self,
+        params: &[f32],
+        wt: &[f32],
+        v: &[f32],
+        vt: &[f32],
+        data: &Data<'_>,
+        start: usize,
+        n: usize,
+        ws: &mut [f32],
+        cap: usize,
+    ) -> Result<(), Error> {
+        check_len("packed weights", wt, self.packed_len())?;
+        check_len("packed direction", vt, self.packed_len())?;
+        self.hvp_pass(params, v, Some((wt, vt)), data, start, n, ws, cap)
+    }
+
+    #[inline(always)]
+    fn hvp_pass(
+        &self,
+        params: &[f32],
+        v: &[f32],
+        packed: Option<(&[f32], &[f32])>,
+        data: &Data<'_>,
+        start: usize,
+        n: usize,
+        ws: &mut [f32],
+        cap: usize,
+    ) -> Result<(), Error> {
         self.check_params("params", params)?;
         self.check_params("direction", v)?;
         self.check_tile(data, start, n, ws, cap, true)?;
         let mut s = slots(ws, cap, self.width_sum(), true);
-        self.forward_into(params, data, start, n, &mut s, cap, true)?;
+        self.forward_into(params, packed.map(|p| p.0), data, start, n, &mut s, cap, true)?;
         let m = self.math();
         let act = self.activation();
         let last = self.n_layers() - 1;
@@ -369,30 +472,32 @@ impl Arch {
             let vb = &v[sp.bias..sp.bias + fo];
             let in_off = cap * self.width_prefix(l);
             let out_off = cap * self.width_prefix(l + 1);
-            let (ra_lo, ra_hi) = s.ra.split_at_mut(out_off);
-            for i in 0..n {
-                let x = &s.a[in_off + i * fi..in_off + (i + 1) * fi];
-                let rx = &ra_lo[in_off + i * fi..in_off + (i + 1) * fi];
-                for o in 0..fo {
-                    let vrow = &vw[o * fi..(o + 1) * fi];
-                    let rz = if l == 0 {
-                        dot(vrow, x)
-                    } else {
-                        let wrow = &w[o * fi..(o + 1) * fi];
-                        let mut acc = 0.0f32;
-                        for j in 0..fi {
-                            acc += vrow[j] * x[j] + wrow[j] * rx[j];
-                        }
-                        acc
-                    } + vb[o];
-                    let k = out_off + i * fo + o;
-                    s.rz[k] = rz;
-                    ra_hi[i * fo + o] = if l == last {
-                        rz
-                    } else {
-                        act.deriv1(s.z[k], s.a[k], m) * rz
-                    };
-                }
+            let rz = &mut s.rz[out_off..out_off + n * fo];
+            if let Some((wt, vt)) = packed {
+                let off = self.packed_offset(l);
+                let (wt, vt) = (&wt[off..][..fi * fo], &vt[off..][..fi * fo]);
+                let a = &s.a[in_off..in_off + n * fi];
+                let ra = if l == 0 { None } else { Some(&s.ra[in_off..in_off + n * fi]) };
+                kernels::r_forward_t(wt, vt, vb, fi, fo, a, ra, n, rz);
+            } else {
+                // a_l^T is in the D slot (forward_into); R(a)_l^T goes to the free R(delta) slot.
+                let at = &s.d[in_off..in_off + cap * fi];
+                let rat = if l == 0 {
+                    None
+                } else {
+                    let rat = &mut s.rd[in_off..in_off + cap * fi];
+                    transpose(&s.ra[in_off..in_off + n * fi], n, fi, rat, cap);
+                    Some(&*rat)
+                };
+                kernels::r_forward(w, vw, vb, fi, fo, at, rat, cap, n, rz);
+            }
+            let ra = &mut s.ra[out_off..out_off + n * fo];
+            if l == last {
+                ra.copy_from_slice(rz);
+            } else {
+                let z = &s.z[out_off..out_off + n * fo];
+                let a = &s.a[out_off..out_off + n * fo];
+                act.deriv1_mul_slice(z, a, rz, ra, m);
             }
         }
         // Loss Hessian on the outputs.
@@ -413,38 +518,38 @@ impl Arch {
             let out_off = cap * self.width_prefix(l + 1);
             let (dlo, dhi) = s.d.split_at_mut(out_off);
             let (rlo, rhi) = s.rd.split_at_mut(out_off);
-            for i in 0..n {
-                let dout = &dhi[i * fo..(i + 1) * fo];
-                let rdout = &rhi[i * fo..(i + 1) * fo];
-                let din = &mut dlo[in_off + i * fi..in_off + (i + 1) * fi];
-                let rdin = &mut rlo[in_off + i * fi..in_off + (i + 1) * fi];
-                din.fill(0.0);
-                rdin.fill(0.0);
-                for o in 0..fo {
-                    let (dv, rv) = (dout[o], rdout[o]);
-                    let wrow = &w[o * fi..(o + 1) * fi];
-                    let vrow = &vw[o * fi..(o + 1) * fi];
-                    for j in 0..fi {
-                        din[j] += wrow[j] * dv;
-                        rdin[j] += vrow[j] * dv + wrow[j] * rv;
-                    }
-                }
-                let base = in_off + i * fi;
-                for j in 0..fi {
-                    let (d1, d2) = act.derivs(s.z[base + j], s.a[base + j], m);
-                    let wtd = din[j];
-                    din[j] = wtd * d1;
-                    rdin[j] = d1 * rdin[j] + (wtd * d2) * s.rz[base + j];
-                }
+            let din = &mut dlo[in_off..in_off + n * fi];
+            let rdin = &mut rlo[in_off..in_off + n * fi];
+            kernels::r_backward(w, vw, fi, fo, &dhi[..n * fo], &rhi[..n * fo], n, din, rdin);
+            let z = &s.z[in_off..in_off + n * fi];
+            let a = &s.a[in_off..in_off + n * fi];
+            let rz = &s.rz[in_off..in_off + n * fi];
+            act.r_backward_slice(z, a, rz, din, rdin, m);
+        }
+        self.panelize_inputs(&mut s, n, cap, true);
+        Ok(())
+    }
+
+    /// The last step of a gradient or Hessian-vector pass: the layer inputs `a` (and `R(a)`)
+    /// copied in column panels over `Z` (and `R(z)`), which the parameter phase reads and
+    /// nothing else needs any more (see [`kernels::panelize`]).
+    #[inline(always)]
+    fn panelize_inputs(&self, s: &mut Slots<'_>, n: usize, cap: usize, hvp: bool) {
+        for l in 0..self.n_layers() {
+            let fi = self.layer(l).fan_in;
+            let off = cap * self.width_prefix(l);
+            kernels::panelize(&s.a[off..off + n * fi], n, fi, &mut s.z[off..off + n * fi]);
+            if hvp && l > 0 {
+                kernels::panelize(&s.ra[off..off + n * fi], n, fi, &mut s.rz[off..off + n * fi]);
             }
         }
-        Ok(())
     }
 
     /// Parameter phase of the gradient: adds one tile's per-sample terms, sample by sample, to
     /// the accumulators of parameters `range` (`out[k - range.start]` holds parameter `k`).
     /// `ws` must come from [`Arch::tile_grad_pass`] (or [`Arch::tile_hvp_pass`]) with the same
     /// `cap` and `n`.
+    #[inline(always)]
     pub fn tile_accumulate_grad(
         &self,
         ws: &[f32],
@@ -458,6 +563,7 @@ impl Arch {
 
     /// Parameter phase of the Hessian-vector product, as [`Arch::tile_accumulate_grad`] but for
     /// the R-gradient; `ws` must come from [`Arch::tile_hvp_pass`].
+    #[inline(always)]
     pub fn tile_accumulate_hvp(
         &self,
         ws: &[f32],
@@ -469,6 +575,7 @@ impl Arch {
         self.accumulate(ws, cap, n, range, out, true)
     }
 
+    #[inline(always)]
     fn accumulate(
         &self,
         ws: &[f32],
@@ -498,45 +605,47 @@ impl Arch {
             let (fi, fo) = (sp.fan_in, sp.fan_out);
             let in_off = cap * self.width_prefix(l);
             let out_off = cap * self.width_prefix(l + 1);
-            let a_in = &s.a[in_off..in_off + n * fi];
+            let a_in = &s.ap[in_off..in_off + n * fi];
             let d = &s.d[out_off..out_off + n * fo];
-            // Weights: the part of [weight, bias) inside the range, row by row.
+            let term = if !hvp {
+                Term::Grad { d, a: a_in }
+            } else if l == 0 {
+                // R(a_0) = 0: the term is R(delta) a alone.
+                Term::Grad {
+                    d: &s.rd[out_off..out_off + n * fo],
+                    a: a_in,
+                }
+            } else {
+                Term::Hvp {
+                    d,
+                    rd: &s.rd[out_off..out_off + n * fo],
+                    a: a_in,
+                    ra: &s.rap[in_off..in_off + n * fi],
+                }
+            };
+            // Weights: the part of [weight, bias) inside the range: a partial first row, whole
+            // rows, a partial last row.
             let lo = range.start.max(sp.weight);
             let hi = range.end.min(sp.bias);
-            let mut k = lo;
-            while k < hi {
-                let o = (k - sp.weight) / fi;
-                let j0 = (k - sp.weight) % fi;
-                let j1 = fi.min(j0 + (hi - k));
-                let seg = &mut out[k - p0..k - p0 + (j1 - j0)];
-                if !hvp {
-                    for i in 0..n {
-                        let dv = d[i * fo + o];
-                        let x = &a_in[i * fi + j0..i * fi + j1];
-                        for (acc, &xj) in seg.iter_mut().zip(x) {
-                            *acc += dv * xj;
-                        }
-                    }
+            if lo < hi {
+                let (o_a, j_a) = ((lo - sp.weight) / fi, (lo - sp.weight) % fi);
+                let (o_b, j_b) = ((hi - sp.weight) / fi, (hi - sp.weight) % fi);
+                let at = |o: usize| sp.weight + o * fi - p0;
+                if o_a == o_b {
+                    kernels::accumulate(term, fi, fo, n, o_a, o_a + 1, j_a, j_b, &mut out[lo - p0..]);
                 } else {
-                    let rd = &s.rd[out_off..out_off + n * fo];
-                    let ra_in = &s.ra[in_off..in_off + n * fi];
-                    for i in 0..n {
-                        let dv = d[i * fo + o];
-                        let rv = rd[i * fo + o];
-                        let x = &a_in[i * fi + j0..i * fi + j1];
-                        if l == 0 {
-                            for (acc, &xj) in seg.iter_mut().zip(x) {
-                                *acc += rv * xj;
-                            }
-                        } else {
-                            let rx = &ra_in[i * fi + j0..i * fi + j1];
-                            for ((acc, &xj), &rxj) in seg.iter_mut().zip(x).zip(rx) {
-                                *acc += rv * xj + dv * rxj;
-                            }
-                        }
+                    let mut o_full = o_a;
+                    if j_a > 0 {
+                        kernels::accumulate(term, fi, fo, n, o_a, o_a + 1, j_a, fi, &mut out[lo - p0..]);
+                        o_full += 1;
+                    }
+                    if o_full < o_b {
+                        kernels::accumulate(term, fi, fo, n, o_full, o_b, 0, fi, &mut out[at(o_full)..]);
+                    }
+                    if j_b > 0 {
+                        kernels::accumulate(term, fi, fo, n, o_b, o_b + 1, 0, j_b, &mut out[at(o_b)..]);
                     }
                 }
-                k += j1 - j0;
             }
             // Biases.
             let lo = range.start.max(sp.bias);
@@ -546,13 +655,25 @@ impl Arch {
             } else {
                 d
             };
-            for k in lo..hi {
-                let o = k - sp.bias;
-                let acc = &mut out[k - p0];
-                for i in 0..n {
-                    *acc += src[i * fo + o];
-                }
+            if lo < hi {
+                kernels::accumulate_bias(src, fo, n, lo - sp.bias, hi - sp.bias, &mut out[lo - p0..]);
             }
+        }
+        Ok(())
+    }
+
+    /// Writes the weight matrices of the parameter-shaped vector `params` transposed, layer
+    /// after layer, into `packed` ([`Arch::packed_len`] values), for the `*_packed` tile passes.
+    /// The layout within a layer is blocked for the kernels (panels of up to 16 outputs, each
+    /// `[fan_in][panel width]`); it is an implementation detail, only the packed passes read it.
+    pub fn pack_transposed(&self, params: &[f32], packed: &mut [f32]) -> Result<(), Error> {
+        self.check_params("params", params)?;
+        check_len("packed weights", packed, self.packed_len())?;
+        for l in 0..self.n_layers() {
+            let sp = self.layer(l);
+            let (fi, fo) = (sp.fan_in, sp.fan_out);
+            let off = self.packed_offset(l);
+            kernels::pack_panels(&params[sp.weight..sp.bias], fi, fo, &mut packed[off..off + fi * fo]);
         }
         Ok(())
     }

@@ -31,6 +31,10 @@ pub enum Command {
     Spectrum(SpectrumArgs),
     /// Compare exact, finite-difference and dense-Hessian Hessian-vector products.
     HvpCheck(HvpCheckArgs),
+    /// Time a gradient, an exact Hessian-vector product and power iteration on random data (JSON).
+    Bench(crate::bench::BenchArgs),
+    /// Reproduce the paper's experiments on the bundled data and report which claims hold.
+    Repro(crate::repro::ReproArgs),
 }
 
 /// `edgewise sweep`.
@@ -675,5 +679,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Report(a) => cmd_report(a),
         Command::Spectrum(a) => cmd_spectrum(a),
         Command::HvpCheck(a) => cmd_hvp_check(a),
+        Command::Bench(a) => crate::bench::cmd_bench(a),
+        Command::Repro(a) => crate::repro::cmd_repro(a),
     }
 }

@@ -3,29 +3,69 @@
 //!
 //! The canonical order (see `core/src/mlp.rs`) allows two kinds of parallelism and no other:
 //! 1. **over samples** in the sample phase: each tile's forward/backward pass is independent, so
-//!    tiles are spread over threads (tile `k` of a chunk goes to thread `k mod T`);
+//!    whichever thread is free takes the next tile (which thread computes a tile never changes
+//!    its bits);
 //! 2. **over parameters** in the parameter phase: each parameter's accumulator receives its
-//!    per-sample terms in sample order, so the parameter vector is cut into `T` contiguous ranges
-//!    and each thread walks all tiles of the chunk in order for its range.
+//!    per-sample terms in sample order, so the parameter vector is cut into one contiguous range
+//!    per thread (at whole blocks of weight rows, of about equal cost), and each range takes the
+//!    tiles strictly in order: tile 0, 1, 2, ...
 //!
-//! Samples are processed in chunks (so the workspace stays bounded); the loss is tallied in f64
-//! in sample order on the calling thread. With one thread the phases run inline. The tile size is
-//! a performance knob only: it never changes a bit.
+//! The two phases are pipelined over a ring of tile buffers: a thread alternates between
+//! advancing its parameter range over the tiles that are ready (in order) and computing the next
+//! unclaimed tile; a buffer is reused once every range has taken its tile. So a tile's
+//! activations are read by the parameter phase while they are still in cache, there is no
+//! barrier, and the loss is tallied in f64 in sample order by the owner of the first range. One
+//! evaluation spawns `threads - 1` helper threads (the calling thread works too); with one
+//! thread everything runs inline, tile after tile. The tile size and the ring size are
+//! performance knobs only: they never change a bit.
+//!
+//! The forward passes read the transposed weights (`Arch::pack_transposed`), packed once per
+//! evaluation (and reused while the parameters stay bit-identical, as in power iteration) into
+//! the [`Workspace`].
+//!
+//! # Instruction sets
+//!
+//! On x86_64 CPUs with AVX2 the tile passes run compiled for AVX2 ([`kernels`] says which).
+//! The core kernels keep independent accumulators in the lanes of a vector and never fuse a
+//! multiply with an add (AVX2 is enabled, FMA is not), so the wider vectors change the speed,
+//! not the bits; the tests compare both against core's plain single-threaded functions.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Mutex, RwLock};
 
 use edgewise_core::{Arch, Data, Error, Eval, Objective};
 
 /// Samples per tile in the sample phase.
 pub const DEFAULT_TILE: usize = 32;
 
-/// Upper bound of the workspace, in f32 values, that one chunk may use (64 Mi values = 256 MiB).
+/// Upper bound of the workspace, in f32 values, that the ring of tile buffers may use
+/// (64 Mi values = 256 MiB).
 const CHUNK_BUDGET: usize = 64 << 20;
 
-/// Reusable tile buffers (so that a training loop does not allocate at every step).
+/// Tile buffers per thread in the ring (enough that a thread rarely waits for a buffer).
+const RING_PER_THREAD: usize = 4;
+
+/// Which kernels the engine runs on this CPU: `avx2` or `baseline`.
+pub fn kernels() -> &'static str {
+    if simd::avx2() {
+        "avx2"
+    } else {
+        "baseline"
+    }
+}
+
+/// Reusable buffers (so that a training loop does not allocate at every step): the tiles, and
+/// the transposed weights (and direction) the tile passes read.
 #[derive(Default, Debug)]
 pub struct Workspace {
-    bufs: Vec<Vec<f32>>,
+    bufs: Vec<RwLock<Vec<f32>>>,
+    /// The parameters `wt` was packed from (bit for bit), so that repeated products at the
+    /// same parameters (power iteration, Lanczos) pack once.
+    packed_from: Vec<f32>,
+    wt: Vec<f32>,
+    vt: Vec<f32>,
 }
 
 /// The network's mean loss over a data view, evaluated with `threads` threads.
@@ -35,7 +75,59 @@ pub struct ParObjective<'a> {
     threads: usize,
     tile: usize,
     chunk_tiles: usize,
-    ws: &'a mut Vec<Vec<f32>>,
+    ws: &'a mut Workspace,
+}
+
+/// What one evaluation computes.
+#[derive(Clone, Copy)]
+enum Kind<'v> {
+    Eval,
+    Grad,
+    Hvp(&'v [f32]),
+}
+
+/// Shared state of one evaluation.
+struct Shared {
+    /// The next tile to claim for the sample phase.
+    next_tile: AtomicUsize,
+    /// Per tile: its sample phase is done.
+    done: Vec<AtomicBool>,
+    /// Per tile: how many consumers (parameter ranges, or the tally) have taken it.
+    taken: Vec<AtomicUsize>,
+    /// Number of consumers of every tile.
+    consumers: usize,
+    failed: AtomicBool,
+    error: Mutex<Option<Error>>,
+}
+
+impl Shared {
+    fn fail(&self, e: Error) {
+        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+        self.failed.store(true, Ordering::Release);
+    }
+
+    fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+}
+
+/// Spins (then yields) while waiting for another thread.
+fn pause(spins: &mut u32) {
+    *spins += 1;
+    if *spins < 64 {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+}
+
+/// Runs `f`, turning a panic into an error (a panicking worker must still reach the barriers).
+fn guarded<F: FnOnce() -> Result<(), Error>>(f: F) -> Result<(), Error> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or(Err(Error::InvalidConfig("worker thread panicked")))
 }
 
 impl<'a> ParObjective<'a> {
@@ -50,15 +142,15 @@ impl<'a> ParObjective<'a> {
         arch.check_data(&data)?;
         let tile = tile.max(1);
         let threads = threads.max(1);
-        let per_tile = arch.workspace_len(tile);
+        let per_tile = arch.workspace_len(tile).max(1);
         let n_tiles = data.len().div_ceil(tile);
-        // At least one tile per thread, and enough tiles to amortise thread start-up, within budget.
-        let budget_tiles = (CHUNK_BUDGET / per_tile.max(1)).max(threads);
-        let chunk_tiles = n_tiles.min(budget_tiles).max(1);
-        Ok(Self { arch, data, threads, tile, chunk_tiles, ws: &mut ws.bufs })
+        let budget_tiles = (CHUNK_BUDGET / per_tile).max(1);
+        let chunk_tiles = n_tiles.min(budget_tiles).min(RING_PER_THREAD * threads).max(1);
+        Ok(Self { arch, data, threads, tile, chunk_tiles, ws })
     }
 
-    /// Limits a chunk to `tiles` tiles (the workspace then holds `tiles` tile buffers).
+    /// Sets the ring of tile buffers to `tiles` buffers (at least 1, at most the number of tiles):
+    /// the workspace then holds `tiles` tile buffers.
     pub fn with_chunk_tiles(mut self, tiles: usize) -> Self {
         self.chunk_tiles = tiles.clamp(1, self.data.len().div_ceil(self.tile));
         self
@@ -80,152 +172,232 @@ impl<'a> ParObjective<'a> {
         } else {
             self.arch.workspace_len_grad(self.tile)
         };
-        if self.ws.len() < self.chunk_tiles {
-            self.ws.resize_with(self.chunk_tiles, Vec::new);
+        let bufs = &mut self.ws.bufs;
+        if bufs.len() < self.chunk_tiles {
+            bufs.resize_with(self.chunk_tiles, Default::default);
         }
-        for w in self.ws.iter_mut() {
+        for w in bufs.iter_mut() {
+            let w = w.get_mut().unwrap_or_else(|p| p.into_inner());
             if w.len() < len {
                 w.resize(len, 0.0);
             }
         }
     }
 
-    /// Runs `pass(tile_index_in_chunk, start, n, ws)` over the chunk's tiles, spread over threads.
-    fn sample_phase<F>(&mut self, chunk_start: usize, tiles: usize, pass: F) -> Result<(), Error>
-    where
-        F: Fn(usize, usize, &mut [f32]) -> Result<(), Error> + Sync,
-    {
-        let n_all = self.data.len();
-        let tile = self.tile;
-        let span = |k: usize| {
-            let start = chunk_start + k * tile;
-            (start, tile.min(n_all - start))
-        };
-        let ws = &mut self.ws[..tiles];
-        if self.threads == 1 || tiles == 1 {
-            for (k, w) in ws.iter_mut().enumerate() {
-                let (s, n) = span(k);
-                pass(s, n, w)?;
+    /// Cuts `0..p` into about `pieces` contiguous ranges of similar cost, at boundaries of
+    /// blocks of 4 weight rows (the parameter-phase kernel's row block) where possible.
+    fn cuts(&self, pieces: usize) -> Vec<usize> {
+        let p = self.arch.n_params();
+        let mut bounds = vec![0];
+        for t in 1..pieces {
+            let target = p * t / pieces;
+            let snapped = self.snap(target);
+            if snapped > *bounds.last().unwrap_or(&0) && snapped < p {
+                bounds.push(snapped);
             }
-            return Ok(());
         }
-        let threads = self.threads.min(tiles);
-        // Thread t takes tiles t, t + T, t + 2T, ...
-        let mut buckets: Vec<Vec<(usize, &mut Vec<f32>)>> = (0..threads).map(|_| Vec::new()).collect();
-        for (k, w) in ws.iter_mut().enumerate() {
-            buckets[k % threads].push((k, w));
-        }
-        let pass = &pass;
-        std::thread::scope(|sc| {
-            let handles: Vec<_> = buckets
-                .into_iter()
-                .map(|bucket| {
-                    sc.spawn(move || {
-                        for (k, w) in bucket {
-                            let (s, n) = span(k);
-                            pass(s, n, w)?;
-                        }
-                        Ok::<(), Error>(())
-                    })
-                })
-                .collect();
-            let mut result = Ok(());
-            for h in handles {
-                let r = h.join().unwrap_or(Err(Error::InvalidConfig("worker thread panicked")));
-                if result.is_ok() {
-                    result = r;
-                }
-            }
-            result
-        })
+        bounds.push(p);
+        bounds
     }
 
-    /// Adds the chunk's per-sample terms to `out` (all parameters), split over threads by range.
-    fn param_phase(
-        &self,
-        chunk_start: usize,
-        tiles: usize,
-        out: &mut [f32],
-        hvp: bool,
-    ) -> Result<(), Error> {
-        let n_all = self.data.len();
-        let tile = self.tile;
-        let arch = self.arch;
-        let ws = &self.ws[..tiles];
-        let run = |range: Range<usize>, acc: &mut [f32]| -> Result<(), Error> {
-            for (k, w) in ws.iter().enumerate() {
-                let n = tile.min(n_all - (chunk_start + k * tile));
-                if hvp {
-                    arch.tile_accumulate_hvp(w, tile, n, range.clone(), acc)?;
-                } else {
-                    arch.tile_accumulate_grad(w, tile, n, range.clone(), acc)?;
-                }
+    /// The row-block boundary nearest to parameter `k`.
+    fn snap(&self, k: usize) -> usize {
+        for l in 0..self.arch.n_layers() {
+            let sp = self.arch.layer(l);
+            let end = sp.bias + sp.fan_out;
+            if k >= end {
+                continue;
             }
-            Ok(())
-        };
-        let p = out.len();
-        let threads = self.threads.min(p.max(1));
-        if threads <= 1 {
-            return run(0..p, out);
-        }
-        let cuts: Vec<usize> = (0..=threads).map(|t| p * t / threads).collect();
-        let mut pieces = Vec::with_capacity(threads);
-        let mut rest = out;
-        for t in 0..threads {
-            let (head, tail) = rest.split_at_mut(cuts[t + 1] - cuts[t]);
-            pieces.push((cuts[t]..cuts[t + 1], head));
-            rest = tail;
-        }
-        let run = &run;
-        std::thread::scope(|sc| {
-            let handles: Vec<_> =
-                pieces.into_iter().map(|(r, acc)| sc.spawn(move || run(r, acc))).collect();
-            let mut result = Ok(());
-            for h in handles {
-                let r = h.join().unwrap_or(Err(Error::InvalidConfig("worker thread panicked")));
-                if result.is_ok() {
-                    result = r;
-                }
+            if k >= sp.bias {
+                return if k - sp.bias < end - k { sp.bias } else { end };
             }
-            result
-        })
+            let block = 4 * sp.fan_in;
+            let b = ((k - sp.weight) + block / 2) / block;
+            return (sp.weight + b * block).min(sp.bias);
+        }
+        k
     }
 
-    fn tally(&self, tiles: usize, chunk_start: usize, loss: &mut f64, correct: &mut u32) -> Result<(), Error> {
-        let n_all = self.data.len();
-        for (k, w) in self.ws[..tiles].iter().enumerate() {
-            let n = self.tile.min(n_all - (chunk_start + k * self.tile));
-            self.arch.tile_tally(w, self.tile, n, loss, correct)?;
+    /// Packs the transposed weights of `params` (unless they are packed already) and, for a
+    /// Hessian-vector product, of the direction `v`.
+    fn pack(&mut self, params: &[f32], v: Option<&[f32]>) -> Result<(), Error> {
+        let (arch, ws) = (self.arch, &mut *self.ws);
+        let len = arch.packed_len();
+        let same = ws.packed_from.len() == params.len()
+            && ws.wt.len() == len
+            && ws.packed_from.iter().zip(params).all(|(a, b)| a.to_bits() == b.to_bits());
+        if !same {
+            ws.wt.resize(len, 0.0);
+            arch.pack_transposed(params, &mut ws.wt)?;
+            ws.packed_from.clear();
+            ws.packed_from.extend_from_slice(params);
+        }
+        if let Some(v) = v {
+            ws.vt.resize(len, 0.0);
+            arch.pack_transposed(v, &mut ws.vt)?;
         }
         Ok(())
     }
 
-    /// Iterates over chunks: `(chunk_start, tiles)`.
-    fn chunks(&self) -> Vec<(usize, usize)> {
+    /// The sample phase of one tile (AVX2 kernels when available).
+    fn pass(&self, kind: Kind<'_>, params: &[f32], start: usize, n: usize, w: &mut [f32]) -> Result<(), Error> {
+        let (arch, data, tile) = (self.arch, &self.data, self.tile);
+        let wt = &self.ws.wt;
+        match kind {
+            Kind::Eval => simd::eval_pass(arch, params, wt, data, start, n, w, tile),
+            Kind::Grad => simd::grad_pass(arch, params, wt, data, start, n, w, tile),
+            Kind::Hvp(v) => simd::hvp_pass(arch, params, wt, v, &self.ws.vt, data, start, n, w, tile),
+        }
+    }
+
+    /// One evaluation: the loss sum and correct count, and (gradient, Hessian-vector product)
+    /// the per-sample terms accumulated into `out` (not yet divided by `N`).
+    fn run(&mut self, params: &[f32], kind: Kind<'_>, out: &mut [f32]) -> Result<(f64, u32), Error> {
+        self.ensure_ws(matches!(kind, Kind::Hvp(_)));
+        self.pack(params, if let Kind::Hvp(v) = kind { Some(v) } else { None })?;
+        out.fill(0.0);
+        let n_tiles = self.data.len().div_ceil(self.tile);
+        let threads = self.threads.min(n_tiles).max(1);
+        // One parameter range per thread (the tally goes with the first); none for evaluations.
+        let mut pieces: Vec<(Range<usize>, &mut [f32])> = Vec::new();
+        if !matches!(kind, Kind::Eval) {
+            let cuts = self.cuts(threads);
+            let mut rest = out;
+            for c in cuts.windows(2) {
+                let (head, tail) = rest.split_at_mut(c[1] - c[0]);
+                pieces.push((c[0]..c[1], head));
+                rest = tail;
+            }
+        }
+        let shared = Shared {
+            next_tile: AtomicUsize::new(0),
+            done: (0..n_tiles).map(|_| AtomicBool::new(false)).collect(),
+            taken: (0..n_tiles).map(|_| AtomicUsize::new(0)).collect(),
+            consumers: pieces.len().max(1),
+            failed: AtomicBool::new(false),
+            error: Mutex::new(None),
+        };
+        let this = &*self;
+        let mut pieces = pieces.into_iter();
+        let first = pieces.next();
+        let tally = if threads == 1 {
+            this.worker(params, kind, first, true, &shared)
+        } else {
+            std::thread::scope(|sc| {
+                for _ in 1..threads {
+                    let piece = pieces.next();
+                    let shared = &shared;
+                    sc.spawn(move || this.worker(params, kind, piece, false, shared));
+                }
+                this.worker(params, kind, first, true, &shared)
+            })
+        };
+        if let Some(e) = shared.error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
+        }
+        Ok(tally)
+    }
+
+    /// What one thread does in an evaluation: take every ready tile, in order, into its
+    /// parameter range `piece` (and into the tally, for the first thread), and in between compute
+    /// the next unclaimed tile once its ring buffer is free. Returns the tally.
+    fn worker(
+        &self,
+        params: &[f32],
+        kind: Kind<'_>,
+        mut piece: Option<(Range<usize>, &mut [f32])>,
+        tally: bool,
+        sh: &Shared,
+    ) -> (f64, u32) {
         let n_all = self.data.len();
-        let per_chunk = self.chunk_tiles * self.tile;
-        (0..n_all)
-            .step_by(per_chunk)
-            .map(|s| (s, (n_all - s).min(per_chunk).div_ceil(self.tile)))
-            .collect()
+        let tile = self.tile;
+        let n_tiles = sh.done.len();
+        let ring = self.chunk_tiles;
+        let span = |k: usize| {
+            let start = k * tile;
+            (start, tile.min(n_all - start))
+        };
+        let hvp = matches!(kind, Kind::Hvp(_));
+        let consumer = tally || piece.is_some();
+        let (mut loss, mut correct) = (0.0f64, 0u32);
+        let mut cursor = if consumer { 0 } else { n_tiles };
+        let mut claimed: Option<usize> = None;
+        let mut exhausted = false;
+        let mut spins = 0;
+        while !sh.failed() {
+            // Take the ready tiles, in order.
+            let mut progressed = false;
+            while cursor < n_tiles && sh.done[cursor].load(Ordering::Acquire) {
+                let (_, n) = span(cursor);
+                let r = guarded(|| {
+                    let w = self.ws.bufs[cursor % ring].read().unwrap_or_else(|p| p.into_inner());
+                    if tally {
+                        self.arch.tile_tally(&w, tile, n, &mut loss, &mut correct)?;
+                    }
+                    if let Some((range, acc)) = piece.as_mut() {
+                        simd::accumulate(self.arch, &w, tile, n, range.clone(), acc, hvp)?;
+                    }
+                    Ok(())
+                });
+                if let Err(e) = r {
+                    sh.fail(e);
+                    return (loss, correct);
+                }
+                sh.taken[cursor].fetch_add(1, Ordering::AcqRel);
+                cursor += 1;
+                progressed = true;
+            }
+            // Claim a tile, and compute it once its buffer is free.
+            if claimed.is_none() && !exhausted {
+                let k = sh.next_tile.fetch_add(1, Ordering::Relaxed);
+                if k < n_tiles {
+                    claimed = Some(k);
+                } else {
+                    exhausted = true;
+                }
+            }
+            if let Some(k) = claimed {
+                if k < ring || sh.taken[k - ring].load(Ordering::Acquire) == sh.consumers {
+                    let (start, n) = span(k);
+                    let r = guarded(|| {
+                        let mut w = self.ws.bufs[k % ring].write().unwrap_or_else(|p| p.into_inner());
+                        self.pass(kind, params, start, n, &mut w)
+                    });
+                    if let Err(e) = r {
+                        sh.fail(e);
+                        return (loss, correct);
+                    }
+                    sh.done[k].store(true, Ordering::Release);
+                    claimed = None;
+                    progressed = true;
+                }
+            }
+            if cursor >= n_tiles && exhausted && claimed.is_none() {
+                break;
+            }
+            if progressed {
+                spins = 0;
+            } else {
+                pause(&mut spins);
+            }
+        }
+        (loss, correct)
     }
 
     /// Mean loss and accuracy.
     pub fn evaluate(&mut self, params: &[f32]) -> Result<Eval, Error> {
-        self.ensure_ws(false);
-        let (arch, data, tile) = (self.arch, self.data, self.tile);
-        let (mut loss, mut correct) = (0.0f64, 0u32);
-        for (cs, tiles) in self.chunks() {
-            self.sample_phase(cs, tiles, |s, n, w| arch.tile_eval_pass(params, &data, s, n, w, tile))?;
-            self.tally(tiles, cs, &mut loss, &mut correct)?;
-        }
-        let n = data.len();
-        Ok(Eval {
+        let (loss, correct) = self.run(params, Kind::Eval, &mut [])?;
+        Ok(self.eval_of(loss, correct))
+    }
+
+    fn eval_of(&self, loss: f64, correct: u32) -> Eval {
+        let n = self.data.len();
+        Eval {
             loss: (loss / n as f64) as f32,
-            accuracy: if data.label(0).is_some() { correct as f32 / n as f32 } else { 0.0 },
+            accuracy: if self.data.label(0).is_some() { correct as f32 / n as f32 } else { 0.0 },
             correct,
             n: n as u32,
-        })
+        }
     }
 
     /// Mean loss, accuracy, and the gradient written into `grad`.
@@ -233,23 +405,9 @@ impl<'a> ParObjective<'a> {
         if grad.len() != self.arch.n_params() {
             return Err(Error::LengthMismatch { what: "gradient", expected: self.arch.n_params(), got: grad.len() });
         }
-        self.ensure_ws(false);
-        let (arch, data, tile) = (self.arch, self.data, self.tile);
-        grad.fill(0.0);
-        let (mut loss, mut correct) = (0.0f64, 0u32);
-        for (cs, tiles) in self.chunks() {
-            self.sample_phase(cs, tiles, |s, n, w| arch.tile_grad_pass(params, &data, s, n, w, tile))?;
-            self.tally(tiles, cs, &mut loss, &mut correct)?;
-            self.param_phase(cs, tiles, grad, false)?;
-        }
-        let n = data.len();
-        edgewise_core::mlp::finish_mean(grad, n);
-        Ok(Eval {
-            loss: (loss / n as f64) as f32,
-            accuracy: if data.label(0).is_some() { correct as f32 / n as f32 } else { 0.0 },
-            correct,
-            n: n as u32,
-        })
+        let (loss, correct) = self.run(params, Kind::Grad, grad)?;
+        edgewise_core::mlp::finish_mean(grad, self.data.len());
+        Ok(self.eval_of(loss, correct))
     }
 }
 
@@ -270,15 +428,110 @@ impl Objective for ParObjective<'_> {
         if out.len() != self.arch.n_params() {
             return Err(Error::LengthMismatch { what: "output", expected: self.arch.n_params(), got: out.len() });
         }
-        self.ensure_ws(true);
-        let (arch, data, tile) = (self.arch, self.data, self.tile);
-        out.fill(0.0);
-        for (cs, tiles) in self.chunks() {
-            self.sample_phase(cs, tiles, |s, n, w| arch.tile_hvp_pass(params, v, &data, s, n, w, tile))?;
-            self.param_phase(cs, tiles, out, true)?;
-        }
-        edgewise_core::mlp::finish_mean(out, data.len());
+        self.run(params, Kind::Hvp(v), out)?;
+        edgewise_core::mlp::finish_mean(out, self.data.len());
         Ok(())
+    }
+}
+
+/// The tile passes and the parameter phase, compiled for AVX2 when the CPU has it.
+///
+/// This is the crate's only `unsafe`: calling a `#[target_feature(enable = "avx2")]` function
+/// is sound only on a CPU with AVX2, which `is_x86_feature_detected!` checks at run time (once;
+/// the result is cached). The functions only call core's tile passes, which are
+/// `#[inline(always)]` so that they are compiled inside these functions with AVX2 enabled. FMA
+/// is deliberately not enabled (and Rust never contracts `a * b + c` anyway).
+mod simd {
+    use std::ops::Range;
+
+    use edgewise_core::{Arch, Data, Error};
+
+    /// Whether the AVX2 versions run.
+    pub fn avx2() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::env::var_os("EDGEWISE_NO_AVX2").is_some() {
+                return false;
+            }
+            std::arch::is_x86_feature_detected!("avx2")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    macro_rules! dispatch {
+        ($avx:ident, $($arg:expr),*) => {{
+            #[cfg(target_arch = "x86_64")]
+            {
+                if avx2() {
+                    // SAFETY: the CPU supports AVX2 (checked at run time just above).
+                    return unsafe { x86::$avx($($arg),*) };
+                }
+            }
+        }};
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn eval_pass(a: &Arch, p: &[f32], wt: &[f32], d: &Data<'_>, s: usize, n: usize, w: &mut [f32], cap: usize) -> Result<(), Error> {
+        dispatch!(eval_pass, a, p, wt, d, s, n, w, cap);
+        a.tile_eval_pass_packed(p, wt, d, s, n, w, cap)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn grad_pass(a: &Arch, p: &[f32], wt: &[f32], d: &Data<'_>, s: usize, n: usize, w: &mut [f32], cap: usize) -> Result<(), Error> {
+        dispatch!(grad_pass, a, p, wt, d, s, n, w, cap);
+        a.tile_grad_pass_packed(p, wt, d, s, n, w, cap)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn hvp_pass(a: &Arch, p: &[f32], wt: &[f32], v: &[f32], vt: &[f32], d: &Data<'_>, s: usize, n: usize, w: &mut [f32], cap: usize) -> Result<(), Error> {
+        dispatch!(hvp_pass, a, p, wt, v, vt, d, s, n, w, cap);
+        a.tile_hvp_pass_packed(p, wt, v, vt, d, s, n, w, cap)
+    }
+
+    pub fn accumulate(a: &Arch, w: &[f32], cap: usize, n: usize, r: Range<usize>, out: &mut [f32], hvp: bool) -> Result<(), Error> {
+        dispatch!(accumulate, a, w, cap, n, r.clone(), out, hvp);
+        if hvp {
+            a.tile_accumulate_hvp(w, cap, n, r, out)
+        } else {
+            a.tile_accumulate_grad(w, cap, n, r, out)
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    mod x86 {
+        use std::ops::Range;
+
+        use edgewise_core::{Arch, Data, Error};
+
+        #[allow(clippy::too_many_arguments)]
+        #[target_feature(enable = "avx2")]
+        pub fn eval_pass(a: &Arch, p: &[f32], wt: &[f32], d: &Data<'_>, s: usize, n: usize, w: &mut [f32], cap: usize) -> Result<(), Error> {
+            a.tile_eval_pass_packed(p, wt, d, s, n, w, cap)
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        #[target_feature(enable = "avx2")]
+        pub fn grad_pass(a: &Arch, p: &[f32], wt: &[f32], d: &Data<'_>, s: usize, n: usize, w: &mut [f32], cap: usize) -> Result<(), Error> {
+            a.tile_grad_pass_packed(p, wt, d, s, n, w, cap)
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        #[target_feature(enable = "avx2")]
+        pub fn hvp_pass(a: &Arch, p: &[f32], wt: &[f32], v: &[f32], vt: &[f32], d: &Data<'_>, s: usize, n: usize, w: &mut [f32], cap: usize) -> Result<(), Error> {
+            a.tile_hvp_pass_packed(p, wt, v, vt, d, s, n, w, cap)
+        }
+
+        #[target_feature(enable = "avx2")]
+        pub fn accumulate(a: &Arch, w: &[f32], cap: usize, n: usize, r: Range<usize>, out: &mut [f32], hvp: bool) -> Result<(), Error> {
+            if hvp {
+                a.tile_accumulate_hvp(w, cap, n, r, out)
+            } else {
+                a.tile_accumulate_grad(w, cap, n, r, out)
+            }
+        }
     }
 }
 

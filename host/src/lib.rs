@@ -15,5 +15,7 @@ pub mod plots;
 pub mod track;
 pub mod train;
 pub mod analyze;
+pub mod bench;
 pub mod sweep;
 pub mod report;
+pub mod repro;

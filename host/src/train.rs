@@ -90,7 +90,8 @@ pub struct Summary {
     pub final_values: Option<FinalValues>,
     /// Largest measured sharpness.
     pub max_sharpness: Option<f32>,
-    /// Measured steps with `lr * sharpness` above the optimizer's threshold.
+    /// Measured steps above the optimizer's stability threshold: `lr * sharpness` for GD and
+    /// momentum, the preconditioned sharpness for RMSProp and Adam.
     pub unstable_measurements: u64,
     /// Steps whose loss exceeded the previous step's (full-batch instabilities).
     pub loss_increases: u64,
@@ -488,7 +489,15 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         epochs: if st.t == 0 { 0 } else { (st.t - 1) / bpe + 1 },
         final_values,
         max_sharpness: measured.iter().filter_map(|r| r.sharpness).fold(None, |m, s| Some(m.map_or(s, |m: f32| m.max(s)))),
-        unstable_measurements: measured.iter().filter(|r| r.lr_x_sharpness.is_some_and(|x| x > threshold)).count() as u64,
+        // Adaptive optimizers are unstable when their preconditioned sharpness passes the
+        // threshold; the others when lr * sharpness does.
+        unstable_measurements: measured
+            .iter()
+            .filter(|r| {
+                let x = if res.adaptive { r.precond_sharpness } else { r.lr_x_sharpness };
+                x.is_some_and(|x| x > threshold)
+            })
+            .count() as u64,
         loss_increases: rows.windows(2).filter(|w| w[1].loss > w[0].loss).count() as u64,
         measurements: measured.len() as u64,
         mean_hvps_per_measurement: (!measured.is_empty()).then(|| hvp_total as f64 / measured.len() as f64),

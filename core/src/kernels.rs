@@ -1,0 +1,738 @@
+//! Register-tiled matrix kernels of the tile passes, in the canonical summation order.
+//!
+//! Every kernel computes a block of *independent* accumulators at once and feeds each of them
+//! its terms in exactly the order of [`crate::mlp`]'s rules, starting from `+0.0` (or from the
+//! running sum in memory for the parameter phase), with each term formed by the same operations
+//! on the same operands as the plain loops would use. The blocks only change which accumulators
+//! are updated together; no reduction is ever split or reassociated. So the results are the
+//! bits of the plain loops, and the compiler may keep a block in vector registers: the lanes of
+//! a vector are different accumulators, never parts of one sum.
+//!
+//! | kernel | accumulators of a block | lanes (contiguous) | reduction index (in order) |
+//! |---|---|---|---|
+//! | [`forward`] `z = W a` | `R_F` outputs x `C` samples | samples (of `a^T`) | inputs `j` |
+//! | [`r_forward`] `V a + W R(a)` | `R_F` outputs x `C` samples | samples | inputs `j` |
+//! | [`backward`] `W^T delta` | `R_B` samples x `C` inputs | inputs (rows of `W`) | outputs `o` |
+//! | [`r_backward`] fused | `R_RB` samples x `C` inputs, twice | inputs | outputs `o` |
+//! | [`accumulate`] `g += delta a^T` | `R_P` rows x `C` columns | columns `j` | samples `i` |
+//!
+//! `C` is 16, then 8, then 1 for the remainder. The forward passes read the activations
+//! transposed (`a^T`, inputs by samples), which the tile pass writes into a free slot of the
+//! workspace, so that the inner loop over samples is contiguous; every other operand is used in
+//! the workspace's sample-major layout or the parameters' row-major layout.
+//!
+//! No fused multiply-add anywhere: a term `w * x` is rounded, then added (see ARCHITECTURE.md).
+//!
+//! Everything is `#[inline(always)]` so that a host may compile the passes for a wider
+//! instruction set by calling them from a function with more target features enabled (the
+//! host's engine does this for AVX2); the operations, hence the bits, are the same.
+
+/// Output rows per block of the forward kernels.
+const R_F: usize = 4;
+/// Sample rows per block of the backward kernel.
+const R_B: usize = 4;
+/// Sample rows per block of the fused R-backward kernel (two accumulator sets).
+const R_RB: usize = 2;
+/// Parameter rows per block of the parameter phase.
+const R_P: usize = 4;
+/// Columns per block of the parameter phase's cache blocking: `a[.., j0..j0 + J_P]` of a
+/// whole tile stays in the L1 cache while every row's accumulators pass over it.
+const J_P: usize = 64;
+
+/// Calls `$body` with the lane widths 16, 8 and 1 over `$lo..$hi`: `$f!(C, start)`.
+macro_rules! lanes {
+    ($lo:expr, $hi:expr, |$c:ident, $s:ident| $body:block) => {{
+        let hi = $hi;
+        let mut s0 = $lo;
+        while s0 + 16 <= hi {
+            {
+                const $c: usize = 16;
+                let $s = s0;
+                $body
+            }
+            s0 += 16;
+        }
+        if s0 + 8 <= hi {
+            {
+                const $c: usize = 8;
+                let $s = s0;
+                $body
+            }
+            s0 += 8;
+        }
+        while s0 < hi {
+            {
+                const $c: usize = 1;
+                let $s = s0;
+                $body
+            }
+            s0 += 1;
+        }
+    }};
+}
+
+/// Calls `$body` with the row counts `$r` and 1 over `$lo..$hi`.
+macro_rules! rows {
+    ($r:expr, $lo:expr, $hi:expr, |$rr:ident, $s:ident| $body:block) => {{
+        let hi = $hi;
+        let mut s0 = $lo;
+        while s0 + $r <= hi {
+            {
+                const $rr: usize = $r;
+                let $s = s0;
+                $body
+            }
+            s0 += $r;
+        }
+        while s0 < hi {
+            {
+                const $rr: usize = 1;
+                let $s = s0;
+                $body
+            }
+            s0 += 1;
+        }
+    }};
+}
+
+#[inline(always)]
+fn arr<const N: usize>(s: &[f32]) -> &[f32; N] {
+    match s.first_chunk::<N>() {
+        Some(a) => a,
+        None => unreachable_len(),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn unreachable_len() -> ! {
+    panic!("kernel block outside its buffer")
+}
+
+/// `at[j * ld + i] = a[i * k + j]` for `i < n`, `j < k` (blocked so that both sides stay in
+/// cache).
+#[inline(always)]
+pub(crate) fn transpose(a: &[f32], n: usize, k: usize, at: &mut [f32], ld: usize) {
+    const JB: usize = 32;
+    let mut j0 = 0;
+    while j0 < k {
+        let j1 = (j0 + JB).min(k);
+        for i in 0..n {
+            let row = &a[i * k + j0..i * k + j1];
+            for (jj, &x) in row.iter().enumerate() {
+                at[(j0 + jj) * ld + i] = x;
+            }
+        }
+        j0 = j1;
+    }
+}
+
+/// One block of [`forward`]: outputs `o0..o0 + R`, samples `i0..i0 + C`.
+#[inline(always)]
+fn forward_block<const R: usize, const C: usize>(
+    w: &[f32],
+    b: &[f32],
+    fi: usize,
+    fo: usize,
+    at: &[f32],
+    ld: usize,
+    o0: usize,
+    i0: usize,
+    z: &mut [f32],
+) {
+    let rows: [&[f32]; R] = core::array::from_fn(|r| &w[(o0 + r) * fi..][..fi]);
+    let mut acc = [[0.0f32; C]; R];
+    for j in 0..fi {
+        let x: &[f32; C] = arr(&at[j * ld + i0..]);
+        for r in 0..R {
+            let wv = rows[r][j];
+            for c in 0..C {
+                acc[r][c] += wv * x[c];
+            }
+        }
+    }
+    for r in 0..R {
+        let bo = b[o0 + r];
+        for c in 0..C {
+            z[(i0 + c) * fo + o0 + r] = acc[r][c] + bo;
+        }
+    }
+}
+
+/// Packs a weight matrix `w` (`fo` rows of `fi`) for [`forward_t`]: the outputs are cut into
+/// panels as the lane widths of the packed kernels cut them (16, ..., 16, then 8, then 1s), and
+/// the panel of outputs `o0..o0 + c` is stored at `o0 * fi` as `[j][c]`:
+/// `wt[o0 * fi + j * c + k] = w[(o0 + k) * fi + j]`, so that the kernel reads it contiguously.
+pub(crate) fn pack_panels(w: &[f32], fi: usize, fo: usize, wt: &mut [f32]) {
+    let mut o0 = 0;
+    while o0 < fo {
+        let c = if o0 + 16 <= fo {
+            16
+        } else if o0 + 8 <= fo {
+            8
+        } else {
+            1
+        };
+        let panel = &mut wt[o0 * fi..(o0 + c) * fi];
+        for k in 0..c {
+            let row = &w[(o0 + k) * fi..(o0 + k + 1) * fi];
+            for (j, &x) in row.iter().enumerate() {
+                panel[j * c + k] = x;
+            }
+        }
+        o0 += c;
+    }
+}
+
+/// Forward: `z[i * fo + o] = (sum_j w[o * fi + j] * at[j * ld + i]) + b[o]` for `i < n`,
+/// `o < fo`; the sum from `+0.0` in ascending `j`, each term `w * a`.
+#[inline(always)]
+pub(crate) fn forward(
+    w: &[f32],
+    b: &[f32],
+    fi: usize,
+    fo: usize,
+    at: &[f32],
+    ld: usize,
+    n: usize,
+    z: &mut [f32],
+) {
+    let at = &at[..fi * ld];
+    lanes!(0, n, |C, i0| {
+        rows!(R_F, 0, fo, |R, o0| {
+            forward_block::<R, C>(w, b, fi, fo, at, ld, o0, i0, z);
+        });
+    });
+}
+
+/// Inputs per block of the packed forward kernels' cache blocking: a block's partial sums go to
+/// `z` between input blocks (an f32 store and load are exact, so the sum is unchanged).
+const J_T: usize = 512;
+/// Sample rows per block of the packed forward kernels.
+const R_T: usize = 4;
+
+/// One block of [`forward_t`]: samples `i0..i0 + R`, outputs `o0..o0 + C`, inputs `j0..j1`.
+#[inline(always)]
+fn forward_t_block<const R: usize, const C: usize>(
+    wt: &[f32],
+    b: &[f32],
+    fi: usize,
+    fo: usize,
+    a: &[f32],
+    i0: usize,
+    o0: usize,
+    j0: usize,
+    j1: usize,
+    z: &mut [f32],
+) {
+    let rows: [&[f32]; R] = core::array::from_fn(|r| &a[(i0 + r) * fi..][..fi]);
+    let panel = &wt[o0 * fi..][..fi * C];
+    let mut acc = [[0.0f32; C]; R];
+    if j0 > 0 {
+        for r in 0..R {
+            acc[r] = *arr(&z[(i0 + r) * fo + o0..]);
+        }
+    }
+    for j in j0..j1 {
+        let wv: &[f32; C] = arr(&panel[j * C..]);
+        for r in 0..R {
+            let av = rows[r][j];
+            for c in 0..C {
+                acc[r][c] += wv[c] * av;
+            }
+        }
+    }
+    if j1 == fi {
+        let bo: &[f32; C] = arr(&b[o0..]);
+        for r in 0..R {
+            for c in 0..C {
+                acc[r][c] += bo[c];
+            }
+        }
+    }
+    for r in 0..R {
+        *arr_mut::<C>(&mut z[(i0 + r) * fo + o0..]) = acc[r];
+    }
+}
+
+/// Forward with the weights packed in panels by [`pack_panels`]:
+/// `z[i * fo + o] = (sum_j w[o][j] * a[i * fi + j]) + b[o]` for `i < n`, the same sums as
+/// [`forward`], with the lanes over outputs and the activations in their sample-major layout.
+#[inline(always)]
+pub(crate) fn forward_t(
+    wt: &[f32],
+    b: &[f32],
+    fi: usize,
+    fo: usize,
+    a: &[f32],
+    n: usize,
+    z: &mut [f32],
+) {
+    let wt = &wt[..fi * fo];
+    let mut j0 = 0;
+    while j0 < fi {
+        let j1 = (j0 + J_T).min(fi);
+        lanes!(0, fo, |C, o0| {
+            rows!(R_T, 0, n, |R, i0| {
+                forward_t_block::<R, C>(wt, b, fi, fo, a, i0, o0, j0, j1, z);
+            });
+        });
+        j0 = j1;
+    }
+}
+
+/// One block of [`r_forward_t`] (not the first layer).
+#[inline(always)]
+fn r_forward_t_block<const R: usize, const C: usize>(
+    wt: &[f32],
+    vt: &[f32],
+    vb: &[f32],
+    fi: usize,
+    fo: usize,
+    a: &[f32],
+    ra: &[f32],
+    i0: usize,
+    o0: usize,
+    j0: usize,
+    j1: usize,
+    rz: &mut [f32],
+) {
+    let rows: [&[f32]; R] = core::array::from_fn(|r| &a[(i0 + r) * fi..][..fi]);
+    let rrows: [&[f32]; R] = core::array::from_fn(|r| &ra[(i0 + r) * fi..][..fi]);
+    let wpanel = &wt[o0 * fi..][..fi * C];
+    let vpanel = &vt[o0 * fi..][..fi * C];
+    let mut acc = [[0.0f32; C]; R];
+    if j0 > 0 {
+        for r in 0..R {
+            acc[r] = *arr(&rz[(i0 + r) * fo + o0..]);
+        }
+    }
+    for j in j0..j1 {
+        let wv: &[f32; C] = arr(&wpanel[j * C..]);
+        let vv: &[f32; C] = arr(&vpanel[j * C..]);
+        for r in 0..R {
+            let (av, rav) = (rows[r][j], rrows[r][j]);
+            for c in 0..C {
+                acc[r][c] += vv[c] * av + wv[c] * rav;
+            }
+        }
+    }
+    if j1 == fi {
+        let bo: &[f32; C] = arr(&vb[o0..]);
+        for r in 0..R {
+            for c in 0..C {
+                acc[r][c] += bo[c];
+            }
+        }
+    }
+    for r in 0..R {
+        *arr_mut::<C>(&mut rz[(i0 + r) * fo + o0..]) = acc[r];
+    }
+}
+
+/// R-forward with transposed weights and direction (`wt`, `vt`): the sums of [`r_forward`],
+/// lanes over outputs; `ra = None` on the first layer.
+#[inline(always)]
+pub(crate) fn r_forward_t(
+    wt: &[f32],
+    vt: &[f32],
+    vb: &[f32],
+    fi: usize,
+    fo: usize,
+    a: &[f32],
+    ra: Option<&[f32]>,
+    n: usize,
+    rz: &mut [f32],
+) {
+    match ra {
+        None => forward_t(vt, vb, fi, fo, a, n, rz),
+        Some(ra) => {
+            let (wt, vt) = (&wt[..fi * fo], &vt[..fi * fo]);
+            let mut j0 = 0;
+            while j0 < fi {
+                let j1 = (j0 + J_T).min(fi);
+                lanes!(0, fo, |C, o0| {
+                    rows!(R_T, 0, n, |R, i0| {
+                        r_forward_t_block::<R, C>(wt, vt, vb, fi, fo, a, ra, i0, o0, j0, j1, rz);
+                    });
+                });
+                j0 = j1;
+            }
+        }
+    }
+}
+
+/// One block of [`r_forward`] (not the first layer).
+#[inline(always)]
+fn r_forward_block<const R: usize, const C: usize>(
+    w: &[f32],
+    v: &[f32],
+    vb: &[f32],
+    fi: usize,
+    fo: usize,
+    at: &[f32],
+    rat: &[f32],
+    ld: usize,
+    o0: usize,
+    i0: usize,
+    rz: &mut [f32],
+) {
+    let wr: [&[f32]; R] = core::array::from_fn(|r| &w[(o0 + r) * fi..][..fi]);
+    let vr: [&[f32]; R] = core::array::from_fn(|r| &v[(o0 + r) * fi..][..fi]);
+    let mut acc = [[0.0f32; C]; R];
+    for j in 0..fi {
+        let x: &[f32; C] = arr(&at[j * ld + i0..]);
+        let rx: &[f32; C] = arr(&rat[j * ld + i0..]);
+        for r in 0..R {
+            let (vv, wv) = (vr[r][j], wr[r][j]);
+            for c in 0..C {
+                acc[r][c] += vv * x[c] + wv * rx[c];
+            }
+        }
+    }
+    for r in 0..R {
+        let bo = vb[o0 + r];
+        for c in 0..C {
+            rz[(i0 + c) * fo + o0 + r] = acc[r][c] + bo;
+        }
+    }
+}
+
+/// R-forward: `rz[i * fo + o] = (sum_j (v[o][j] * a[i][j] + w[o][j] * ra[i][j])) + vb[o]`,
+/// each pair rounded and added as one term; on the first layer (`rat = None`) the term is
+/// `v[o][j] * a[i][j]` alone. `at`, `rat` are transposed (`[j * ld + i]`).
+#[inline(always)]
+pub(crate) fn r_forward(
+    w: &[f32],
+    v: &[f32],
+    vb: &[f32],
+    fi: usize,
+    fo: usize,
+    at: &[f32],
+    rat: Option<&[f32]>,
+    ld: usize,
+    n: usize,
+    rz: &mut [f32],
+) {
+    let at = &at[..fi * ld];
+    match rat {
+        None => forward(v, vb, fi, fo, at, ld, n, rz),
+        Some(rat) => {
+            let rat = &rat[..fi * ld];
+            lanes!(0, n, |C, i0| {
+                rows!(R_F, 0, fo, |R, o0| {
+                    r_forward_block::<R, C>(w, v, vb, fi, fo, at, rat, ld, o0, i0, rz);
+                });
+            });
+        }
+    }
+}
+
+/// One block of [`backward`]: samples `i0..i0 + R`, inputs `j0..j0 + C`.
+#[inline(always)]
+fn backward_block<const R: usize, const C: usize>(
+    w: &[f32],
+    fi: usize,
+    fo: usize,
+    dout: &[f32],
+    i0: usize,
+    j0: usize,
+    din: &mut [f32],
+) {
+    let d: [&[f32]; R] = core::array::from_fn(|r| &dout[(i0 + r) * fo..][..fo]);
+    let mut acc = [[0.0f32; C]; R];
+    for o in 0..fo {
+        let wv: &[f32; C] = arr(&w[o * fi + j0..]);
+        for r in 0..R {
+            let dv = d[r][o];
+            for c in 0..C {
+                acc[r][c] += wv[c] * dv;
+            }
+        }
+    }
+    for r in 0..R {
+        *arr_mut::<C>(&mut din[(i0 + r) * fi + j0..]) = acc[r];
+    }
+}
+
+/// Backward: `din[i * fi + j] = sum_o w[o * fi + j] * dout[i * fo + o]` for `i < n`, `j < fi`,
+/// from `+0.0` in ascending `o`, each term `w * delta`.
+#[inline(always)]
+pub(crate) fn backward(
+    w: &[f32],
+    fi: usize,
+    fo: usize,
+    dout: &[f32],
+    n: usize,
+    din: &mut [f32],
+) {
+    rows!(R_B, 0, n, |R, i0| {
+        lanes!(0, fi, |C, j0| {
+            backward_block::<R, C>(w, fi, fo, dout, i0, j0, din);
+        });
+    });
+}
+
+/// One block of [`r_backward`].
+#[inline(always)]
+fn r_backward_block<const R: usize, const C: usize>(
+    w: &[f32],
+    v: &[f32],
+    fi: usize,
+    fo: usize,
+    dout: &[f32],
+    rdout: &[f32],
+    i0: usize,
+    j0: usize,
+    din: &mut [f32],
+    rdin: &mut [f32],
+) {
+    let d: [&[f32]; R] = core::array::from_fn(|r| &dout[(i0 + r) * fo..][..fo]);
+    let rd: [&[f32]; R] = core::array::from_fn(|r| &rdout[(i0 + r) * fo..][..fo]);
+    let mut acc = [[0.0f32; C]; R];
+    let mut racc = [[0.0f32; C]; R];
+    for o in 0..fo {
+        let wv: &[f32; C] = arr(&w[o * fi + j0..]);
+        let vv: &[f32; C] = arr(&v[o * fi + j0..]);
+        for r in 0..R {
+            let (dv, rv) = (d[r][o], rd[r][o]);
+            for c in 0..C {
+                acc[r][c] += wv[c] * dv;
+                racc[r][c] += vv[c] * dv + wv[c] * rv;
+            }
+        }
+    }
+    for r in 0..R {
+        *arr_mut::<C>(&mut din[(i0 + r) * fi + j0..]) = acc[r];
+        *arr_mut::<C>(&mut rdin[(i0 + r) * fi + j0..]) = racc[r];
+    }
+}
+
+/// Fused backward and R-backward: `din` as [`backward`], and
+/// `rdin[i][j] = sum_o (v[o][j] * dout[i][o] + w[o][j] * rdout[i][o])`, each pair one term.
+#[inline(always)]
+pub(crate) fn r_backward(
+    w: &[f32],
+    v: &[f32],
+    fi: usize,
+    fo: usize,
+    dout: &[f32],
+    rdout: &[f32],
+    n: usize,
+    din: &mut [f32],
+    rdin: &mut [f32],
+) {
+    rows!(R_RB, 0, n, |R, i0| {
+        lanes!(0, fi, |C, j0| {
+            r_backward_block::<R, C>(w, v, fi, fo, dout, rdout, i0, j0, din, rdin);
+        });
+    });
+}
+
+#[inline(always)]
+fn arr_mut<const N: usize>(s: &mut [f32]) -> &mut [f32; N] {
+    match s.first_chunk_mut::<N>() {
+        Some(a) => a,
+        None => unreachable_len(),
+    }
+}
+
+/// The panel of columns holding column `j` of a `fi`-wide layer, as [`panelize`] cuts them:
+/// `(first column, width)`.
+#[inline(always)]
+fn panel_of(fi: usize, j: usize) -> (usize, usize) {
+    let full = fi / 16 * 16;
+    if j < full {
+        (j / 16 * 16, 16)
+    } else if fi - full >= 8 && j < full + 8 {
+        (full, 8)
+    } else {
+        (j, 1)
+    }
+}
+
+/// Copies the sample-major activations `a` (`n` rows of `fi`) into `p` in column panels for
+/// the parameter phase: the columns are cut as the lane widths cut them (16, ..., 16, then 8,
+/// then 1s) and the panel of columns `j0..j0 + c` is stored at `j0 * n` as `[i][c]`, so that
+/// [`accumulate`] streams it and its rows never collide in the cache whatever `fi` is.
+#[inline(always)]
+pub(crate) fn panelize(a: &[f32], n: usize, fi: usize, p: &mut [f32]) {
+    let mut j0 = 0;
+    while j0 < fi {
+        let (_, c) = panel_of(fi, j0);
+        let panel = &mut p[j0 * n..(j0 + c) * n];
+        for (i, dst) in panel.chunks_exact_mut(c).enumerate() {
+            dst.copy_from_slice(&a[i * fi + j0..i * fi + j0 + c]);
+        }
+        j0 += c;
+    }
+}
+
+/// One block of [`accumulate`] with the gradient's term: rows `o0..o0 + R`, `C` columns whose
+/// per-sample values are at `x[i * stride + off..][..C]`, the accumulators at
+/// `g[base + r * fi + c]`.
+#[inline(always)]
+fn grad_block<const R: usize, const C: usize>(
+    d: &[f32],
+    x: &[f32],
+    stride: usize,
+    off: usize,
+    fi: usize,
+    fo: usize,
+    n: usize,
+    o0: usize,
+    g: &mut [f32],
+    base: usize,
+) {
+    let mut acc = [[0.0f32; C]; R];
+    for r in 0..R {
+        acc[r] = *arr(&g[base + r * fi..]);
+    }
+    for i in 0..n {
+        let xv: &[f32; C] = arr(&x[i * stride + off..]);
+        let dv: &[f32; R] = arr(&d[i * fo + o0..]);
+        for r in 0..R {
+            for c in 0..C {
+                acc[r][c] += dv[r] * xv[c];
+            }
+        }
+    }
+    for r in 0..R {
+        *arr_mut::<C>(&mut g[base + r * fi..]) = acc[r];
+    }
+}
+
+/// One block of [`accumulate`] with the R-gradient's term.
+#[inline(always)]
+fn hvp_block<const R: usize, const C: usize>(
+    d: &[f32],
+    rd: &[f32],
+    x: &[f32],
+    rx: &[f32],
+    stride: usize,
+    off: usize,
+    fi: usize,
+    fo: usize,
+    n: usize,
+    o0: usize,
+    g: &mut [f32],
+    base: usize,
+) {
+    let mut acc = [[0.0f32; C]; R];
+    for r in 0..R {
+        acc[r] = *arr(&g[base + r * fi..]);
+    }
+    for i in 0..n {
+        let xv: &[f32; C] = arr(&x[i * stride + off..]);
+        let rxv: &[f32; C] = arr(&rx[i * stride + off..]);
+        let dv: &[f32; R] = arr(&d[i * fo + o0..]);
+        let rv: &[f32; R] = arr(&rd[i * fo + o0..]);
+        for r in 0..R {
+            for c in 0..C {
+                acc[r][c] += rv[r] * xv[c] + dv[r] * rxv[c];
+            }
+        }
+    }
+    for r in 0..R {
+        *arr_mut::<C>(&mut g[base + r * fi..]) = acc[r];
+    }
+}
+
+/// The per-sample term of the parameter phase; the activations are in panels ([`panelize`]).
+#[derive(Clone, Copy)]
+pub(crate) enum Term<'a> {
+    /// `d[i][o] * a[i][j]` (the gradient; the R-gradient of the first layer with `d = R(delta)`).
+    Grad { d: &'a [f32], a: &'a [f32] },
+    /// `rd[i][o] * a[i][j] + d[i][o] * ra[i][j]` (the R-gradient of the other layers).
+    Hvp {
+        d: &'a [f32],
+        rd: &'a [f32],
+        a: &'a [f32],
+        ra: &'a [f32],
+    },
+}
+
+/// One block of columns: rows `o0..o0 + R`, the `C` columns from `j0` of the panel starting at
+/// column `p0` of width `pw`.
+#[inline(always)]
+fn term_block<const R: usize, const C: usize>(
+    term: Term<'_>,
+    fi: usize,
+    fo: usize,
+    n: usize,
+    o0: usize,
+    p0: usize,
+    pw: usize,
+    j0: usize,
+    g: &mut [f32],
+    base: usize,
+) {
+    let (start, off) = (p0 * n, j0 - p0);
+    match term {
+        Term::Grad { d, a } => {
+            grad_block::<R, C>(d, &a[start..], pw, off, fi, fo, n, o0, g, base)
+        }
+        Term::Hvp { d, rd, a, ra } => {
+            hvp_block::<R, C>(d, rd, &a[start..], &ra[start..], pw, off, fi, fo, n, o0, g, base)
+        }
+    }
+}
+
+/// Parameter phase of the weights of rows `o_lo..o_hi`, columns `j_lo..j_hi` of a layer with
+/// `fi` inputs and `fo` outputs (whole rows, or a part of one row):
+/// `g[(o - o_lo) * fi + (j - j_lo)] += term(i, o, j)` for samples `i = 0, 1, ..., n - 1` in
+/// order (the accumulator stays in a register over the samples; it is loaded from and stored
+/// back to `g`, which is exact).
+#[inline(always)]
+pub(crate) fn accumulate(
+    term: Term<'_>,
+    fi: usize,
+    fo: usize,
+    n: usize,
+    o_lo: usize,
+    o_hi: usize,
+    j_lo: usize,
+    j_hi: usize,
+    g: &mut [f32],
+) {
+    if j_lo == 0 && j_hi == fi {
+        // Whole rows: blocks of columns that are whole panels.
+        let mut jb = 0;
+        while jb < fi {
+            let je = (jb + J_P).min(fi);
+            rows!(R_P, o_lo, o_hi, |R, o0| {
+                lanes!(jb, je, |C, j0| {
+                    let base = (o0 - o_lo) * fi + j0;
+                    term_block::<R, C>(term, fi, fo, n, o0, j0, C, j0, g, base);
+                });
+            });
+            jb = je;
+        }
+    } else {
+        // Part of one row: column by column.
+        for j in j_lo..j_hi {
+            let (p0, pw) = panel_of(fi, j);
+            term_block::<1, 1>(term, fi, fo, n, o_lo, p0, pw, j, g, j - j_lo);
+        }
+    }
+}
+
+/// Parameter phase of the biases `o_lo..o_hi`: `g[o - o_lo] += src[i * fo + o]` for
+/// `i = 0, 1, ..., n - 1` in order.
+#[inline(always)]
+pub(crate) fn accumulate_bias(
+    src: &[f32],
+    fo: usize,
+    n: usize,
+    o_lo: usize,
+    o_hi: usize,
+    g: &mut [f32],
+) {
+    let g = &mut g[..o_hi - o_lo];
+    for i in 0..n {
+        let s = &src[i * fo + o_lo..i * fo + o_hi];
+        for (acc, &x) in g.iter_mut().zip(s) {
+            *acc += x;
+        }
+    }
+}

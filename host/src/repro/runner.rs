@@ -1,0 +1,163 @@
+//! Runs the training runs of a plan on a pool of worker threads (one thread per run, the longest
+//! runs first) and reads them back as [`RunRecord`]s. A run whose directory already holds a
+//! `summary.json` and the same `config.toml` is reused unless `force`; any other state of the
+//! directory is replaced. Every run is deterministic and single-threaded, so the results do not
+//! depend on the number of workers or on the order in which the runs finish.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::config::TrainConfig;
+use crate::error::{Failure, Result};
+use crate::metrics;
+use crate::train::{self, RunOptions};
+
+use super::plan::{cost, Plan};
+use super::stats::RunRecord;
+
+/// One training run to do.
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// Experiment index in the plan.
+    pub exp: usize,
+    /// Run index in the experiment.
+    pub run: usize,
+    /// `experiment/run` (for messages).
+    pub label: String,
+    /// Run directory.
+    pub dir: PathBuf,
+    /// Configuration.
+    pub config: TrainConfig,
+}
+
+/// What happened to a job.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Status {
+    /// Trained now.
+    Done,
+    /// Trained now; diverged.
+    Diverged,
+    /// Already complete with the same configuration.
+    Reused,
+    /// Failed with this message.
+    Failed(String),
+}
+
+/// The jobs of a plan under `out`.
+pub fn jobs(plan: &Plan, out: &Path) -> Vec<Job> {
+    let mut v = Vec::new();
+    for (ei, e) in plan.experiments.iter().enumerate() {
+        for (ri, r) in e.runs.iter().enumerate() {
+            v.push(Job {
+                exp: ei,
+                run: ri,
+                label: format!("{}/{}", e.dir, r.name),
+                dir: out.join(e.dir).join(&r.name),
+                config: r.config.clone(),
+            });
+        }
+    }
+    v
+}
+
+/// Whether `dir` holds a finished run of exactly `cfg`.
+pub fn is_complete(dir: &Path, cfg: &TrainConfig) -> bool {
+    dir.join("summary.json").is_file()
+        && dir.join("metrics.csv").is_file()
+        && TrainConfig::from_file(&dir.join("config.toml")).is_ok_and(|c| &c == cfg)
+}
+
+fn run_job(job: &Job, force: bool) -> Status {
+    if !force && is_complete(&job.dir, &job.config) {
+        return Status::Reused;
+    }
+    let ro = RunOptions {
+        out: job.dir.clone(),
+        threads: 1,
+        tile: crate::engine::DEFAULT_TILE,
+        quiet: true,
+        force: true,
+        resume: false,
+        plots: true,
+        interrupt_after: None,
+    };
+    match train::run(&job.config, &ro) {
+        Ok(o) if o.summary.diverged => Status::Diverged,
+        Ok(_) => Status::Done,
+        Err(e) => Status::Failed(e.to_string()),
+    }
+}
+
+/// Runs `jobs` on `workers` threads, the most expensive first; returns the statuses in job order.
+pub fn execute(jobs: &[Job], workers: usize, force: bool, quiet: bool) -> Vec<Status> {
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    // Longest first (ties by position), which keeps the last worker from running alone long.
+    order.sort_by(|&a, &b| cost(&jobs[b].config).total_cmp(&cost(&jobs[a].config)).then(a.cmp(&b)));
+    let next = AtomicUsize::new(0);
+    let finished = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Status>>> = Mutex::new(vec![None; jobs.len()]);
+    let total = jobs.len();
+    let workers = workers.clamp(1, total.max(1));
+    std::thread::scope(|sc| {
+        for _ in 0..workers {
+            sc.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::SeqCst);
+                if k >= total {
+                    break;
+                }
+                let i = order[k];
+                let started = Instant::now();
+                let status = run_job(&jobs[i], force);
+                let done = finished.fetch_add(1, Ordering::SeqCst) + 1;
+                if !quiet {
+                    let what = match &status {
+                        Status::Done => format!("done in {:.1} s", started.elapsed().as_secs_f64()),
+                        Status::Diverged => format!("diverged ({:.1} s)", started.elapsed().as_secs_f64()),
+                        Status::Reused => "reused".into(),
+                        Status::Failed(m) => format!("FAILED: {m}"),
+                    };
+                    eprintln!("[{done}/{total}] {}: {what}", jobs[i].label);
+                }
+                if let Ok(mut v) = results.lock() {
+                    v[i] = Some(status);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| s.unwrap_or_else(|| Status::Failed("not run".into())))
+        .collect()
+}
+
+/// Reads a finished run directory back.
+pub fn load(dir: &Path, cfg: &TrainConfig, name: &str) -> Result<RunRecord> {
+    let res = cfg.resolve()?;
+    let rows = metrics::read(&dir.join("metrics.csv"))?;
+    let spath = dir.join("summary.json");
+    let text = std::fs::read_to_string(&spath)
+        .map_err(|e| Failure::input(format!("cannot read {}: {e}", spath.display())))?;
+    let s: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Failure::input(format!("{}: not valid JSON: {e}", spath.display())))?;
+    let fv = s.get("final_values").filter(|v| !v.is_null());
+    let get = |k: &str| fv.and_then(|v| v.get(k)).and_then(|x| x.as_f64()).map(|x| x as f32);
+    Ok(RunRecord {
+        name: name.to_string(),
+        lr: cfg.optim.lr,
+        seed: cfg.model.seed,
+        batch: cfg.optim.batch_size,
+        n_train: s.get("n_train").and_then(|x| x.as_u64()).unwrap_or(0) as usize,
+        opt: cfg.optim.opt.clone(),
+        clip: cfg.optim.clip,
+        threshold: res.opt.stability_threshold(),
+        diverged: s.get("diverged").and_then(|d| d.as_bool()).unwrap_or(false),
+        test_acc: get("test_acc"),
+        train_acc: get("train_acc"),
+        train_loss: get("train_loss"),
+        rows,
+    })
+}

@@ -1,0 +1,748 @@
+//! The verdicts: one pure function per claim, from run records (metric rows and final values)
+//! to `holds` / `does not hold` / `inconclusive` with the evidence as text. The criteria are
+//! stated by [`criterion`] from the same constants the functions use, so the report cannot say
+//! one thing and compute another.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::diag::DiagRun;
+use super::stats::{distinct, median, run_stats, spearman, MeanSd, RunRecord, RunStats, SPIKE_REL};
+
+/// Fewest runs (or learning rates, or batch sizes) a criterion needs to decide.
+pub const MIN_RUNS: usize = 3;
+/// Claim 1: fraction of threshold-crossing runs that must spike and must survive.
+pub const C1_HOLD: f64 = 0.8;
+/// Claim 1: below this fraction, the claim does not hold.
+pub const C1_FAIL: f64 = 0.5;
+/// Claim 1: largest fraction of the stable (non-crossing) runs that may spike.
+pub const C1_CONTROL: f64 = 0.5;
+/// Rank correlation a trend needs (in the claimed direction).
+pub const RHO: f64 = 0.5;
+/// Fraction of runs (or episodes) that must agree for a within-run comparison to hold.
+pub const FRAC_HOLD: f64 = 2.0 / 3.0;
+/// At or below this fraction, a within-run comparison does not hold.
+pub const FRAC_FAIL: f64 = 1.0 / 3.0;
+/// Claim 4: median ratio |lambda_min| (unstable windows) / (stable windows) needed.
+pub const C4_RATIO: f64 = 1.1;
+/// Fewest measurements in each window class for a run to enter a within-run comparison.
+pub const MIN_WINDOWS: usize = 2;
+/// Claim 5: a learning rate enters the comparison if its seed-mean final training accuracy is at
+/// least this (it fit the training set).
+pub const C5_FIT: f64 = 0.9;
+/// Claim 8: relative tolerance of the conservation of theta_1^2 - theta_2^2 (stable runs) and of
+/// their final sharpness against lambda_ref.
+pub const C8_TOL: f64 = 0.05;
+/// Claim 8: an unstable run must end at `lambda_max <= (2 / lr) (1 + C8_LAMBDA_TOL)`.
+pub const C8_LAMBDA_TOL: f64 = 0.01;
+/// Claim 8: an unstable run must end with `|c| < C8_BALANCE |c0|`.
+pub const C8_BALANCE: f64 = 0.9;
+/// Claim 8: angle (degrees) between a run's final top eigenvector and the one at the valley point
+/// gradient flow reaches: a stable run stays below it, an unstable run must exceed it.
+pub const C8_ANGLE: f64 = 0.5;
+
+/// A verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Verdict {
+    /// The measured data meet the criterion.
+    #[serde(rename = "holds")]
+    Holds,
+    /// The measured data contradict it.
+    #[serde(rename = "does not hold")]
+    DoesNotHold,
+    /// Too few valid runs, or the spread overlaps.
+    #[serde(rename = "inconclusive")]
+    Inconclusive,
+}
+
+impl Verdict {
+    /// The words used in the report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Holds => "holds",
+            Verdict::DoesNotHold => "does not hold",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+
+    /// Every verdict word.
+    pub const WORDS: [&'static str; 3] = ["holds", "does not hold", "inconclusive"];
+}
+
+/// A conjunction: does not hold if any part does not hold, holds if all hold, else inconclusive.
+pub fn combine(parts: &[Verdict]) -> Verdict {
+    if parts.contains(&Verdict::DoesNotHold) {
+        Verdict::DoesNotHold
+    } else if !parts.is_empty() && parts.iter().all(|&v| v == Verdict::Holds) {
+        Verdict::Holds
+    } else {
+        Verdict::Inconclusive
+    }
+}
+
+/// A verdict with its evidence.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Assessment {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The numbers behind it.
+    pub evidence: String,
+}
+
+fn assess(verdict: Verdict, evidence: String) -> Assessment {
+    Assessment { verdict, evidence }
+}
+
+/// The claims, in report order: (short name, statement).
+pub const CLAIMS: [(&str, &str); 8] = [
+    ("Instability without divergence", "Beyond the threshold (lr x lambda_max > 2), GD is unstable: the loss spikes, yet training does not diverge."),
+    ("Eigenvector rotation (RPE)", "During instabilities the leading Hessian eigenvectors rotate, and the rotation grows with the learning rate."),
+    ("Flatness bias", "The sharpness reached at the end of training falls as the learning rate grows past the threshold."),
+    ("Higher-order curvature", "Instabilities coincide with growing higher-order curvature (a larger |lambda_min|), and each resolves after a flattening phase."),
+    ("Goldilocks zone", "Generalization improves with the learning rate past the threshold up to a point, then degrades."),
+    ("SGD", "With minibatches (lr scaled with the batch), the instability-driven flattening persists and outweighs minibatch noise."),
+    ("Adam vs clipped Adam", "Adam suppresses instabilities through its preconditioner; restoring them (clipped Adam) improves generalization."),
+    ("Mechanism (diagonal network)", "On L = (theta_1 theta_2 - 1)^2 / 2, unstable GD rotates the top eigenvector and moves along the valley to flatter, more balanced minima; stable GD keeps theta_1^2 - theta_2^2."),
+];
+
+/// The criterion of claim `i` (1-based), stated from the constants above.
+pub fn criterion(i: usize) -> String {
+    let pct = |x: f64| format!("{:.0}%", x * 100.0);
+    match i {
+        1 => format!(
+            "Over the full-batch GD runs whose measured lr x sharpness exceeded 2 at least once (need >= {MIN_RUNS}): \
+             holds if >= {} of them have a loss spike (a step whose loss exceeds the previous one by more than {SPIKE_REL:e} relative) \
+             AND >= {} of them end without diverging and below their initial loss, AND at most {} of the runs that never crossed spike; \
+             does not hold if either fraction is < {}; otherwise inconclusive.",
+            pct(C1_HOLD), pct(C1_HOLD), pct(C1_CONTROL), pct(C1_FAIL)
+        ),
+        2 => format!(
+            "(a) Spearman rho between lr and the run's mean rotation 1 - |cos(v_t, v_t-k)| over non-diverged runs (need >= {MIN_RUNS} learning rates); \
+             (b) in each threshold-crossing run with >= {MIN_WINDOWS} measurements of each kind, mean rotation in unstable windows \
+             (a loss spike since the previous measurement or right after it) vs stable windows (need >= {MIN_RUNS} runs). \
+             Holds if rho >= {RHO}, the subspace measure's rho (1 - subspace score) is >= 0, and >= {} of the runs rotate more in unstable windows; \
+             does not hold if rho <= 0 or <= {} of the runs do; otherwise inconclusive.",
+            pct(FRAC_HOLD), pct(FRAC_FAIL)
+        ),
+        3 => format!(
+            "Final sharpness = mean of the last 20% of the measurements. Over the non-diverged runs that crossed the threshold, at the learning rates \
+             where at least half the seeds did (need >= {MIN_RUNS} such learning rates): holds if Spearman rho(lr, final sharpness) <= -{RHO} \
+             AND mean + sd at the largest such lr < mean - sd at the smallest; does not hold if rho >= 0 or the mean at the largest lr \
+             is not below that at the smallest; otherwise inconclusive."
+        ),
+        4 => format!(
+            "(a) In each threshold-crossing run with >= {MIN_WINDOWS} lambda_min measurements of each kind, the ratio of mean |lambda_min| in \
+             unstable windows to stable windows (need >= {MIN_RUNS} runs): holds if >= {} of the runs have a ratio > 1 and the median ratio \
+             is >= {C4_RATIO}, does not hold if <= {} have a ratio > 1. (b) Episodes (consecutive unstable-window measurements followed by a \
+             stable one; need >= {MIN_RUNS}): holds if >= {} end with |lambda_min| below its value at the episode's start, does not hold if \
+             <= {} do. The claim holds if (a) and (b) hold, does not hold if either does not, otherwise inconclusive.",
+            pct(FRAC_HOLD), pct(FRAC_FAIL), pct(FRAC_HOLD), pct(FRAC_FAIL)
+        ),
+        5 => format!(
+            "Per learning rate, mean and sd over seeds of the final test accuracy after the same number of steps; lr_c = the smallest lr \
+             at which most seeds crossed the threshold. Only the learning rates whose mean final training accuracy is >= {C5_FIT} (they fit \
+             the training set) are compared, since an under-trained or collapsed run's test accuracy is not a measure of generalization \
+             (need >= {MIN_RUNS} of them with >= 2 seeds each). Holds if the best of them is >= lr_c, is neither the smallest nor the \
+             largest of them, and its mean - sd exceeds mean + sd of both; does not hold if one below lr_c has mean - sd above mean + sd \
+             of every one >= lr_c (stable training generalizes better); otherwise inconclusive."
+        ),
+        6 => format!(
+            "Batch sizes B from full batch down, lr = lr_full * B / N (the noise scale lr / B is the same for all), final sharpness \
+             as in claim 3 (need >= {MIN_RUNS} batch sizes). Holds if Spearman rho(lr, final sharpness) over the runs <= -{RHO}, mean + sd \
+             at the largest lr < mean - sd at the smallest, AND at least one minibatch size crossed the threshold in most of its seeds \
+             (instabilities occur with minibatches too); does not hold if rho >= 0 or the mean at the largest lr is not below that at \
+             the smallest; otherwise inconclusive (including: no minibatch run became unstable)."
+        ),
+        7 => "(a) Suppression: a clip value counts as restoring instabilities if its mean number of loss spikes minus sd exceeds Adam's \
+              mean plus sd; holds if at least half of the clip values do, does not hold if no clip value has more spikes than Adam on \
+              average. (b) Generalization (needs >= 2 seeds per optimizer): a clip value improves on Adam if its mean test accuracy \
+              minus sd exceeds Adam's mean plus sd; holds if at least half of the clip values do, does not hold if no clip value's \
+              mean test accuracy exceeds Adam's. The claim holds if (a) and (b) hold, does not hold if either does not, otherwise \
+              inconclusive."
+            .to_string(),
+        8 => format!(
+            "Learning rates lr = m * 2 / lambda_ref, where lambda_ref = sqrt(c0^2 + 4) is the sharpness of the minimum gradient flow \
+             reaches (c = theta_1^2 - theta_2^2). A stable run (m < 1) passes if it converges with |c - c0| <= {} |c0|, its final \
+             lambda_max within {} of lambda_ref and its final top eigenvector within {C8_ANGLE} degree of the one at that minimum. An \
+             unstable run (m > 1) passes if it converges (loss <= 1e-8) at lambda_max <= (2 / lr)(1 + {C8_LAMBDA_TOL}) with \
+             |c| < {C8_BALANCE} |c0| and its final top eigenvector more than {C8_ANGLE} degree away from the gradient-flow minimum's. \
+             Holds if every stable run passes, >= {} of the unstable runs pass (need >= {MIN_RUNS}) and, per start, the final \
+             lambda_max of converged unstable runs falls with lr (pooled Spearman rho <= -{RHO}); does not hold if a stable run fails \
+             or <= {} of the unstable runs pass; otherwise inconclusive.",
+            pct(C8_TOL), pct(C8_TOL), pct(FRAC_HOLD), pct(FRAC_FAIL)
+        ),
+        _ => String::new(),
+    }
+}
+
+fn frac(k: usize, n: usize) -> f64 {
+    if n == 0 {
+        0.0
+    } else {
+        k as f64 / n as f64
+    }
+}
+
+fn fmt_lr(x: f64) -> String {
+    let s = format!("{x:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+    if s.is_empty() || s == "0" {
+        format!("{x:.2e}")
+    } else {
+        s
+    }
+}
+
+fn fmt_opt(x: Option<f64>, d: usize) -> String {
+    x.map_or("n/a".into(), |v| format!("{v:.d$}"))
+}
+
+/// `seeds 0-2` / `seed 0` / `seeds 0, 3`.
+pub fn seeds_text(runs: &[&RunRecord]) -> String {
+    let mut s: Vec<u64> = runs.iter().map(|r| r.seed).collect();
+    s.sort_unstable();
+    s.dedup();
+    match s.as_slice() {
+        [] => "no seeds".into(),
+        [one] => format!("seed {one}"),
+        _ if s.windows(2).all(|w| w[1] == w[0] + 1) => format!("seeds {}-{}", s[0], s[s.len() - 1]),
+        _ => format!("seeds {}", s.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+fn with_stats(runs: &[RunRecord]) -> Vec<(&RunRecord, RunStats)> {
+    runs.iter().map(|r| (r, run_stats(r))).collect()
+}
+
+/// Groups by learning rate (ascending).
+fn by_lr<'a, T>(items: &'a [(&'a RunRecord, T)]) -> BTreeMap<u32, Vec<&'a (&'a RunRecord, T)>> {
+    let mut m: BTreeMap<u32, Vec<&(&RunRecord, T)>> = BTreeMap::new();
+    for it in items {
+        // Positive finite f32 bit patterns sort like the values.
+        m.entry(it.0.lr.to_bits()).or_default().push(it);
+    }
+    m
+}
+
+/// Claim 1 over full-batch GD runs.
+pub fn claim1(runs: &[RunRecord]) -> Assessment {
+    let st = with_stats(runs);
+    let crossed: Vec<&(&RunRecord, RunStats)> = st.iter().filter(|(_, s)| s.crossed).collect();
+    let control: Vec<&(&RunRecord, RunStats)> = st.iter().filter(|(r, s)| !s.crossed && !r.diverged).collect();
+    let n = crossed.len();
+    let spiking = crossed.iter().filter(|(_, s)| s.spikes > 0).count();
+    let survived = crossed
+        .iter()
+        .filter(|(r, s)| {
+            let end = r.train_loss.map(f64::from).or(s.last_loss);
+            !r.diverged && matches!((end, s.first_loss), (Some(e), Some(f)) if e.is_finite() && e < f)
+        })
+        .count();
+    let ctrl_spiking = control.iter().filter(|(_, s)| s.spikes > 0).count();
+    let hover: Vec<f64> = crossed.iter().filter(|(r, _)| !r.diverged).filter_map(|(_, s)| s.hover).collect();
+    let spikes = MeanSd::of(&crossed.iter().map(|(_, s)| s.spikes as f64).collect::<Vec<_>>());
+    let runs_ref: Vec<&RunRecord> = crossed.iter().map(|(r, _)| *r).collect();
+    let lrs = distinct(&runs_ref, |r| r.lr as f64);
+    let mut ev = format!(
+        "{n} of {} runs crossed lr x S = 2 (lr {}; {}). {spiking}/{n} had loss spikes ({} spikes per run); \
+         {survived}/{n} ended below their initial loss without diverging; stable runs with spikes: {ctrl_spiking}/{}.",
+        runs.len(),
+        lrs.iter().map(|x| fmt_lr(*x)).collect::<Vec<_>>().join(", "),
+        seeds_text(&runs_ref),
+        spikes.map_or("n/a".into(), |m| m.show(1)),
+        control.len()
+    );
+    if let Some(h) = median(&hover) {
+        let lo = hover.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = hover.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let _ = write!(ev, " Edge of stability: lr x S over the second half of training, median {h:.2} (runs {lo:.2}..{hi:.2}).");
+    }
+    if n < MIN_RUNS {
+        return assess(Verdict::Inconclusive, format!("{ev} Fewer than {MIN_RUNS} crossing runs."));
+    }
+    let (a, b) = (frac(spiking, n), frac(survived, n));
+    let ctrl_ok = control.is_empty() || frac(ctrl_spiking, control.len()) <= C1_CONTROL;
+    let v = if a < C1_FAIL || b < C1_FAIL {
+        Verdict::DoesNotHold
+    } else if a >= C1_HOLD && b >= C1_HOLD && ctrl_ok {
+        Verdict::Holds
+    } else {
+        Verdict::Inconclusive
+    };
+    assess(v, ev)
+}
+
+/// Claim 2 over full-batch GD runs with rotation measurements.
+pub fn claim2(runs: &[RunRecord]) -> Assessment {
+    let st = with_stats(runs);
+    let valid: Vec<&(&RunRecord, RunStats)> = st.iter().filter(|(r, s)| !r.diverged && s.mean_rotation.is_some()).collect();
+    let x: Vec<f64> = valid.iter().map(|(r, _)| r.lr as f64).collect();
+    let rot: Vec<f64> = valid.iter().map(|(_, s)| s.mean_rotation.unwrap_or(f64::NAN)).collect();
+    let sub: Vec<f64> = valid.iter().map(|(_, s)| s.mean_subspace_dev.unwrap_or(f64::NAN)).collect();
+    let n_lrs = distinct(&valid.iter().map(|(r, _)| *r).collect::<Vec<_>>(), |r| r.lr as f64).len();
+    let rho = spearman(&x, &rot);
+    let rho_sub = spearman(&x, &sub);
+    let paired: Vec<(f64, f64)> = st
+        .iter()
+        .filter(|(r, s)| !r.diverged && s.crossed && s.rot_n.0 >= MIN_WINDOWS && s.rot_n.1 >= MIN_WINDOWS)
+        .filter_map(|(_, s)| Some((s.rot_unstable?, s.rot_stable?)))
+        .collect();
+    let more = paired.iter().filter(|(u, s)| u > s).count();
+    let ratios: Vec<f64> = paired.iter().filter(|(_, s)| *s > 0.0).map(|(u, s)| u / s).collect();
+    let items: Vec<(&RunRecord, Option<f64>)> = valid.iter().map(|(r, s)| (*r, s.mean_rotation)).collect();
+    let per_lr: Vec<String> = by_lr(&items)
+        .values()
+        .filter_map(|g| {
+            let v: Vec<f64> = g.iter().filter_map(|(_, m)| *m).collect();
+            Some(format!("{}: {}", fmt_lr(g[0].0.lr as f64), MeanSd::of(&v)?.show(4)))
+        })
+        .collect();
+    let ev = format!(
+        "Mean rotation per lr (mean ± sd over {}): {}. Spearman rho(lr, rotation) = {}, subspace measure rho = {} ({} runs, {n_lrs} lrs). \
+         Unstable vs stable windows: {more}/{} crossing runs rotate more when unstable (median ratio {}).",
+        seeds_text(&valid.iter().map(|(r, _)| *r).collect::<Vec<_>>()),
+        per_lr.join("; "),
+        fmt_opt(rho, 2),
+        fmt_opt(rho_sub, 2),
+        valid.len(),
+        paired.len(),
+        fmt_opt(median(&ratios), 2)
+    );
+    let a = match rho {
+        _ if n_lrs < MIN_RUNS => Verdict::Inconclusive,
+        None => Verdict::Inconclusive,
+        Some(r) if r <= 0.0 => Verdict::DoesNotHold,
+        Some(r) if r >= RHO && rho_sub.is_none_or(|s| s >= 0.0) => Verdict::Holds,
+        _ => Verdict::Inconclusive,
+    };
+    let b = if paired.len() < MIN_RUNS {
+        Verdict::Inconclusive
+    } else if frac(more, paired.len()) >= FRAC_HOLD {
+        Verdict::Holds
+    } else if frac(more, paired.len()) <= FRAC_FAIL {
+        Verdict::DoesNotHold
+    } else {
+        Verdict::Inconclusive
+    };
+    assess(combine(&[a, b]), ev)
+}
+
+/// Trend of the final sharpness over learning rates: (rho, mean at smallest lr, at largest lr).
+fn sharpness_trend(valid: &[(&RunRecord, f64)]) -> (Option<f64>, Option<MeanSd>, Option<MeanSd>, Vec<String>) {
+    let x: Vec<f64> = valid.iter().map(|(r, _)| r.lr as f64).collect();
+    let y: Vec<f64> = valid.iter().map(|(_, s)| *s).collect();
+    let rho = spearman(&x, &y);
+    let items: Vec<(&RunRecord, f64)> = valid.to_vec();
+    let groups = by_lr(&items);
+    let ms: Vec<(f64, MeanSd)> = groups
+        .values()
+        .filter_map(|g| {
+            let v: Vec<f64> = g.iter().map(|(_, s)| *s).collect();
+            Some((g[0].0.lr as f64, MeanSd::of(&v)?))
+        })
+        .collect();
+    let text = ms
+        .iter()
+        .map(|(lr, m)| format!("{}: {} (lr x S {:.2}, n={})", fmt_lr(*lr), m.show(2), m.mean * lr, m.n))
+        .collect();
+    (rho, ms.first().map(|x| x.1), ms.last().map(|x| x.1), text)
+}
+
+fn trend_verdict(rho: Option<f64>, lo: Option<MeanSd>, hi: Option<MeanSd>) -> Verdict {
+    match (rho, lo, hi) {
+        (Some(r), Some(lo), Some(hi)) => {
+            if r >= 0.0 || hi.mean >= lo.mean {
+                Verdict::DoesNotHold
+            } else if r <= -RHO && hi.hi() < lo.lo() {
+                Verdict::Holds
+            } else {
+                Verdict::Inconclusive
+            }
+        }
+        _ => Verdict::Inconclusive,
+    }
+}
+
+/// Claim 3 over full-batch GD runs.
+pub fn claim3(runs: &[RunRecord]) -> Assessment {
+    let st = with_stats(runs);
+    let groups = by_lr(&st);
+    let mut valid: Vec<(&RunRecord, f64)> = Vec::new();
+    for g in groups.values() {
+        let ok: Vec<(&RunRecord, f64)> =
+            g.iter().filter(|(r, s)| !r.diverged && s.crossed).filter_map(|(r, s)| Some((*r, s.final_s?))).collect();
+        if !ok.is_empty() && 2 * ok.len() >= g.len() {
+            valid.extend(ok);
+        }
+    }
+    let n_lrs = distinct(&valid.iter().map(|(r, _)| *r).collect::<Vec<_>>(), |r| r.lr as f64).len();
+    let (rho, lo, hi, text) = sharpness_trend(&valid);
+    let lxs: Vec<f64> = valid.iter().map(|(r, s)| s * r.lr as f64).collect();
+    let ev = format!(
+        "Final sharpness per lr past the threshold (mean ± sd over {}): {}. Spearman rho(lr, final sharpness) = {} over {} runs. \
+         lr x final sharpness over these runs: {} (2 = at the edge 2/lr; below 2 = flatter than stability requires).",
+        seeds_text(&valid.iter().map(|(r, _)| *r).collect::<Vec<_>>()),
+        if text.is_empty() { "none".to_string() } else { text.join("; ") },
+        fmt_opt(rho, 2),
+        valid.len(),
+        MeanSd::of(&lxs).map_or("n/a".into(), |m| m.show(2))
+    );
+    if n_lrs < MIN_RUNS {
+        return assess(Verdict::Inconclusive, format!("{ev} Fewer than {MIN_RUNS} learning rates past the threshold."));
+    }
+    assess(trend_verdict(rho, lo, hi), ev)
+}
+
+/// Claim 4 over full-batch GD runs with lambda_min measurements.
+pub fn claim4(runs: &[RunRecord]) -> Assessment {
+    let st = with_stats(runs);
+    let eligible: Vec<&(&RunRecord, RunStats)> = st
+        .iter()
+        .filter(|(r, s)| !r.diverged && s.crossed && s.lmin_n.0 >= MIN_WINDOWS && s.lmin_n.1 >= MIN_WINDOWS)
+        .collect();
+    let ratios: Vec<f64> = eligible
+        .iter()
+        .filter_map(|(_, s)| Some((s.lmin_unstable?, s.lmin_stable?)))
+        .filter(|(_, b)| *b > 0.0)
+        .map(|(a, b)| a / b)
+        .collect();
+    let above = ratios.iter().filter(|&&r| r > 1.0).count();
+    let hocm: Vec<f64> = eligible
+        .iter()
+        .filter_map(|(_, s)| Some((s.hocm_unstable?, s.hocm_stable?)))
+        .filter(|(_, b)| *b > 0.0)
+        .map(|(a, b)| a / b)
+        .collect();
+    let crossed: Vec<&(&RunRecord, RunStats)> = st.iter().filter(|(r, s)| !r.diverged && s.crossed).collect();
+    let episodes: usize = crossed.iter().map(|(_, s)| s.episodes_ended).sum();
+    let lower: usize = crossed.iter().map(|(_, s)| s.episodes_lmin_lower).sum();
+    let sharp_lower: usize = crossed.iter().map(|(_, s)| s.episodes_sharp_lower).sum();
+    let ev = format!(
+        "|lambda_min| unstable/stable window ratio > 1 in {above}/{} crossing runs (median {}; {}); |T(v,v,v)| ratio median {}. \
+         {episodes} ended episodes: {lower} ended with |lambda_min| below its start value, {sharp_lower} with lower sharpness.",
+        ratios.len(),
+        fmt_opt(median(&ratios), 2),
+        seeds_text(&eligible.iter().map(|(r, _)| *r).collect::<Vec<_>>()),
+        fmt_opt(median(&hocm), 2),
+    );
+    let a = if ratios.len() < MIN_RUNS {
+        Verdict::Inconclusive
+    } else if frac(above, ratios.len()) >= FRAC_HOLD && median(&ratios).is_some_and(|m| m >= C4_RATIO) {
+        Verdict::Holds
+    } else if frac(above, ratios.len()) <= FRAC_FAIL {
+        Verdict::DoesNotHold
+    } else {
+        Verdict::Inconclusive
+    };
+    let b = if episodes < MIN_RUNS {
+        Verdict::Inconclusive
+    } else if frac(lower, episodes) >= FRAC_HOLD {
+        Verdict::Holds
+    } else if frac(lower, episodes) <= FRAC_FAIL {
+        Verdict::DoesNotHold
+    } else {
+        Verdict::Inconclusive
+    };
+    assess(combine(&[a, b]), ev)
+}
+
+/// Claim 5 over a learning-rate grid with seeds.
+pub fn claim5(runs: &[RunRecord]) -> Assessment {
+    let st = with_stats(runs);
+    let groups = by_lr(&st);
+    struct G {
+        lr: f64,
+        acc: Option<MeanSd>,
+        train: Option<MeanSd>,
+        crossed: bool,
+    }
+    let gs: Vec<G> = groups
+        .values()
+        .map(|g| {
+            let acc: Vec<f64> = g.iter().filter_map(|(r, _)| r.test_acc.map(f64::from)).collect();
+            let tr: Vec<f64> = g.iter().filter_map(|(r, _)| r.train_acc.map(f64::from)).collect();
+            let nc = g.iter().filter(|(_, s)| s.crossed).count();
+            G { lr: g[0].0.lr as f64, acc: MeanSd::of(&acc), train: MeanSd::of(&tr), crossed: 2 * nc > g.len() }
+        })
+        .collect();
+    let lr_c = gs.iter().find(|g| g.crossed).map(|g| g.lr);
+    let table: Vec<String> = gs
+        .iter()
+        .map(|g| {
+            format!(
+                "{}{}: {} (train {})",
+                fmt_lr(g.lr),
+                if g.crossed { "*" } else { "" },
+                g.acc.map_or("n/a".into(), |m| m.show(3)),
+                g.train.map_or("n/a".into(), |m| m.show(3))
+            )
+        })
+        .collect();
+    let all: Vec<&RunRecord> = runs.iter().collect();
+    let mut ev = format!(
+        "Test accuracy per lr (mean ± sd over {}; * = most seeds crossed the threshold): {}.",
+        seeds_text(&all),
+        table.join("; ")
+    );
+    let Some(lr_c) = lr_c else {
+        return assess(Verdict::Inconclusive, format!("{ev} No learning rate crossed the threshold."));
+    };
+    let _ = write!(ev, " lr_c = {}.", fmt_lr(lr_c));
+    // Only learning rates that fit the training set are compared: the test accuracy of an
+    // under-trained (or collapsed) run says nothing about generalization.
+    let fitted: Vec<&G> = gs.iter().filter(|g| g.train.is_some_and(|t| t.mean >= C5_FIT)).collect();
+    let _ = write!(
+        ev,
+        " Learning rates that fit the training set (mean train acc >= {C5_FIT}): {}.",
+        if fitted.is_empty() { "none".to_string() } else { fitted.iter().map(|g| fmt_lr(g.lr)).collect::<Vec<_>>().join(", ") }
+    );
+    if fitted.len() < MIN_RUNS || fitted.iter().any(|g| g.acc.is_none_or(|m| m.n < 2)) {
+        return assess(Verdict::Inconclusive, format!("{ev} Needs >= {MIN_RUNS} such learning rates with >= 2 seeds each."));
+    }
+    let acc = |g: &G| g.acc.unwrap_or(MeanSd { mean: f64::NAN, sd: 0.0, n: 0 });
+    let below: Vec<&&G> = fitted.iter().filter(|g| g.lr < lr_c).collect();
+    let above: Vec<&&G> = fitted.iter().filter(|g| g.lr >= lr_c).collect();
+    let bg = fitted.iter().copied().max_by(|a, b| acc(a).mean.total_cmp(&acc(b).mean));
+    let (first, last) = (fitted[0], fitted[fitted.len() - 1]);
+    if let Some(b) = bg {
+        let _ = write!(ev, " Best of these: lr {}.", fmt_lr(b.lr));
+    }
+    // Stable training better: some sub-threshold lr beats every crossing lr beyond the spread.
+    if !above.is_empty() && below.iter().any(|b| above.iter().all(|a| acc(b).lo() > acc(a).hi())) {
+        return assess(Verdict::DoesNotHold, ev);
+    }
+    let holds = bg.is_some_and(|b| {
+        b.lr >= lr_c && b.lr > first.lr && b.lr < last.lr && acc(b).lo() > acc(first).hi() && acc(b).lo() > acc(last).hi()
+    });
+    assess(if holds { Verdict::Holds } else { Verdict::Inconclusive }, ev)
+}
+
+/// Claim 6 over a batch-size sweep with lr proportional to the batch size.
+pub fn claim6(runs: &[RunRecord]) -> Assessment {
+    let st = with_stats(runs);
+    let valid: Vec<(&RunRecord, f64)> = st.iter().filter(|(r, _)| !r.diverged).filter_map(|(r, s)| Some((*r, s.final_s?))).collect();
+    let groups = by_lr(&st);
+    let mut mini_crossed = Vec::new();
+    let mut rows = Vec::new();
+    for g in groups.values() {
+        let r0 = g[0].0;
+        let nc = g.iter().filter(|(_, s)| s.crossed).count();
+        if r0.is_minibatch() && 2 * nc > g.len() {
+            mini_crossed.push(r0.batch_label());
+        }
+        let fs: Vec<f64> = g.iter().filter(|(r, _)| !r.diverged).filter_map(|(_, s)| s.final_s).collect();
+        let acc: Vec<f64> = g.iter().filter_map(|(r, _)| r.test_acc.map(f64::from)).collect();
+        let mx: Vec<f64> = g.iter().filter_map(|(_, s)| s.max_lxs).collect();
+        rows.push(format!(
+            "B={} (lr {}): S_final {}, max lr x S {}, crossed {nc}/{}, test acc {}",
+            r0.batch_label(),
+            fmt_lr(r0.lr as f64),
+            MeanSd::of(&fs).map_or("n/a".into(), |m| m.show(2)),
+            MeanSd::of(&mx).map_or("n/a".into(), |m| m.show(2)),
+            g.len(),
+            MeanSd::of(&acc).map_or("n/a".into(), |m| m.show(3)),
+        ));
+    }
+    let (rho, lo, hi, _) = sharpness_trend(&valid);
+    let all: Vec<&RunRecord> = runs.iter().collect();
+    let ev = format!(
+        "{} ({}). Spearman rho(lr, final sharpness) = {} over {} runs. Minibatch sizes that became unstable: {}.",
+        rows.join("; "),
+        seeds_text(&all),
+        fmt_opt(rho, 2),
+        valid.len(),
+        if mini_crossed.is_empty() { "none".to_string() } else { mini_crossed.join(", ") }
+    );
+    if groups.len() < MIN_RUNS {
+        return assess(Verdict::Inconclusive, format!("{ev} Fewer than {MIN_RUNS} batch sizes."));
+    }
+    let v = match trend_verdict(rho, lo, hi) {
+        Verdict::Holds if mini_crossed.is_empty() => Verdict::Inconclusive,
+        v => v,
+    };
+    assess(v, ev)
+}
+
+/// Claim 7 over Adam, clipped Adam (several clip values) and RMSProp runs.
+pub fn claim7(runs: &[RunRecord]) -> Assessment {
+    let st = with_stats(runs);
+    let mut groups: BTreeMap<(String, u32), Vec<&(&RunRecord, RunStats)>> = BTreeMap::new();
+    for it in &st {
+        groups.entry((it.0.opt.clone(), it.0.clip.map_or(0, f32::to_bits))).or_default().push(it);
+    }
+    struct G {
+        label: String,
+        clipped: bool,
+        spikes: Option<MeanSd>,
+        acc: Option<MeanSd>,
+        pre: Option<MeanSd>,
+        n: usize,
+    }
+    let gs: Vec<G> = groups
+        .iter()
+        .map(|((opt, _), g)| {
+            let r0 = g[0].0;
+            let spikes: Vec<f64> = g.iter().map(|(_, s)| s.spikes as f64).collect();
+            let acc: Vec<f64> = g.iter().filter_map(|(r, _)| r.test_acc.map(f64::from)).collect();
+            let pre: Vec<f64> = g.iter().filter_map(|(r, s)| s.final_precond.map(|p| p / r.threshold as f64)).collect();
+            G {
+                label: match r0.clip {
+                    Some(c) => format!("{opt} c={c}"),
+                    None => opt.clone(),
+                },
+                clipped: opt.starts_with("clipped-adam"),
+                spikes: MeanSd::of(&spikes),
+                acc: MeanSd::of(&acc),
+                pre: MeanSd::of(&pre),
+                n: g.len(),
+            }
+        })
+        .collect();
+    let table: Vec<String> = gs
+        .iter()
+        .map(|g| {
+            format!(
+                "{}: test acc {}, spikes {}, final preconditioned sharpness / threshold {}",
+                g.label,
+                g.acc.map_or("n/a".into(), |m| m.show(3)),
+                g.spikes.map_or("n/a".into(), |m| m.show(1)),
+                g.pre.map_or("n/a".into(), |m| m.show(2))
+            )
+        })
+        .collect();
+    let all: Vec<&RunRecord> = runs.iter().collect();
+    let ev = format!("{} ({}).", table.join("; "), seeds_text(&all));
+    let adam = gs.iter().find(|g| g.label == "adam");
+    let clipped: Vec<&G> = gs.iter().filter(|g| g.clipped).collect();
+    let (Some(adam), false) = (adam, clipped.is_empty()) else {
+        return assess(Verdict::Inconclusive, format!("{ev} Needs Adam and at least one clipped-Adam run."));
+    };
+    let (Some(asp), Some(aacc)) = (adam.spikes, adam.acc) else {
+        return assess(Verdict::Inconclusive, format!("{ev} Adam has no results."));
+    };
+    let half = clipped.len().div_ceil(2);
+    let more_unstable = clipped.iter().filter(|g| g.spikes.is_some_and(|s| s.lo() > asp.hi())).count();
+    let any_more = clipped.iter().any(|g| g.spikes.is_some_and(|s| s.mean > asp.mean));
+    let a = if more_unstable >= half {
+        Verdict::Holds
+    } else if !any_more {
+        Verdict::DoesNotHold
+    } else {
+        Verdict::Inconclusive
+    };
+    let better = clipped.iter().filter(|g| g.acc.is_some_and(|s| s.lo() > aacc.hi())).count();
+    let any_better = clipped.iter().any(|g| g.acc.is_some_and(|s| s.mean > aacc.mean));
+    let seeds_ok = adam.n >= 2 && clipped.iter().all(|g| g.n >= 2);
+    let b = if !any_better {
+        Verdict::DoesNotHold
+    } else if better >= half && seeds_ok {
+        Verdict::Holds
+    } else {
+        Verdict::Inconclusive
+    };
+    assess(
+        combine(&[a, b]),
+        format!(
+            "{ev} Clip values with more spikes than Adam beyond the spread: {more_unstable}/{}; with better test accuracy beyond the spread: {better}/{}.",
+            clipped.len(),
+            clipped.len()
+        ),
+    )
+}
+
+/// Claim 8 over diagonal-network runs.
+pub fn claim8(runs: &[DiagRun]) -> Assessment {
+    let stable: Vec<&DiagRun> = runs.iter().filter(|r| r.stable()).collect();
+    let unstable: Vec<&DiagRun> = runs.iter().filter(|r| !r.stable()).collect();
+    let stable_ok = |r: &DiagRun| {
+        r.converged
+            && (r.c_final - r.c0).abs() <= C8_TOL * r.c0.abs()
+            && (r.final_lambda - r.lambda_ref).abs() <= C8_TOL * r.lambda_ref
+            && r.angle_from_flow_deg < C8_ANGLE
+    };
+    let unstable_ok = |r: &DiagRun| {
+        r.converged
+            && r.final_lambda <= 2.0 / r.lr as f64 * (1.0 + C8_LAMBDA_TOL)
+            && r.c_final.abs() < C8_BALANCE * r.c0.abs()
+            && r.angle_from_flow_deg > C8_ANGLE
+    };
+    let s_ok = stable.iter().filter(|r| stable_ok(r)).count();
+    let u_ok = unstable.iter().filter(|r| unstable_ok(r)).count();
+    // Pooled within-start rank correlation: ranks are taken per start, then correlated.
+    let mut starts: BTreeMap<(u32, u32), Vec<&DiagRun>> = BTreeMap::new();
+    for r in unstable.iter().filter(|r| r.converged) {
+        starts.entry((r.start[0].to_bits(), r.start[1].to_bits())).or_default().push(r);
+    }
+    let (mut xr, mut yr) = (Vec::new(), Vec::new());
+    for g in starts.values() {
+        let x: Vec<f64> = g.iter().map(|r| r.lr as f64).collect();
+        let y: Vec<f64> = g.iter().map(|r| r.final_lambda).collect();
+        let (rx, ry) = (super::stats::ranks(&x), super::stats::ranks(&y));
+        let n = g.len() as f64;
+        // Centre the ranks within the start so that starts do not mix.
+        xr.extend(rx.iter().map(|v| v - (n + 1.0) / 2.0));
+        yr.extend(ry.iter().map(|v| v - (n + 1.0) / 2.0));
+    }
+    let rho = pearson(&xr, &yr);
+    let examples: Vec<String> = unstable
+        .iter()
+        .filter(|r| r.converged)
+        .take(4)
+        .map(|r| {
+            format!(
+                "m={} (lr {}): lambda {:.2} -> {:.2} (2/lr {:.2}), |c| {:.2} -> {:.2}, eigenvector {:.1} deg from the gradient-flow minimum's",
+                r.multiple,
+                fmt_lr(r.lr as f64),
+                r.lambda_ref,
+                r.final_lambda,
+                2.0 / r.lr as f64,
+                r.c0.abs(),
+                r.c_final.abs(),
+                r.angle_from_flow_deg
+            )
+        })
+        .collect();
+    let ev = format!(
+        "{} starts x {} learning rates. Stable runs passing: {s_ok}/{}; unstable runs passing: {u_ok}/{} ({} diverged); \
+         pooled within-start rho(lr, final lambda_max) = {}. E.g. {}.",
+        starts.len().max(runs.iter().map(|r| (r.start[0].to_bits(), r.start[1].to_bits())).collect::<std::collections::BTreeSet<_>>().len()),
+        runs.iter().map(|r| r.multiple.to_bits()).collect::<std::collections::BTreeSet<_>>().len(),
+        stable.len(),
+        unstable.len(),
+        unstable.iter().filter(|r| r.diverged).count(),
+        fmt_opt(rho, 2),
+        if examples.is_empty() { "none".to_string() } else { examples.join("; ") }
+    );
+    if stable.is_empty() || unstable.len() < MIN_RUNS {
+        return assess(Verdict::Inconclusive, format!("{ev} Needs stable runs and >= {MIN_RUNS} unstable runs."));
+    }
+    let v = if s_ok < stable.len() || frac(u_ok, unstable.len()) <= FRAC_FAIL {
+        Verdict::DoesNotHold
+    } else if frac(u_ok, unstable.len()) >= FRAC_HOLD && rho.is_some_and(|r| r <= -RHO) {
+        Verdict::Holds
+    } else {
+        Verdict::Inconclusive
+    };
+    assess(v, ev)
+}
+
+/// Pearson correlation (None with fewer than 3 points or no variance).
+fn pearson(x: &[f64], y: &[f64]) -> Option<f64> {
+    if x.len() < 3 || x.len() != y.len() {
+        return None;
+    }
+    let n = x.len() as f64;
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in x.iter().zip(y) {
+        sxy += (a - mx) * (b - my);
+        sxx += (a - mx) * (a - mx);
+        syy += (b - my) * (b - my);
+    }
+    (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,386 @@
+//! The verdict functions on synthetic metrics whose right verdict is known.
+
+use super::*;
+use crate::metrics::Row;
+use crate::repro::diag;
+
+/// What a synthetic run does at a step.
+#[derive(Clone, Copy)]
+struct Pattern {
+    /// Initial sharpness and its growth per step (progressive sharpening), capped at
+    /// `cap * 2 / lr` once reached.
+    s0: f32,
+    rate: f32,
+    cap: f32,
+    /// Spikes come in bursts of `burst` steps every `period` steps once unstable (period 0:
+    /// every other step throughout the unstable phase).
+    period: u64,
+    burst: u64,
+    /// Rotation scale (times lr^rot_pow) and its factor in unstable windows.
+    rot: f32,
+    rot_pow: i32,
+    rot_unstable: f32,
+    /// |lambda_min| in stable / unstable windows.
+    lmin_stable: f32,
+    lmin_unstable: f32,
+}
+
+impl Default for Pattern {
+    fn default() -> Self {
+        Pattern {
+            s0: 2.0,
+            rate: 0.1,
+            cap: 1.02,
+            period: 0,
+            burst: 0,
+            rot: 0.05,
+            rot_pow: 1,
+            rot_unstable: 3.0,
+            lmin_stable: 0.1,
+            lmin_unstable: 1.0,
+        }
+    }
+}
+
+fn synth(lr: f32, seed: u64, steps: u64, every: u64, p: Pattern) -> RunRecord {
+    let thr = 2.0 / lr;
+    let sharp = |t: u64| (p.s0 + p.rate * t as f32).min(p.cap * thr);
+    let unstable_at = |t: u64| {
+        sharp(t) * lr > 2.0 && (p.period == 0 || t % p.period < p.burst)
+    };
+    let mut rows = Vec::new();
+    let mut loss = 1.0f32;
+    for t in 0..steps {
+        let base = 1.0 / (1.0 + 0.01 * t as f32);
+        // Spikes: up on odd steps while unstable.
+        loss = if unstable_at(t) && t % 2 == 1 { base * 1.05 } else { base };
+        let mut r = Row { step: t, epoch: t, lr, loss, train_acc: 0.5, grad_norm: 1.0, ..Default::default() };
+        if t % every == 0 {
+            let s = sharp(t);
+            // The window of this measurement: steps since the previous one and the next.
+            let win = (t.saturating_sub(every - 1)..=t + 1).any(|k| unstable_at(k) && k % 2 == 1);
+            let rot = p.rot * lr.powi(p.rot_pow) * if win { p.rot_unstable } else { 1.0 };
+            r.sharpness = Some(s);
+            r.lr_x_sharpness = Some(s * lr);
+            if t > 0 {
+                r.rotation = Some(rot);
+                r.subspace_score = Some(1.0 - rot);
+            }
+            let l = if win { p.lmin_unstable } else { p.lmin_stable };
+            r.lambda_min = Some(-l);
+            r.hocm = Some(l);
+        }
+        rows.push(r);
+    }
+    RunRecord {
+        name: format!("lr={lr}_seed={seed}"),
+        lr,
+        seed,
+        n_train: 100,
+        opt: "gd".into(),
+        threshold: 2.0,
+        train_loss: Some(loss),
+        test_acc: Some(0.5),
+        train_acc: Some(0.95),
+        rows,
+        ..Default::default()
+    }
+}
+
+fn grid(lrs: &[f32], seeds: &[u64], steps: u64, every: u64, p: Pattern) -> Vec<RunRecord> {
+    let mut v = Vec::new();
+    for &lr in lrs {
+        for &s in seeds {
+            // A little seed-to-seed variation of the sharpening rate.
+            let q = Pattern { rate: p.rate * (1.0 + 0.01 * s as f32), ..p };
+            v.push(synth(lr, s, steps, every, q));
+        }
+    }
+    v
+}
+
+#[test]
+fn combine_is_a_conjunction() {
+    use Verdict::*;
+    assert_eq!(combine(&[Holds, Holds]), Holds);
+    assert_eq!(combine(&[Holds, Inconclusive]), Inconclusive);
+    assert_eq!(combine(&[Holds, DoesNotHold]), DoesNotHold);
+    assert_eq!(combine(&[Inconclusive, DoesNotHold]), DoesNotHold);
+    assert_eq!(combine(&[]), Inconclusive);
+    for i in 1..=8 {
+        assert!(!criterion(i).is_empty());
+    }
+    assert_eq!(Verdict::WORDS, [Holds.as_str(), DoesNotHold.as_str(), Inconclusive.as_str()]);
+}
+
+#[test]
+fn claim1_verdicts() {
+    let p = Pattern::default();
+    // 2/lr = 20, 10, 5 reached by 2 + 0.1 t within 400 steps; lr 0.02 (2/lr = 100) stays stable.
+    let runs = grid(&[0.02, 0.1, 0.2, 0.4], &[0], 400, 5, p);
+    let a = claim1(&runs);
+    assert_eq!(a.verdict, Verdict::Holds, "{}", a.evidence);
+    assert!(a.evidence.contains("3 of 4 runs crossed"));
+
+    let mut diverged = runs.clone();
+    for r in diverged.iter_mut().skip(1) {
+        r.diverged = true;
+    }
+    assert_eq!(claim1(&diverged).verdict, Verdict::DoesNotHold);
+
+    // Crossing runs without spikes: loss smooth although lr x S > 2.
+    let mut smooth = runs.clone();
+    for r in smooth.iter_mut() {
+        for (i, row) in r.rows.iter_mut().enumerate() {
+            row.loss = 1.0 / (1.0 + 0.01 * i as f32);
+        }
+    }
+    assert_eq!(claim1(&smooth).verdict, Verdict::DoesNotHold);
+
+    let few = grid(&[0.02, 0.2, 0.4], &[0], 400, 5, p);
+    assert_eq!(claim1(&few).verdict, Verdict::Inconclusive);
+
+    // The stable controls spike too: the spikes are not the threshold's doing.
+    let mut noisy = grid(&[0.01, 0.02, 0.1, 0.2, 0.4], &[0], 400, 5, p);
+    for r in noisy.iter_mut().take(2) {
+        r.rows[10].loss = 2.0;
+    }
+    assert_eq!(claim1(&noisy).verdict, Verdict::Inconclusive);
+}
+
+#[test]
+fn claim2_verdicts() {
+    let p = Pattern::default();
+    let runs = grid(&[0.05, 0.1, 0.2, 0.4], &[0, 1], 400, 5, p);
+    let a = claim2(&runs);
+    assert_eq!(a.verdict, Verdict::Holds, "{}", a.evidence);
+
+    // Rotation falls with lr.
+    let down = grid(&[0.05, 0.1, 0.2, 0.4], &[0, 1], 400, 5, Pattern { rot_pow: -2, rot_unstable: 1.0, ..p });
+    assert_eq!(claim2(&down).verdict, Verdict::DoesNotHold, "{}", claim2(&down).evidence);
+
+    // Rotation grows with lr but is smaller in unstable windows.
+    let calm = grid(&[0.05, 0.1, 0.2, 0.4], &[0, 1], 400, 5, Pattern { rot_unstable: 0.5, rot_pow: 3, ..p });
+    assert_eq!(claim2(&calm).verdict, Verdict::DoesNotHold, "{}", claim2(&calm).evidence);
+
+    let two = grid(&[0.2, 0.4], &[0, 1], 400, 5, p);
+    assert_eq!(claim2(&two).verdict, Verdict::Inconclusive);
+}
+
+#[test]
+fn claim3_verdicts() {
+    let p = Pattern::default();
+    let runs = grid(&[0.1, 0.2, 0.4, 0.8], &[0, 1, 2], 400, 5, p);
+    let a = claim3(&runs);
+    assert_eq!(a.verdict, Verdict::Holds, "{}", a.evidence);
+
+    // Sharpness keeps growing past 2/lr, more for larger lr: no flatness bias.
+    let mut up = runs.clone();
+    for r in up.iter_mut() {
+        let lr = r.lr;
+        for row in r.rows.iter_mut() {
+            if row.sharpness.is_some() {
+                let s = 2.0 / lr + 100.0 * lr + row.step as f32 * 0.001;
+                row.sharpness = Some(s);
+                row.lr_x_sharpness = Some(s * lr);
+            }
+        }
+    }
+    assert_eq!(claim3(&up).verdict, Verdict::DoesNotHold, "{}", claim3(&up).evidence);
+
+    // Falling means but seed spreads that overlap between the ends.
+    let mut noisy = grid(&[0.3, 0.35, 0.4], &[0, 1, 2], 400, 5, p);
+    for r in noisy.iter_mut() {
+        let k = [0.5f32, 1.0, 1.5][r.seed as usize];
+        for row in r.rows.iter_mut().filter(|x| x.sharpness.is_some()) {
+            let s = row.sharpness.unwrap_or(0.0).max(2.1 / r.lr) * k;
+            row.sharpness = Some(s);
+            row.lr_x_sharpness = Some(s * r.lr);
+        }
+    }
+    assert_eq!(claim3(&noisy).verdict, Verdict::Inconclusive, "{}", claim3(&noisy).evidence);
+
+    let two = grid(&[0.02, 0.4, 0.8], &[0, 1], 400, 5, p);
+    assert_eq!(claim3(&two).verdict, Verdict::Inconclusive);
+}
+
+#[test]
+fn claim4_verdicts() {
+    let p = Pattern { period: 40, burst: 10, ..Pattern::default() };
+    let runs = grid(&[0.1, 0.2, 0.4], &[0, 1], 600, 5, p);
+    let a = claim4(&runs);
+    assert_eq!(a.verdict, Verdict::Holds, "{}", a.evidence);
+
+    let inverted = grid(&[0.1, 0.2, 0.4], &[0, 1], 600, 5, Pattern { lmin_stable: 1.0, lmin_unstable: 0.1, ..p });
+    assert_eq!(claim4(&inverted).verdict, Verdict::DoesNotHold, "{}", claim4(&inverted).evidence);
+
+    // Continuous oscillation: no stable windows after the crossing, no ended episode, and only
+    // the early stable windows; two runs are too few.
+    let few = grid(&[0.2, 0.4], &[0], 600, 5, Pattern { period: 0, ..p });
+    assert_eq!(claim4(&few).verdict, Verdict::Inconclusive);
+}
+
+fn with_acc(mut runs: Vec<RunRecord>, acc: &[(f32, f32)]) -> Vec<RunRecord> {
+    for r in runs.iter_mut() {
+        if let Some((_, a)) = acc.iter().find(|(lr, _)| *lr == r.lr) {
+            r.test_acc = Some(a + 0.002 * r.seed as f32);
+        }
+    }
+    runs
+}
+
+#[test]
+fn claim5_verdicts() {
+    let p = Pattern { rate: 0.05, ..Pattern::default() };
+    // 2 + 0.05 * 400 = 22: lr 0.05 (2/lr = 40) stays stable, the others cross.
+    let lrs = [0.05, 0.1, 0.2, 0.4, 0.8];
+    let base = grid(&lrs, &[0, 1], 400, 5, p);
+    let goldilocks = with_acc(base.clone(), &[(0.05, 0.80), (0.1, 0.83), (0.2, 0.86), (0.4, 0.84), (0.8, 0.70)]);
+    let a = claim5(&goldilocks);
+    assert_eq!(a.verdict, Verdict::Holds, "{}", a.evidence);
+
+    let stable_best = with_acc(base.clone(), &[(0.05, 0.90), (0.1, 0.80), (0.2, 0.80), (0.4, 0.78), (0.8, 0.70)]);
+    assert_eq!(claim5(&stable_best).verdict, Verdict::DoesNotHold);
+
+    let monotone = with_acc(base.clone(), &[(0.05, 0.80), (0.1, 0.81), (0.2, 0.82), (0.4, 0.83), (0.8, 0.90)]);
+    assert_eq!(claim5(&monotone).verdict, Verdict::Inconclusive);
+
+    let one_seed = with_acc(grid(&lrs, &[0], 400, 5, p), &[(0.05, 0.80), (0.1, 0.83), (0.2, 0.86), (0.4, 0.84), (0.8, 0.70)]);
+    assert_eq!(claim5(&one_seed).verdict, Verdict::Inconclusive);
+
+    // The peak's neighbours did not fit the training set: excluded, leaving too few.
+    let mut unfit = goldilocks.clone();
+    for r in unfit.iter_mut().filter(|r| r.lr != 0.2 && r.lr != 0.4) {
+        r.train_acc = Some(0.5);
+    }
+    let a = claim5(&unfit);
+    assert_eq!(a.verdict, Verdict::Inconclusive, "{}", a.evidence);
+    // The under-trained smallest lr would have made a Goldilocks peak; without it there is none.
+    let mut edge = goldilocks.clone();
+    for r in edge.iter_mut().filter(|r| r.lr == 0.05 || r.lr == 0.1) {
+        r.train_acc = Some(0.5);
+    }
+    assert_eq!(claim5(&edge).verdict, Verdict::Inconclusive, "{}", claim5(&edge).evidence);
+}
+
+fn sgd_runs(finals: &[(Option<usize>, f32, f32)], seeds: &[u64]) -> Vec<RunRecord> {
+    let mut v = Vec::new();
+    for &(b, lr, s_final) in finals {
+        for &seed in seeds {
+            let s = s_final * (1.0 + 0.01 * seed as f32);
+            let rows: Vec<Row> = (0..100u64)
+                .map(|t| Row {
+                    step: t,
+                    lr,
+                    loss: 1.0,
+                    sharpness: (t % 10 == 0).then_some(s),
+                    lr_x_sharpness: (t % 10 == 0).then_some(s * lr),
+                    ..Default::default()
+                })
+                .collect();
+            v.push(RunRecord {
+                lr,
+                seed,
+                batch: b,
+                n_train: 1000,
+                opt: "sgd".into(),
+                threshold: 2.0,
+                rows,
+                test_acc: Some(0.8),
+                ..Default::default()
+            });
+        }
+    }
+    v
+}
+
+#[test]
+fn claim6_verdicts() {
+    let seeds = [0, 1];
+    let holds = sgd_runs(&[(None, 0.4, 5.5), (Some(250), 0.1, 21.0), (Some(50), 0.02, 40.0)], &seeds);
+    let a = claim6(&holds);
+    assert_eq!(a.verdict, Verdict::Holds, "{}", a.evidence);
+
+    let flat = sgd_runs(&[(None, 0.4, 30.0), (Some(250), 0.1, 30.0), (Some(50), 0.02, 29.0)], &seeds);
+    assert_eq!(claim6(&flat).verdict, Verdict::DoesNotHold);
+
+    // Full batch flattens but the minibatch runs never become unstable.
+    let no_mini = sgd_runs(&[(None, 0.4, 5.5), (Some(250), 0.1, 15.0), (Some(50), 0.02, 40.0)], &seeds);
+    assert_eq!(claim6(&no_mini).verdict, Verdict::Inconclusive);
+
+    let two = sgd_runs(&[(None, 0.4, 5.5), (Some(250), 0.1, 21.0)], &seeds);
+    assert_eq!(claim6(&two).verdict, Verdict::Inconclusive);
+}
+
+fn adaptive(spec: &[(&str, Option<f32>, usize, f32)], seeds: &[u64]) -> Vec<RunRecord> {
+    let mut v = Vec::new();
+    for &(opt, clip, spikes, acc) in spec {
+        for &seed in seeds {
+            let rows: Vec<Row> = (0..100u64)
+                .map(|t| Row {
+                    step: t,
+                    lr: 1e-3,
+                    // `spikes` loss increases in the first 2 * spikes steps.
+                    loss: if (t as usize) < 2 * spikes && t % 2 == 1 { 2.0 } else { 1.0 - 0.001 * t as f32 },
+                    sharpness: (t % 10 == 0).then_some(50.0),
+                    precond_sharpness: (t % 10 == 0).then_some(30.0),
+                    ..Default::default()
+                })
+                .collect();
+            v.push(RunRecord {
+                lr: 1e-3,
+                seed,
+                opt: opt.into(),
+                clip,
+                threshold: 38.0,
+                rows,
+                test_acc: Some(acc + 0.001 * seed as f32),
+                ..Default::default()
+            });
+        }
+    }
+    v
+}
+
+#[test]
+fn claim7_verdicts() {
+    let seeds = [0, 1];
+    let holds = adaptive(
+        &[("adam", None, 0, 0.85), ("clipped-adam", Some(1e-3), 20, 0.88), ("clipped-adam", Some(1e-2), 10, 0.87), ("rmsprop", None, 3, 0.84)],
+        &seeds,
+    );
+    let a = claim7(&holds);
+    assert_eq!(a.verdict, Verdict::Holds, "{}", a.evidence);
+
+    let worse = adaptive(&[("adam", None, 0, 0.87), ("clipped-adam", Some(1e-3), 20, 0.78), ("clipped-adam", Some(1e-2), 0, 0.86)], &seeds);
+    assert_eq!(claim7(&worse).verdict, Verdict::DoesNotHold);
+
+    let one_seed = adaptive(&[("adam", None, 0, 0.85), ("clipped-adam", Some(1e-3), 20, 0.88)], &[0]);
+    assert_eq!(claim7(&one_seed).verdict, Verdict::Inconclusive);
+
+    let no_adam = adaptive(&[("clipped-adam", Some(1e-3), 20, 0.88)], &seeds);
+    assert_eq!(claim7(&no_adam).verdict, Verdict::Inconclusive);
+}
+
+#[test]
+fn claim8_verdicts() {
+    let runs: Vec<DiagRun> =
+        [0.5, 0.9, 1.1, 1.25, 1.4].iter().map(|&m| diag::run([4.0, 0.1], m, 3000).unwrap()).collect();
+    let a = claim8(&runs);
+    assert_eq!(a.verdict, Verdict::Holds, "{}", a.evidence);
+
+    // Unstable runs that stay sharp and unbalanced.
+    let mut bad = runs.clone();
+    for r in bad.iter_mut().filter(|r| !r.stable()) {
+        r.final_lambda = r.lambda_ref;
+        r.c_final = r.c0;
+    }
+    assert_eq!(claim8(&bad).verdict, Verdict::DoesNotHold);
+
+    // A stable run that does not conserve the balance.
+    let mut drift = runs.clone();
+    drift[0].c_final = 0.5 * drift[0].c0;
+    assert_eq!(claim8(&drift).verdict, Verdict::DoesNotHold);
+
+    assert_eq!(claim8(&runs[..4]).verdict, Verdict::Inconclusive);
+}
