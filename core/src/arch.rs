@@ -18,6 +18,12 @@
 //! Within a slot, layer `l` (0 = input) starts at `T * (w_0 + ... + w_{l-1})`, sample-major.
 //! [`Arch::workspace_len_grad`] is the prefix the gradient needs; [`Arch::workspace_len`] also
 //! covers Hessian-vector products.
+//!
+//! The slots are also scratch space for the kernels (`core/src/kernels.rs`): the plain forward
+//! passes put each layer's inputs, transposed, in the `D` slot until the backward pass needs it,
+//! and at the end of a gradient or Hessian-vector pass the layer inputs `A` (and `R(a)`) are copied
+//! in column panels over `Z` (and `R(z)`), which the parameter phase reads. A slot's contents
+//! between passes are therefore not a stable interface: only the tile functions read them.
 
 use crate::activation::Activation;
 use crate::error::{check_len, Error};

@@ -142,8 +142,8 @@ fn forward_block<const R: usize, const C: usize>(
 ) {
     let rows: [&[f32]; R] = core::array::from_fn(|r| &w[(o0 + r) * fi..][..fi]);
     let mut acc = [[0.0f32; C]; R];
-    for j in 0..fi {
-        let x: &[f32; C] = arr(&at[j * ld + i0..]);
+    for (j, xs) in (0..fi).zip(at[i0..].chunks(ld)) {
+        let x: &[f32; C] = arr(xs);
         for r in 0..R {
             let wv = rows[r][j];
             for c in 0..C {
@@ -225,16 +225,17 @@ fn forward_t_block<const R: usize, const C: usize>(
     j1: usize,
     z: &mut [f32],
 ) {
-    let rows: [&[f32]; R] = core::array::from_fn(|r| &a[(i0 + r) * fi..][..fi]);
-    let panel = &wt[o0 * fi..][..fi * C];
+    let len = j1 - j0;
+    let rows: [&[f32]; R] = core::array::from_fn(|r| &a[(i0 + r) * fi + j0..][..len]);
+    let panel = &wt[o0 * fi + j0 * C..];
     let mut acc = [[0.0f32; C]; R];
     if j0 > 0 {
         for r in 0..R {
             acc[r] = *arr(&z[(i0 + r) * fo + o0..]);
         }
     }
-    for j in j0..j1 {
-        let wv: &[f32; C] = arr(&panel[j * C..]);
+    for (j, wv) in (0..len).zip(panel.chunks_exact(C)) {
+        let wv: &[f32; C] = arr(wv);
         for r in 0..R {
             let av = rows[r][j];
             for c in 0..C {
@@ -297,19 +298,20 @@ fn r_forward_t_block<const R: usize, const C: usize>(
     j1: usize,
     rz: &mut [f32],
 ) {
-    let rows: [&[f32]; R] = core::array::from_fn(|r| &a[(i0 + r) * fi..][..fi]);
-    let rrows: [&[f32]; R] = core::array::from_fn(|r| &ra[(i0 + r) * fi..][..fi]);
-    let wpanel = &wt[o0 * fi..][..fi * C];
-    let vpanel = &vt[o0 * fi..][..fi * C];
+    let len = j1 - j0;
+    let rows: [&[f32]; R] = core::array::from_fn(|r| &a[(i0 + r) * fi + j0..][..len]);
+    let rrows: [&[f32]; R] = core::array::from_fn(|r| &ra[(i0 + r) * fi + j0..][..len]);
+    let wpanel = &wt[o0 * fi + j0 * C..];
+    let vpanel = &vt[o0 * fi + j0 * C..];
     let mut acc = [[0.0f32; C]; R];
     if j0 > 0 {
         for r in 0..R {
             acc[r] = *arr(&rz[(i0 + r) * fo + o0..]);
         }
     }
-    for j in j0..j1 {
-        let wv: &[f32; C] = arr(&wpanel[j * C..]);
-        let vv: &[f32; C] = arr(&vpanel[j * C..]);
+    for ((j, wv), vv) in (0..len).zip(wpanel.chunks_exact(C)).zip(vpanel.chunks_exact(C)) {
+        let wv: &[f32; C] = arr(wv);
+        let vv: &[f32; C] = arr(vv);
         for r in 0..R {
             let (av, rav) = (rows[r][j], rrows[r][j]);
             for c in 0..C {
@@ -380,9 +382,9 @@ fn r_forward_block<const R: usize, const C: usize>(
     let wr: [&[f32]; R] = core::array::from_fn(|r| &w[(o0 + r) * fi..][..fi]);
     let vr: [&[f32]; R] = core::array::from_fn(|r| &v[(o0 + r) * fi..][..fi]);
     let mut acc = [[0.0f32; C]; R];
-    for j in 0..fi {
-        let x: &[f32; C] = arr(&at[j * ld + i0..]);
-        let rx: &[f32; C] = arr(&rat[j * ld + i0..]);
+    for ((j, xs), rxs) in (0..fi).zip(at[i0..].chunks(ld)).zip(rat[i0..].chunks(ld)) {
+        let x: &[f32; C] = arr(xs);
+        let rx: &[f32; C] = arr(rxs);
         for r in 0..R {
             let (vv, wv) = (vr[r][j], wr[r][j]);
             for c in 0..C {
@@ -441,8 +443,8 @@ fn backward_block<const R: usize, const C: usize>(
 ) {
     let d: [&[f32]; R] = core::array::from_fn(|r| &dout[(i0 + r) * fo..][..fo]);
     let mut acc = [[0.0f32; C]; R];
-    for o in 0..fo {
-        let wv: &[f32; C] = arr(&w[o * fi + j0..]);
+    for (o, ws) in (0..fo).zip(w[j0..].chunks(fi)) {
+        let wv: &[f32; C] = arr(ws);
         for r in 0..R {
             let dv = d[r][o];
             for c in 0..C {
@@ -491,9 +493,9 @@ fn r_backward_block<const R: usize, const C: usize>(
     let rd: [&[f32]; R] = core::array::from_fn(|r| &rdout[(i0 + r) * fo..][..fo]);
     let mut acc = [[0.0f32; C]; R];
     let mut racc = [[0.0f32; C]; R];
-    for o in 0..fo {
-        let wv: &[f32; C] = arr(&w[o * fi + j0..]);
-        let vv: &[f32; C] = arr(&v[o * fi + j0..]);
+    for ((o, ws), vs) in (0..fo).zip(w[j0..].chunks(fi)).zip(v[j0..].chunks(fi)) {
+        let wv: &[f32; C] = arr(ws);
+        let vv: &[f32; C] = arr(vs);
         for r in 0..R {
             let (dv, rv) = (d[r][o], rd[r][o]);
             for c in 0..C {
@@ -561,10 +563,46 @@ pub(crate) fn panelize(a: &[f32], n: usize, fi: usize, p: &mut [f32]) {
     while j0 < fi {
         let (_, c) = panel_of(fi, j0);
         let panel = &mut p[j0 * n..(j0 + c) * n];
-        for (i, dst) in panel.chunks_exact_mut(c).enumerate() {
-            dst.copy_from_slice(&a[i * fi + j0..i * fi + j0 + c]);
+        match c {
+            16 => copy_rows::<16>(a, fi, j0, panel),
+            8 => copy_rows::<8>(a, fi, j0, panel),
+            _ => copy_rows::<1>(a, fi, j0, panel),
         }
         j0 += c;
+    }
+}
+
+/// `panel[i * C..][..C] = a[i * fi + j0..][..C]` for every row `i` of `panel`.
+#[inline(always)]
+fn copy_rows<const C: usize>(a: &[f32], fi: usize, j0: usize, panel: &mut [f32]) {
+    for (i, dst) in panel.chunks_exact_mut(C).enumerate() {
+        *arr_mut::<C>(dst) = *arr::<C>(&a[i * fi + j0..]);
+    }
+}
+
+/// One sample's terms of a gradient block: `acc[r][c] += d[r] * x[c]`.
+#[inline(always)]
+fn grad_step<const R: usize, const C: usize>(acc: &mut [[f32; C]; R], x: &[f32; C], d: &[f32; R]) {
+    for r in 0..R {
+        for c in 0..C {
+            acc[r][c] += d[r] * x[c];
+        }
+    }
+}
+
+/// One sample's terms of an R-gradient block: `acc[r][c] += rd[r] * x[c] + d[r] * rx[c]`.
+#[inline(always)]
+fn hvp_step<const R: usize, const C: usize>(
+    acc: &mut [[f32; C]; R],
+    x: &[f32; C],
+    rx: &[f32; C],
+    d: &[f32; R],
+    rd: &[f32; R],
+) {
+    for r in 0..R {
+        for c in 0..C {
+            acc[r][c] += rd[r] * x[c] + d[r] * rx[c];
+        }
     }
 }
 
@@ -588,13 +626,13 @@ fn grad_block<const R: usize, const C: usize>(
     for r in 0..R {
         acc[r] = *arr(&g[base + r * fi..]);
     }
-    for i in 0..n {
-        let xv: &[f32; C] = arr(&x[i * stride + off..]);
-        let dv: &[f32; R] = arr(&d[i * fo + o0..]);
-        for r in 0..R {
-            for c in 0..C {
-                acc[r][c] += dv[r] * xv[c];
-            }
+    if stride == C && off == 0 {
+        for (xs, ds) in x[..n * C].chunks_exact(C).zip(d[o0..].chunks(fo)) {
+            grad_step(&mut acc, arr(xs), arr(ds));
+        }
+    } else {
+        for (xs, ds) in x[off..].chunks(stride).zip(d[o0..].chunks(fo)).take(n) {
+            grad_step(&mut acc, arr(xs), arr(ds));
         }
     }
     for r in 0..R {
@@ -622,15 +660,16 @@ fn hvp_block<const R: usize, const C: usize>(
     for r in 0..R {
         acc[r] = *arr(&g[base + r * fi..]);
     }
-    for i in 0..n {
-        let xv: &[f32; C] = arr(&x[i * stride + off..]);
-        let rxv: &[f32; C] = arr(&rx[i * stride + off..]);
-        let dv: &[f32; R] = arr(&d[i * fo + o0..]);
-        let rv: &[f32; R] = arr(&rd[i * fo + o0..]);
-        for r in 0..R {
-            for c in 0..C {
-                acc[r][c] += rv[r] * xv[c] + dv[r] * rxv[c];
-            }
+    let ds = d[o0..].chunks(fo).zip(rd[o0..].chunks(fo));
+    if stride == C && off == 0 {
+        let xs = x[..n * C].chunks_exact(C).zip(rx[..n * C].chunks_exact(C));
+        for ((xv, rxv), (dv, rv)) in xs.zip(ds) {
+            hvp_step(&mut acc, arr(xv), arr(rxv), arr(dv), arr(rv));
+        }
+    } else {
+        let xs = x[off..].chunks(stride).zip(rx[off..].chunks(stride));
+        for ((xv, rxv), (dv, rv)) in xs.zip(ds).take(n) {
+            hvp_step(&mut acc, arr(xv), arr(rxv), arr(dv), arr(rv));
         }
     }
     for r in 0..R {

@@ -74,6 +74,10 @@ pub mod quadratic;
 pub mod rng;
 pub mod sampler;
 pub mod static_mlp;
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 mod tanh;
 pub mod vec;
 

@@ -65,6 +65,12 @@ pub struct BenchArgs {
     /// Power-iteration steps to time.
     #[arg(long, default_value_t = 20)]
     pub power_steps: u32,
+    /// Kernels: auto (AVX2 when the CPU has it) | baseline (what every x86_64 CPU runs).
+    #[arg(long, default_value = "auto")]
+    pub kernels: String,
+    /// Report the fastest run instead of the median (for comparisons on a busy machine).
+    #[arg(long)]
+    pub min: bool,
 }
 
 /// One `edgewise bench` result (printed as one JSON line).
@@ -84,8 +90,10 @@ pub struct BenchResult {
     pub tile: usize,
     /// Parameters.
     pub params: usize,
-    /// Timed runs per quantity.
+    /// Timed runs per quantity (3 at most for power iteration).
     pub repeats: usize,
+    /// `median` or `min` (see `--min`).
+    pub stat: &'static str,
     /// Median wall seconds of one loss + gradient.
     pub grad_s: f64,
     /// Median wall seconds of one exact Hessian-vector product.
@@ -131,8 +139,9 @@ pub fn random_data(arch: &Arch, n: usize, seed: u64) -> (Vec<f32>, Vec<u16>) {
     (x, y)
 }
 
-/// Median of `reps` timed runs of `f`, after one untimed warm-up run.
-pub fn median_secs<F: FnMut() -> Result<()>>(reps: usize, mut f: F) -> Result<f64> {
+/// Median (or, with `min`, the fastest) of `reps` timed runs of `f`, after one untimed
+/// warm-up run.
+pub fn time_secs<F: FnMut() -> Result<()>>(reps: usize, min: bool, mut f: F) -> Result<f64> {
     f()?;
     let mut t = Vec::with_capacity(reps);
     for _ in 0..reps.max(1) {
@@ -141,10 +150,7 @@ pub fn median_secs<F: FnMut() -> Result<()>>(reps: usize, mut f: F) -> Result<f6
         t.push(t0.elapsed().as_secs_f64());
     }
     t.sort_by(|a, b| a.total_cmp(b));
-    if std::env::var_os("EDGEWISE_BENCH_MIN").is_some() {
-        return Ok(t[0]);
-    }
-    Ok(t[t.len() / 2])
+    Ok(if min { t[0] } else { t[t.len() / 2] })
 }
 
 /// Runs the benchmark.
@@ -164,6 +170,11 @@ pub fn bench(a: &BenchArgs) -> Result<BenchResult> {
         None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
     };
     let tile = a.tile.unwrap_or(DEFAULT_TILE).max(1);
+    match a.kernels.as_str() {
+        "auto" => crate::engine::use_baseline_kernels(false),
+        "baseline" => crate::engine::use_baseline_kernels(true),
+        k => return Err(Failure::input(format!("--kernels {k}: expected auto or baseline"))),
+    }
     let (x, y) = random_data(&arch, a.n, a.seed);
     let data = Data::new(&x, arch.input_dim(), Targets::Classes(&y)).map_err(core_err("data"))?;
     let p = arch.n_params();
@@ -177,15 +188,15 @@ pub fn bench(a: &BenchArgs) -> Result<BenchResult> {
     let mut hv = vec![0.0f32; p];
     let err = core_err("bench");
     let reps = a.repeats.max(1);
-    let grad_s = median_secs(reps, || {
+    let grad_s = time_secs(reps, a.min, || {
         obj.loss_grad(&params, &mut g).map(|_| ()).map_err(&err)
     })?;
-    let hvp_s = median_secs(reps, || obj.hvp(&params, &v, &mut hv).map_err(&err))?;
+    let hvp_s = time_secs(reps, a.min, || obj.hvp(&params, &v, &mut hv).map_err(&err))?;
     let steps = a.power_steps.max(1);
     let cfg = PowerConfig { tol: 0.0, max_iter: steps };
     let mut pv = vec![0.0f32; p];
     let mut scratch = vec![0.0f32; p];
-    let power_s = median_secs(reps.min(3), || {
+    let power_s = time_secs(reps.min(3), a.min, || {
         pv.copy_from_slice(&v);
         let mut op = HessianOp::exact(&mut obj, &params);
         power_iteration(&mut op, &mut pv, &mut scratch, &cfg).map_err(&err)?;
@@ -201,6 +212,7 @@ pub fn bench(a: &BenchArgs) -> Result<BenchResult> {
         tile,
         params: p,
         repeats: reps,
+        stat: if a.min { "min" } else { "median" },
         grad_s,
         hvp_s,
         power_s,

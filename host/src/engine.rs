@@ -47,6 +47,16 @@ const CHUNK_BUDGET: usize = 64 << 20;
 /// Tile buffers per thread in the ring (enough that a thread rarely waits for a buffer).
 const RING_PER_THREAD: usize = 4;
 
+/// Parameter ranges per thread in the parameter phase (with more than one thread).
+const PIECES_PER_THREAD: usize = 4;
+
+/// Makes the engine run the baseline kernels (`true`) or, when the CPU has AVX2, the AVX2 ones
+/// (`false`), for the whole process. The results are the same bits either way; this exists for
+/// tests and for measuring what the wider vectors bring (`edgewise bench --kernels baseline`).
+pub fn use_baseline_kernels(baseline: bool) {
+    simd::set_baseline(baseline);
+}
+
 /// Which kernels the engine runs on this CPU: `avx2` or `baseline`.
 pub fn kernels() -> &'static str {
     if simd::avx2() {
@@ -86,21 +96,36 @@ enum Kind<'v> {
     Hvp(&'v [f32]),
 }
 
+/// One consumer of the tiles: a parameter range with its accumulators, or the loss tally. Each
+/// takes the tiles strictly in order (`next` is the next one); whichever thread holds its lock
+/// advances it, so the parameter phase is spread over the threads as dynamically as the sample
+/// phase, while every accumulator still receives its terms in sample order.
+struct Consumer<'p> {
+    next: usize,
+    work: Work<'p>,
+}
+
+enum Work<'p> {
+    Tally { loss: f64, correct: u32 },
+    Range { range: Range<usize>, acc: &'p mut [f32] },
+}
+
 /// Shared state of one evaluation.
-struct Shared {
+struct Shared<'p> {
     /// The next tile to claim for the sample phase.
     next_tile: AtomicUsize,
     /// Per tile: its sample phase is done.
     done: Vec<AtomicBool>,
-    /// Per tile: how many consumers (parameter ranges, or the tally) have taken it.
+    /// Per tile: how many consumers have taken it (its buffer is free again at `consumers.len()`).
     taken: Vec<AtomicUsize>,
-    /// Number of consumers of every tile.
-    consumers: usize,
+    consumers: Vec<Mutex<Consumer<'p>>>,
+    /// Consumers that have taken every tile.
+    finished: AtomicUsize,
     failed: AtomicBool,
     error: Mutex<Option<Error>>,
 }
 
-impl Shared {
+impl Shared<'_> {
     fn fail(&self, e: Error) {
         let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
@@ -258,14 +283,16 @@ impl<'a> ParObjective<'a> {
         out.fill(0.0);
         let n_tiles = self.data.len().div_ceil(self.tile);
         let threads = self.threads.min(n_tiles).max(1);
-        // One parameter range per thread (the tally goes with the first); none for evaluations.
-        let mut pieces: Vec<(Range<usize>, &mut [f32])> = Vec::new();
+        // The tally, and (gradient, HVP) the parameter ranges: a few per thread, so that a thread
+        // slowed down by something else does not hold the others up.
+        let mut consumers = vec![Mutex::new(Consumer { next: 0, work: Work::Tally { loss: 0.0, correct: 0 } })];
         if !matches!(kind, Kind::Eval) {
-            let cuts = self.cuts(threads);
+            let pieces = if threads == 1 { 1 } else { PIECES_PER_THREAD * threads };
+            let cuts = self.cuts(pieces);
             let mut rest = out;
             for c in cuts.windows(2) {
                 let (head, tail) = rest.split_at_mut(c[1] - c[0]);
-                pieces.push((c[0]..c[1], head));
+                consumers.push(Mutex::new(Consumer { next: 0, work: Work::Range { range: c[0]..c[1], acc: head } }));
                 rest = tail;
             }
         }
@@ -273,42 +300,37 @@ impl<'a> ParObjective<'a> {
             next_tile: AtomicUsize::new(0),
             done: (0..n_tiles).map(|_| AtomicBool::new(false)).collect(),
             taken: (0..n_tiles).map(|_| AtomicUsize::new(0)).collect(),
-            consumers: pieces.len().max(1),
+            consumers,
+            finished: AtomicUsize::new(0),
             failed: AtomicBool::new(false),
             error: Mutex::new(None),
         };
         let this = &*self;
-        let mut pieces = pieces.into_iter();
-        let first = pieces.next();
-        let tally = if threads == 1 {
-            this.worker(params, kind, first, true, &shared)
+        if threads == 1 {
+            this.worker(params, kind, &shared);
         } else {
             std::thread::scope(|sc| {
                 for _ in 1..threads {
-                    let piece = pieces.next();
                     let shared = &shared;
-                    sc.spawn(move || this.worker(params, kind, piece, false, shared));
+                    sc.spawn(move || this.worker(params, kind, shared));
                 }
-                this.worker(params, kind, first, true, &shared)
-            })
-        };
+                this.worker(params, kind, &shared);
+            });
+        }
         if let Some(e) = shared.error.into_inner().unwrap_or_else(|p| p.into_inner()) {
             return Err(e);
         }
-        Ok(tally)
+        let mut consumers = shared.consumers.into_iter();
+        match consumers.next().map(|c| c.into_inner().unwrap_or_else(|p| p.into_inner()).work) {
+            Some(Work::Tally { loss, correct }) => Ok((loss, correct)),
+            _ => Err(Error::InvalidConfig("engine: no tally")),
+        }
     }
 
-    /// What one thread does in an evaluation: take every ready tile, in order, into its
-    /// parameter range `piece` (and into the tally, for the first thread), and in between compute
-    /// the next unclaimed tile once its ring buffer is free. Returns the tally.
-    fn worker(
-        &self,
-        params: &[f32],
-        kind: Kind<'_>,
-        mut piece: Option<(Range<usize>, &mut [f32])>,
-        tally: bool,
-        sh: &Shared,
-    ) -> (f64, u32) {
+    /// What every thread does in an evaluation, until all consumers have taken all tiles:
+    /// advance any consumer (not held by another thread) over the tiles that are ready, in order;
+    /// otherwise compute the next unclaimed tile once its ring buffer is free.
+    fn worker(&self, params: &[f32], kind: Kind<'_>, sh: &Shared<'_>) {
         let n_all = self.data.len();
         let tile = self.tile;
         let n_tiles = sh.done.len();
@@ -318,34 +340,38 @@ impl<'a> ParObjective<'a> {
             (start, tile.min(n_all - start))
         };
         let hvp = matches!(kind, Kind::Hvp(_));
-        let consumer = tally || piece.is_some();
-        let (mut loss, mut correct) = (0.0f64, 0u32);
-        let mut cursor = if consumer { 0 } else { n_tiles };
         let mut claimed: Option<usize> = None;
         let mut exhausted = false;
         let mut spins = 0;
         while !sh.failed() {
-            // Take the ready tiles, in order.
             let mut progressed = false;
-            while cursor < n_tiles && sh.done[cursor].load(Ordering::Acquire) {
-                let (_, n) = span(cursor);
-                let r = guarded(|| {
-                    let w = self.ws.bufs[cursor % ring].read().unwrap_or_else(|p| p.into_inner());
-                    if tally {
-                        self.arch.tile_tally(&w, tile, n, &mut loss, &mut correct)?;
+            // Advance the consumers over the ready tiles.
+            for c in &sh.consumers {
+                let Ok(mut c) = c.try_lock() else { continue };
+                let c = &mut *c;
+                while c.next < n_tiles && sh.done[c.next].load(Ordering::Acquire) {
+                    let k = c.next;
+                    let n = span(k).1;
+                    let r = guarded(|| {
+                        let w = self.ws.bufs[k % ring].read().unwrap_or_else(|p| p.into_inner());
+                        match &mut c.work {
+                            Work::Tally { loss, correct } => self.arch.tile_tally(&w, tile, n, loss, correct),
+                            Work::Range { range, acc } => {
+                                simd::accumulate(self.arch, &w, tile, n, range.clone(), acc, hvp)
+                            }
+                        }
+                    });
+                    if let Err(e) = r {
+                        sh.fail(e);
+                        return;
                     }
-                    if let Some((range, acc)) = piece.as_mut() {
-                        simd::accumulate(self.arch, &w, tile, n, range.clone(), acc, hvp)?;
+                    sh.taken[k].fetch_add(1, Ordering::AcqRel);
+                    c.next += 1;
+                    progressed = true;
+                    if c.next == n_tiles {
+                        sh.finished.fetch_add(1, Ordering::AcqRel);
                     }
-                    Ok(())
-                });
-                if let Err(e) = r {
-                    sh.fail(e);
-                    return (loss, correct);
                 }
-                sh.taken[cursor].fetch_add(1, Ordering::AcqRel);
-                cursor += 1;
-                progressed = true;
             }
             // Claim a tile, and compute it once its buffer is free.
             if claimed.is_none() && !exhausted {
@@ -357,7 +383,7 @@ impl<'a> ParObjective<'a> {
                 }
             }
             if let Some(k) = claimed {
-                if k < ring || sh.taken[k - ring].load(Ordering::Acquire) == sh.consumers {
+                if k < ring || sh.taken[k - ring].load(Ordering::Acquire) == sh.consumers.len() {
                     let (start, n) = span(k);
                     let r = guarded(|| {
                         let mut w = self.ws.bufs[k % ring].write().unwrap_or_else(|p| p.into_inner());
@@ -365,14 +391,14 @@ impl<'a> ParObjective<'a> {
                     });
                     if let Err(e) = r {
                         sh.fail(e);
-                        return (loss, correct);
+                        return;
                     }
                     sh.done[k].store(true, Ordering::Release);
                     claimed = None;
                     progressed = true;
                 }
             }
-            if cursor >= n_tiles && exhausted && claimed.is_none() {
+            if exhausted && claimed.is_none() && sh.finished.load(Ordering::Acquire) == sh.consumers.len() {
                 break;
             }
             if progressed {
@@ -381,7 +407,6 @@ impl<'a> ParObjective<'a> {
                 pause(&mut spins);
             }
         }
-        (loss, correct)
     }
 
     /// Mean loss and accuracy.
@@ -446,19 +471,39 @@ mod simd {
 
     use edgewise_core::{Arch, Data, Error};
 
-    /// Whether the AVX2 versions run.
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    /// 0: not decided yet, 1: baseline, 2: AVX2.
+    static MODE: AtomicU8 = AtomicU8::new(0);
+
+    /// Whether the AVX2 versions run: the CPU has AVX2, and neither `EDGEWISE_NO_AVX2` is set
+    /// nor [`super::use_baseline_kernels`] asked for the baseline.
     pub fn avx2() -> bool {
+        match MODE.load(Ordering::Relaxed) {
+            1 => false,
+            2 => true,
+            _ => {
+                let yes = detect() && std::env::var_os("EDGEWISE_NO_AVX2").is_none();
+                MODE.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+                yes
+            }
+        }
+    }
+
+    fn detect() -> bool {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::env::var_os("EDGEWISE_NO_AVX2").is_some() {
-                return false;
-            }
             std::arch::is_x86_feature_detected!("avx2")
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
             false
         }
+    }
+
+    pub fn set_baseline(baseline: bool) {
+        let yes = !baseline && detect();
+        MODE.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
     }
 
     macro_rules! dispatch {
@@ -500,6 +545,12 @@ mod simd {
         }
     }
 
+    /// The AVX2 instances. They are `unsafe fn` (not safe `#[target_feature]` functions, which
+    /// need Rust 1.86; the workspace supports 1.85).
+    ///
+    /// # Safety
+    ///
+    /// Each may only be called on a CPU that supports AVX2.
     #[cfg(target_arch = "x86_64")]
     mod x86 {
         use std::ops::Range;
@@ -508,24 +559,24 @@ mod simd {
 
         #[allow(clippy::too_many_arguments)]
         #[target_feature(enable = "avx2")]
-        pub fn eval_pass(a: &Arch, p: &[f32], wt: &[f32], d: &Data<'_>, s: usize, n: usize, w: &mut [f32], cap: usize) -> Result<(), Error> {
+        pub unsafe fn eval_pass(a: &Arch, p: &[f32], wt: &[f32], d: &Data<'_>, s: usize, n: usize, w: &mut [f32], cap: usize) -> Result<(), Error> {
             a.tile_eval_pass_packed(p, wt, d, s, n, w, cap)
         }
 
         #[allow(clippy::too_many_arguments)]
         #[target_feature(enable = "avx2")]
-        pub fn grad_pass(a: &Arch, p: &[f32], wt: &[f32], d: &Data<'_>, s: usize, n: usize, w: &mut [f32], cap: usize) -> Result<(), Error> {
+        pub unsafe fn grad_pass(a: &Arch, p: &[f32], wt: &[f32], d: &Data<'_>, s: usize, n: usize, w: &mut [f32], cap: usize) -> Result<(), Error> {
             a.tile_grad_pass_packed(p, wt, d, s, n, w, cap)
         }
 
         #[allow(clippy::too_many_arguments)]
         #[target_feature(enable = "avx2")]
-        pub fn hvp_pass(a: &Arch, p: &[f32], wt: &[f32], v: &[f32], vt: &[f32], d: &Data<'_>, s: usize, n: usize, w: &mut [f32], cap: usize) -> Result<(), Error> {
+        pub unsafe fn hvp_pass(a: &Arch, p: &[f32], wt: &[f32], v: &[f32], vt: &[f32], d: &Data<'_>, s: usize, n: usize, w: &mut [f32], cap: usize) -> Result<(), Error> {
             a.tile_hvp_pass_packed(p, wt, v, vt, d, s, n, w, cap)
         }
 
         #[target_feature(enable = "avx2")]
-        pub fn accumulate(a: &Arch, w: &[f32], cap: usize, n: usize, r: Range<usize>, out: &mut [f32], hvp: bool) -> Result<(), Error> {
+        pub unsafe fn accumulate(a: &Arch, w: &[f32], cap: usize, n: usize, r: Range<usize>, out: &mut [f32], hvp: bool) -> Result<(), Error> {
             if hvp {
                 a.tile_accumulate_hvp(w, cap, n, r, out)
             } else {
@@ -546,37 +597,52 @@ mod tests {
 
     #[test]
     fn every_thread_count_and_tile_gives_the_bits_of_core() {
-        let arch = Arch::new(&[7, 9, 5, 3], Activation::Tanh, Loss::CrossEntropy).unwrap();
-        let mut params = vec![0.0; arch.n_params()];
-        arch.init(&mut params, Init::default(), 3).unwrap();
-        let mut rng = SplitMix64::new(1);
-        let n = 101;
-        let x: Vec<f32> = (0..n * 7).map(|_| rng.normal()).collect();
-        let y: Vec<u16> = (0..n).map(|_| rng.below(3) as u16).collect();
-        let data = Data::new(&x, 7, Targets::Classes(&y)).unwrap();
-        let v: Vec<f32> = (0..arch.n_params()).map(|_| rng.normal()).collect();
-        let mut ws = vec![0.0; arch.workspace_len(5)];
-        let mut g_ref = vec![0.0; arch.n_params()];
-        let l_ref = arch.loss_grad(&params, &data, &mut g_ref, &mut ws, 5).unwrap();
-        let mut h_ref = vec![0.0; arch.n_params()];
-        arch.hvp(&params, &data, &v, &mut h_ref, &mut ws, 5).unwrap();
-        let e_ref = arch.evaluate(&params, &data, &mut ws, 5).unwrap();
-        for threads in [1, 2, 3, 8] {
-            for tile in [1, 4, 32, 200] {
-                let chunk = if tile == 4 { 3 } else { usize::MAX };
-                let mut wsp = Workspace::default();
-                let mut obj = ParObjective::new(&arch, data, threads, tile, &mut wsp)
-                    .unwrap()
-                    .with_chunk_tiles(chunk);
-                let mut g = vec![0.0; arch.n_params()];
-                let l = obj.loss_grad(&params, &mut g).unwrap();
-                assert_eq!(l.to_bits(), l_ref.to_bits(), "loss threads {threads} tile {tile}");
-                assert_eq!(bits(&g), bits(&g_ref), "grad threads {threads} tile {tile}");
-                let mut h = vec![0.0; arch.n_params()];
-                obj.hvp(&params, &v, &mut h).unwrap();
-                assert_eq!(bits(&h), bits(&h_ref), "hvp threads {threads} tile {tile}");
-                assert_eq!(obj.evaluate(&params).unwrap(), e_ref);
+        for (widths, loss, n) in [
+            (&[7usize, 9, 5, 3][..], Loss::CrossEntropy, 101usize),
+            (&[40, 33, 17, 10][..], Loss::Mse, 150),
+            (&[35, 24, 1][..], Loss::Mse, 70),
+        ] {
+            let arch = Arch::new(widths, Activation::Tanh, loss).unwrap();
+            let d0 = widths[0];
+            let k = *widths.last().unwrap() as u64;
+            let mut params = vec![0.0; arch.n_params()];
+            arch.init(&mut params, Init::default(), 3).unwrap();
+            let mut rng = SplitMix64::new(1);
+            let x: Vec<f32> = (0..n * d0).map(|_| rng.normal()).collect();
+            let y: Vec<u16> = (0..n).map(|_| rng.below(k) as u16).collect();
+            let data = Data::new(&x, d0, Targets::Classes(&y)).unwrap();
+            let v: Vec<f32> = (0..arch.n_params()).map(|_| rng.normal()).collect();
+            let mut ws = vec![0.0; arch.workspace_len(5)];
+            let mut g_ref = vec![0.0; arch.n_params()];
+            let l_ref = arch.loss_grad(&params, &data, &mut g_ref, &mut ws, 5).unwrap();
+            let mut h_ref = vec![0.0; arch.n_params()];
+            arch.hvp(&params, &data, &v, &mut h_ref, &mut ws, 5).unwrap();
+            let e_ref = arch.evaluate(&params, &data, &mut ws, 5).unwrap();
+            for (threads, baseline) in [(1, false), (2, false), (3, true), (8, false), (2, true)] {
+                use_baseline_kernels(baseline);
+                for tile in [1, 4, 32, 200] {
+                    let chunk = if tile == 4 { 3 } else { usize::MAX };
+                    let mut wsp = Workspace::default();
+                    let mut obj = ParObjective::new(&arch, data, threads, tile, &mut wsp)
+                        .unwrap()
+                        .with_chunk_tiles(chunk);
+                    let what = format!("{widths:?} threads {threads} tile {tile} baseline {baseline}");
+                    let mut g = vec![0.0; arch.n_params()];
+                    let l = obj.loss_grad(&params, &mut g).unwrap();
+                    assert_eq!(l.to_bits(), l_ref.to_bits(), "loss {what}");
+                    assert_eq!(bits(&g), bits(&g_ref), "grad {what}");
+                    let mut h = vec![0.0; arch.n_params()];
+                    obj.hvp(&params, &v, &mut h).unwrap();
+                    assert_eq!(bits(&h), bits(&h_ref), "hvp {what}");
+                    // Again at the same parameters (the packed weights are reused).
+                    obj.hvp(&params, &g, &mut h).unwrap();
+                    let mut h2 = vec![0.0; arch.n_params()];
+                    arch.hvp(&params, &data, &g, &mut h2, &mut ws, 5).unwrap();
+                    assert_eq!(bits(&h), bits(&h2), "hvp again {what}");
+                    assert_eq!(obj.evaluate(&params).unwrap(), e_ref, "eval {what}");
+                }
             }
         }
+        use_baseline_kernels(false);
     }
 }

@@ -1,0 +1,155 @@
+//! Criterion benchmarks of the numerics at the three reference sizes, on seeded random data:
+//!
+//! - S = 64-32-10 tanh, N = 1797; M = 784-32-32-32-10, N = 1000; L = 3072-200-200-10, N = 5000
+//!   (all tanh, mean squared error on one-hot targets, PyTorch's default initialisation);
+//! - forward (loss and accuracy), loss + gradient, exact Hessian-vector product, finite-difference
+//!   Hessian-vector product, power iteration from a random start ("cold") and from the converged
+//!   eigenvector ("warm", as sharpness tracking does), Lanczos with 20 steps, and one full-batch
+//!   GD training step with warm-started sharpness tracking (gradient, update, power iteration);
+//! - on the host's engine (`edgewise::engine::ParObjective`), with 1 thread and with all cores
+//!   for the gradient and the Hessian-vector product, 1 thread for the rest.
+//!
+//! Quick by default: sizes S and M, 10 samples, 2 s of measurement per benchmark. Set
+//! `EDGEWISE_BENCH_SIZES=S,M,L` for all sizes (L takes a few minutes), and pass criterion's own
+//! options after `--` (`cargo bench -p edgewise-benches -- gradient`).
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use edgewise::engine::{ParObjective, Workspace};
+use edgewise_core::eig::lanczos::lanczos_work_len;
+use edgewise_core::{
+    lanczos, power_iteration, Activation, Arch, Data, HessianOp, HvpMethod, Init, LanczosConfig,
+    Loss, Objective, PowerConfig, SplitMix64, Targets,
+};
+
+struct Size {
+    name: &'static str,
+    widths: &'static [usize],
+    n: usize,
+}
+
+const SIZES: [Size; 3] = [
+    Size { name: "S", widths: &[64, 32, 10], n: 1797 },
+    Size { name: "M", widths: &[784, 32, 32, 32, 10], n: 1000 },
+    Size { name: "L", widths: &[3072, 200, 200, 10], n: 5000 },
+];
+
+fn selected() -> Vec<&'static Size> {
+    let want = std::env::var("EDGEWISE_BENCH_SIZES").unwrap_or_else(|_| "S,M".into());
+    SIZES.iter().filter(|s| want.split(',').any(|w| w.trim() == s.name)).collect()
+}
+
+struct Setup {
+    arch: Arch,
+    x: Vec<f32>,
+    y: Vec<u16>,
+    params: Vec<f32>,
+    v: Vec<f32>,
+}
+
+impl Setup {
+    fn new(s: &Size) -> Self {
+        let arch = Arch::new(s.widths, Activation::Tanh, Loss::Mse).unwrap();
+        let mut rng = SplitMix64::new(0);
+        let x = (0..s.n * s.widths[0]).map(|_| rng.normal()).collect();
+        let k = *s.widths.last().unwrap() as u64;
+        let y = (0..s.n).map(|_| rng.below(k) as u16).collect();
+        let mut params = vec![0.0; arch.n_params()];
+        arch.init(&mut params, Init::default(), 0).unwrap();
+        let v = (0..arch.n_params()).map(|_| rng.normal()).collect();
+        Self { arch, x, y, params, v }
+    }
+
+    fn data(&self) -> Data<'_> {
+        Data::new(&self.x, self.arch.input_dim(), Targets::Classes(&self.y)).unwrap()
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let all = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    for size in selected() {
+        let st = Setup::new(size);
+        let p = st.arch.n_params();
+        let mut g = c.benchmark_group(size.name);
+        g.sample_size(10).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
+        let mut ws = Workspace::default();
+        let mut out = vec![0.0f32; p];
+
+        {
+            let mut obj = ParObjective::new(&st.arch, st.data(), 1, 32, &mut ws).unwrap();
+            g.bench_function("forward", |b| b.iter(|| obj.evaluate(&st.params).unwrap()));
+        }
+        for threads in [1, all] {
+            let mut obj = ParObjective::new(&st.arch, st.data(), threads, 32, &mut ws).unwrap();
+            g.bench_function(BenchmarkId::new("gradient", format!("{threads}t")), |b| {
+                b.iter(|| obj.loss_grad(&st.params, &mut out).unwrap())
+            });
+            g.bench_function(BenchmarkId::new("hvp_exact", format!("{threads}t")), |b| {
+                b.iter(|| obj.hvp(&st.params, &st.v, &mut out).unwrap())
+            });
+            if all == 1 {
+                break;
+            }
+        }
+        let mut obj = ParObjective::new(&st.arch, st.data(), 1, 32, &mut ws).unwrap();
+        let mut fd_scratch = vec![0.0f32; 2 * p];
+        g.bench_function("hvp_fd", |b| {
+            b.iter(|| {
+                let mut op = HessianOp::new(&mut obj, &st.params, HvpMethod::FiniteDifference, &mut fd_scratch).unwrap();
+                edgewise_core::LinearOperator::apply(&mut op, &st.v, &mut out).unwrap();
+            })
+        });
+        let cfg = PowerConfig { tol: 1e-3, max_iter: 100 };
+        let mut vec = vec![0.0f32; p];
+        let mut scratch = vec![0.0f32; p];
+        g.bench_function("power_cold", |b| {
+            b.iter(|| {
+                vec.copy_from_slice(&st.v);
+                let mut op = HessianOp::exact(&mut obj, &st.params);
+                power_iteration(&mut op, &mut vec, &mut scratch, &cfg).unwrap()
+            })
+        });
+        // The converged vector: warm starts begin here.
+        let mut warm = st.v.clone();
+        {
+            let mut op = HessianOp::exact(&mut obj, &st.params);
+            power_iteration(&mut op, &mut warm, &mut scratch, &PowerConfig { tol: 1e-5, max_iter: 300 }).unwrap();
+        }
+        g.bench_function("power_warm", |b| {
+            b.iter(|| {
+                vec.copy_from_slice(&warm);
+                let mut op = HessianOp::exact(&mut obj, &st.params);
+                power_iteration(&mut op, &mut vec, &mut scratch, &cfg).unwrap()
+            })
+        });
+        let steps = 20;
+        let mut basis = vec![0.0f32; (steps + 1) * p];
+        let mut work = vec![0.0f64; lanczos_work_len(steps)];
+        let (mut vals, mut res) = (vec![0.0f32; steps], vec![0.0f32; steps]);
+        g.bench_function("lanczos_20", |b| {
+            b.iter(|| {
+                let mut op = HessianOp::exact(&mut obj, &st.params);
+                lanczos(&mut op, &LanczosConfig { steps }, &st.v, &mut basis, &mut work, &mut vals, &mut res).unwrap()
+            })
+        });
+        // One GD step with sharpness tracking: gradient, update, warm-started power iteration.
+        let mut theta = st.params.clone();
+        let mut grad = vec![0.0f32; p];
+        let mut top = warm.clone();
+        g.bench_function("train_step_with_sharpness", |b| {
+            b.iter(|| {
+                obj.loss_grad(&theta, &mut grad).unwrap();
+                for (t, gi) in theta.iter_mut().zip(&grad) {
+                    *t -= 0.01 * gi;
+                }
+                let mut op = HessianOp::exact(&mut obj, &theta);
+                power_iteration(&mut op, &mut top, &mut scratch, &cfg).unwrap()
+            })
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
