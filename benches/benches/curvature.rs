@@ -30,14 +30,29 @@ struct Size {
 }
 
 const SIZES: [Size; 3] = [
-    Size { name: "S", widths: &[64, 32, 10], n: 1797 },
-    Size { name: "M", widths: &[784, 32, 32, 32, 10], n: 1000 },
-    Size { name: "L", widths: &[3072, 200, 200, 10], n: 5000 },
+    Size {
+        name: "S",
+        widths: &[64, 32, 10],
+        n: 1797,
+    },
+    Size {
+        name: "M",
+        widths: &[784, 32, 32, 32, 10],
+        n: 1000,
+    },
+    Size {
+        name: "L",
+        widths: &[3072, 200, 200, 10],
+        n: 5000,
+    },
 ];
 
 fn selected() -> Vec<&'static Size> {
     let want = std::env::var("EDGEWISE_BENCH_SIZES").unwrap_or_else(|_| "S,M".into());
-    SIZES.iter().filter(|s| want.split(',').any(|w| w.trim() == s.name)).collect()
+    SIZES
+        .iter()
+        .filter(|s| want.split(',').any(|w| w.trim() == s.name))
+        .collect()
 }
 
 struct Setup {
@@ -58,7 +73,13 @@ impl Setup {
         let mut params = vec![0.0; arch.n_params()];
         arch.init(&mut params, Init::default(), 0).unwrap();
         let v = (0..arch.n_params()).map(|_| rng.normal()).collect();
-        Self { arch, x, y, params, v }
+        Self {
+            arch,
+            x,
+            y,
+            params,
+            v,
+        }
     }
 
     fn data(&self) -> Data<'_> {
@@ -67,12 +88,16 @@ impl Setup {
 }
 
 fn bench(c: &mut Criterion) {
-    let all = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let all = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     for size in selected() {
         let st = Setup::new(size);
         let p = st.arch.n_params();
         let mut g = c.benchmark_group(size.name);
-        g.sample_size(10).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
+        g.sample_size(10)
+            .measurement_time(Duration::from_secs(2))
+            .warm_up_time(Duration::from_millis(500));
         let mut ws = Workspace::default();
         let mut out = vec![0.0f32; p];
 
@@ -96,11 +121,20 @@ fn bench(c: &mut Criterion) {
         let mut fd_scratch = vec![0.0f32; 2 * p];
         g.bench_function("hvp_fd", |b| {
             b.iter(|| {
-                let mut op = HessianOp::new(&mut obj, &st.params, HvpMethod::FiniteDifference, &mut fd_scratch).unwrap();
+                let mut op = HessianOp::new(
+                    &mut obj,
+                    &st.params,
+                    HvpMethod::FiniteDifference,
+                    &mut fd_scratch,
+                )
+                .unwrap();
                 edgewise_core::LinearOperator::apply(&mut op, &st.v, &mut out).unwrap();
             })
         });
-        let cfg = PowerConfig { tol: 1e-3, max_iter: 100 };
+        let cfg = PowerConfig {
+            tol: 1e-3,
+            max_iter: 100,
+        };
         let mut vec = vec![0.0f32; p];
         let mut scratch = vec![0.0f32; p];
         g.bench_function("power_cold", |b| {
@@ -114,7 +148,16 @@ fn bench(c: &mut Criterion) {
         let mut warm = st.v.clone();
         {
             let mut op = HessianOp::exact(&mut obj, &st.params);
-            power_iteration(&mut op, &mut warm, &mut scratch, &PowerConfig { tol: 1e-5, max_iter: 300 }).unwrap();
+            power_iteration(
+                &mut op,
+                &mut warm,
+                &mut scratch,
+                &PowerConfig {
+                    tol: 1e-5,
+                    max_iter: 300,
+                },
+            )
+            .unwrap();
         }
         g.bench_function("power_warm", |b| {
             b.iter(|| {
@@ -130,7 +173,16 @@ fn bench(c: &mut Criterion) {
         g.bench_function("lanczos_20", |b| {
             b.iter(|| {
                 let mut op = HessianOp::exact(&mut obj, &st.params);
-                lanczos(&mut op, &LanczosConfig { steps }, &st.v, &mut basis, &mut work, &mut vals, &mut res).unwrap()
+                lanczos(
+                    &mut op,
+                    &LanczosConfig { steps },
+                    &st.v,
+                    &mut basis,
+                    &mut work,
+                    &mut vals,
+                    &mut res,
+                )
+                .unwrap()
             })
         });
         // One GD step with sharpness tracking: gradient, update, warm-started power iteration.

@@ -309,7 +309,10 @@ fn r_forward_t_block<const R: usize, const C: usize>(
             acc[r] = *arr(&rz[(i0 + r) * fo + o0..]);
         }
     }
-    for ((j, wv), vv) in (0..len).zip(wpanel.chunks_exact(C)).zip(vpanel.chunks_exact(C)) {
+    for ((j, wv), vv) in (0..len)
+        .zip(wpanel.chunks_exact(C))
+        .zip(vpanel.chunks_exact(C))
+    {
         let wv: &[f32; C] = arr(wv);
         let vv: &[f32; C] = arr(vv);
         for r in 0..R {
@@ -460,14 +463,7 @@ fn backward_block<const R: usize, const C: usize>(
 /// Backward: `din[i * fi + j] = sum_o w[o * fi + j] * dout[i * fo + o]` for `i < n`, `j < fi`,
 /// from `+0.0` in ascending `o`, each term `w * delta`.
 #[inline(always)]
-pub(crate) fn backward(
-    w: &[f32],
-    fi: usize,
-    fo: usize,
-    dout: &[f32],
-    n: usize,
-    din: &mut [f32],
-) {
+pub(crate) fn backward(w: &[f32], fi: usize, fo: usize, dout: &[f32], n: usize, din: &mut [f32]) {
     rows!(R_B, 0, n, |R, i0| {
         lanes!(0, fi, |C, j0| {
             backward_block::<R, C>(w, fi, fo, dout, i0, j0, din);
@@ -708,12 +704,21 @@ fn term_block<const R: usize, const C: usize>(
 ) {
     let (start, off) = (p0 * n, j0 - p0);
     match term {
-        Term::Grad { d, a } => {
-            grad_block::<R, C>(d, &a[start..], pw, off, fi, fo, n, o0, g, base)
-        }
-        Term::Hvp { d, rd, a, ra } => {
-            hvp_block::<R, C>(d, rd, &a[start..], &ra[start..], pw, off, fi, fo, n, o0, g, base)
-        }
+        Term::Grad { d, a } => grad_block::<R, C>(d, &a[start..], pw, off, fi, fo, n, o0, g, base),
+        Term::Hvp { d, rd, a, ra } => hvp_block::<R, C>(
+            d,
+            rd,
+            &a[start..],
+            &ra[start..],
+            pw,
+            off,
+            fi,
+            fo,
+            n,
+            o0,
+            g,
+            base,
+        ),
     }
 }
 

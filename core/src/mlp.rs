@@ -459,7 +459,16 @@ impl Arch {
         self.check_params("direction", v)?;
         self.check_tile(data, start, n, ws, cap, true)?;
         let mut s = slots(ws, cap, self.width_sum(), true);
-        self.forward_into(params, packed.map(|p| p.0), data, start, n, &mut s, cap, true)?;
+        self.forward_into(
+            params,
+            packed.map(|p| p.0),
+            data,
+            start,
+            n,
+            &mut s,
+            cap,
+            true,
+        )?;
         let m = self.math();
         let act = self.activation();
         let last = self.n_layers() - 1;
@@ -477,7 +486,11 @@ impl Arch {
                 let off = self.packed_offset(l);
                 let (wt, vt) = (&wt[off..][..fi * fo], &vt[off..][..fi * fo]);
                 let a = &s.a[in_off..in_off + n * fi];
-                let ra = if l == 0 { None } else { Some(&s.ra[in_off..in_off + n * fi]) };
+                let ra = if l == 0 {
+                    None
+                } else {
+                    Some(&s.ra[in_off..in_off + n * fi])
+                };
                 kernels::r_forward_t(wt, vt, vb, fi, fo, a, ra, n, rz);
             } else {
                 // a_l^T is in the D slot (forward_into); R(a)_l^T goes to the free R(delta) slot.
@@ -540,7 +553,12 @@ impl Arch {
             let off = cap * self.width_prefix(l);
             kernels::panelize(&s.a[off..off + n * fi], n, fi, &mut s.z[off..off + n * fi]);
             if hvp && l > 0 {
-                kernels::panelize(&s.ra[off..off + n * fi], n, fi, &mut s.rz[off..off + n * fi]);
+                kernels::panelize(
+                    &s.ra[off..off + n * fi],
+                    n,
+                    fi,
+                    &mut s.rz[off..off + n * fi],
+                );
             }
         }
     }
@@ -632,18 +650,58 @@ impl Arch {
                 let (o_b, j_b) = ((hi - sp.weight) / fi, (hi - sp.weight) % fi);
                 let at = |o: usize| sp.weight + o * fi - p0;
                 if o_a == o_b {
-                    kernels::accumulate(term, fi, fo, n, o_a, o_a + 1, j_a, j_b, &mut out[lo - p0..]);
+                    kernels::accumulate(
+                        term,
+                        fi,
+                        fo,
+                        n,
+                        o_a,
+                        o_a + 1,
+                        j_a,
+                        j_b,
+                        &mut out[lo - p0..],
+                    );
                 } else {
                     let mut o_full = o_a;
                     if j_a > 0 {
-                        kernels::accumulate(term, fi, fo, n, o_a, o_a + 1, j_a, fi, &mut out[lo - p0..]);
+                        kernels::accumulate(
+                            term,
+                            fi,
+                            fo,
+                            n,
+                            o_a,
+                            o_a + 1,
+                            j_a,
+                            fi,
+                            &mut out[lo - p0..],
+                        );
                         o_full += 1;
                     }
                     if o_full < o_b {
-                        kernels::accumulate(term, fi, fo, n, o_full, o_b, 0, fi, &mut out[at(o_full)..]);
+                        kernels::accumulate(
+                            term,
+                            fi,
+                            fo,
+                            n,
+                            o_full,
+                            o_b,
+                            0,
+                            fi,
+                            &mut out[at(o_full)..],
+                        );
                     }
                     if j_b > 0 {
-                        kernels::accumulate(term, fi, fo, n, o_b, o_b + 1, 0, j_b, &mut out[at(o_b)..]);
+                        kernels::accumulate(
+                            term,
+                            fi,
+                            fo,
+                            n,
+                            o_b,
+                            o_b + 1,
+                            0,
+                            j_b,
+                            &mut out[at(o_b)..],
+                        );
                     }
                 }
             }
@@ -656,7 +714,14 @@ impl Arch {
                 d
             };
             if lo < hi {
-                kernels::accumulate_bias(src, fo, n, lo - sp.bias, hi - sp.bias, &mut out[lo - p0..]);
+                kernels::accumulate_bias(
+                    src,
+                    fo,
+                    n,
+                    lo - sp.bias,
+                    hi - sp.bias,
+                    &mut out[lo - p0..],
+                );
             }
         }
         Ok(())
@@ -673,7 +738,12 @@ impl Arch {
             let sp = self.layer(l);
             let (fi, fo) = (sp.fan_in, sp.fan_out);
             let off = self.packed_offset(l);
-            kernels::pack_panels(&params[sp.weight..sp.bias], fi, fo, &mut packed[off..off + fi * fo]);
+            kernels::pack_panels(
+                &params[sp.weight..sp.bias],
+                fi,
+                fo,
+                &mut packed[off..off + fi * fo],
+            );
         }
         Ok(())
     }

@@ -155,7 +155,14 @@ mod tests {
     fn tanh_matches_libm_on_a_sample() {
         // Every 997th bit pattern, plus every pattern around the branch thresholds.
         check_range(0, 1 << 32, 997);
-        for t in [0x3f0c_9f54u64, 0x3e82_c578, 0x0080_0000, 0x4120_0000, 0x3eb1_7218, 0x3f85_1592] {
+        for t in [
+            0x3f0c_9f54u64,
+            0x3e82_c578,
+            0x0080_0000,
+            0x4120_0000,
+            0x3eb1_7218,
+            0x3f85_1592,
+        ] {
             for s in [0u64, 0x8000_0000] {
                 check_range((t | s) - 5000, (t | s) + 5000, 1);
             }

@@ -60,7 +60,11 @@ impl<'a> Reference<'a> {
                     acc += self.w(p, l, o, j) * a[l][j];
                 }
                 zl[o] = acc + self.b(p, l, o);
-                al[o] = if l == last { zl[o] } else { act.value(zl[o], m) };
+                al[o] = if l == last {
+                    zl[o]
+                } else {
+                    act.value(zl[o], m)
+                };
             }
             z.push(zl);
             a.push(al);
@@ -69,7 +73,15 @@ impl<'a> Reference<'a> {
     }
 
     /// Per-sample loss, gradient terms added to `g`, and (with `v`) R-gradient terms to `h`.
-    fn sample(&self, p: &[f32], v: Option<&[f32]>, x: &[f32], t: Target<'_>, g: &mut [f32], h: &mut [f32]) -> f32 {
+    fn sample(
+        &self,
+        p: &[f32],
+        v: Option<&[f32]>,
+        x: &[f32],
+        t: Target<'_>,
+        g: &mut [f32],
+        h: &mut [f32],
+    ) -> f32 {
         let (act, m, loss) = (self.arch.activation(), self.arch.math(), self.arch.loss());
         let nl = self.arch.n_layers();
         let f = self.forward(p, x);
@@ -110,10 +122,18 @@ impl<'a> Reference<'a> {
                 let mut acc = 0.0f32;
                 for j in 0..fi {
                     let vt = self.w(v, l, o, j) * f.a[l][j];
-                    acc += if l == 0 { vt } else { vt + self.w(p, l, o, j) * ra[l][j] };
+                    acc += if l == 0 {
+                        vt
+                    } else {
+                        vt + self.w(p, l, o, j) * ra[l][j]
+                    };
                 }
                 rzl[o] = acc + self.b(v, l, o);
-                ral[o] = if l == nl - 1 { rzl[o] } else { act.deriv1(f.z[l + 1][o], f.a[l + 1][o], m) * rzl[o] };
+                ral[o] = if l == nl - 1 {
+                    rzl[o]
+                } else {
+                    act.deriv1(f.z[l + 1][o], f.a[l + 1][o], m) * rzl[o]
+                };
             }
             rz[l + 1] = rzl;
             ra.push(ral);
@@ -191,7 +211,14 @@ struct Problem {
 }
 
 impl Problem {
-    fn new(widths: &[usize], act: Activation, loss: Loss, math: MathBackend, n: usize, seed: u64) -> Self {
+    fn new(
+        widths: &[usize],
+        act: Activation,
+        loss: Loss,
+        math: MathBackend,
+        n: usize,
+        seed: u64,
+    ) -> Self {
         let arch = Arch::new(widths, act, loss).unwrap().with_math(math);
         let mut rng = SplitMix64::new(seed);
         let mut params = vec![0.0; arch.n_params()];
@@ -205,7 +232,14 @@ impl Problem {
         let k = *widths.last().unwrap();
         let labels = (0..n).map(|_| rng.below(k as u64) as u16).collect();
         let values = (0..n * k).map(|_| rng.normal()).collect();
-        Self { arch, params, v, x, labels, values }
+        Self {
+            arch,
+            params,
+            v,
+            x,
+            labels,
+            values,
+        }
     }
 
     fn data(&self, values: bool) -> Data<'_> {
@@ -220,7 +254,13 @@ impl Problem {
 
 /// Runs the tile passes tile by tile (plain or packed), accumulating over the parameter
 /// `cuts`, and returns (mean loss, gradient, Hessian-vector product).
-fn tiled(pb: &Problem, data: &Data<'_>, tile: usize, packed: bool, cuts: &[usize]) -> (f32, Vec<f32>, Vec<f32>) {
+fn tiled(
+    pb: &Problem,
+    data: &Data<'_>,
+    tile: usize,
+    packed: bool,
+    cuts: &[usize],
+) -> (f32, Vec<f32>, Vec<f32>) {
     let arch = &pb.arch;
     let p = arch.n_params();
     // Poison the workspace: nothing may read a value it did not write.
@@ -236,21 +276,28 @@ fn tiled(pb: &Problem, data: &Data<'_>, tile: usize, packed: bool, cuts: &[usize
     while start < n_all {
         let n = tile.min(n_all - start);
         if packed {
-            arch.tile_grad_pass_packed(&pb.params, &wt, data, start, n, &mut ws, tile).unwrap();
+            arch.tile_grad_pass_packed(&pb.params, &wt, data, start, n, &mut ws, tile)
+                .unwrap();
         } else {
-            arch.tile_grad_pass(&pb.params, data, start, n, &mut ws, tile).unwrap();
+            arch.tile_grad_pass(&pb.params, data, start, n, &mut ws, tile)
+                .unwrap();
         }
-        arch.tile_tally(&ws, tile, n, &mut loss, &mut correct).unwrap();
+        arch.tile_tally(&ws, tile, n, &mut loss, &mut correct)
+            .unwrap();
         for c in cuts.windows(2) {
-            arch.tile_accumulate_grad(&ws, tile, n, c[0]..c[1], &mut g[c[0]..c[1]]).unwrap();
+            arch.tile_accumulate_grad(&ws, tile, n, c[0]..c[1], &mut g[c[0]..c[1]])
+                .unwrap();
         }
         if packed {
-            arch.tile_hvp_pass_packed(&pb.params, &wt, &pb.v, &vt, data, start, n, &mut ws, tile).unwrap();
+            arch.tile_hvp_pass_packed(&pb.params, &wt, &pb.v, &vt, data, start, n, &mut ws, tile)
+                .unwrap();
         } else {
-            arch.tile_hvp_pass(&pb.params, &pb.v, data, start, n, &mut ws, tile).unwrap();
+            arch.tile_hvp_pass(&pb.params, &pb.v, data, start, n, &mut ws, tile)
+                .unwrap();
         }
         for c in cuts.windows(2) {
-            arch.tile_accumulate_hvp(&ws, tile, n, c[0]..c[1], &mut h[c[0]..c[1]]).unwrap();
+            arch.tile_accumulate_hvp(&ws, tile, n, c[0]..c[1], &mut h[c[0]..c[1]])
+                .unwrap();
         }
         start += n;
     }
@@ -308,10 +355,15 @@ fn optimized_passes_match_the_reference_on_odd_shapes() {
                         // The single-threaded entry points too.
                         let mut ws = vec![0.0; pb.arch.workspace_len(5)];
                         let mut g = vec![0.0; p];
-                        let l = pb.arch.loss_grad(&pb.params, &data, &mut g, &mut ws, 3).unwrap();
+                        let l = pb
+                            .arch
+                            .loss_grad(&pb.params, &data, &mut g, &mut ws, 3)
+                            .unwrap();
                         assert_eq!((l.to_bits(), bits(&g)), (l_ref.to_bits(), bits(&g_ref)));
                         let mut h = vec![0.0; p];
-                        pb.arch.hvp(&pb.params, &data, &pb.v, &mut h, &mut ws, 5).unwrap();
+                        pb.arch
+                            .hvp(&pb.params, &data, &pb.v, &mut h, &mut ws, 5)
+                            .unwrap();
                         assert_eq!(bits(&h), bits(&h_ref));
                     }
                 }
@@ -332,8 +384,14 @@ fn packed_buffers_are_checked() {
     let y = [0u16, 1];
     let data = Data::new(&x, 3, Targets::Classes(&y)).unwrap();
     let mut ws = vec![0.0; arch.workspace_len(2)];
-    assert!(arch.tile_grad_pass_packed(&params, &short, &data, 0, 2, &mut ws, 2).is_err());
-    assert!(arch.tile_eval_pass_packed(&params, &short, &data, 0, 2, &mut ws, 2).is_err());
+    assert!(arch
+        .tile_grad_pass_packed(&params, &short, &data, 0, 2, &mut ws, 2)
+        .is_err());
+    assert!(arch
+        .tile_eval_pass_packed(&params, &short, &data, 0, 2, &mut ws, 2)
+        .is_err());
     let wt = vec![0.0; arch.packed_len()];
-    assert!(arch.tile_hvp_pass_packed(&params, &wt, &params, &short, &data, 0, 2, &mut ws, 2).is_err());
+    assert!(arch
+        .tile_hvp_pass_packed(&params, &wt, &params, &short, &data, 0, 2, &mut ws, 2)
+        .is_err());
 }

@@ -7,8 +7,7 @@ use edgewise_core::operator::fd_hvp;
 use edgewise_core::vec::{dot64, norm64};
 use edgewise_core::{
     dense_hessian, hutchinson_trace, lambda_min, lanczos, sharpness, symmetric_eigen,
-    top_k_deflation, Arch, Eigenpair, HessianOp, LanczosConfig, Objective, PowerConfig,
-    SplitMix64,
+    top_k_deflation, Arch, Eigenpair, HessianOp, LanczosConfig, Objective, PowerConfig, SplitMix64,
 };
 
 use crate::config::TrainConfig;
@@ -88,7 +87,8 @@ pub fn spectrum(
     };
     let p = arch.n_params();
     let mut ws = Workspace::default();
-    let mut obj = ParObjective::new(arch, data, s.threads, s.tile, &mut ws).map_err(core_err("data"))?;
+    let mut obj =
+        ParObjective::new(arch, data, s.threads, s.tile, &mut ws).map_err(core_err("data"))?;
     let err = core_err("spectrum");
     let mut hvps = 0;
     let k = s.k.clamp(1, p);
@@ -103,26 +103,43 @@ pub fn spectrum(
                 let (mut vals, mut res) = (vec![0.0f32; steps], vec![0.0f32; steps]);
                 let mut start = vec![0.0f32; p];
                 SplitMix64::new(cfg.model.seed).fill_normal(&mut start);
-                let r = lanczos(&mut op, &lc, &start, &mut basis, &mut work, &mut vals, &mut res)
-                    .map_err(&err)?;
+                let r = lanczos(
+                    &mut op, &lc, &start, &mut basis, &mut work, &mut vals, &mut res,
+                )
+                .map_err(&err)?;
                 let m = r.steps;
                 let kk = k.min(m);
-                (vals[..kk].to_vec(), vals[m - kk..m].iter().rev().copied().collect())
+                (
+                    vals[..kk].to_vec(),
+                    vals[m - kk..m].iter().rev().copied().collect(),
+                )
             }
             Method::Power => {
-                let pc = PowerConfig { tol: 1e-4, max_iter: 1000 };
+                let pc = PowerConfig {
+                    tol: 1e-4,
+                    max_iter: 1000,
+                };
                 let kk = k.min(edgewise_core::MAX_SUBSPACE_K);
                 let mut vecs = vec![0.0f32; kk * p];
                 SplitMix64::new(cfg.model.seed).fill_normal(&mut vecs);
                 let mut scratch = vec![0.0f32; p];
-                let mut pairs = vec![Eigenpair { value: 0.0, residual: 0.0, iterations: 0, converged: false }; kk];
+                let mut pairs = vec![
+                    Eigenpair {
+                        value: 0.0,
+                        residual: 0.0,
+                        iterations: 0,
+                        converged: false
+                    };
+                    kk
+                ];
                 top_k_deflation(&mut op, &mut vecs, &mut pairs, &mut scratch, &pc).map_err(&err)?;
                 let mut v = vec![0.0f32; p];
                 SplitMix64::new(cfg.model.seed + 1).fill_normal(&mut v);
                 let top = sharpness(&mut op, &mut v, &mut scratch, &pc).map_err(&err)?;
                 let mut w = vec![0.0f32; p];
                 SplitMix64::new(cfg.model.seed + 2).fill_normal(&mut w);
-                let bot = lambda_min(&mut op, top.value, &mut w, &mut scratch, &pc).map_err(&err)?;
+                let bot =
+                    lambda_min(&mut op, top.value, &mut w, &mut scratch, &pc).map_err(&err)?;
                 let mut t: Vec<f32> = pairs.iter().map(|e| e.value).collect();
                 t.sort_by(|a, b| b.total_cmp(a));
                 (t, vec![bot.value])
@@ -135,7 +152,8 @@ pub fn spectrum(
         let mut op = HessianOp::exact(&mut obj, params);
         let (mut z, mut hz) = (vec![0.0f32; p], vec![0.0f32; p]);
         let mut rng = SplitMix64::derive(cfg.model.seed, 0x7472);
-        let t = hutchinson_trace(&mut op, s.trace_probes, &mut rng, &mut z, &mut hz).map_err(&err)?;
+        let t =
+            hutchinson_trace(&mut op, s.trace_probes, &mut rng, &mut z, &mut hz).map_err(&err)?;
         hvps += op.products();
         Some((t.mean, t.std_err))
     } else {
@@ -189,7 +207,12 @@ pub struct HvpCheckRow {
 }
 
 fn rel(a: &[f32], b: &[f32]) -> f64 {
-    let d: f64 = a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum::<f64>().sqrt();
+    let d: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (x as f64 - y as f64).powi(2))
+        .sum::<f64>()
+        .sqrt();
     d / norm64(b).max(1e-300)
 }
 
@@ -212,7 +235,8 @@ pub fn hvp_check(
     };
     let p = arch.n_params();
     let mut ws = Workspace::default();
-    let mut obj = ParObjective::new(arch, data, threads, tile, &mut ws).map_err(core_err("data"))?;
+    let mut obj =
+        ParObjective::new(arch, data, threads, tile, &mut ws).map_err(core_err("data"))?;
     let err = core_err("hvp-check");
     let dense = if p <= dense_max {
         let mut op = HessianOp::exact(&mut obj, params);
@@ -235,7 +259,9 @@ pub fn hvp_check(
         let mut scratch = vec![0.0f32; 2 * p];
         fd_hvp(&mut obj, params, &v, &mut fd, &mut scratch).map_err(&err)?;
         let dv = dense.as_ref().map(|h| {
-            (0..p).map(|i| dot64(&h[i * p..(i + 1) * p], &v) as f32).collect::<Vec<f32>>()
+            (0..p)
+                .map(|i| dot64(&h[i * p..(i + 1) * p], &v) as f32)
+                .collect::<Vec<f32>>()
         });
         let symmetry = prev.as_ref().map(|(u, hu)| {
             let a = dot64(u, &hv);

@@ -135,7 +135,9 @@ pub fn flops(widths: &[usize], n: usize) -> (f64, f64) {
 pub fn random_data(arch: &Arch, n: usize, seed: u64) -> (Vec<f32>, Vec<u16>) {
     let mut rng = SplitMix64::derive(seed, 0x6461_7461);
     let x: Vec<f32> = (0..n * arch.input_dim()).map(|_| rng.normal()).collect();
-    let y: Vec<u16> = (0..n).map(|_| rng.below(arch.output_dim() as u64) as u16).collect();
+    let y: Vec<u16> = (0..n)
+        .map(|_| rng.below(arch.output_dim() as u64) as u16)
+        .collect();
     (x, y)
 }
 
@@ -167,23 +169,31 @@ pub fn bench(a: &BenchArgs) -> Result<BenchResult> {
     let threads = match a.threads {
         Some(0) => return Err(Failure::input("--threads 0: must be at least 1")),
         Some(t) => t,
-        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        None => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
     };
     let tile = a.tile.unwrap_or(DEFAULT_TILE).max(1);
     match a.kernels.as_str() {
         "auto" => crate::engine::use_baseline_kernels(false),
         "baseline" => crate::engine::use_baseline_kernels(true),
-        k => return Err(Failure::input(format!("--kernels {k}: expected auto or baseline"))),
+        k => {
+            return Err(Failure::input(format!(
+                "--kernels {k}: expected auto or baseline"
+            )))
+        }
     }
     let (x, y) = random_data(&arch, a.n, a.seed);
     let data = Data::new(&x, arch.input_dim(), Targets::Classes(&y)).map_err(core_err("data"))?;
     let p = arch.n_params();
     let mut params = vec![0.0f32; p];
-    arch.init(&mut params, Init::default(), a.seed).map_err(core_err("init"))?;
+    arch.init(&mut params, Init::default(), a.seed)
+        .map_err(core_err("init"))?;
     let mut v = vec![0.0f32; p];
     SplitMix64::derive(a.seed, 0x7665_6374).fill_normal(&mut v);
     let mut ws = Workspace::default();
-    let mut obj = ParObjective::new(&arch, data, threads, tile, &mut ws).map_err(core_err("data"))?;
+    let mut obj =
+        ParObjective::new(&arch, data, threads, tile, &mut ws).map_err(core_err("data"))?;
     let mut g = vec![0.0f32; p];
     let mut hv = vec![0.0f32; p];
     let err = core_err("bench");
@@ -193,7 +203,10 @@ pub fn bench(a: &BenchArgs) -> Result<BenchResult> {
     })?;
     let hvp_s = time_secs(reps, a.min, || obj.hvp(&params, &v, &mut hv).map_err(&err))?;
     let steps = a.power_steps.max(1);
-    let cfg = PowerConfig { tol: 0.0, max_iter: steps };
+    let cfg = PowerConfig {
+        tol: 0.0,
+        max_iter: steps,
+    };
     let mut pv = vec![0.0f32; p];
     let mut scratch = vec![0.0f32; p];
     let power_s = time_secs(reps.min(3), a.min, || {
@@ -229,6 +242,9 @@ pub fn bench(a: &BenchArgs) -> Result<BenchResult> {
 /// Runs `bench` and prints its JSON line.
 pub fn cmd_bench(a: &BenchArgs) -> Result<u8> {
     let r = bench(a)?;
-    println!("{}", serde_json::to_string(&r).map_err(|e| Failure::internal(e.to_string()))?);
+    println!(
+        "{}",
+        serde_json::to_string(&r).map_err(|e| Failure::internal(e.to_string()))?
+    );
     Ok(0)
 }

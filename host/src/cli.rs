@@ -50,7 +50,12 @@ pub struct SweepArgs {
     #[arg(long, value_name = "LR,LR,...", help_heading = "Grid")]
     pub lrs: Option<String>,
     /// Geometric learning-rate grid START:FACTOR:COUNT (e.g. 0.01:2:6).
-    #[arg(long, value_name = "START:FACTOR:COUNT", conflicts_with = "lrs", help_heading = "Grid")]
+    #[arg(
+        long,
+        value_name = "START:FACTOR:COUNT",
+        conflicts_with = "lrs",
+        help_heading = "Grid"
+    )]
     pub lr_grid: Option<String>,
     /// Seeds, comma-separated.
     #[arg(long, value_name = "S,S,...", help_heading = "Grid")]
@@ -392,7 +397,9 @@ impl Execution {
         match self.threads {
             Some(0) => Err(Failure::input("--threads 0: must be at least 1")),
             Some(t) => Ok(t),
-            None => Ok(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+            None => Ok(std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)),
         }
     }
 }
@@ -481,7 +488,9 @@ pub fn cmd_train(a: &TrainArgs) -> Result<u8> {
                 f.train_acc,
                 f.test_loss,
                 f.test_acc,
-                f.sharpness.map(|x| format!(", sharpness {x:.4}")).unwrap_or_default()
+                f.sharpness
+                    .map(|x| format!(", sharpness {x:.4}"))
+                    .unwrap_or_default()
             ),
             None => eprintln!("{}: diverged at the first step", opts.out.display()),
         }
@@ -542,7 +551,9 @@ pub fn cmd_sweep(a: &SweepArgs) -> Result<u8> {
     let jobs = match a.jobs {
         Some(0) => return Err(Failure::input("--jobs 0: must be at least 1")),
         Some(j) => j,
-        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        None => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
     };
     if a.threads_per_run == 0 {
         return Err(Failure::input("--threads-per-run 0: must be at least 1"));
@@ -556,7 +567,10 @@ pub fn cmd_sweep(a: &SweepArgs) -> Result<u8> {
         plots: !a.no_plots,
     };
     let st = sweep(&base, &grid, &opts)?;
-    let failed: Vec<_> = st.iter().filter(|s| s.status.starts_with("failed")).collect();
+    let failed: Vec<_> = st
+        .iter()
+        .filter(|s| s.status.starts_with("failed"))
+        .collect();
     let diverged = st.iter().filter(|s| s.status == "diverged").count();
     if !a.quiet {
         eprintln!(
@@ -581,7 +595,11 @@ pub fn cmd_report(a: &ReportArgs) -> Result<u8> {
         _ => PathBuf::from("runs/report"),
     };
     let recs = crate::report::report(&a.dirs, &out)?;
-    eprintln!("report of {} runs: {}", recs.len(), out.join("report.md").display());
+    eprintln!(
+        "report of {} runs: {}",
+        recs.len(),
+        out.join("report.md").display()
+    );
     Ok(0)
 }
 
@@ -610,7 +628,9 @@ fn ckpt_config(ck: &crate::checkpoint::Checkpoint, settings: &Overrides) -> Resu
     cfg.model.loss = ck.arch.loss().name().into();
     settings.apply(&mut cfg);
     if cfg.model.arch != crate::config::format_widths(w) {
-        return Err(Failure::input("--arch cannot differ from the checkpoint's architecture"));
+        return Err(Failure::input(
+            "--arch cannot differ from the checkpoint's architecture",
+        ));
     }
     Ok(cfg)
 }
@@ -628,7 +648,13 @@ pub fn cmd_spectrum(a: &SpectrumArgs) -> Result<u8> {
         threads: a.exec.threads()?,
         tile: a.exec.tile.max(1),
     };
-    let sp = crate::analyze::spectrum(&ck.arch, &ck.params, &cfg, &s, &a.checkpoint.display().to_string())?;
+    let sp = crate::analyze::spectrum(
+        &ck.arch,
+        &ck.params,
+        &cfg,
+        &s,
+        &a.checkpoint.display().to_string(),
+    )?;
     let json = serde_json::to_string_pretty(&sp).map_err(|e| Failure::internal(e.to_string()))?;
     match &a.json {
         Some(p) => crate::fsio::atomic_write(p, json.as_bytes())
@@ -651,21 +677,49 @@ pub fn cmd_hvp_check(a: &HvpCheckArgs) -> Result<u8> {
             a.settings.apply(&mut cfg);
             let res = cfg.resolve()?;
             let mut params = vec![0.0f32; res.arch.n_params()];
-            res.arch.init(&mut params, res.init, cfg.model.seed).map_err(crate::error::core_err("init"))?;
+            res.arch
+                .init(&mut params, res.init, cfg.model.seed)
+                .map_err(crate::error::core_err("init"))?;
             (res.arch, params, cfg)
         }
     };
-    let rows = crate::analyze::hvp_check(&arch, &params, &cfg, a.directions, a.dense_max, a.exec.threads()?, a.exec.tile.max(1))?;
+    let rows = crate::analyze::hvp_check(
+        &arch,
+        &params,
+        &cfg,
+        a.directions,
+        a.dense_max,
+        a.exec.threads()?,
+        a.exec.tile.max(1),
+    )?;
     if a.json {
         for r in &rows {
             println!("{}", serde_json::to_string(r).unwrap_or_default());
         }
     } else {
-        println!("model {} {} {} ({} parameters) on {}", crate::config::format_widths(arch.widths()), arch.activation().name(), arch.loss().name(), arch.n_params(), cfg.data.name);
-        println!("{:>4} {:>12} {:>14} {:>16} {:>14} {:>12}", "dir", "|Hv|", "exact vs fd", "exact vs dense", "fd vs dense", "symmetry");
+        println!(
+            "model {} {} {} ({} parameters) on {}",
+            crate::config::format_widths(arch.widths()),
+            arch.activation().name(),
+            arch.loss().name(),
+            arch.n_params(),
+            cfg.data.name
+        );
+        println!(
+            "{:>4} {:>12} {:>14} {:>16} {:>14} {:>12}",
+            "dir", "|Hv|", "exact vs fd", "exact vs dense", "fd vs dense", "symmetry"
+        );
         let o = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.3e}"));
         for r in &rows {
-            println!("{:>4} {:>12.5e} {:>14.3e} {:>16} {:>14} {:>12}", r.direction, r.norm, r.exact_vs_fd, o(r.exact_vs_dense), o(r.fd_vs_dense), o(r.symmetry));
+            println!(
+                "{:>4} {:>12.5e} {:>14.3e} {:>16} {:>14} {:>12}",
+                r.direction,
+                r.norm,
+                r.exact_vs_fd,
+                o(r.exact_vs_dense),
+                o(r.fd_vs_dense),
+                o(r.symmetry)
+            );
         }
     }
     Ok(0)

@@ -243,7 +243,10 @@ impl TrainConfig {
     /// Parses a TOML configuration; errors name the file.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
         toml::from_str(text).map_err(|e| {
-            Failure::input(format!("config file {origin}: {}", e.to_string().trim_end()))
+            Failure::input(format!(
+                "config file {origin}: {}",
+                e.to_string().trim_end()
+            ))
         })
     }
 
@@ -268,20 +271,27 @@ pub fn parse_widths(s: &str) -> Result<Vec<usize>> {
             "--arch {s:?}: expected widths joined by '-', e.g. 64-32-10 (input first, output last)"
         ))
     };
-    let widths: Vec<usize> =
-        s.split('-').map(|w| w.trim().parse::<usize>().map_err(|_| bad())).collect::<Result<_>>()?;
+    let widths: Vec<usize> = s
+        .split('-')
+        .map(|w| w.trim().parse::<usize>().map_err(|_| bad()))
+        .collect::<Result<_>>()?;
     if widths.len() < 2 {
         return Err(bad());
     }
     if let Some(i) = widths.iter().position(|&w| w == 0) {
-        return Err(Failure::input(format!("--arch {s}: layer {i} has zero width")));
+        return Err(Failure::input(format!(
+            "--arch {s}: layer {i} has zero width"
+        )));
     }
     Ok(widths)
 }
 
 /// Formats widths as `64-32-10`.
 pub fn format_widths(w: &[usize]) -> String {
-    w.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("-")
+    w.iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 /// The validated objects a configuration describes.
@@ -304,10 +314,17 @@ pub struct Resolved {
 }
 
 fn one_of<T: Copy>(flag: &str, value: &str, options: &[(&str, T)]) -> Result<T> {
-    options.iter().find(|(n, _)| *n == value).map(|(_, v)| *v).ok_or_else(|| {
-        let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
-        Failure::input(format!("{flag} {value:?}: expected one of {}", names.join(", ")))
-    })
+    options
+        .iter()
+        .find(|(n, _)| *n == value)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+            Failure::input(format!(
+                "{flag} {value:?}: expected one of {}",
+                names.join(", ")
+            ))
+        })
 }
 
 /// Parses a schedule string.
@@ -335,7 +352,8 @@ pub fn parse_schedule(s: &str) -> Result<Schedule> {
             _ => return Err(bad()),
         }
     }
-    sch.validate().map_err(|e| Failure::input(format!("--schedule {s:?}: {e}")))?;
+    sch.validate()
+        .map_err(|e| Failure::input(format!("--schedule {s:?}: {e}")))?;
     Ok(sch)
 }
 
@@ -343,7 +361,9 @@ fn positive(flag: &str, v: f32) -> Result<()> {
     if v > 0.0 && v.is_finite() {
         Ok(())
     } else {
-        Err(Failure::input(format!("{flag} {v}: must be positive and finite")))
+        Err(Failure::input(format!(
+            "{flag} {v}: must be positive and finite"
+        )))
     }
 }
 
@@ -353,15 +373,23 @@ impl TrainConfig {
     pub fn resolve(&self) -> Result<Resolved> {
         let m = &self.model;
         let widths = parse_widths(&m.arch)?;
-        let acts: Vec<(&str, Activation)> = Activation::ALL.iter().map(|a| (a.name(), *a)).collect();
+        let acts: Vec<(&str, Activation)> =
+            Activation::ALL.iter().map(|a| (a.name(), *a)).collect();
         let act = one_of("--act", &m.act, &acts)?;
-        let loss = one_of("--loss", &m.loss, &[("mse", Loss::Mse), ("ce", Loss::CrossEntropy)])?;
+        let loss = one_of(
+            "--loss",
+            &m.loss,
+            &[("mse", Loss::Mse), ("ce", Loss::CrossEntropy)],
+        )?;
         let inits: Vec<(&str, Init)> = Init::ALL.iter().map(|i| (i.name(), *i)).collect();
         let init = one_of("--init", &m.init, &inits)?;
         let math = one_of(
             "--math",
             &m.math,
-            &[("libm", MathBackend::Libm), ("micromath", MathBackend::Micromath)],
+            &[
+                ("libm", MathBackend::Libm),
+                ("micromath", MathBackend::Micromath),
+            ],
         )?;
         let arch = Arch::new(&widths, act, loss)
             .map_err(|e| Failure::input(format!("--arch {}: {e}", m.arch)))?
@@ -373,10 +401,16 @@ impl TrainConfig {
             return Err(Failure::input("--batch-size 0: must be at least 1"));
         }
         if !(0.0..1.0).contains(&o.momentum) {
-            return Err(Failure::input(format!("--momentum {}: must be in [0, 1)", o.momentum)));
+            return Err(Failure::input(format!(
+                "--momentum {}: must be in [0, 1)",
+                o.momentum
+            )));
         }
         if !(0.0..1.0).contains(&o.beta1) {
-            return Err(Failure::input(format!("--beta1 {}: must be in [0, 1)", o.beta1)));
+            return Err(Failure::input(format!(
+                "--beta1 {}: must be in [0, 1)",
+                o.beta1
+            )));
         }
         if let Some(b2) = o.beta2 {
             if !(0.0..1.0).contains(&b2) {
@@ -387,7 +421,10 @@ impl TrainConfig {
             return Err(Failure::input(format!("--eps {}: must be >= 0", o.eps)));
         }
         if !(o.weight_decay >= 0.0 && o.weight_decay.is_finite()) {
-            return Err(Failure::input(format!("--weight-decay {}: must be >= 0", o.weight_decay)));
+            return Err(Failure::input(format!(
+                "--weight-decay {}: must be >= 0",
+                o.weight_decay
+            )));
         }
         let names = [
             "gd",
@@ -403,10 +440,16 @@ impl TrainConfig {
         let opt_name = one_of("--opt", &o.opt, &names.map(|n| (n, n)))?;
         let clip = if opt_name.starts_with("clipped-") {
             let c = o.clip.ok_or_else(|| {
-                Failure::input(format!("--opt {opt_name} needs --clip C (e.g. --clip 0.01)"))
+                Failure::input(format!(
+                    "--opt {opt_name} needs --clip C (e.g. --clip 0.01)"
+                ))
             })?;
             positive("--clip", c)?;
-            one_of("--clip-mode", &o.clip_mode, &[("upper", Clip::Upper(c)), ("lower", Clip::Lower(c))])?
+            one_of(
+                "--clip-mode",
+                &o.clip_mode,
+                &[("upper", Clip::Upper(c)), ("lower", Clip::Lower(c))],
+            )?
         } else {
             if o.clip.is_some() {
                 return Err(Failure::input(format!(
@@ -432,14 +475,17 @@ impl TrainConfig {
             }),
             _ => Optimizer::Adam(AdamConfig {
                 beta1: o.beta1,
-                beta2: o.beta2.unwrap_or(if clip == Clip::None { 0.999 } else { 0.99 }),
+                beta2: o
+                    .beta2
+                    .unwrap_or(if clip == Clip::None { 0.999 } else { 0.99 }),
                 eps: o.eps,
                 weight_decay: wd,
                 decoupled: opt_name == "adamw",
                 clip,
             }),
         };
-        opt.validate().map_err(|e| Failure::input(format!("--opt {opt_name}: {e}")))?;
+        opt.validate()
+            .map_err(|e| Failure::input(format!("--opt {opt_name}: {e}")))?;
         let schedule = parse_schedule(&o.schedule)?;
 
         let r = &self.run;
@@ -454,15 +500,31 @@ impl TrainConfig {
         }
         if let Some(a) = r.until_train_acc {
             if !(0.0..=1.0).contains(&a) {
-                return Err(Failure::input(format!("--until-train-acc {a}: must be in [0, 1]")));
+                return Err(Failure::input(format!(
+                    "--until-train-acc {a}: must be in [0, 1]"
+                )));
             }
         }
 
         let c = &self.curvature;
-        let hvp = one_of("--hvp", &c.hvp, &[("exact", HvpMethod::Exact), ("fd", HvpMethod::FiniteDifference)])?;
-        let lanczos = one_of("--eig-method", &c.eig_method, &[("power", false), ("lanczos", true)])?;
+        let hvp = one_of(
+            "--hvp",
+            &c.hvp,
+            &[
+                ("exact", HvpMethod::Exact),
+                ("fd", HvpMethod::FiniteDifference),
+            ],
+        )?;
+        let lanczos = one_of(
+            "--eig-method",
+            &c.eig_method,
+            &[("power", false), ("lanczos", true)],
+        )?;
         if c.eig_k == 0 || c.eig_k > edgewise_core::MAX_SUBSPACE_K {
-            return Err(Failure::input(format!("--eig-k {}: must be in 1..=16", c.eig_k)));
+            return Err(Failure::input(format!(
+                "--eig-k {}: must be in 1..=16",
+                c.eig_k
+            )));
         }
         if lanczos && c.lanczos_steps < c.eig_k {
             return Err(Failure::input("--lanczos-steps must be at least --eig-k"));
@@ -481,7 +543,15 @@ impl TrainConfig {
             return Err(Failure::input("--hessian-subset must be at least 1"));
         }
         let adaptive = matches!(opt, Optimizer::Adam(_) | Optimizer::RmsProp(_));
-        Ok(Resolved { arch, init, opt, schedule, hvp, lanczos, adaptive })
+        Ok(Resolved {
+            arch,
+            init,
+            opt,
+            schedule,
+            hvp,
+            lanczos,
+            adaptive,
+        })
     }
 }
 
@@ -511,7 +581,10 @@ mod tests {
         let mut c = TrainConfig::default();
         c.optim.opt = "clipped-adam".into();
         assert!(c.resolve().unwrap_err().message.contains("--clip"));
-        assert!(TrainConfig::from_toml("[model]\nbogus = 1", "f.toml").unwrap_err().message.contains("f.toml"));
+        assert!(TrainConfig::from_toml("[model]\nbogus = 1", "f.toml")
+            .unwrap_err()
+            .message
+            .contains("f.toml"));
     }
 
     #[test]

@@ -31,8 +31,8 @@
 //! not the bits; the tests compare both against core's plain single-threaded functions.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use edgewise_core::{Arch, Data, Error, Eval, Objective};
@@ -106,8 +106,14 @@ struct Consumer<'p> {
 }
 
 enum Work<'p> {
-    Tally { loss: f64, correct: u32 },
-    Range { range: Range<usize>, acc: &'p mut [f32] },
+    Tally {
+        loss: f64,
+        correct: u32,
+    },
+    Range {
+        range: Range<usize>,
+        acc: &'p mut [f32],
+    },
 }
 
 /// Shared state of one evaluation.
@@ -170,8 +176,18 @@ impl<'a> ParObjective<'a> {
         let per_tile = arch.workspace_len(tile).max(1);
         let n_tiles = data.len().div_ceil(tile);
         let budget_tiles = (CHUNK_BUDGET / per_tile).max(1);
-        let chunk_tiles = n_tiles.min(budget_tiles).min(RING_PER_THREAD * threads).max(1);
-        Ok(Self { arch, data, threads, tile, chunk_tiles, ws })
+        let chunk_tiles = n_tiles
+            .min(budget_tiles)
+            .min(RING_PER_THREAD * threads)
+            .max(1);
+        Ok(Self {
+            arch,
+            data,
+            threads,
+            tile,
+            chunk_tiles,
+            ws,
+        })
     }
 
     /// Sets the ring of tile buffers to `tiles` buffers (at least 1, at most the number of tiles):
@@ -250,7 +266,11 @@ impl<'a> ParObjective<'a> {
         let len = arch.packed_len();
         let same = ws.packed_from.len() == params.len()
             && ws.wt.len() == len
-            && ws.packed_from.iter().zip(params).all(|(a, b)| a.to_bits() == b.to_bits());
+            && ws
+                .packed_from
+                .iter()
+                .zip(params)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
         if !same {
             ws.wt.resize(len, 0.0);
             arch.pack_transposed(params, &mut ws.wt)?;
@@ -265,34 +285,71 @@ impl<'a> ParObjective<'a> {
     }
 
     /// The sample phase of one tile (AVX2 kernels when available).
-    fn pass(&self, kind: Kind<'_>, params: &[f32], start: usize, n: usize, w: &mut [f32]) -> Result<(), Error> {
+    fn pass(
+        &self,
+        kind: Kind<'_>,
+        params: &[f32],
+        start: usize,
+        n: usize,
+        w: &mut [f32],
+    ) -> Result<(), Error> {
         let (arch, data, tile) = (self.arch, &self.data, self.tile);
         let wt = &self.ws.wt;
         match kind {
             Kind::Eval => simd::eval_pass(arch, params, wt, data, start, n, w, tile),
             Kind::Grad => simd::grad_pass(arch, params, wt, data, start, n, w, tile),
-            Kind::Hvp(v) => simd::hvp_pass(arch, params, wt, v, &self.ws.vt, data, start, n, w, tile),
+            Kind::Hvp(v) => {
+                simd::hvp_pass(arch, params, wt, v, &self.ws.vt, data, start, n, w, tile)
+            }
         }
     }
 
     /// One evaluation: the loss sum and correct count, and (gradient, Hessian-vector product)
     /// the per-sample terms accumulated into `out` (not yet divided by `N`).
-    fn run(&mut self, params: &[f32], kind: Kind<'_>, out: &mut [f32]) -> Result<(f64, u32), Error> {
+    fn run(
+        &mut self,
+        params: &[f32],
+        kind: Kind<'_>,
+        out: &mut [f32],
+    ) -> Result<(f64, u32), Error> {
         self.ensure_ws(matches!(kind, Kind::Hvp(_)));
-        self.pack(params, if let Kind::Hvp(v) = kind { Some(v) } else { None })?;
+        self.pack(
+            params,
+            if let Kind::Hvp(v) = kind {
+                Some(v)
+            } else {
+                None
+            },
+        )?;
         out.fill(0.0);
         let n_tiles = self.data.len().div_ceil(self.tile);
         let threads = self.threads.min(n_tiles).max(1);
         // The tally, and (gradient, HVP) the parameter ranges: a few per thread, so that a thread
         // slowed down by something else does not hold the others up.
-        let mut consumers = vec![Mutex::new(Consumer { next: 0, work: Work::Tally { loss: 0.0, correct: 0 } })];
+        let mut consumers = vec![Mutex::new(Consumer {
+            next: 0,
+            work: Work::Tally {
+                loss: 0.0,
+                correct: 0,
+            },
+        })];
         if !matches!(kind, Kind::Eval) {
-            let pieces = if threads == 1 { 1 } else { PIECES_PER_THREAD * threads };
+            let pieces = if threads == 1 {
+                1
+            } else {
+                PIECES_PER_THREAD * threads
+            };
             let cuts = self.cuts(pieces);
             let mut rest = out;
             for c in cuts.windows(2) {
                 let (head, tail) = rest.split_at_mut(c[1] - c[0]);
-                consumers.push(Mutex::new(Consumer { next: 0, work: Work::Range { range: c[0]..c[1], acc: head } }));
+                consumers.push(Mutex::new(Consumer {
+                    next: 0,
+                    work: Work::Range {
+                        range: c[0]..c[1],
+                        acc: head,
+                    },
+                }));
                 rest = tail;
             }
         }
@@ -321,7 +378,10 @@ impl<'a> ParObjective<'a> {
             return Err(e);
         }
         let mut consumers = shared.consumers.into_iter();
-        match consumers.next().map(|c| c.into_inner().unwrap_or_else(|p| p.into_inner()).work) {
+        match consumers
+            .next()
+            .map(|c| c.into_inner().unwrap_or_else(|p| p.into_inner()).work)
+        {
             Some(Work::Tally { loss, correct }) => Ok((loss, correct)),
             _ => Err(Error::InvalidConfig("engine: no tally")),
         }
@@ -353,9 +413,13 @@ impl<'a> ParObjective<'a> {
                     let k = c.next;
                     let n = span(k).1;
                     let r = guarded(|| {
-                        let w = self.ws.bufs[k % ring].read().unwrap_or_else(|p| p.into_inner());
+                        let w = self.ws.bufs[k % ring]
+                            .read()
+                            .unwrap_or_else(|p| p.into_inner());
                         match &mut c.work {
-                            Work::Tally { loss, correct } => self.arch.tile_tally(&w, tile, n, loss, correct),
+                            Work::Tally { loss, correct } => {
+                                self.arch.tile_tally(&w, tile, n, loss, correct)
+                            }
                             Work::Range { range, acc } => {
                                 simd::accumulate(self.arch, &w, tile, n, range.clone(), acc, hvp)
                             }
@@ -386,7 +450,9 @@ impl<'a> ParObjective<'a> {
                 if k < ring || sh.taken[k - ring].load(Ordering::Acquire) == sh.consumers.len() {
                     let (start, n) = span(k);
                     let r = guarded(|| {
-                        let mut w = self.ws.bufs[k % ring].write().unwrap_or_else(|p| p.into_inner());
+                        let mut w = self.ws.bufs[k % ring]
+                            .write()
+                            .unwrap_or_else(|p| p.into_inner());
                         self.pass(kind, params, start, n, &mut w)
                     });
                     if let Err(e) = r {
@@ -398,7 +464,10 @@ impl<'a> ParObjective<'a> {
                     progressed = true;
                 }
             }
-            if exhausted && claimed.is_none() && sh.finished.load(Ordering::Acquire) == sh.consumers.len() {
+            if exhausted
+                && claimed.is_none()
+                && sh.finished.load(Ordering::Acquire) == sh.consumers.len()
+            {
                 break;
             }
             if progressed {
@@ -419,7 +488,11 @@ impl<'a> ParObjective<'a> {
         let n = self.data.len();
         Eval {
             loss: (loss / n as f64) as f32,
-            accuracy: if self.data.label(0).is_some() { correct as f32 / n as f32 } else { 0.0 },
+            accuracy: if self.data.label(0).is_some() {
+                correct as f32 / n as f32
+            } else {
+                0.0
+            },
             correct,
             n: n as u32,
         }
@@ -428,7 +501,11 @@ impl<'a> ParObjective<'a> {
     /// Mean loss, accuracy, and the gradient written into `grad`.
     pub fn eval_grad(&mut self, params: &[f32], grad: &mut [f32]) -> Result<Eval, Error> {
         if grad.len() != self.arch.n_params() {
-            return Err(Error::LengthMismatch { what: "gradient", expected: self.arch.n_params(), got: grad.len() });
+            return Err(Error::LengthMismatch {
+                what: "gradient",
+                expected: self.arch.n_params(),
+                got: grad.len(),
+            });
         }
         let (loss, correct) = self.run(params, Kind::Grad, grad)?;
         edgewise_core::mlp::finish_mean(grad, self.data.len());
@@ -451,7 +528,11 @@ impl Objective for ParObjective<'_> {
 
     fn hvp(&mut self, params: &[f32], v: &[f32], out: &mut [f32]) -> Result<(), Error> {
         if out.len() != self.arch.n_params() {
-            return Err(Error::LengthMismatch { what: "output", expected: self.arch.n_params(), got: out.len() });
+            return Err(Error::LengthMismatch {
+                what: "output",
+                expected: self.arch.n_params(),
+                got: out.len(),
+            });
         }
         self.run(params, Kind::Hvp(v), out)?;
         edgewise_core::mlp::finish_mean(out, self.data.len());
@@ -519,24 +600,61 @@ mod simd {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub fn eval_pass(a: &Arch, p: &[f32], wt: &[f32], d: &Data<'_>, s: usize, n: usize, w: &mut [f32], cap: usize) -> Result<(), Error> {
+    pub fn eval_pass(
+        a: &Arch,
+        p: &[f32],
+        wt: &[f32],
+        d: &Data<'_>,
+        s: usize,
+        n: usize,
+        w: &mut [f32],
+        cap: usize,
+    ) -> Result<(), Error> {
         dispatch!(eval_pass, a, p, wt, d, s, n, w, cap);
         a.tile_eval_pass_packed(p, wt, d, s, n, w, cap)
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub fn grad_pass(a: &Arch, p: &[f32], wt: &[f32], d: &Data<'_>, s: usize, n: usize, w: &mut [f32], cap: usize) -> Result<(), Error> {
+    pub fn grad_pass(
+        a: &Arch,
+        p: &[f32],
+        wt: &[f32],
+        d: &Data<'_>,
+        s: usize,
+        n: usize,
+        w: &mut [f32],
+        cap: usize,
+    ) -> Result<(), Error> {
         dispatch!(grad_pass, a, p, wt, d, s, n, w, cap);
         a.tile_grad_pass_packed(p, wt, d, s, n, w, cap)
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub fn hvp_pass(a: &Arch, p: &[f32], wt: &[f32], v: &[f32], vt: &[f32], d: &Data<'_>, s: usize, n: usize, w: &mut [f32], cap: usize) -> Result<(), Error> {
+    pub fn hvp_pass(
+        a: &Arch,
+        p: &[f32],
+        wt: &[f32],
+        v: &[f32],
+        vt: &[f32],
+        d: &Data<'_>,
+        s: usize,
+        n: usize,
+        w: &mut [f32],
+        cap: usize,
+    ) -> Result<(), Error> {
         dispatch!(hvp_pass, a, p, wt, v, vt, d, s, n, w, cap);
         a.tile_hvp_pass_packed(p, wt, v, vt, d, s, n, w, cap)
     }
 
-    pub fn accumulate(a: &Arch, w: &[f32], cap: usize, n: usize, r: Range<usize>, out: &mut [f32], hvp: bool) -> Result<(), Error> {
+    pub fn accumulate(
+        a: &Arch,
+        w: &[f32],
+        cap: usize,
+        n: usize,
+        r: Range<usize>,
+        out: &mut [f32],
+        hvp: bool,
+    ) -> Result<(), Error> {
         dispatch!(accumulate, a, w, cap, n, r.clone(), out, hvp);
         if hvp {
             a.tile_accumulate_hvp(w, cap, n, r, out)
@@ -559,24 +677,61 @@ mod simd {
 
         #[allow(clippy::too_many_arguments)]
         #[target_feature(enable = "avx2")]
-        pub unsafe fn eval_pass(a: &Arch, p: &[f32], wt: &[f32], d: &Data<'_>, s: usize, n: usize, w: &mut [f32], cap: usize) -> Result<(), Error> {
+        pub unsafe fn eval_pass(
+            a: &Arch,
+            p: &[f32],
+            wt: &[f32],
+            d: &Data<'_>,
+            s: usize,
+            n: usize,
+            w: &mut [f32],
+            cap: usize,
+        ) -> Result<(), Error> {
             a.tile_eval_pass_packed(p, wt, d, s, n, w, cap)
         }
 
         #[allow(clippy::too_many_arguments)]
         #[target_feature(enable = "avx2")]
-        pub unsafe fn grad_pass(a: &Arch, p: &[f32], wt: &[f32], d: &Data<'_>, s: usize, n: usize, w: &mut [f32], cap: usize) -> Result<(), Error> {
+        pub unsafe fn grad_pass(
+            a: &Arch,
+            p: &[f32],
+            wt: &[f32],
+            d: &Data<'_>,
+            s: usize,
+            n: usize,
+            w: &mut [f32],
+            cap: usize,
+        ) -> Result<(), Error> {
             a.tile_grad_pass_packed(p, wt, d, s, n, w, cap)
         }
 
         #[allow(clippy::too_many_arguments)]
         #[target_feature(enable = "avx2")]
-        pub unsafe fn hvp_pass(a: &Arch, p: &[f32], wt: &[f32], v: &[f32], vt: &[f32], d: &Data<'_>, s: usize, n: usize, w: &mut [f32], cap: usize) -> Result<(), Error> {
+        pub unsafe fn hvp_pass(
+            a: &Arch,
+            p: &[f32],
+            wt: &[f32],
+            v: &[f32],
+            vt: &[f32],
+            d: &Data<'_>,
+            s: usize,
+            n: usize,
+            w: &mut [f32],
+            cap: usize,
+        ) -> Result<(), Error> {
             a.tile_hvp_pass_packed(p, wt, v, vt, d, s, n, w, cap)
         }
 
         #[target_feature(enable = "avx2")]
-        pub unsafe fn accumulate(a: &Arch, w: &[f32], cap: usize, n: usize, r: Range<usize>, out: &mut [f32], hvp: bool) -> Result<(), Error> {
+        pub unsafe fn accumulate(
+            a: &Arch,
+            w: &[f32],
+            cap: usize,
+            n: usize,
+            r: Range<usize>,
+            out: &mut [f32],
+            hvp: bool,
+        ) -> Result<(), Error> {
             if hvp {
                 a.tile_accumulate_hvp(w, cap, n, r, out)
             } else {
@@ -614,9 +769,12 @@ mod tests {
             let v: Vec<f32> = (0..arch.n_params()).map(|_| rng.normal()).collect();
             let mut ws = vec![0.0; arch.workspace_len(5)];
             let mut g_ref = vec![0.0; arch.n_params()];
-            let l_ref = arch.loss_grad(&params, &data, &mut g_ref, &mut ws, 5).unwrap();
+            let l_ref = arch
+                .loss_grad(&params, &data, &mut g_ref, &mut ws, 5)
+                .unwrap();
             let mut h_ref = vec![0.0; arch.n_params()];
-            arch.hvp(&params, &data, &v, &mut h_ref, &mut ws, 5).unwrap();
+            arch.hvp(&params, &data, &v, &mut h_ref, &mut ws, 5)
+                .unwrap();
             let e_ref = arch.evaluate(&params, &data, &mut ws, 5).unwrap();
             for (threads, baseline) in [(1, false), (2, false), (3, true), (8, false), (2, true)] {
                 use_baseline_kernels(baseline);
@@ -626,7 +784,8 @@ mod tests {
                     let mut obj = ParObjective::new(&arch, data, threads, tile, &mut wsp)
                         .unwrap()
                         .with_chunk_tiles(chunk);
-                    let what = format!("{widths:?} threads {threads} tile {tile} baseline {baseline}");
+                    let what =
+                        format!("{widths:?} threads {threads} tile {tile} baseline {baseline}");
                     let mut g = vec![0.0; arch.n_params()];
                     let l = obj.loss_grad(&params, &mut g).unwrap();
                     assert_eq!(l.to_bits(), l_ref.to_bits(), "loss {what}");

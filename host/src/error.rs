@@ -28,12 +28,18 @@ pub struct Failure {
 impl Failure {
     /// Bad input (exit code 2).
     pub fn input(message: impl Into<String>) -> Self {
-        Self { code: EXIT_BAD_INPUT, message: message.into() }
+        Self {
+            code: EXIT_BAD_INPUT,
+            message: message.into(),
+        }
     }
 
     /// Internal error or failure to write results (exit code 1).
     pub fn internal(message: impl Into<String>) -> Self {
-        Self { code: EXIT_INTERNAL, message: message.into() }
+        Self {
+            code: EXIT_INTERNAL,
+            message: message.into(),
+        }
     }
 
     /// Adds context in front of the message.

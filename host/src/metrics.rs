@@ -149,16 +149,23 @@ impl Row {
             if c.is_empty() {
                 return Ok(None);
             }
-            c.parse::<f32>()
-                .map(Some)
-                .map_err(|_| Failure::input(format!("{origin}: column {} is not a number: {c:?}", COLUMNS[i])))
+            c.parse::<f32>().map(Some).map_err(|_| {
+                Failure::input(format!(
+                    "{origin}: column {} is not a number: {c:?}",
+                    COLUMNS[i]
+                ))
+            })
         };
         let req = |i: usize| -> Result<f32> {
-            num(i)?.ok_or_else(|| Failure::input(format!("{origin}: column {} is empty", COLUMNS[i])))
+            num(i)?
+                .ok_or_else(|| Failure::input(format!("{origin}: column {} is empty", COLUMNS[i])))
         };
         let int = |i: usize| -> Result<u64> {
             cells[i].trim().parse::<u64>().map_err(|_| {
-                Failure::input(format!("{origin}: column {} is not an integer: {:?}", COLUMNS[i], cells[i]))
+                Failure::input(format!(
+                    "{origin}: column {} is not an integer: {:?}",
+                    COLUMNS[i], cells[i]
+                ))
             })
         };
         Ok(Row {
@@ -179,8 +186,16 @@ impl Row {
             trace: num(14)?,
             precond_sharpness: num(15)?,
             eig_residual: num(16)?,
-            hvps: if cells[17].trim().is_empty() { None } else { Some(int(17)? as u32) },
-            sharpness_hvps: if cells[18].trim().is_empty() { None } else { Some(int(18)? as u32) },
+            hvps: if cells[17].trim().is_empty() {
+                None
+            } else {
+                Some(int(17)? as u32)
+            },
+            sharpness_hvps: if cells[18].trim().is_empty() {
+                None
+            } else {
+                Some(int(18)? as u32)
+            },
             full_train_loss: num(19)?,
             full_train_acc: num(20)?,
         })
@@ -231,6 +246,9 @@ mod tests {
         let back = Row::from_csv(&line, "x").unwrap();
         assert_eq!(back.to_csv(), line);
         assert!(back.test_loss.unwrap().is_nan());
-        assert!(Row::from_csv("1,2", "m.csv, line 2").unwrap_err().message.contains("line 2"));
+        assert!(Row::from_csv("1,2", "m.csv, line 2")
+            .unwrap_err()
+            .message
+            .contains("line 2"));
     }
 }

@@ -8,7 +8,9 @@ use crate::metrics::Row;
 use crate::plot::{palette_color, render_grid_svg, render_svg, Chart, RefLine, Series};
 
 fn pts(rows: &[Row], f: impl Fn(&Row) -> Option<f32>) -> Vec<(f64, f64)> {
-    rows.iter().filter_map(|r| f(r).map(|v| (r.step as f64, v as f64))).collect()
+    rows.iter()
+        .filter_map(|r| f(r).map(|v| (r.step as f64, v as f64)))
+        .collect()
 }
 
 /// The charts of a run. `threshold` is the optimizer's stability threshold of `lr * lambda`
@@ -26,34 +28,58 @@ pub fn run_charts(rows: &[Row], threshold: f32) -> Vec<(&'static str, Chart)> {
 
     let sharp = pts(rows, |r| r.sharpness);
     if !sharp.is_empty() {
-        let mut c = Chart::new("Sharpness and the stability threshold", "step", "lambda_max");
+        let mut c = Chart::new(
+            "Sharpness and the stability threshold",
+            "step",
+            "lambda_max",
+        );
         c.add_series(Series::line_points("sharpness", sharp));
         let lrs: Vec<f32> = rows.iter().map(|r| r.lr).collect();
         let constant = lrs.windows(2).all(|w| w[0] == w[1]);
         if let (true, Some(&lr)) = (constant, lrs.first()) {
             c.add_ref_line(
-                RefLine::at_y((threshold / lr) as f64, format!("{threshold}/lr = {:.4}", threshold / lr))
-                    .with_color(palette_color(3)),
+                RefLine::at_y(
+                    (threshold / lr) as f64,
+                    format!("{threshold}/lr = {:.4}", threshold / lr),
+                )
+                .with_color(palette_color(3)),
             );
         } else {
             c.add_series(
-                Series::line(format!("{threshold}/lr"), pts(rows, |r| Some(threshold / r.lr)))
-                    .with_dashed(true)
-                    .with_color(palette_color(3)),
+                Series::line(
+                    format!("{threshold}/lr"),
+                    pts(rows, |r| Some(threshold / r.lr)),
+                )
+                .with_dashed(true)
+                .with_color(palette_color(3)),
             );
         }
         charts.push(("sharpness", c));
         let lxs = pts(rows, |r| r.lr_x_sharpness);
-        let mut c = Chart::new("lr x sharpness (unstable above the threshold)", "step", "lr * lambda_max");
+        let mut c = Chart::new(
+            "lr x sharpness (unstable above the threshold)",
+            "step",
+            "lr * lambda_max",
+        );
         c.add_series(Series::line_points("lr x sharpness", lxs));
-        c.add_ref_line(RefLine::at_y(threshold as f64, format!("threshold {threshold}")).with_color(palette_color(3)));
+        c.add_ref_line(
+            RefLine::at_y(threshold as f64, format!("threshold {threshold}"))
+                .with_color(palette_color(3)),
+        );
         charts.push(("lr_x_sharpness", c));
     }
     let pre = pts(rows, |r| r.precond_sharpness);
     if !pre.is_empty() {
-        let mut c = Chart::new("Preconditioned sharpness lambda_max(P^-1 H)", "step", "lambda_max(P^-1 H)");
+        let mut c = Chart::new(
+            "Preconditioned sharpness lambda_max(P^-1 H)",
+            "step",
+            "lambda_max(P^-1 H)",
+        );
         c.add_series(Series::line_points("preconditioned sharpness", pre));
-        c.add_ref_line(RefLine::at_y(threshold as f64, format!("threshold {threshold}")).with_color(palette_color(3)));
+        c.add_ref_line(
+            RefLine::at_y(threshold as f64, format!("threshold {threshold}"))
+                .with_color(palette_color(3)),
+        );
         charts.push(("precond_sharpness", c));
     }
     let lmin = pts(rows, |r| r.lambda_min);
@@ -65,7 +91,11 @@ pub fn run_charts(rows: &[Row], threshold: f32) -> Vec<(&'static str, Chart)> {
     }
     let rot = pts(rows, |r| r.rotation);
     if !rot.is_empty() {
-        let mut c = Chart::new("Top eigenvector rotation between measurements", "step", "1 - |cos|");
+        let mut c = Chart::new(
+            "Top eigenvector rotation between measurements",
+            "step",
+            "1 - |cos|",
+        );
         c.add_series(Series::line_points("rotation", rot));
         let sub = pts(rows, |r| r.subspace_score.map(|s| 1.0 - s));
         if !sub.is_empty() {
@@ -75,12 +105,19 @@ pub fn run_charts(rows: &[Row], threshold: f32) -> Vec<(&'static str, Chart)> {
     }
     let hocm = pts(rows, |r| r.hocm);
     if !hocm.is_empty() {
-        let mut c = Chart::new("Third derivative along the top eigenvector", "step", "T(v,v,v)");
+        let mut c = Chart::new(
+            "Third derivative along the top eigenvector",
+            "step",
+            "T(v,v,v)",
+        );
         c.add_series(Series::line_points("T(v,v,v)", hocm));
         charts.push(("hocm", c));
     }
     let mut acc = Chart::new("Accuracy", "step", "accuracy").with_y_range(0.0, 1.0);
-    acc.add_series(Series::line("train (batch)", pts(rows, |r| Some(r.train_acc))));
+    acc.add_series(Series::line(
+        "train (batch)",
+        pts(rows, |r| Some(r.train_acc)),
+    ));
     let full = pts(rows, |r| r.full_train_acc);
     if !full.is_empty() {
         acc.add_series(Series::line_points("train (full)", full));
@@ -98,6 +135,12 @@ pub fn write_run_plots(dir: &Path, rows: &[Row], threshold: f32) -> Result<(), I
     for (name, c) in &charts {
         atomic_write(&pd.join(format!("{name}.svg")), render_svg(c).as_bytes())?;
     }
-    let all: Vec<Chart> = charts.into_iter().map(|(_, c)| c.with_size(640, 400)).collect();
-    atomic_write(&pd.join("dashboard.svg"), render_grid_svg(&all, 2).as_bytes())
+    let all: Vec<Chart> = charts
+        .into_iter()
+        .map(|(_, c)| c.with_size(640, 400))
+        .collect();
+    atomic_write(
+        &pd.join("dashboard.svg"),
+        render_grid_svg(&all, 2).as_bytes(),
+    )
 }

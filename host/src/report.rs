@@ -75,19 +75,35 @@ fn mean(v: impl Iterator<Item = f32>) -> Option<f32> {
 /// Reads one run directory.
 pub fn read_run(dir: &Path) -> Result<RunRecord> {
     let cfg = TrainConfig::from_file(&dir.join("config.toml"))?;
-    let res = cfg.resolve().map_err(|e| e.context(dir.join("config.toml").display()))?;
+    let res = cfg
+        .resolve()
+        .map_err(|e| e.context(dir.join("config.toml").display()))?;
     let mpath = dir.join("metrics.csv");
-    let rows: Vec<Row> = if mpath.is_file() { metrics::read(&mpath)? } else { Vec::new() };
+    let rows: Vec<Row> = if mpath.is_file() {
+        metrics::read(&mpath)?
+    } else {
+        Vec::new()
+    };
     let spath = dir.join("summary.json");
     let summary: Option<serde_json::Value> = if spath.is_file() {
         let text = std::fs::read_to_string(&spath)
             .map_err(|e| Failure::input(format!("cannot read {}: {e}", spath.display())))?;
-        Some(serde_json::from_str(&text).map_err(|e| Failure::input(format!("{}: not valid JSON: {e}", spath.display())))?)
+        Some(
+            serde_json::from_str(&text)
+                .map_err(|e| Failure::input(format!("{}: not valid JSON: {e}", spath.display())))?,
+        )
     } else {
         None
     };
-    let fv = summary.as_ref().and_then(|s| s.get("final_values")).filter(|v| !v.is_null());
-    let get = |k: &str| fv.and_then(|v| v.get(k)).and_then(|x| x.as_f64()).map(|x| x as f32);
+    let fv = summary
+        .as_ref()
+        .and_then(|s| s.get("final_values"))
+        .filter(|v| !v.is_null());
+    let get = |k: &str| {
+        fv.and_then(|v| v.get(k))
+            .and_then(|x| x.as_f64())
+            .map(|x| x as f32)
+    };
     let measured: Vec<&Row> = rows.iter().filter(|r| r.sharpness.is_some()).collect();
     Ok(RunRecord {
         dir: dir.to_path_buf(),
@@ -98,7 +114,11 @@ pub fn read_run(dir: &Path) -> Result<RunRecord> {
         seed: cfg.model.seed,
         threshold: res.opt.stability_threshold(),
         steps: rows.len() as u64,
-        diverged: summary.as_ref().and_then(|s| s.get("diverged")).and_then(|d| d.as_bool()).unwrap_or(false),
+        diverged: summary
+            .as_ref()
+            .and_then(|s| s.get("diverged"))
+            .and_then(|d| d.as_bool())
+            .unwrap_or(false),
         finished: summary.is_some(),
         train_loss: get("train_loss"),
         train_acc: get("train_acc"),
@@ -109,7 +129,10 @@ pub fn read_run(dir: &Path) -> Result<RunRecord> {
         mean_rotation: mean(measured.iter().filter_map(|r| r.rotation)),
         mean_subspace_score: mean(measured.iter().filter_map(|r| r.subspace_score)),
         precond_sharpness: measured.iter().rev().find_map(|r| r.precond_sharpness),
-        mean_sharpness_hvps: summary.as_ref().and_then(|s| s.get("mean_sharpness_hvps")).and_then(|x| x.as_f64()),
+        mean_sharpness_hvps: summary
+            .as_ref()
+            .and_then(|s| s.get("mean_sharpness_hvps"))
+            .and_then(|x| x.as_f64()),
     })
 }
 
@@ -122,11 +145,17 @@ pub fn collect(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
         } else if d.is_dir() {
             let sub = crate::sweep::run_dirs(d);
             if sub.is_empty() {
-                return Err(Failure::input(format!("{}: holds no run (no config.toml in it or its subdirectories)", d.display())));
+                return Err(Failure::input(format!(
+                    "{}: holds no run (no config.toml in it or its subdirectories)",
+                    d.display()
+                )));
             }
             dirs.extend(sub);
         } else {
-            return Err(Failure::input(format!("{}: no such run directory", d.display())));
+            return Err(Failure::input(format!(
+                "{}: no such run directory",
+                d.display()
+            )));
         }
     }
     dirs.sort();
@@ -139,7 +168,11 @@ fn group_key(r: &RunRecord) -> String {
     if let Some(c) = r.clip {
         let _ = write!(k, " clip={c}");
     }
-    let _ = write!(k, " bs={}", r.batch_size.map_or("full".into(), |b| b.to_string()));
+    let _ = write!(
+        k,
+        " bs={}",
+        r.batch_size.map_or("full".into(), |b| b.to_string())
+    );
     k
 }
 
@@ -157,9 +190,25 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Vec<RunRecord>> {
     for r in &recs {
         groups.entry(group_key(r)).or_default().push(r);
     }
-    let mut sharp = Chart::new("Final sharpness vs learning rate", "learning rate", "final sharpness").log_x().log_y();
-    let mut acc = Chart::new("Test accuracy vs learning rate", "learning rate", "test accuracy").log_x();
-    let mut rot = Chart::new("Eigenvector rotation vs learning rate", "learning rate", "mean 1 - |cos|").log_x();
+    let mut sharp = Chart::new(
+        "Final sharpness vs learning rate",
+        "learning rate",
+        "final sharpness",
+    )
+    .log_x()
+    .log_y();
+    let mut acc = Chart::new(
+        "Test accuracy vs learning rate",
+        "learning rate",
+        "test accuracy",
+    )
+    .log_x();
+    let mut rot = Chart::new(
+        "Eigenvector rotation vs learning rate",
+        "learning rate",
+        "mean 1 - |cos|",
+    )
+    .log_x();
     for (gi, (name, runs)) in groups.iter().enumerate() {
         let color = palette_color(gi);
         let mut by_lr: BTreeMap<u32, Vec<&RunRecord>> = BTreeMap::new();
@@ -188,7 +237,10 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Vec<RunRecord>> {
             (means, all)
         };
         for (chart, f) in [
-            (&mut sharp, &(|r: &RunRecord| r.sharpness) as &dyn Fn(&RunRecord) -> Option<f32>),
+            (
+                &mut sharp,
+                &(|r: &RunRecord| r.sharpness) as &dyn Fn(&RunRecord) -> Option<f32>,
+            ),
             (&mut acc, &|r: &RunRecord| r.test_acc),
             (&mut rot, &|r: &RunRecord| r.mean_rotation),
         ] {
@@ -199,17 +251,28 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Vec<RunRecord>> {
             }
         }
         let thr = runs[0].threshold;
-        let curve: Vec<(f64, f64)> = lrs.iter().map(|&lr| (lr as f64, (thr / lr) as f64)).collect();
-        sharp.add_series(Series::line(format!("{thr}/lr ({name})"), curve).with_dashed(true).with_color(color));
+        let curve: Vec<(f64, f64)> = lrs
+            .iter()
+            .map(|&lr| (lr as f64, (thr / lr) as f64))
+            .collect();
+        sharp.add_series(
+            Series::line(format!("{thr}/lr ({name})"), curve)
+                .with_dashed(true)
+                .with_color(color),
+        );
         if let Some(s0) = mean(runs.iter().filter_map(|r| r.sharpness_0)) {
             let lr_star = (thr / s0) as f64;
-            acc.add_ref_line(RefLine::at_x(lr_star, format!("lr* = {thr}/S0 = {lr_star:.3} ({name})")).with_color(color));
+            acc.add_ref_line(
+                RefLine::at_x(lr_star, format!("lr* = {thr}/S0 = {lr_star:.3} ({name})"))
+                    .with_color(color),
+            );
             rot.add_ref_line(RefLine::at_x(lr_star, format!("lr* ({name})")).with_color(color));
         }
     }
     let pd = out.join("plots");
     let w = |name: &str, c: &Chart| {
-        crate::fsio::atomic_write(&pd.join(name), render_svg(c).as_bytes()).map_err(|e| Failure::internal(e.to_string()))
+        crate::fsio::atomic_write(&pd.join(name), render_svg(c).as_bytes())
+            .map_err(|e| Failure::internal(e.to_string()))
     };
     w("sharpness_vs_lr.svg", &sharp)?;
     w("test_acc_vs_lr.svg", &acc)?;
@@ -217,12 +280,31 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Vec<RunRecord>> {
 
     let mut csv = String::from("dir,opt,clip,batch_size,lr,seed,steps,diverged,finished,train_loss,train_acc,test_acc,sharpness,lr_x_sharpness,sharpness_0,max_sharpness,mean_rotation,mean_subspace_score,precond_sharpness,mean_sharpness_hvps\n");
     let mut md = String::from("# edgewise report\n\n");
-    let _ = writeln!(md, "{} runs from {}.\n", recs.len(), inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+    let _ = writeln!(
+        md,
+        "{} runs from {}.\n",
+        recs.len(),
+        inputs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     md.push_str("![final sharpness vs lr](plots/sharpness_vs_lr.svg)\n![test accuracy vs lr](plots/test_acc_vs_lr.svg)\n![rotation vs lr](plots/rotation_vs_lr.svg)\n\n");
     md.push_str("| run | opt | lr | batch | seed | steps | status | train loss | test acc | sharpness | lr x sharpness | max sharpness | mean rotation |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in &recs {
-        let name = r.dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-        let status = if r.diverged { "diverged" } else if r.finished { "done" } else { "incomplete" };
+        let name = r
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let status = if r.diverged {
+            "diverged"
+        } else if r.finished {
+            "done"
+        } else {
+            "incomplete"
+        };
         let lxs = r.sharpness.map(|s| s * r.lr);
         let bs = r.batch_size.map_or("full".into(), |b| b.to_string());
         let _ = writeln!(
@@ -262,7 +344,8 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Vec<RunRecord>> {
             o(r.mean_rotation),
             o(r.mean_subspace_score),
             o(r.precond_sharpness),
-            r.mean_sharpness_hvps.map_or(String::new(), |x| x.to_string()),
+            r.mean_sharpness_hvps
+                .map_or(String::new(), |x| x.to_string()),
         );
     }
     let io = |e: crate::fsio::IoError| Failure::internal(e.to_string());

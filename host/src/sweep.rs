@@ -57,7 +57,11 @@ pub fn parse_list<T>(flag: &str, s: &str, parse: impl Fn(&str) -> Option<T>) -> 
 
 /// Parses a geometric grid `START:FACTOR:COUNT` (e.g. `0.01:2:6` = 0.01, 0.02, ..., 0.32).
 pub fn parse_geometric(s: &str) -> Result<Vec<f32>> {
-    let bad = || Failure::input(format!("--lr-grid {s:?}: expected START:FACTOR:COUNT, e.g. 0.01:2:6"));
+    let bad = || {
+        Failure::input(format!(
+            "--lr-grid {s:?}: expected START:FACTOR:COUNT, e.g. 0.01:2:6"
+        ))
+    };
     let f: Vec<&str> = s.split(':').collect();
     if f.len() != 3 {
         return Err(bad());
@@ -86,12 +90,31 @@ fn fmt_value(x: f32) -> String {
 
 /// Expands the grid over `base`.
 pub fn expand(base: &TrainConfig, g: &Grid) -> Vec<GridRun> {
-    let opts: Vec<Option<&String>> = if g.opts.is_empty() { vec![None] } else { g.opts.iter().map(Some).collect() };
-    let clips: Vec<Option<f32>> = if g.clips.is_empty() { vec![None] } else { g.clips.iter().copied().map(Some).collect() };
-    let bss: Vec<Option<Option<usize>>> =
-        if g.batch_sizes.is_empty() { vec![None] } else { g.batch_sizes.iter().copied().map(Some).collect() };
-    let lrs: Vec<Option<f32>> = if g.lrs.is_empty() { vec![None] } else { g.lrs.iter().copied().map(Some).collect() };
-    let seeds: Vec<Option<u64>> = if g.seeds.is_empty() { vec![None] } else { g.seeds.iter().copied().map(Some).collect() };
+    let opts: Vec<Option<&String>> = if g.opts.is_empty() {
+        vec![None]
+    } else {
+        g.opts.iter().map(Some).collect()
+    };
+    let clips: Vec<Option<f32>> = if g.clips.is_empty() {
+        vec![None]
+    } else {
+        g.clips.iter().copied().map(Some).collect()
+    };
+    let bss: Vec<Option<Option<usize>>> = if g.batch_sizes.is_empty() {
+        vec![None]
+    } else {
+        g.batch_sizes.iter().copied().map(Some).collect()
+    };
+    let lrs: Vec<Option<f32>> = if g.lrs.is_empty() {
+        vec![None]
+    } else {
+        g.lrs.iter().copied().map(Some).collect()
+    };
+    let seeds: Vec<Option<u64>> = if g.seeds.is_empty() {
+        vec![None]
+    } else {
+        g.seeds.iter().copied().map(Some).collect()
+    };
     let mut runs = Vec::new();
     for o in &opts {
         for c in &clips {
@@ -126,8 +149,16 @@ pub fn expand(base: &TrainConfig, g: &Grid) -> Vec<GridRun> {
                             cfg.model.seed = *s;
                             name.push(format!("seed={s}"));
                         }
-                        let name = if name.is_empty() { "run".to_string() } else { name.join("_") };
-                        runs.push(GridRun { index: runs.len(), name, config: cfg });
+                        let name = if name.is_empty() {
+                            "run".to_string()
+                        } else {
+                            name.join("_")
+                        };
+                        runs.push(GridRun {
+                            index: runs.len(),
+                            name,
+                            config: cfg,
+                        });
                     }
                 }
             }
@@ -138,9 +169,16 @@ pub fn expand(base: &TrainConfig, g: &Grid) -> Vec<GridRun> {
 
 /// Parses `I/N`.
 pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
-    let bad = || Failure::input(format!("--shard {s:?}: expected I/N with 0 <= I < N, e.g. 0/4"));
+    let bad = || {
+        Failure::input(format!(
+            "--shard {s:?}: expected I/N with 0 <= I < N, e.g. 0/4"
+        ))
+    };
     let (i, n) = s.split_once('/').ok_or_else(bad)?;
-    let (i, n): (usize, usize) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    let (i, n): (usize, usize) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
     if n == 0 || i >= n {
         return Err(bad());
     }
@@ -180,7 +218,8 @@ fn run_one(run: &GridRun, opts: &SweepOptions) -> Result<String> {
     if dir.join("summary.json").is_file() {
         return Ok("skipped".into());
     }
-    let resume = dir.join("checkpoints/resume.safetensors").is_file() && dir.join("metrics.csv").is_file();
+    let resume =
+        dir.join("checkpoints/resume.safetensors").is_file() && dir.join("metrics.csv").is_file();
     let ro = RunOptions {
         out: dir,
         threads: opts.threads_per_run,
@@ -192,7 +231,11 @@ fn run_one(run: &GridRun, opts: &SweepOptions) -> Result<String> {
         interrupt_after: None,
     };
     let o = train::run(&run.config, &ro)?;
-    Ok(if o.summary.diverged { "diverged".into() } else { "done".into() })
+    Ok(if o.summary.diverged {
+        "diverged".into()
+    } else {
+        "done".into()
+    })
 }
 
 /// Runs the shard's part of the grid; returns the status of each of its runs.
@@ -200,17 +243,28 @@ pub fn sweep(base: &TrainConfig, grid: &Grid, opts: &SweepOptions) -> Result<Vec
     let runs = expand(base, grid);
     // Validate every configuration before starting anything.
     for r in &runs {
-        r.config.resolve().map_err(|e| e.context(format!("grid run {}", r.name)))?;
+        r.config
+            .resolve()
+            .map_err(|e| e.context(format!("grid run {}", r.name)))?;
     }
-    std::fs::create_dir_all(&opts.out)
-        .map_err(|e| Failure::input(format!("cannot create output directory {}: {e}", opts.out.display())))?;
+    std::fs::create_dir_all(&opts.out).map_err(|e| {
+        Failure::input(format!(
+            "cannot create output directory {}: {e}",
+            opts.out.display()
+        ))
+    })?;
     let listing = serde_json::json!({
         "runs": runs.iter().map(|r| &r.name).collect::<Vec<_>>(),
         "base": base,
     });
     let path = opts.out.join("sweep.json");
-    crate::fsio::atomic_write(&path, serde_json::to_string_pretty(&listing).unwrap_or_default().as_bytes())
-        .map_err(|e| Failure::input(format!("cannot write to output directory: {e}")))?;
+    crate::fsio::atomic_write(
+        &path,
+        serde_json::to_string_pretty(&listing)
+            .unwrap_or_default()
+            .as_bytes(),
+    )
+    .map_err(|e| Failure::input(format!("cannot write to output directory: {e}")))?;
     let (si, sn) = opts.shard;
     let mine: Vec<&GridRun> = runs.iter().filter(|r| r.index % sn == si).collect();
     let next = AtomicUsize::new(0);
@@ -233,7 +287,11 @@ pub fn sweep(base: &TrainConfig, grid: &Grid, opts: &SweepOptions) -> Result<Vec
                     eprintln!("[{}/{}] {}: {status}", k + 1, total, r.name);
                 }
                 if let Ok(mut v) = results.lock() {
-                    v.push(RunStatus { index: r.index, name: r.name.clone(), status });
+                    v.push(RunStatus {
+                        index: r.index,
+                        name: r.name.clone(),
+                        status,
+                    });
                 }
             });
         }
@@ -246,7 +304,12 @@ pub fn sweep(base: &TrainConfig, grid: &Grid, opts: &SweepOptions) -> Result<Vec
 /// Run directories under `dir` (those holding a `config.toml`), sorted by name.
 pub fn run_dirs(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("config.toml").is_file()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.join("config.toml").is_file())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -259,7 +322,11 @@ mod tests {
     #[test]
     fn grid_names_and_shards() {
         let base = TrainConfig::default();
-        let g = Grid { lrs: vec![0.01, 0.02], seeds: vec![0, 1, 2], ..Default::default() };
+        let g = Grid {
+            lrs: vec![0.01, 0.02],
+            seeds: vec![0, 1, 2],
+            ..Default::default()
+        };
         let runs = expand(&base, &g);
         assert_eq!(runs.len(), 6);
         assert_eq!(runs[0].name, "lr=0.01_seed=0");
@@ -274,6 +341,13 @@ mod tests {
             ..Default::default()
         };
         let names: Vec<String> = expand(&base, &g).into_iter().map(|r| r.name).collect();
-        assert_eq!(names, vec!["opt=adam", "opt=clipped-adam_clip=0.1", "opt=clipped-adam_clip=1"]);
+        assert_eq!(
+            names,
+            vec![
+                "opt=adam",
+                "opt=clipped-adam_clip=0.1",
+                "opt=clipped-adam_clip=1"
+            ]
+        );
     }
 }

@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 use edgewise_core::eig::lanczos::{lanczos_work_len, ritz_vector};
 use edgewise_core::{
     eigenvector_rotation, hutchinson_trace, lambda_min, lanczos, sharpness, subspace_score,
-    third_derivative, top_k_deflation, Eigenpair, HessianOp, HvpMethod, LanczosConfig,
-    Objective, OptState, Optimizer, PowerConfig, PreconditionedOp, SplitMix64,
+    third_derivative, top_k_deflation, Eigenpair, HessianOp, HvpMethod, LanczosConfig, Objective,
+    OptState, Optimizer, PowerConfig, PreconditionedOp, SplitMix64,
 };
 
 use crate::config::CurvatureConfig;
@@ -108,11 +108,18 @@ impl Tracker {
     }
 
     /// Restores the warm-start state from checkpoint tensors.
-    pub fn restore(&mut self, extra: &BTreeMap<String, Vec<f32>>) -> std::result::Result<(), String> {
+    pub fn restore(
+        &mut self,
+        extra: &BTreeMap<String, Vec<f32>>,
+    ) -> std::result::Result<(), String> {
         let take = |name: &str, dst: &mut Vec<f32>, flag: &mut bool| {
             if let Some(v) = extra.get(name) {
                 if v.len() != dst.len() {
-                    return Err(format!("tensor {name} has {} values, expected {}", v.len(), dst.len()));
+                    return Err(format!(
+                        "tensor {name} has {} values, expected {}",
+                        v.len(),
+                        dst.len()
+                    ));
                 }
                 dst.copy_from_slice(v);
                 *flag = true;
@@ -125,7 +132,10 @@ impl Tracker {
     }
 
     fn power_cfg(&self) -> PowerConfig {
-        PowerConfig { tol: self.cfg.power_tol, max_iter: self.cfg.power_max_iter }
+        PowerConfig {
+            tol: self.cfg.power_tol,
+            max_iter: self.cfg.power_max_iter,
+        }
     }
 
     /// Measures the curvature of `obj` at `params`: the eigen quantities when `eig`, a trace
@@ -143,69 +153,97 @@ impl Tracker {
         let p = self.p;
         let k = self.cfg.eig_k;
         let mut m = Measurement::default();
-        let mut fd_scratch = vec![0.0f32; if self.hvp == HvpMethod::FiniteDifference { 2 * p } else { 0 }];
+        let mut fd_scratch = vec![
+            0.0f32;
+            if self.hvp == HvpMethod::FiniteDifference {
+                2 * p
+            } else {
+                0
+            }
+        ];
         let mut scratch = vec![0.0f32; p];
-        let prev = if self.has_top { Some(self.topk.clone()) } else { None };
+        let prev = if self.has_top {
+            Some(self.topk.clone())
+        } else {
+            None
+        };
         let err = core_err("curvature measurement");
         let pc = self.power_cfg();
 
         let mut op = HessianOp::new(obj, params, self.hvp, &mut fd_scratch).map_err(&err)?;
         if eig {
-        let (top, bottom) = if self.lanczos {
-            let steps = self.cfg.lanczos_steps.min(p);
-            let cfg = LanczosConfig { steps };
-            let mut basis = vec![0.0f32; (steps + 1) * p];
-            let mut work = vec![0.0f64; lanczos_work_len(steps)];
-            let (mut vals, mut res) = (vec![0.0f32; steps], vec![0.0f32; steps]);
-            let mut start = vec![0.0f32; p];
-            random(self.seed, LANCZOS_STREAM, step, &mut start);
-            let r = lanczos(&mut op, &cfg, &start, &mut basis, &mut work, &mut vals, &mut res)
+            let (top, bottom) = if self.lanczos {
+                let steps = self.cfg.lanczos_steps.min(p);
+                let cfg = LanczosConfig { steps };
+                let mut basis = vec![0.0f32; (steps + 1) * p];
+                let mut work = vec![0.0f64; lanczos_work_len(steps)];
+                let (mut vals, mut res) = (vec![0.0f32; steps], vec![0.0f32; steps]);
+                let mut start = vec![0.0f32; p];
+                random(self.seed, LANCZOS_STREAM, step, &mut start);
+                let r = lanczos(
+                    &mut op, &cfg, &start, &mut basis, &mut work, &mut vals, &mut res,
+                )
                 .map_err(&err)?;
-            for i in 0..k.min(r.steps) {
-                ritz_vector(&basis, &work, &cfg, &r, i, &mut self.topk[i * p..(i + 1) * p])
+                for i in 0..k.min(r.steps) {
+                    ritz_vector(
+                        &basis,
+                        &work,
+                        &cfg,
+                        &r,
+                        i,
+                        &mut self.topk[i * p..(i + 1) * p],
+                    )
                     .map_err(&err)?;
-            }
-            m.residual = Some(res[0]);
-            m.sharpness_hvps = op.products();
-            (vals[0], Some(vals[r.steps - 1]))
-        } else {
-            if !self.has_top {
-                random(self.seed, TOP_STREAM, 0, &mut self.topk);
-            }
-            let top = if k == 1 {
-                let e = sharpness(&mut op, &mut self.topk, &mut scratch, &pc).map_err(&err)?;
-                m.residual = Some(e.residual);
-                e.value
-            } else {
-                let mut pairs = vec![Eigenpair { value: 0.0, residual: 0.0, iterations: 0, converged: false }; k];
-                top_k_deflation(&mut op, &mut self.topk, &mut pairs, &mut scratch, &pc)
-                    .map_err(&err)?;
-                m.residual = Some(pairs[0].residual);
-                pairs[0].value
-            };
-            m.sharpness_hvps = op.products();
-            let bottom = if self.cfg.lambda_min {
-                if !self.has_min {
-                    random(self.seed, MIN_STREAM, 0, &mut self.min_vec);
                 }
-                let e = lambda_min(&mut op, top, &mut self.min_vec, &mut scratch, &pc)
-                    .map_err(&err)?;
-                self.has_min = true;
-                Some(e.value)
+                m.residual = Some(res[0]);
+                m.sharpness_hvps = op.products();
+                (vals[0], Some(vals[r.steps - 1]))
             } else {
-                None
+                if !self.has_top {
+                    random(self.seed, TOP_STREAM, 0, &mut self.topk);
+                }
+                let top = if k == 1 {
+                    let e = sharpness(&mut op, &mut self.topk, &mut scratch, &pc).map_err(&err)?;
+                    m.residual = Some(e.residual);
+                    e.value
+                } else {
+                    let mut pairs = vec![
+                        Eigenpair {
+                            value: 0.0,
+                            residual: 0.0,
+                            iterations: 0,
+                            converged: false
+                        };
+                        k
+                    ];
+                    top_k_deflation(&mut op, &mut self.topk, &mut pairs, &mut scratch, &pc)
+                        .map_err(&err)?;
+                    m.residual = Some(pairs[0].residual);
+                    pairs[0].value
+                };
+                m.sharpness_hvps = op.products();
+                let bottom = if self.cfg.lambda_min {
+                    if !self.has_min {
+                        random(self.seed, MIN_STREAM, 0, &mut self.min_vec);
+                    }
+                    let e = lambda_min(&mut op, top, &mut self.min_vec, &mut scratch, &pc)
+                        .map_err(&err)?;
+                    self.has_min = true;
+                    Some(e.value)
+                } else {
+                    None
+                };
+                (top, bottom)
             };
-            (top, bottom)
-        };
-        self.has_top = true;
-        m.sharpness = Some(top);
-        m.lambda_min = bottom;
-        if let Some(prev) = &prev {
-            m.rotation = Some(eigenvector_rotation(&prev[..p], &self.topk[..p]).map_err(&err)?);
-            if k > 1 {
-                m.subspace_score = Some(subspace_score(prev, &self.topk, k).map_err(&err)?);
+            self.has_top = true;
+            m.sharpness = Some(top);
+            m.lambda_min = bottom;
+            if let Some(prev) = &prev {
+                m.rotation = Some(eigenvector_rotation(&prev[..p], &self.topk[..p]).map_err(&err)?);
+                if k > 1 {
+                    m.subspace_score = Some(subspace_score(prev, &self.topk, k).map_err(&err)?);
+                }
             }
-        }
         }
         if trace {
             let (mut z, mut hz) = (vec![0.0f32; p], vec![0.0f32; p]);
@@ -245,4 +283,3 @@ impl Tracker {
         self.has_top.then(|| &self.topk[..self.p])
     }
 }
-

@@ -160,9 +160,17 @@ pub fn prepare(cfg: &TrainConfig, arch: &Arch) -> Result<Prepared> {
             train.dim
         )));
     }
-    let out_needed = if train.is_regression() { train.target_dim() } else { train.n_classes.max(test.n_classes) };
+    let out_needed = if train.is_regression() {
+        train.target_dim()
+    } else {
+        train.n_classes.max(test.n_classes)
+    };
     if arch.output_dim() != out_needed {
-        let what = if train.is_regression() { "target values" } else { "classes" };
+        let what = if train.is_regression() {
+            "target values"
+        } else {
+            "classes"
+        };
         return Err(Failure::input(format!(
             "--arch {}: the last width is {}, but data set {} has {out_needed} {what}",
             crate::config::format_widths(w),
@@ -186,7 +194,11 @@ pub fn prepare(cfg: &TrainConfig, arch: &Arch) -> Result<Prepared> {
         }
         _ => None,
     };
-    Ok(Prepared { train, test, hessian_idx })
+    Ok(Prepared {
+        train,
+        test,
+        hessian_idx,
+    })
 }
 
 fn io_err(e: fsio::IoError) -> Failure {
@@ -201,7 +213,9 @@ fn ckpt_err(e: checkpoint::CheckpointError) -> Failure {
 fn prepare_dir(opts: &RunOptions) -> Result<()> {
     let out = &opts.out;
     if opts.resume {
-        if !out.join("config.toml").is_file() || !out.join("checkpoints/resume.safetensors").is_file() {
+        if !out.join("config.toml").is_file()
+            || !out.join("checkpoints/resume.safetensors").is_file()
+        {
             return Err(Failure::input(format!(
                 "--resume {}: not a run directory with a checkpoint (config.toml and checkpoints/resume.safetensors are needed; was it run with --checkpoint-every?)",
                 out.display()
@@ -211,9 +225,14 @@ fn prepare_dir(opts: &RunOptions) -> Result<()> {
     }
     if out.exists() {
         if !out.is_dir() {
-            return Err(Failure::input(format!("--out {}: exists and is not a directory", out.display())));
+            return Err(Failure::input(format!(
+                "--out {}: exists and is not a directory",
+                out.display()
+            )));
         }
-        let nonempty = std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(true);
+        let nonempty = std::fs::read_dir(out)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true);
         if nonempty {
             if !opts.force {
                 return Err(Failure::input(format!(
@@ -230,7 +249,10 @@ fn prepare_dir(opts: &RunOptions) -> Result<()> {
         }
     }
     std::fs::create_dir_all(out.join("checkpoints")).map_err(|e| {
-        Failure::input(format!("cannot create output directory {}: {e}", out.display()))
+        Failure::input(format!(
+            "cannot create output directory {}: {e}",
+            out.display()
+        ))
     })?;
     Ok(())
 }
@@ -250,8 +272,10 @@ fn save_checkpoint(
     epoch: u64,
 ) -> Result<()> {
     let mut ck = Checkpoint::new(*arch, params.to_vec());
-    ck.metadata.insert("seed".into(), cfg.model.seed.to_string());
-    ck.metadata.insert("optimizer".into(), cfg.optim.opt.clone());
+    ck.metadata
+        .insert("seed".into(), cfg.model.seed.to_string());
+    ck.metadata
+        .insert("optimizer".into(), cfg.optim.opt.clone());
     ck.metadata.insert("lr".into(), cfg.optim.lr.to_string());
     ck.metadata.insert("epoch".into(), epoch.to_string());
     ck.metadata.insert("data".into(), cfg.data.name.clone());
@@ -259,7 +283,8 @@ fn save_checkpoint(
         ck.metadata.insert("step".into(), st.t.to_string());
         ck.metadata.insert("config".into(), cfg.to_toml());
         if !st.opt_buf.is_empty() {
-            ck.extra.insert("optimizer.state".into(), st.opt_buf.clone());
+            ck.extra
+                .insert("optimizer.state".into(), st.opt_buf.clone());
         }
         tr.save(&mut ck.extra);
     }
@@ -291,7 +316,9 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         .map_err(|e| Failure::input(format!("--batch-size: {e}")))?;
     let bpe = sampler.batches_per_epoch() as u64;
     if bpe == 0 {
-        return Err(Failure::input("--batch-size with --drop-last leaves no batch"));
+        return Err(Failure::input(
+            "--batch-size with --drop-last leaves no batch",
+        ));
     }
     let total = match (cfg.run.steps, cfg.run.epochs) {
         (Some(s), _) => s,
@@ -300,23 +327,38 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     };
 
     let mut tracker = Tracker::new(&cfg.curvature, res.lanczos, res.hvp, seed, p);
-    let mut st = State { params: vec![0.0; p], opt_buf: vec![0.0; res.opt.state_len(p)], t: 0 };
+    let mut st = State {
+        params: vec![0.0; p],
+        opt_buf: vec![0.0; res.opt.state_len(p)],
+        t: 0,
+    };
     let metrics_path = out.join("metrics.csv");
     let mut rows: Vec<Row> = Vec::new();
     if opts.resume {
         let ck = checkpoint::load_expecting(&out.join("checkpoints/resume.safetensors"), &arch)
             .map_err(ckpt_err)?;
-        let step: u64 = ck.metadata.get("step").and_then(|s| s.parse().ok()).ok_or_else(|| {
-            Failure::input(format!("{}: no step in the checkpoint metadata", out.join("checkpoints/resume.safetensors").display()))
-        })?;
+        let step: u64 = ck
+            .metadata
+            .get("step")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| {
+                Failure::input(format!(
+                    "{}: no step in the checkpoint metadata",
+                    out.join("checkpoints/resume.safetensors").display()
+                ))
+            })?;
         st.params = ck.params;
         if let Some(b) = ck.extra.get("optimizer.state") {
             if b.len() != st.opt_buf.len() {
-                return Err(Failure::input("resume checkpoint: optimizer state does not fit the optimizer"));
+                return Err(Failure::input(
+                    "resume checkpoint: optimizer state does not fit the optimizer",
+                ));
             }
             st.opt_buf.copy_from_slice(b);
         }
-        tracker.restore(&ck.extra).map_err(|e| Failure::input(format!("resume checkpoint: {e}")))?;
+        tracker
+            .restore(&ck.extra)
+            .map_err(|e| Failure::input(format!("resume checkpoint: {e}")))?;
         st.t = step;
         rows = metrics::read(&metrics_path)?;
         rows.retain(|r| r.step < step);
@@ -329,8 +371,11 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         }
         fsio::truncate_to_lines(&metrics_path, rows.len() + 1).map_err(io_err)?;
     } else {
-        res.arch.init(&mut st.params, res.init, seed).map_err(core_err("initialisation"))?;
-        fsio::atomic_write(&metrics_path, format!("{}\n", metrics::header()).as_bytes()).map_err(io_err)?;
+        res.arch
+            .init(&mut st.params, res.init, seed)
+            .map_err(core_err("initialisation"))?;
+        fsio::atomic_write(&metrics_path, format!("{}\n", metrics::header()).as_bytes())
+            .map_err(io_err)?;
     }
     let mut log = fsio::AppendFile::open(&metrics_path).map_err(io_err)?;
 
@@ -350,12 +395,18 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         let t = st.t;
         let epoch = t / bpe;
         if epoch != order_epoch {
-            sampler.epoch_order(epoch, &mut order).map_err(core_err("shuffle"))?;
+            sampler
+                .epoch_order(epoch, &mut order)
+                .map_err(core_err("shuffle"))?;
             order_epoch = epoch;
         }
         let lr = res.schedule.lr(cfg.optim.lr, t);
         let idx = sampler.batch(&order, (t % bpe) as usize);
-        let bdata = if full_batch { train } else { train.select(idx).map_err(core_err("batch"))? };
+        let bdata = if full_batch {
+            train
+        } else {
+            train.select(idx).map_err(core_err("batch"))?
+        };
         let ev = ParObjective::new(&arch, bdata, opts.threads, opts.tile, &mut ws)
             .and_then(|mut o| o.eval_grad(&st.params, &mut grad))
             .map_err(core_err("gradient"))?;
@@ -387,7 +438,10 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         let eig_due = c.eig_every > 0 && t % c.eig_every == 0;
         let trace_due = c.trace_every > 0 && t % c.trace_every == 0;
         if finite && (eig_due || trace_due) {
-            let opt_state = OptState { t: st.t, buf: &mut st.opt_buf };
+            let opt_state = OptState {
+                t: st.t,
+                buf: &mut st.opt_buf,
+            };
             let pre = (res.adaptive && c.precond && st.t > 0).then_some((&res.opt, &opt_state, lr));
             let mut hobj = ParObjective::new(&arch, hess, opts.threads, opts.tile, &mut ws_h)
                 .map_err(core_err("Hessian subset"))?;
@@ -420,19 +474,43 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
             break;
         }
         if stop_loss || stop_acc {
-            stopped_by = if stop_loss { "until_loss" } else { "until_train_acc" }.into();
+            stopped_by = if stop_loss {
+                "until_loss"
+            } else {
+                "until_train_acc"
+            }
+            .into();
             break;
         }
         last_finite = Some(st.params.clone());
-        let mut os = OptState { t: st.t, buf: &mut st.opt_buf };
-        res.opt.step(lr, &mut st.params, &grad, &mut os).map_err(core_err("optimizer step"))?;
+        let mut os = OptState {
+            t: st.t,
+            buf: &mut st.opt_buf,
+        };
+        res.opt
+            .step(lr, &mut st.params, &grad, &mut os)
+            .map_err(core_err("optimizer step"))?;
         st.t += 1;
         progress.tick(st.t, rows.last());
         let ce = cfg.run.checkpoint_every;
         if ce > 0 && st.t % ce == 0 {
             let ep = st.t / bpe;
-            save_checkpoint(&out.join(format!("checkpoints/step_{:06}.safetensors", st.t)), &arch, cfg, &st.params, None, ep)?;
-            save_checkpoint(&out.join("checkpoints/resume.safetensors"), &arch, cfg, &st.params, Some((&st, &tracker)), ep)?;
+            save_checkpoint(
+                &out.join(format!("checkpoints/step_{:06}.safetensors", st.t)),
+                &arch,
+                cfg,
+                &st.params,
+                None,
+                ep,
+            )?;
+            save_checkpoint(
+                &out.join("checkpoints/resume.safetensors"),
+                &arch,
+                cfg,
+                &st.params,
+                Some((&st, &tracker)),
+                ep,
+            )?;
         }
         if opts.interrupt_after == Some(st.t) {
             // Simulates a killed process: nothing is finalised.
@@ -442,7 +520,11 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     progress.finish();
 
     let diverged = diverged_at.is_some();
-    let final_params = if diverged { last_finite.as_deref() } else { Some(&st.params[..]) };
+    let final_params = if diverged {
+        last_finite.as_deref()
+    } else {
+        Some(&st.params[..])
+    };
     let mut final_values = None;
     if let Some(fp) = final_params {
         let tr = ParObjective::new(&arch, train, opts.threads, opts.tile, &mut ws)
@@ -472,9 +554,23 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
             }
         }
         final_values = Some(fv);
-        save_checkpoint(&out.join("checkpoints/final.safetensors"), &arch, cfg, fp, None, st.t / bpe)?;
+        save_checkpoint(
+            &out.join("checkpoints/final.safetensors"),
+            &arch,
+            cfg,
+            fp,
+            None,
+            st.t / bpe,
+        )?;
         if !diverged {
-            save_checkpoint(&out.join("checkpoints/resume.safetensors"), &arch, cfg, &st.params, Some((&st, &tracker)), st.t / bpe)?;
+            save_checkpoint(
+                &out.join("checkpoints/resume.safetensors"),
+                &arch,
+                cfg,
+                &st.params,
+                Some((&st, &tracker)),
+                st.t / bpe,
+            )?;
         }
     }
 
@@ -488,21 +584,34 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         steps: st.t,
         epochs: if st.t == 0 { 0 } else { (st.t - 1) / bpe + 1 },
         final_values,
-        max_sharpness: measured.iter().filter_map(|r| r.sharpness).fold(None, |m, s| Some(m.map_or(s, |m: f32| m.max(s)))),
+        max_sharpness: measured
+            .iter()
+            .filter_map(|r| r.sharpness)
+            .fold(None, |m, s| Some(m.map_or(s, |m: f32| m.max(s)))),
         // Adaptive optimizers are unstable when their preconditioned sharpness passes the
         // threshold; the others when lr * sharpness does.
         unstable_measurements: measured
             .iter()
             .filter(|r| {
-                let x = if res.adaptive { r.precond_sharpness } else { r.lr_x_sharpness };
+                let x = if res.adaptive {
+                    r.precond_sharpness
+                } else {
+                    r.lr_x_sharpness
+                };
                 x.is_some_and(|x| x > threshold)
             })
             .count() as u64,
         loss_increases: rows.windows(2).filter(|w| w[1].loss > w[0].loss).count() as u64,
         measurements: measured.len() as u64,
-        mean_hvps_per_measurement: (!measured.is_empty()).then(|| hvp_total as f64 / measured.len() as f64),
+        mean_hvps_per_measurement: (!measured.is_empty())
+            .then(|| hvp_total as f64 / measured.len() as f64),
         mean_sharpness_hvps: (!measured.is_empty()).then(|| {
-            measured.iter().filter_map(|r| r.sharpness_hvps).map(f64::from).sum::<f64>() / measured.len() as f64
+            measured
+                .iter()
+                .filter_map(|r| r.sharpness_hvps)
+                .map(f64::from)
+                .sum::<f64>()
+                / measured.len() as f64
         }),
         n_params: p,
         n_train: prep.train.n,
@@ -510,7 +619,8 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         wall_time_s: started.elapsed().as_secs_f64(),
         threads: opts.threads,
     };
-    let json = serde_json::to_string_pretty(&summary).map_err(|e| Failure::internal(e.to_string()))?;
+    let json =
+        serde_json::to_string_pretty(&summary).map_err(|e| Failure::internal(e.to_string()))?;
     fsio::atomic_write(&out.join("summary.json"), json.as_bytes()).map_err(io_err)?;
     if opts.plots {
         crate::plots::write_run_plots(out, &rows, threshold).map_err(io_err)?;
@@ -532,13 +642,20 @@ impl Progress {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let b = indicatif::ProgressBar::new(total);
             b.set_style(
-                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta}]")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta}]",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             b.set_position(start);
             b
         });
-        Self { bar, total, quiet, last_sharpness: std::cell::Cell::new(None) }
+        Self {
+            bar,
+            total,
+            quiet,
+            last_sharpness: std::cell::Cell::new(None),
+        }
     }
 
     fn tick(&self, done: u64, row: Option<&Row>) {
@@ -547,7 +664,9 @@ impl Progress {
         }
         let msg = row
             .map(|r| match self.last_sharpness.get() {
-                Some((s, lr)) => format!("loss {:.4}  sharpness {:.3}  lr*S {:.2}", r.loss, s, lr * s),
+                Some((s, lr)) => {
+                    format!("loss {:.4}  sharpness {:.3}  lr*S {:.2}", r.loss, s, lr * s)
+                }
                 None => format!("loss {:.4}", r.loss),
             })
             .unwrap_or_default();

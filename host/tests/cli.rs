@@ -34,16 +34,35 @@ fn ok(args: &[&str]) -> Output {
 fn bad(args: &[&str], needle: &str) {
     let o = run(args);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "edgewise {args:?}: expected exit 2, got {:?}; stderr: {err}", o.status.code());
-    assert!(err.contains(needle), "edgewise {args:?}: stderr does not mention {needle:?}: {err}");
-    assert!(!err.contains("panicked") && !err.contains("backtrace"), "panic: {err}");
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "edgewise {args:?}: expected exit 2, got {:?}; stderr: {err}",
+        o.status.code()
+    );
+    assert!(
+        err.contains(needle),
+        "edgewise {args:?}: stderr does not mention {needle:?}: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "panic: {err}"
+    );
 }
 
 fn read(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-const SMALL: &[&str] = &["--data", "digits", "--per-class", "20", "--arch", "64-12-10", "--quiet"];
+const SMALL: &[&str] = &[
+    "--data",
+    "digits",
+    "--per-class",
+    "20",
+    "--arch",
+    "64-12-10",
+    "--quiet",
+];
 
 fn train(out: &Path, extra: &[&str]) -> Output {
     let mut a: Vec<&str> = vec!["train", "--out", out.to_str().unwrap()];
@@ -56,15 +75,51 @@ fn train(out: &Path, extra: &[&str]) -> Output {
 fn train_writes_every_output() {
     let d = tmp("outputs");
     let out = d.join("run");
-    train(&out, &["--lr", "0.2", "--steps", "30", "--eig-every", "5", "--eig-k", "2", "--trace-every", "10", "--hocm", "--checkpoint-every", "10", "--lambda-min"]);
+    train(
+        &out,
+        &[
+            "--lr",
+            "0.2",
+            "--steps",
+            "30",
+            "--eig-every",
+            "5",
+            "--eig-k",
+            "2",
+            "--trace-every",
+            "10",
+            "--hocm",
+            "--checkpoint-every",
+            "10",
+            "--lambda-min",
+        ],
+    );
     let metrics = String::from_utf8(read(&out.join("metrics.csv"))).unwrap();
     let mut lines = metrics.lines();
     let header = lines.next().unwrap();
-    for col in ["step", "epoch", "lr", "loss", "train_acc", "test_loss", "test_acc", "grad_norm", "sharpness", "lr_x_sharpness", "lambda_min", "rotation", "subspace_score", "hocm", "trace", "precond_sharpness"] {
+    for col in [
+        "step",
+        "epoch",
+        "lr",
+        "loss",
+        "train_acc",
+        "test_loss",
+        "test_acc",
+        "grad_norm",
+        "sharpness",
+        "lr_x_sharpness",
+        "lambda_min",
+        "rotation",
+        "subspace_score",
+        "hocm",
+        "trace",
+        "precond_sharpness",
+    ] {
         assert!(header.split(',').any(|c| c == col), "missing column {col}");
     }
     assert_eq!(lines.count(), 30);
-    let summary: serde_json::Value = serde_json::from_slice(&read(&out.join("summary.json"))).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&read(&out.join("summary.json"))).unwrap();
     assert_eq!(summary["diverged"], false);
     assert_eq!(summary["steps"], 30);
     assert!(summary["final_values"]["test_acc"].as_f64().unwrap() > 0.1);
@@ -72,22 +127,53 @@ fn train_writes_every_output() {
     assert!(summary["version"].as_str().is_some());
     let cfg = String::from_utf8(read(&out.join("config.toml"))).unwrap();
     assert!(cfg.contains("lr = 0.2") && cfg.contains("arch = \"64-12-10\""));
-    for f in ["final.safetensors", "step_000010.safetensors", "step_000030.safetensors", "resume.safetensors"] {
-        assert!(out.join("checkpoints").join(f).is_file(), "missing checkpoint {f}");
+    for f in [
+        "final.safetensors",
+        "step_000010.safetensors",
+        "step_000030.safetensors",
+        "resume.safetensors",
+    ] {
+        assert!(
+            out.join("checkpoints").join(f).is_file(),
+            "missing checkpoint {f}"
+        );
     }
-    for f in ["loss.svg", "sharpness.svg", "lambda_min.svg", "rotation.svg", "accuracy.svg", "dashboard.svg"] {
+    for f in [
+        "loss.svg",
+        "sharpness.svg",
+        "lambda_min.svg",
+        "rotation.svg",
+        "accuracy.svg",
+        "dashboard.svg",
+    ] {
         let svg = String::from_utf8(read(&out.join("plots").join(f))).unwrap();
-        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{f}");
+        assert!(
+            svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{f}"
+        );
     }
     // A checkpoint in safetensors with PyTorch names: check the header independently.
     let bytes = read(&out.join("checkpoints/final.safetensors"));
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    assert_eq!(header["layers.0.weight"]["shape"], serde_json::json!([12, 64]));
+    assert_eq!(
+        header["layers.0.weight"]["shape"],
+        serde_json::json!([12, 64])
+    );
     assert_eq!(header["layers.1.bias"]["shape"], serde_json::json!([10]));
     assert_eq!(header["__metadata__"]["activation"], "tanh");
     // Existing run directory without --force or --resume.
-    bad(&["train", "--out", out.to_str().unwrap(), "--steps", "1", "--quiet"], "already exists");
+    bad(
+        &[
+            "train",
+            "--out",
+            out.to_str().unwrap(),
+            "--steps",
+            "1",
+            "--quiet",
+        ],
+        "already exists",
+    );
     let _ = std::fs::remove_dir_all(d);
 }
 
@@ -95,9 +181,61 @@ fn train_writes_every_output() {
 fn metrics_are_identical_for_one_and_two_threads() {
     let d = tmp("threads");
     for (tag, extra) in [
-        ("gd-power", vec!["--lr", "0.3", "--steps", "25", "--eig-every", "3", "--eig-k", "2", "--hocm", "--trace-every", "5", "--lambda-min"]),
-        ("sgd-lanczos", vec!["--opt", "momentum", "--batch-size", "32", "--lr", "0.05", "--steps", "25", "--eig-every", "4", "--eig-method", "lanczos", "--eig-k", "3", "--hessian-subset", "100"]),
-        ("adam-fd", vec!["--opt", "clipped-adam", "--clip", "0.05", "--lr", "0.01", "--steps", "20", "--eig-every", "5", "--hvp", "fd"]),
+        (
+            "gd-power",
+            vec![
+                "--lr",
+                "0.3",
+                "--steps",
+                "25",
+                "--eig-every",
+                "3",
+                "--eig-k",
+                "2",
+                "--hocm",
+                "--trace-every",
+                "5",
+                "--lambda-min",
+            ],
+        ),
+        (
+            "sgd-lanczos",
+            vec![
+                "--opt",
+                "momentum",
+                "--batch-size",
+                "32",
+                "--lr",
+                "0.05",
+                "--steps",
+                "25",
+                "--eig-every",
+                "4",
+                "--eig-method",
+                "lanczos",
+                "--eig-k",
+                "3",
+                "--hessian-subset",
+                "100",
+            ],
+        ),
+        (
+            "adam-fd",
+            vec![
+                "--opt",
+                "clipped-adam",
+                "--clip",
+                "0.05",
+                "--lr",
+                "0.01",
+                "--steps",
+                "20",
+                "--eig-every",
+                "5",
+                "--hvp",
+                "fd",
+            ],
+        ),
     ] {
         let a = d.join(format!("{tag}-1"));
         let b = d.join(format!("{tag}-2"));
@@ -107,8 +245,16 @@ fn metrics_are_identical_for_one_and_two_threads() {
         e2.extend(["--threads", "2", "--tile", "32"]);
         train(&a, &e1);
         train(&b, &e2);
-        assert_eq!(read(&a.join("metrics.csv")), read(&b.join("metrics.csv")), "{tag}: metrics differ between 1 and 2 threads");
-        assert_eq!(read(&a.join("checkpoints/final.safetensors")), read(&b.join("checkpoints/final.safetensors")), "{tag}");
+        assert_eq!(
+            read(&a.join("metrics.csv")),
+            read(&b.join("metrics.csv")),
+            "{tag}: metrics differ between 1 and 2 threads"
+        );
+        assert_eq!(
+            read(&a.join("checkpoints/final.safetensors")),
+            read(&b.join("checkpoints/final.safetensors")),
+            "{tag}"
+        );
     }
     let _ = std::fs::remove_dir_all(d);
 }
@@ -119,46 +265,158 @@ fn an_interrupted_run_resumes_bit_identically() {
     let full = d.join("full");
     let cut = d.join("cut");
     for (label, extra) in [
-        ("adam-sgd", vec!["--opt", "adam", "--lr", "0.01", "--batch-size", "50", "--eig-every", "4", "--eig-k", "2", "--checkpoint-every", "6", "--steps", "20"]),
-        ("gd-lanczos", vec!["--lr", "0.3", "--eig-every", "3", "--eig-method", "lanczos", "--checkpoint-every", "5", "--steps", "17", "--hocm"]),
+        (
+            "adam-sgd",
+            vec![
+                "--opt",
+                "adam",
+                "--lr",
+                "0.01",
+                "--batch-size",
+                "50",
+                "--eig-every",
+                "4",
+                "--eig-k",
+                "2",
+                "--checkpoint-every",
+                "6",
+                "--steps",
+                "20",
+            ],
+        ),
+        (
+            "gd-lanczos",
+            vec![
+                "--lr",
+                "0.3",
+                "--eig-every",
+                "3",
+                "--eig-method",
+                "lanczos",
+                "--checkpoint-every",
+                "5",
+                "--steps",
+                "17",
+                "--hocm",
+            ],
+        ),
     ] {
         let _ = std::fs::remove_dir_all(&full);
         let _ = std::fs::remove_dir_all(&cut);
         train(&full, &extra);
-        let mut a: Vec<&str> = vec!["train", "--out", cut.to_str().unwrap(), "--interrupt-after", "8"];
+        let mut a: Vec<&str> = vec![
+            "train",
+            "--out",
+            cut.to_str().unwrap(),
+            "--interrupt-after",
+            "8",
+        ];
         a.extend_from_slice(SMALL);
         a.extend_from_slice(&extra);
         let o = run(&a);
         assert_eq!(o.status.code(), Some(137), "{label}: the simulated kill");
         assert!(!cut.join("summary.json").exists());
         ok(&["train", "--resume", cut.to_str().unwrap(), "--quiet"]);
-        assert_eq!(read(&full.join("metrics.csv")), read(&cut.join("metrics.csv")), "{label}: metrics differ after resume");
-        assert_eq!(read(&full.join("checkpoints/final.safetensors")), read(&cut.join("checkpoints/final.safetensors")), "{label}");
+        assert_eq!(
+            read(&full.join("metrics.csv")),
+            read(&cut.join("metrics.csv")),
+            "{label}: metrics differ after resume"
+        );
+        assert_eq!(
+            read(&full.join("checkpoints/final.safetensors")),
+            read(&cut.join("checkpoints/final.safetensors")),
+            "{label}"
+        );
     }
     // Resume can extend a finished run; it equals a longer run.
     let long = d.join("long");
-    train(&long, &["--lr", "0.2", "--eig-every", "4", "--checkpoint-every", "5", "--steps", "30"]);
+    train(
+        &long,
+        &[
+            "--lr",
+            "0.2",
+            "--eig-every",
+            "4",
+            "--checkpoint-every",
+            "5",
+            "--steps",
+            "30",
+        ],
+    );
     let short = d.join("short");
-    train(&short, &["--lr", "0.2", "--eig-every", "4", "--checkpoint-every", "5", "--steps", "20"]);
-    ok(&["train", "--resume", short.to_str().unwrap(), "--steps", "30", "--quiet"]);
-    assert_eq!(read(&long.join("metrics.csv")), read(&short.join("metrics.csv")));
-    bad(&["train", "--resume", short.to_str().unwrap(), "--lr", "0.5"], "--lr");
-    bad(&["train", "--resume", d.join("nothing").to_str().unwrap()], "--resume");
+    train(
+        &short,
+        &[
+            "--lr",
+            "0.2",
+            "--eig-every",
+            "4",
+            "--checkpoint-every",
+            "5",
+            "--steps",
+            "20",
+        ],
+    );
+    ok(&[
+        "train",
+        "--resume",
+        short.to_str().unwrap(),
+        "--steps",
+        "30",
+        "--quiet",
+    ]);
+    assert_eq!(
+        read(&long.join("metrics.csv")),
+        read(&short.join("metrics.csv"))
+    );
+    bad(
+        &["train", "--resume", short.to_str().unwrap(), "--lr", "0.5"],
+        "--lr",
+    );
+    bad(
+        &["train", "--resume", d.join("nothing").to_str().unwrap()],
+        "--resume",
+    );
     let _ = std::fs::remove_dir_all(d);
 }
 
 #[test]
 fn sweep_shards_union_equals_the_full_sweep_and_restarts_skip() {
     let d = tmp("sweep");
-    let base: Vec<&str> = vec!["--data", "digits", "--per-class", "15", "--arch", "64-8-10", "--steps", "12", "--eig-every", "4", "--quiet", "--no-plots"];
-    let grid = ["--lrs", "0.05,0.2", "--seeds", "0,1", "--opts", "gd,momentum"];
+    let base: Vec<&str> = vec![
+        "--data",
+        "digits",
+        "--per-class",
+        "15",
+        "--arch",
+        "64-8-10",
+        "--steps",
+        "12",
+        "--eig-every",
+        "4",
+        "--quiet",
+        "--no-plots",
+    ];
+    let grid = [
+        "--lrs",
+        "0.05,0.2",
+        "--seeds",
+        "0,1",
+        "--opts",
+        "gd,momentum",
+    ];
     let full = d.join("full");
     let mut a = vec!["sweep", "--out", full.to_str().unwrap(), "--jobs", "2"];
     a.extend_from_slice(&base);
     a.extend_from_slice(&grid);
     ok(&a);
     let names: Vec<String> = {
-        let mut v: Vec<String> = std::fs::read_dir(&full).unwrap().filter_map(|e| e.ok()).filter(|e| e.path().is_dir()).map(|e| e.file_name().to_string_lossy().into()).collect();
+        let mut v: Vec<String> = std::fs::read_dir(&full)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into())
+            .collect();
         v.sort();
         v
     };
@@ -166,30 +424,61 @@ fn sweep_shards_union_equals_the_full_sweep_and_restarts_skip() {
     let shards = d.join("shards");
     for i in 0..3 {
         let s = format!("{i}/3");
-        let mut a = vec!["sweep", "--out", shards.to_str().unwrap(), "--jobs", "1", "--shard", &s];
+        let mut a = vec![
+            "sweep",
+            "--out",
+            shards.to_str().unwrap(),
+            "--jobs",
+            "1",
+            "--shard",
+            &s,
+        ];
         a.extend_from_slice(&base);
         a.extend_from_slice(&grid);
         ok(&a);
     }
     for n in &names {
-        assert_eq!(read(&full.join(n).join("metrics.csv")), read(&shards.join(n).join("metrics.csv")), "run {n}");
+        assert_eq!(
+            read(&full.join(n).join("metrics.csv")),
+            read(&shards.join(n).join("metrics.csv")),
+            "run {n}"
+        );
     }
     // Restarting skips finished runs (their files are untouched).
-    let before = std::fs::metadata(full.join(&names[0]).join("summary.json")).unwrap().modified().unwrap();
+    let before = std::fs::metadata(full.join(&names[0]).join("summary.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
     let mut a = vec!["sweep", "--out", full.to_str().unwrap()];
     a.extend_from_slice(&base);
     a.extend_from_slice(&grid);
     ok(&a);
-    let after = std::fs::metadata(full.join(&names[0]).join("summary.json")).unwrap().modified().unwrap();
+    let after = std::fs::metadata(full.join(&names[0]).join("summary.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
     assert_eq!(before, after);
     // The report merges the shards.
     ok(&["report", shards.to_str().unwrap()]);
     let md = String::from_utf8(read(&shards.join("report.md"))).unwrap();
     assert_eq!(md.lines().filter(|l| l.starts_with("| opt=")).count(), 8);
-    for f in ["sharpness_vs_lr.svg", "test_acc_vs_lr.svg", "rotation_vs_lr.svg"] {
+    for f in [
+        "sharpness_vs_lr.svg",
+        "test_acc_vs_lr.svg",
+        "rotation_vs_lr.svg",
+    ] {
         assert!(shards.join("plots").join(f).is_file());
     }
-    bad(&["sweep", "--shard", "3/3", "--out", d.join("x").to_str().unwrap()], "--shard");
+    bad(
+        &[
+            "sweep",
+            "--shard",
+            "3/3",
+            "--out",
+            d.join("x").to_str().unwrap(),
+        ],
+        "--shard",
+    );
     bad(&["report", d.join("missing").to_str().unwrap()], "missing");
     let _ = std::fs::remove_dir_all(d);
 }
@@ -198,20 +487,62 @@ fn sweep_shards_union_equals_the_full_sweep_and_restarts_skip() {
 fn spectrum_and_hvp_check() {
     let d = tmp("spectrum");
     let out = d.join("run");
-    ok(&["train", "--out", out.to_str().unwrap(), "--data", "digits", "--per-class", "10", "--arch", "64-4-10", "--steps", "5", "--quiet"]);
-    let o = ok(&["spectrum", out.join("checkpoints/final.safetensors").to_str().unwrap(), "--k", "3", "--dense-max", "1000"]);
+    ok(&[
+        "train",
+        "--out",
+        out.to_str().unwrap(),
+        "--data",
+        "digits",
+        "--per-class",
+        "10",
+        "--arch",
+        "64-4-10",
+        "--steps",
+        "5",
+        "--quiet",
+    ]);
+    let o = ok(&[
+        "spectrum",
+        out.join("checkpoints/final.safetensors").to_str().unwrap(),
+        "--k",
+        "3",
+        "--dense-max",
+        "1000",
+    ]);
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let top = j["top"][0].as_f64().unwrap();
     let dense = j["dense"].as_array().unwrap();
     assert_eq!(dense.len(), 64 * 4 + 4 + 4 * 10 + 10);
     let dtop = dense[0].as_f64().unwrap();
-    assert!((top - dtop).abs() < 1e-3 * dtop.abs(), "Lanczos {top} vs dense {dtop}");
+    assert!(
+        (top - dtop).abs() < 1e-3 * dtop.abs(),
+        "Lanczos {top} vs dense {dtop}"
+    );
     let dbot = dense.last().unwrap().as_f64().unwrap();
     assert!((j["bottom"][0].as_f64().unwrap() - dbot).abs() < 1e-2 * dtop.abs());
     let tr = j["dense_trace"].as_f64().unwrap();
-    let (est, se) = (j["trace"][0].as_f64().unwrap(), j["trace"][1].as_f64().unwrap());
-    assert!((est - tr).abs() < 5.0 * se + 1e-3, "trace {est} ± {se} vs {tr}");
-    let o = ok(&["hvp-check", "--data", "digits", "--per-class", "10", "--arch", "64-6-10", "--loss", "ce", "--directions", "3", "--json"]);
+    let (est, se) = (
+        j["trace"][0].as_f64().unwrap(),
+        j["trace"][1].as_f64().unwrap(),
+    );
+    assert!(
+        (est - tr).abs() < 5.0 * se + 1e-3,
+        "trace {est} ± {se} vs {tr}"
+    );
+    let o = ok(&[
+        "hvp-check",
+        "--data",
+        "digits",
+        "--per-class",
+        "10",
+        "--arch",
+        "64-6-10",
+        "--loss",
+        "ce",
+        "--directions",
+        "3",
+        "--json",
+    ]);
     let text = String::from_utf8(o.stdout).unwrap();
     assert_eq!(text.lines().count(), 3);
     for l in text.lines() {
@@ -226,17 +557,46 @@ fn spectrum_and_hvp_check() {
 fn a_diverging_run_stops_cleanly_and_keeps_what_it_measured() {
     let d = tmp("diverge");
     let out = d.join("run");
-    let mut a = vec!["train", "--out", out.to_str().unwrap(), "--lr", "5", "--steps", "200", "--eig-every", "2"];
+    let mut a = vec![
+        "train",
+        "--out",
+        out.to_str().unwrap(),
+        "--lr",
+        "5",
+        "--steps",
+        "200",
+        "--eig-every",
+        "2",
+    ];
     a.extend_from_slice(SMALL);
     let o = run(&a);
-    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let s: serde_json::Value = serde_json::from_slice(&read(&out.join("summary.json"))).unwrap();
     assert_eq!(s["diverged"], true);
     let at = s["diverged_at_step"].as_u64().unwrap();
     let metrics = String::from_utf8(read(&out.join("metrics.csv"))).unwrap();
-    assert_eq!(metrics.lines().count() as u64, at + 2, "header + rows up to the diverged step");
-    assert!(out.join("checkpoints/final.safetensors").is_file(), "last finite checkpoint kept");
-    ok(&["spectrum", out.join("checkpoints/final.safetensors").to_str().unwrap(), "--dense-max", "0", "--probes", "0"]);
+    assert_eq!(
+        metrics.lines().count() as u64,
+        at + 2,
+        "header + rows up to the diverged step"
+    );
+    assert!(
+        out.join("checkpoints/final.safetensors").is_file(),
+        "last finite checkpoint kept"
+    );
+    ok(&[
+        "spectrum",
+        out.join("checkpoints/final.safetensors").to_str().unwrap(),
+        "--dense-max",
+        "0",
+        "--probes",
+        "0",
+    ]);
     let _ = std::fs::remove_dir_all(d);
 }
 
@@ -259,7 +619,10 @@ fn bad_input_gets_one_clear_message_and_exit_code_2() {
     t(&["--arch", "32-10"], "first width");
     t(&["--arch", "64-16-7"], "last width");
     t(&["--data", "imagenet"], "imagenet");
-    t(&["--data", "csv:/nonexistent/file.csv", "--arch", "3-2"], "/nonexistent/file.csv");
+    t(
+        &["--data", "csv:/nonexistent/file.csv", "--arch", "3-2"],
+        "/nonexistent/file.csv",
+    );
     t(&["--threads", "0"], "--threads");
     t(&["--schedule", "cosine"], "--schedule");
     t(&["--opt", "clipped-adam"], "--clip");
@@ -279,22 +642,54 @@ fn bad_input_gets_one_clear_message_and_exit_code_2() {
     t(&["--data", &c, "--arch", "3-4-2"], "line 2");
     let c = csv("garbage.csv", b"1,2,3,0\n1,x,3,1\n");
     t(&["--data", &c, "--arch", "3-4-2"], "garbage.csv");
-    let c = csv("labels.csv", b"1,2,3,0\n1,2,3,1\n1,2,3,4\n1,2,3,1\n1,2,3,0\n");
+    let c = csv(
+        "labels.csv",
+        b"1,2,3,0\n1,2,3,1\n1,2,3,4\n1,2,3,1\n1,2,3,0\n",
+    );
     t(&["--data", &c, "--arch", "3-4-2"], "last width");
     let c = csv("trunc.csv.gz", &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2]);
     t(&["--data", &c, "--arch", "3-4-2"], "trunc.csv.gz");
     // Unwritable output directory (a path below a regular file).
     let file = o("file");
     std::fs::write(&file, b"x").unwrap();
-    bad(&["train", "--out", &format!("{file}/run"), "--steps", "1", "--quiet"], "output directory");
+    bad(
+        &[
+            "train",
+            "--out",
+            &format!("{file}/run"),
+            "--steps",
+            "1",
+            "--quiet",
+        ],
+        "output directory",
+    );
     // Corrupt and mismatched checkpoints.
     let ck = o("corrupt.safetensors");
     std::fs::write(&ck, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}xxxxxx").unwrap();
     bad(&["spectrum", &ck], "corrupt.safetensors");
     let run_dir = o("run");
-    ok(&["train", "--out", &run_dir, "--data", "digits", "--per-class", "5", "--arch", "64-4-10", "--steps", "4", "--checkpoint-every", "2", "--quiet"]);
+    ok(&[
+        "train",
+        "--out",
+        &run_dir,
+        "--data",
+        "digits",
+        "--per-class",
+        "5",
+        "--arch",
+        "64-4-10",
+        "--steps",
+        "4",
+        "--checkpoint-every",
+        "2",
+        "--quiet",
+    ]);
     let cfg = std::fs::read_to_string(format!("{run_dir}/config.toml")).unwrap();
-    std::fs::write(format!("{run_dir}/config.toml"), cfg.replace("64-4-10", "64-5-10")).unwrap();
+    std::fs::write(
+        format!("{run_dir}/config.toml"),
+        cfg.replace("64-4-10", "64-5-10"),
+    )
+    .unwrap();
     bad(&["train", "--resume", &run_dir, "--quiet"], "architecture");
     let _ = std::fs::remove_dir_all(&d);
 }
@@ -325,8 +720,43 @@ fn user_data_formats_train() {
     idx("t10k-images-idx3-ubyte", 10, true);
     idx("t10k-labels-idx1-ubyte", 10, false);
     let spec = format!("fashion-mnist:{}", fm.display());
-    ok(&["train", "--out", d.join("r1").to_str().unwrap(), "--data", &spec, "--arch", "784-8-10", "--steps", "3", "--quiet"]);
-    ok(&["train", "--out", d.join("r2").to_str().unwrap(), "--data", "synthetic:teacher", "--arch", "16-8-4", "--steps", "3", "--eig-every", "1", "--quiet"]);
-    ok(&["train", "--out", d.join("r3").to_str().unwrap(), "--data", "mnist1d", "--arch", "40-8-10", "--steps", "2", "--quiet"]);
+    ok(&[
+        "train",
+        "--out",
+        d.join("r1").to_str().unwrap(),
+        "--data",
+        &spec,
+        "--arch",
+        "784-8-10",
+        "--steps",
+        "3",
+        "--quiet",
+    ]);
+    ok(&[
+        "train",
+        "--out",
+        d.join("r2").to_str().unwrap(),
+        "--data",
+        "synthetic:teacher",
+        "--arch",
+        "16-8-4",
+        "--steps",
+        "3",
+        "--eig-every",
+        "1",
+        "--quiet",
+    ]);
+    ok(&[
+        "train",
+        "--out",
+        d.join("r3").to_str().unwrap(),
+        "--data",
+        "mnist1d",
+        "--arch",
+        "40-8-10",
+        "--steps",
+        "2",
+        "--quiet",
+    ]);
     let _ = std::fs::remove_dir_all(d);
 }

@@ -40,7 +40,9 @@ fn files_named(dir: &Path, name: &str) -> Vec<PathBuf> {
 fn cells(line: &str) -> Vec<String> {
     let t = line.replace("\\|", "\u{1}");
     let t = t.trim().trim_start_matches('|').trim_end_matches('|');
-    t.split('|').map(|c| c.trim().replace('\u{1}', "|")).collect()
+    t.split('|')
+        .map(|c| c.trim().replace('\u{1}', "|"))
+        .collect()
 }
 
 fn check_report(out: &Path) {
@@ -60,7 +62,11 @@ fn check_report(out: &Path) {
         let c = cells(row);
         assert_eq!(c.len(), 5, "{row}");
         assert_eq!(c[0], (i + 1).to_string());
-        assert!(VERDICTS.contains(&c[3].as_str()), "verdict cell {:?} in {row}", c[3]);
+        assert!(
+            VERDICTS.contains(&c[3].as_str()),
+            "verdict cell {:?} in {row}",
+            c[3]
+        );
         assert!(!c[2].is_empty());
     }
     assert!(md.contains("## Criteria"));
@@ -85,9 +91,13 @@ fn check_report(out: &Path) {
     for p in &plots {
         assert!(linked.contains(p), "plot {p} is embedded in the report");
     }
-    assert!(linked.iter().any(|l| l.ends_with("dashboard.svg")), "per-run plots are linked");
+    assert!(
+        linked.iter().any(|l| l.ends_with("dashboard.svg")),
+        "per-run plots are linked"
+    );
     // claims.json agrees with the table.
-    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("claims.json")).unwrap()).unwrap();
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("claims.json")).unwrap()).unwrap();
     let claims = j["claims"].as_array().unwrap();
     assert_eq!(claims.len(), 8);
     for (c, row) in claims.iter().zip(&table) {
@@ -120,10 +130,21 @@ fn tiny_repro_end_to_end_is_deterministic() {
     // An independent reproduction on one worker: byte-identical metrics, trajectories, report.
     let o = repro(&b, &["--jobs", "1", "--quiet"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(o.stderr.is_empty(), "--quiet: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.stderr.is_empty(),
+        "--quiet: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_eq!(files_named(&b, "metrics.csv"), metrics);
-    for f in metrics.iter().chain(&traj).chain([&PathBuf::from("report.md"), &PathBuf::from("claims.json")]) {
-        let (x, y) = (std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap());
+    for f in metrics
+        .iter()
+        .chain(&traj)
+        .chain([&PathBuf::from("report.md"), &PathBuf::from("claims.json")])
+    {
+        let (x, y) = (
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+        );
         assert!(x == y, "{} differs between two reproductions", f.display());
     }
 
@@ -133,7 +154,10 @@ fn tiny_repro_end_to_end_is_deterministic() {
     assert!(o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("0 runs trained, 13 reused"), "{err}");
-    assert_eq!(std::fs::read(a.join("report.md")).unwrap(), std::fs::read(b.join("report.md")).unwrap());
+    assert_eq!(
+        std::fs::read(a.join("report.md")).unwrap(),
+        std::fs::read(b.join("report.md")).unwrap()
+    );
 }
 
 #[test]
@@ -145,7 +169,15 @@ fn repro_bad_input_exits_2() {
     let file = tmp.path().join("file");
     std::fs::write(&file, "x").unwrap();
     let o = repro(&file, &[]);
-    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = Command::new(BIN).args(["repro", "--full", "--scale", "tiny"]).output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = Command::new(BIN)
+        .args(["repro", "--full", "--scale", "tiny"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
 }

@@ -19,19 +19,29 @@ use anyhow::{bail, Context, Result};
 use crate::firmware::{self, Options, Target, Toolchain};
 
 fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new("."))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."))
 }
 
 fn have(cmd: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {cmd} >/dev/null 2>&1")]).status().is_ok_and(|s| s.success())
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd} >/dev/null 2>&1")])
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn toolchain_ready() -> bool {
-    have("qemu-system-arm") && have("qemu-system-riscv32") && Target::ALL.iter().all(|&t| Toolchain::detect(t).is_ok())
+    have("qemu-system-arm")
+        && have("qemu-system-riscv32")
+        && Target::ALL.iter().all(|&t| Toolchain::detect(t).is_ok())
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// Step 1.
@@ -41,15 +51,27 @@ pub fn ensure_toolchain(install: bool) -> Result<()> {
     }
     let script = root().join("scripts/setup-toolchain.sh");
     if !install {
-        bail!("the firmware toolchain or QEMU is missing; run `sudo {}`", script.display());
+        bail!(
+            "the firmware toolchain or QEMU is missing; run `sudo {}`",
+            script.display()
+        );
     }
     if !is_root() {
         bail!("the firmware toolchain or QEMU is missing and installing it needs root: run `sudo {}` once", script.display());
     }
-    eprintln!("xtask test: installing the firmware toolchain and QEMU ({})", script.display());
-    let st = Command::new("bash").arg(&script).status().context("running setup-toolchain.sh")?;
+    eprintln!(
+        "xtask test: installing the firmware toolchain and QEMU ({})",
+        script.display()
+    );
+    let st = Command::new("bash")
+        .arg(&script)
+        .status()
+        .context("running setup-toolchain.sh")?;
     if !st.success() || !toolchain_ready() {
-        bail!("{} did not leave a working firmware toolchain", script.display());
+        bail!(
+            "{} did not leave a working firmware toolchain",
+            script.display()
+        );
     }
     Ok(())
 }
@@ -62,25 +84,47 @@ pub fn build_core_no_std() -> Result<()> {
     let mut cmd = match &tc {
         Toolchain::Installed => {
             let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-            c.args(["build", "--release", "-p", "edgewise-core", "--target", t.triple()]);
+            c.args([
+                "build",
+                "--release",
+                "-p",
+                "edgewise-core",
+                "--target",
+                t.triple(),
+            ]);
             c
         }
         Toolchain::BuildStd { cargo, rustc } => {
             let mut c = Command::new(cargo);
             let path = std::env::var_os("PATH").unwrap_or_default();
-            let mut dirs = vec![rustc.parent().unwrap_or(Path::new("/usr/bin")).to_path_buf()];
+            let mut dirs = vec![rustc
+                .parent()
+                .unwrap_or(Path::new("/usr/bin"))
+                .to_path_buf()];
             dirs.extend(std::env::split_paths(&path));
             c.env("PATH", std::env::join_paths(dirs).unwrap_or(path))
                 .env("RUSTC", rustc)
                 .env("RUSTC_BOOTSTRAP", "1")
                 .env_remove("RUSTUP_TOOLCHAIN")
                 .env_remove("CARGO")
-                .args(["build", "--release", "-p", "edgewise-core", "--target", t.triple(), "-Z", "build-std=core"]);
+                .args([
+                    "build",
+                    "--release",
+                    "-p",
+                    "edgewise-core",
+                    "--target",
+                    t.triple(),
+                    "-Z",
+                    "build-std=core",
+                ]);
             c
         }
     };
     cmd.current_dir(root()).env("CARGO_TARGET_DIR", &target_dir);
-    eprintln!("xtask test: building edgewise-core for {} ({tc})", t.triple());
+    eprintln!(
+        "xtask test: building edgewise-core for {} ({tc})",
+        t.triple()
+    );
     let st = cmd.status().context("running cargo for the no_std build")?;
     if !st.success() {
         bail!("edgewise-core does not build for {}", t.triple());
@@ -92,7 +136,10 @@ pub fn build_core_no_std() -> Result<()> {
 pub fn cmd_test(args: &[String]) -> Result<ExitCode> {
     let install = !args.iter().any(|a| a == "--no-install");
     let host_only = args.iter().any(|a| a == "--host-only");
-    if let Some(bad) = args.iter().find(|a| *a != "--no-install" && *a != "--host-only") {
+    if let Some(bad) = args
+        .iter()
+        .find(|a| *a != "--no-install" && *a != "--host-only")
+    {
         bail!("cargo xtask test: unknown flag {bad} (flags: --no-install, --host-only)");
     }
     let started = Instant::now();
@@ -113,7 +160,10 @@ pub fn cmd_test(args: &[String]) -> Result<ExitCode> {
         let ready = r.is_ok();
         step("firmware toolchain", r);
         if ready {
-            step("edgewise-core builds for thumbv7em-none-eabihf (no_std)", build_core_no_std());
+            step(
+                "edgewise-core builds for thumbv7em-none-eabihf (no_std)",
+                build_core_no_std(),
+            );
         }
     }
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -122,13 +172,22 @@ pub fn cmd_test(args: &[String]) -> Result<ExitCode> {
         cargo.env("EDGEWISE_SKIP_QEMU", "1");
     }
     let st = cargo.status().context("running cargo test")?;
-    step("cargo test --workspace", if st.success() { Ok(()) } else { Err(anyhow::anyhow!("exit {:?}", st.code())) });
+    step(
+        "cargo test --workspace",
+        if st.success() {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("exit {:?}", st.code()))
+        },
+    );
     if !host_only {
         let r = crate::digits::cmd_gen_digits(&["--check".to_string()]).and_then(|c| {
             if c == ExitCode::SUCCESS {
                 Ok(())
             } else {
-                Err(anyhow::anyhow!("firmware/src/demo/digits.rs is stale: run `cargo xtask gen-digits`"))
+                Err(anyhow::anyhow!(
+                    "firmware/src/demo/digits.rs is stale: run `cargo xtask gen-digits`"
+                ))
             }
         });
         step("embedded digits subset is up to date", r);
@@ -143,7 +202,14 @@ pub fn cmd_test(args: &[String]) -> Result<ExitCode> {
             step(&format!("firmware demo on {} under QEMU", t.name()), r);
         }
     }
-    eprintln!("xtask test: finished in {:.0} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "xtask test: finished in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     println!("xtask: {} passed, {} failed", passed, failed.len());
-    Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -19,7 +19,7 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 pub mod board;
-pub mod demo;
 pub mod ci;
+pub mod demo;
 pub mod digits;
 pub mod firmware;

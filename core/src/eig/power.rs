@@ -194,7 +194,11 @@ pub fn top_k_deflation<O: LinearOperator + ?Sized>(
             let u = &found[j * n..(j + 1) * n];
             sub_scaled64(v, dot64(u, v), u);
         }
-        let mut defl = Deflated { inner: op, vecs: found, values: &values };
+        let mut defl = Deflated {
+            inner: op,
+            vecs: found,
+            values: &values,
+        };
         let e = power_iteration(&mut defl, v, scratch, cfg)?;
         // Cannot fail: k <= capacity was checked above.
         let _ = values.push(e.value);

@@ -70,7 +70,10 @@ pub struct DiagRun {
 impl DiagRun {
     /// Directory-style name, e.g. `start=4,0.1_m=1.25`.
     pub fn name(&self) -> String {
-        format!("start={},{}_m={}", self.start[0], self.start[1], self.multiple)
+        format!(
+            "start={},{}_m={}",
+            self.start[0], self.start[1], self.multiple
+        )
     }
 
     /// Whether `lr * lambda_ref < 2` (stable at the gradient-flow limit).
@@ -122,7 +125,9 @@ pub fn flow_angle_deg(start: [f32; 2]) -> f64 {
 /// Runs `steps` GD steps from `start` at `multiple * 2 / lambda_ref(start)`.
 pub fn run(start: [f32; 2], multiple: f64, steps: usize) -> Result<DiagRun> {
     if !(multiple > 0.0 && multiple.is_finite()) {
-        return Err(Failure::input(format!("diagonal network: learning-rate multiple {multiple} must be positive")));
+        return Err(Failure::input(format!(
+            "diagonal network: learning-rate multiple {multiple} must be positive"
+        )));
     }
     let lref = lambda_ref(start);
     let lr = (multiple * 2.0 / lref) as f32;
@@ -131,7 +136,10 @@ pub fn run(start: [f32; 2], multiple: f64, steps: usize) -> Result<DiagRun> {
     let mut p = [start[0], start[1]];
     let mut g = [0.0f32; 2];
     let mut empty: [f32; 0] = [];
-    let mut st = OptState { t: 0, buf: &mut empty };
+    let mut st = OptState {
+        t: 0,
+        buf: &mut empty,
+    };
     let mut points = Vec::with_capacity(steps + 1);
     let mut diverged = false;
     let err = core_err("diagonal network");
@@ -139,7 +147,13 @@ pub fn run(start: [f32; 2], multiple: f64, steps: usize) -> Result<DiagRun> {
         let loss = net.loss_grad(&p, &mut g).map_err(&err)?;
         let (lmax, lmin, v) = net.eigen(p);
         let ok = loss.is_finite() && p.iter().all(|x| x.is_finite() && x.abs() <= DIVERGED_ABS);
-        points.push(DiagPoint { theta: p, loss, lambda_max: lmax, lambda_min: lmin, angle_deg: angle_deg(v) });
+        points.push(DiagPoint {
+            theta: p,
+            loss,
+            lambda_max: lmax,
+            lambda_min: lmin,
+            angle_deg: angle_deg(v),
+        });
         if !ok {
             diverged = true;
             break;
@@ -153,7 +167,11 @@ pub fn run(start: [f32; 2], multiple: f64, steps: usize) -> Result<DiagRun> {
     let c = |q: [f32; 2]| (q[0] as f64) * (q[0] as f64) - (q[1] as f64) * (q[1] as f64);
     let spikes = points
         .windows(2)
-        .filter(|w| w[0].loss.is_finite() && w[1].loss.is_finite() && (w[1].loss as f64) > (w[0].loss as f64) * 1.001)
+        .filter(|w| {
+            w[0].loss.is_finite()
+                && w[1].loss.is_finite()
+                && (w[1].loss as f64) > (w[0].loss as f64) * 1.001
+        })
         .count();
     Ok(DiagRun {
         start,
@@ -176,7 +194,14 @@ pub fn trajectory_csv(r: &DiagRun) -> String {
     let mut s = String::from("step,theta1,theta2,loss,lambda_max,lambda_min,angle_deg\n");
     for (i, q) in r.points.iter().enumerate() {
         let _ = write!(s, "{i}");
-        for x in [q.theta[0], q.theta[1], q.loss, q.lambda_max, q.lambda_min, q.angle_deg] {
+        for x in [
+            q.theta[0],
+            q.theta[1],
+            q.loss,
+            q.lambda_max,
+            q.lambda_min,
+            q.angle_deg,
+        ] {
             s.push(',');
             push_f32(&mut s, x);
         }

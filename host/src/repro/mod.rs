@@ -79,19 +79,37 @@ pub struct Outcome {
 }
 
 /// Runs (or reuses) every run of `scale` under `out` and writes the report.
-pub fn repro(scale: Scale, out: &Path, workers: usize, force: bool, quiet: bool) -> Result<Outcome> {
+pub fn repro(
+    scale: Scale,
+    out: &Path,
+    workers: usize,
+    force: bool,
+    quiet: bool,
+) -> Result<Outcome> {
     if workers == 0 {
         return Err(Failure::input("--jobs 0: must be at least 1"));
     }
     if out.exists() && !out.is_dir() {
-        return Err(Failure::input(format!("--out {}: exists and is not a directory", out.display())));
+        return Err(Failure::input(format!(
+            "--out {}: exists and is not a directory",
+            out.display()
+        )));
     }
-    std::fs::create_dir_all(out)
-        .map_err(|e| Failure::input(format!("cannot create output directory {}: {e}", out.display())))?;
+    std::fs::create_dir_all(out).map_err(|e| {
+        Failure::input(format!(
+            "cannot create output directory {}: {e}",
+            out.display()
+        ))
+    })?;
     let plan = plan::plan(scale);
     let jobs = runner::jobs(&plan, out);
     if !quiet {
-        eprintln!("repro ({} scale): {} training runs on {workers} workers into {}", scale.name(), jobs.len(), out.display());
+        eprintln!(
+            "repro ({} scale): {} training runs on {workers} workers into {}",
+            scale.name(),
+            jobs.len(),
+            out.display()
+        );
     }
     let statuses = runner::execute(&jobs, workers, force, quiet);
 
@@ -122,17 +140,38 @@ pub fn repro(scale: Scale, out: &Path, workers: usize, force: bool, quiet: bool)
         }
     }
     let claims = report::assess(&plan, &records, &diag_runs);
-    report::write(out, &report::Inputs { plan: &plan, records: &records, diag: &diag_runs, claims: &claims, failed: &failed })?;
-    Ok(Outcome { report: out.join("report.md"), claims, trained, reused, failed })
+    report::write(
+        out,
+        &report::Inputs {
+            plan: &plan,
+            records: &records,
+            diag: &diag_runs,
+            claims: &claims,
+            failed: &failed,
+        },
+    )?;
+    Ok(Outcome {
+        report: out.join("report.md"),
+        claims,
+        trained,
+        reused,
+        failed,
+    })
 }
 
 /// Runs `edgewise repro`; returns the exit code.
 pub fn cmd_repro(a: &ReproArgs) -> Result<u8> {
-    let scale = if a.full { Scale::Full } else { a.scale.unwrap_or(Scale::Quick) };
+    let scale = if a.full {
+        Scale::Full
+    } else {
+        a.scale.unwrap_or(Scale::Quick)
+    };
     let workers = match a.jobs {
         Some(0) => return Err(Failure::input("--jobs 0: must be at least 1")),
         Some(j) => j,
-        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        None => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
     };
     let started = Instant::now();
     let o = repro(scale, &a.out, workers, a.force, a.quiet)?;

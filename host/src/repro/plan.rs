@@ -101,7 +101,11 @@ fn seeds(n: u64) -> Vec<u64> {
 fn mse_base(s: Scale) -> TrainConfig {
     let mut c = TrainConfig::default();
     c.data.name = "mnist1d".into();
-    let (train, test) = if s == Scale::Tiny { (100, 100) } else { (1000, 1000) };
+    let (train, test) = if s == Scale::Tiny {
+        (100, 100)
+    } else {
+        (1000, 1000)
+    };
     c.data.train_size = Some(train);
     c.data.test_size = Some(test);
     c.model.arch = "40-32-32-10".into();
@@ -157,7 +161,11 @@ fn mse_lr(s: Scale) -> Experiment {
         Scale::Quick => (geometric(0.1, 1.6, 6), seeds(3)),
         Scale::Full => (geometric(0.0625, 1.6, 8), seeds(5)),
     };
-    let grid = Grid { lrs, seeds: sd, ..Default::default() };
+    let grid = Grid {
+        lrs,
+        seeds: sd,
+        ..Default::default()
+    };
     Experiment {
         kind: Kind::MseLr,
         dir: "mse-lr",
@@ -194,7 +202,11 @@ fn ce_lr(s: Scale) -> Experiment {
         Scale::Quick => (geometric(0.05, 2.0, 6), seeds(3)),
         Scale::Full => (geometric(0.05, 1.6, 8), seeds(5)),
     };
-    let grid = Grid { lrs, seeds: sd, ..Default::default() };
+    let grid = Grid {
+        lrs,
+        seeds: sd,
+        ..Default::default()
+    };
     Experiment {
         kind: Kind::CeLr,
         dir: "ce-lr",
@@ -232,7 +244,15 @@ fn ce_sgd(s: Scale) -> Experiment {
         let bpe = n.div_ceil(b) as u64;
         // Curvature every 10 epochs (every 5 at full batch, where an epoch is one step), test
         // and full-training evaluation every 5 epochs.
-        cfg.curvature.eig_every = if b >= n { if s == Scale::Tiny { 1 } else { 5 } } else { bpe * if s == Scale::Tiny { 1 } else { 10 } };
+        cfg.curvature.eig_every = if b >= n {
+            if s == Scale::Tiny {
+                1
+            } else {
+                5
+            }
+        } else {
+            bpe * if s == Scale::Tiny { 1 } else { 10 }
+        };
         cfg.run.eval_every = (bpe * if s == Scale::Tiny { 1 } else { 5 }).max(1);
         let lr = (lr_full * b as f64 / n as f64) as f32;
         let grid = Grid {
@@ -358,9 +378,21 @@ pub fn cost(cfg: &TrainConfig) -> f64 {
         _ => crate::train::DEFAULT_STEPS as f64,
     };
     let c = &cfg.curvature;
-    let per_measure = if c.eig_method == "lanczos" { c.lanczos_steps as f64 + 2.0 } else { 25.0 };
-    let per_measure = if cfg.optim.opt == "gd" || cfg.optim.opt == "sgd" { per_measure } else { 2.0 * per_measure };
-    let measures = if c.eig_every > 0 { steps / c.eig_every as f64 } else { 0.0 };
+    let per_measure = if c.eig_method == "lanczos" {
+        c.lanczos_steps as f64 + 2.0
+    } else {
+        25.0
+    };
+    let per_measure = if cfg.optim.opt == "gd" || cfg.optim.opt == "sgd" {
+        per_measure
+    } else {
+        2.0 * per_measure
+    };
+    let measures = if c.eig_every > 0 {
+        steps / c.eig_every as f64
+    } else {
+        0.0
+    };
     let subset = c.hessian_subset.map_or(n, |h| (h as f64).min(n));
     params * (steps * (b + 20.0) + measures * per_measure * subset * 2.5)
 }
@@ -368,14 +400,27 @@ pub fn cost(cfg: &TrainConfig) -> f64 {
 /// The plan of a scale.
 pub fn plan(scale: Scale) -> Plan {
     let diag = match scale {
-        Scale::Tiny => DiagPlan { starts: vec![[4.0, 0.1]], multiples: vec![0.5, 0.9, 1.1, 1.25, 1.4], steps: 3000 },
+        Scale::Tiny => DiagPlan {
+            starts: vec![[4.0, 0.1]],
+            multiples: vec![0.5, 0.9, 1.1, 1.25, 1.4],
+            steps: 3000,
+        },
         _ => DiagPlan {
             starts: vec![[4.0, 0.1], [3.0, 0.2], [5.0, 0.05]],
             multiples: vec![0.5, 0.9, 1.1, 1.25, 1.4, 1.6, 1.8],
             steps: 3000,
         },
     };
-    Plan { scale, experiments: vec![mse_lr(scale), ce_lr(scale), ce_sgd(scale), ce_adaptive(scale)], diag }
+    Plan {
+        scale,
+        experiments: vec![
+            mse_lr(scale),
+            ce_lr(scale),
+            ce_sgd(scale),
+            ce_adaptive(scale),
+        ],
+        diag,
+    }
 }
 
 #[cfg(test)]

@@ -99,7 +99,9 @@ fn ms(v: &[f64], d: usize) -> String {
 }
 
 fn pts(rows: &[Row], f: impl Fn(&Row) -> Option<f32>) -> Vec<(f64, f64)> {
-    rows.iter().filter_map(|r| f(r).map(|v| (r.step as f64, v as f64))).collect()
+    rows.iter()
+        .filter_map(|r| f(r).map(|v| (r.step as f64, v as f64)))
+        .collect()
 }
 
 fn first_seed(runs: &[RunRecord]) -> Vec<&RunRecord> {
@@ -130,7 +132,11 @@ impl Plots<'_> {
     }
 
     fn put_grid(&mut self, name: &str, charts: &[Chart], cols: usize) -> Result<String> {
-        crate::fsio::atomic_write(&self.dir.join(name), render_grid_svg(charts, cols).as_bytes()).map_err(io)?;
+        crate::fsio::atomic_write(
+            &self.dir.join(name),
+            render_grid_svg(charts, cols).as_bytes(),
+        )
+        .map_err(io)?;
         self.written.push(name.to_string());
         Ok(format!("plots/{name}"))
     }
@@ -140,20 +146,44 @@ fn sharpness_chart(title: &str, runs: &[RunRecord]) -> Chart {
     let mut c = Chart::new(title, "step", "sharpness (dashed: 2/lr)").log_y();
     for (i, r) in first_seed(runs).iter().enumerate() {
         let col = palette_color(i);
-        c.add_series(Series::line_points(format!("lr {}", fmt_lr(r.lr as f64)), pts(&r.rows, |x| x.sharpness)).with_color(col));
+        c.add_series(
+            Series::line_points(
+                format!("lr {}", fmt_lr(r.lr as f64)),
+                pts(&r.rows, |x| x.sharpness),
+            )
+            .with_color(col),
+        );
         c.add_ref_line(RefLine::at_y(r.threshold as f64 / r.lr as f64, "").with_color(col));
     }
     c
 }
 
-fn loss_chart(title: &str, runs: &[&RunRecord], label: impl Fn(&RunRecord) -> String, x_scale: impl Fn(&RunRecord) -> f64, x_label: &str) -> Chart {
+fn loss_chart(
+    title: &str,
+    runs: &[&RunRecord],
+    label: impl Fn(&RunRecord) -> String,
+    x_scale: impl Fn(&RunRecord) -> f64,
+    x_label: &str,
+) -> Chart {
     let mut c = Chart::new(title, x_label, "training loss").log_y();
     for (i, r) in runs.iter().enumerate() {
         let k = x_scale(r);
-        let p: Vec<(f64, f64)> = r.rows.iter().map(|x| (x.step as f64 * k, x.full_train_loss.unwrap_or(x.loss) as f64)).collect();
+        let p: Vec<(f64, f64)> = r
+            .rows
+            .iter()
+            .map(|x| {
+                (
+                    x.step as f64 * k,
+                    x.full_train_loss.unwrap_or(x.loss) as f64,
+                )
+            })
+            .collect();
         let p = if r.is_minibatch() {
             // Minibatch runs: the whole-training-set loss at the evaluation steps.
-            r.rows.iter().filter_map(|x| x.full_train_loss.map(|l| (x.step as f64 * k, l as f64))).collect()
+            r.rows
+                .iter()
+                .filter_map(|x| x.full_train_loss.map(|l| (x.step as f64 * k, l as f64)))
+                .collect()
         } else {
             p
         };
@@ -165,18 +195,34 @@ fn loss_chart(title: &str, runs: &[&RunRecord], label: impl Fn(&RunRecord) -> St
 fn lxs_chart(title: &str, runs: &[RunRecord]) -> Chart {
     let mut c = Chart::new(title, "step", "lr x sharpness");
     for (i, r) in first_seed(runs).iter().enumerate() {
-        c.add_series(Series::line_points(format!("lr {}", fmt_lr(r.lr as f64)), pts(&r.rows, |x| x.lr_x_sharpness)).with_color(palette_color(i)));
+        c.add_series(
+            Series::line_points(
+                format!("lr {}", fmt_lr(r.lr as f64)),
+                pts(&r.rows, |x| x.lr_x_sharpness),
+            )
+            .with_color(palette_color(i)),
+        );
     }
     c.add_ref_line(RefLine::at_y(2.0, "threshold 2"));
     c
 }
 
 /// Mean line and per-seed scatter of `f` against lr.
-fn add_vs_lr(c: &mut Chart, name: &str, color: &str, runs: &[RunRecord], f: &dyn Fn(&RunRecord) -> Option<f64>) {
+fn add_vs_lr(
+    c: &mut Chart,
+    name: &str,
+    color: &str,
+    runs: &[RunRecord],
+    f: &dyn Fn(&RunRecord) -> Option<f64>,
+) {
     let mut means = Vec::new();
     let mut all = Vec::new();
     for (lr, g) in group_lr(runs) {
-        let v: Vec<f64> = g.iter().filter_map(|r| f(r)).filter(|x| x.is_finite()).collect();
+        let v: Vec<f64> = g
+            .iter()
+            .filter_map(|r| f(r))
+            .filter(|x| x.is_finite())
+            .collect();
         all.extend(v.iter().map(|y| (lr, *y)));
         if let Some(m) = mean(&v) {
             means.push((lr, m));
@@ -190,7 +236,9 @@ fn lr_table(md: &mut String, runs: &[RunRecord]) {
     md.push_str("| lr | seeds | crossed | diverged | initial sharpness | final sharpness | lr x final sharpness | loss spikes | mean rotation | test acc | train acc |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (lr, g) in group_lr(runs) {
         let st: Vec<_> = g.iter().map(|r| run_stats(r)).collect();
-        let f = |h: &dyn Fn(&super::stats::RunStats) -> Option<f64>| -> Vec<f64> { st.iter().filter_map(h).collect() };
+        let f = |h: &dyn Fn(&super::stats::RunStats) -> Option<f64>| -> Vec<f64> {
+            st.iter().filter_map(h).collect()
+        };
         let _ = writeln!(
             md,
             "| {} | {} | {}/{} | {}/{} | {} | {} | {} | {} | {} | {} | {} |",
@@ -205,8 +253,18 @@ fn lr_table(md: &mut String, runs: &[RunRecord]) {
             ms(&f(&|s| s.final_lxs), 2),
             ms(&st.iter().map(|s| s.spikes as f64).collect::<Vec<_>>(), 1),
             ms(&f(&|s| s.mean_rotation), 4),
-            ms(&g.iter().filter_map(|r| r.test_acc.map(f64::from)).collect::<Vec<_>>(), 3),
-            ms(&g.iter().filter_map(|r| r.train_acc.map(f64::from)).collect::<Vec<_>>(), 3),
+            ms(
+                &g.iter()
+                    .filter_map(|r| r.test_acc.map(f64::from))
+                    .collect::<Vec<_>>(),
+                3
+            ),
+            ms(
+                &g.iter()
+                    .filter_map(|r| r.train_acc.map(f64::from))
+                    .collect::<Vec<_>>(),
+                3
+            ),
         );
     }
     md.push('\n');
@@ -218,7 +276,11 @@ fn dashboards(md: &mut String, dir: &str, runs: &[RunRecord]) {
         .map(|r| format!("[{}]({dir}/{}/plots/dashboard.svg)", r.name, r.name))
         .collect();
     if !links.is_empty() {
-        let _ = writeln!(md, "Per-run dashboards (first seed): {}.\n", links.join(", "));
+        let _ = writeln!(
+            md,
+            "Per-run dashboards (first seed): {}.\n",
+            links.join(", ")
+        );
     }
 }
 
@@ -245,36 +307,76 @@ pub fn hvp_stats(dir: &str, method: &str, runs: &[RunRecord]) -> HvpStats {
         mean: mean(&sh),
         median: median(&sh),
         max: sh.iter().copied().reduce(f64::max),
-        share_le_4: (!sh.is_empty()).then(|| sh.iter().filter(|&&h| h <= 4.0).count() as f64 / sh.len() as f64),
+        share_le_4: (!sh.is_empty())
+            .then(|| sh.iter().filter(|&&h| h <= 4.0).count() as f64 / sh.len() as f64),
         mean_total: mean(&tot),
     }
 }
 
 fn diag_plots(p: &mut Plots<'_>, runs: &[DiagRun]) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    let Some(first) = runs.first() else { return Ok(out) };
+    let Some(first) = runs.first() else {
+        return Ok(out);
+    };
     let start0 = first.start;
     let r0: Vec<&DiagRun> = runs.iter().filter(|r| r.start == start0).collect();
     let title_start = format!("theta_0 = ({}, {})", start0[0], start0[1]);
     // Trajectories in the theta plane, with the valley theta_1 theta_2 = 1.
-    let mut c = Chart::new(format!("GD from {title_start}; dashed: valley theta_1 theta_2 = 1"), "theta_1", "theta_2")
-        .with_x_range(-3.5, 5.5)
-        .with_y_range(-3.5, 5.5)
-        .with_size(700, 700);
-    let pos: Vec<(f64, f64)> = (0..=200).map(|i| 0.18 + i as f64 * (5.5 - 0.18) / 200.0).map(|a| (a, 1.0 / a)).collect();
+    let mut c = Chart::new(
+        format!("GD from {title_start}; dashed: valley theta_1 theta_2 = 1"),
+        "theta_1",
+        "theta_2",
+    )
+    .with_x_range(-3.5, 5.5)
+    .with_y_range(-3.5, 5.5)
+    .with_size(700, 700);
+    let pos: Vec<(f64, f64)> = (0..=200)
+        .map(|i| 0.18 + i as f64 * (5.5 - 0.18) / 200.0)
+        .map(|a| (a, 1.0 / a))
+        .collect();
     let neg: Vec<(f64, f64)> = pos.iter().map(|(a, b)| (-a, -b)).collect();
-    c.add_series(Series::line("valley", pos).with_dashed(true).with_color("#888888"));
-    c.add_series(Series::line("", neg).with_dashed(true).with_color("#888888"));
+    c.add_series(
+        Series::line("valley", pos)
+            .with_dashed(true)
+            .with_color("#888888"),
+    );
+    c.add_series(
+        Series::line("", neg)
+            .with_dashed(true)
+            .with_color("#888888"),
+    );
     for (i, r) in r0.iter().enumerate() {
-        let t: Vec<(f64, f64)> = r.points.iter().map(|q| (q.theta[0] as f64, q.theta[1] as f64)).collect();
-        c.add_series(Series::line_points(format!("m={} lr {}", r.multiple, fmt_lr(r.lr as f64)), t).with_color(palette_color(i)));
+        let t: Vec<(f64, f64)> = r
+            .points
+            .iter()
+            .map(|q| (q.theta[0] as f64, q.theta[1] as f64))
+            .collect();
+        c.add_series(
+            Series::line_points(format!("m={} lr {}", r.multiple, fmt_lr(r.lr as f64)), t)
+                .with_color(palette_color(i)),
+        );
     }
     out.push(p.put("diag_trajectories.svg", &c)?);
     let xs = |r: &DiagRun, f: &dyn Fn(&diag::DiagPoint) -> f64| -> Vec<(f64, f64)> {
-        r.points.iter().enumerate().map(|(k, q)| ((k + 1) as f64, f(q))).collect()
+        r.points
+            .iter()
+            .enumerate()
+            .map(|(k, q)| ((k + 1) as f64, f(q)))
+            .collect()
     };
-    let mut l = Chart::new(format!("lambda_max along the run ({title_start}; dashed: 2/lr)"), "step + 1", "lambda_max").log_x().log_y();
-    let mut a = Chart::new(format!("Top eigenvector angle ({title_start})"), "step + 1", "angle (degrees, mod 180)").log_x();
+    let mut l = Chart::new(
+        format!("lambda_max along the run ({title_start}; dashed: 2/lr)"),
+        "step + 1",
+        "lambda_max",
+    )
+    .log_x()
+    .log_y();
+    let mut a = Chart::new(
+        format!("Top eigenvector angle ({title_start})"),
+        "step + 1",
+        "angle (degrees, mod 180)",
+    )
+    .log_x();
     for (i, r) in r0.iter().enumerate() {
         let col = palette_color(i);
         let name = format!("m={}", r.multiple);
@@ -282,12 +384,24 @@ fn diag_plots(p: &mut Plots<'_>, runs: &[DiagRun]) -> Result<Vec<String>> {
         l.add_ref_line(RefLine::at_y(2.0 / r.lr as f64, "").with_color(col));
         a.add_series(Series::line(name, xs(r, &|q| q.angle_deg as f64)).with_color(col));
     }
-    a.add_ref_line(RefLine::at_y(diag::flow_angle_deg(start0), "at the gradient-flow minimum"));
+    a.add_ref_line(RefLine::at_y(
+        diag::flow_angle_deg(start0),
+        "at the gradient-flow minimum",
+    ));
     out.push(p.put("diag_lambda.svg", &l)?);
     out.push(p.put("diag_angle.svg", &a)?);
     // lambda_max along the valley, with where each run ended.
-    let mut v = Chart::new("lambda_max along the valley (theta_1, 1/theta_1)", "|theta_1|", "lambda_max").log_x().log_y();
-    let curve: Vec<(f64, f64)> = (0..=200).map(|i| 0.18 * (5.5f64 / 0.18).powf(i as f64 / 200.0)).map(|a| (a, a * a + 1.0 / (a * a))).collect();
+    let mut v = Chart::new(
+        "lambda_max along the valley (theta_1, 1/theta_1)",
+        "|theta_1|",
+        "lambda_max",
+    )
+    .log_x()
+    .log_y();
+    let curve: Vec<(f64, f64)> = (0..=200)
+        .map(|i| 0.18 * (5.5f64 / 0.18).powf(i as f64 / 200.0))
+        .map(|a| (a, a * a + 1.0 / (a * a)))
+        .collect();
     v.add_series(Series::line("valley", curve).with_color("#888888"));
     let mut by_m: BTreeMap<u64, Vec<&DiagRun>> = BTreeMap::new();
     for r in runs {
@@ -297,9 +411,15 @@ fn diag_plots(p: &mut Plots<'_>, runs: &[DiagRun]) -> Result<Vec<String>> {
         let p2: Vec<(f64, f64)> = g
             .iter()
             .filter(|r| r.converged)
-            .filter_map(|r| r.points.last().map(|q| ((q.theta[0] as f64).abs(), r.final_lambda)))
+            .filter_map(|r| {
+                r.points
+                    .last()
+                    .map(|q| ((q.theta[0] as f64).abs(), r.final_lambda))
+            })
             .collect();
-        v.add_series(Series::scatter(format!("end, m={}", g[0].multiple), p2).with_color(palette_color(i)));
+        v.add_series(
+            Series::scatter(format!("end, m={}", g[0].multiple), p2).with_color(palette_color(i)),
+        );
     }
     let starts: Vec<(f64, f64)> = {
         let mut s: Vec<&DiagRun> = runs.iter().collect();
@@ -311,7 +431,9 @@ fn diag_plots(p: &mut Plots<'_>, runs: &[DiagRun]) -> Result<Vec<String>> {
             })
             .collect()
     };
-    v.add_series(Series::scatter("gradient-flow limit of each start", starts).with_color("#000000"));
+    v.add_series(
+        Series::scatter("gradient-flow limit of each start", starts).with_color("#000000"),
+    );
     out.push(p.put("diag_valley.svg", &v)?);
     Ok(out)
 }
@@ -323,14 +445,23 @@ fn img(md: &mut String, alt: &str, path: &str) {
 /// Writes the report into `out`.
 pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
     let pdir = out.join("plots");
-    std::fs::create_dir_all(&pdir).map_err(|e| Failure::input(format!("cannot create {}: {e}", pdir.display())))?;
-    let mut p = Plots { dir: &pdir, written: Vec::new() };
+    std::fs::create_dir_all(&pdir)
+        .map_err(|e| Failure::input(format!("cannot create {}: {e}", pdir.display())))?;
+    let mut p = Plots {
+        dir: &pdir,
+        written: Vec::new(),
+    };
     let plan = inp.plan;
     let find = |k: Kind| plan.experiments.iter().position(|e| e.kind == k);
     let empty: Vec<RunRecord> = Vec::new();
     let recs = |k: Kind| find(k).and_then(|i| inp.records.get(i)).unwrap_or(&empty);
     let exp = |k: Kind| find(k).map(|i| &plan.experiments[i]);
-    let (mse, ce, sgd, ada) = (recs(Kind::MseLr), recs(Kind::CeLr), recs(Kind::CeSgd), recs(Kind::CeAdaptive));
+    let (mse, ce, sgd, ada) = (
+        recs(Kind::MseLr),
+        recs(Kind::CeLr),
+        recs(Kind::CeSgd),
+        recs(Kind::CeAdaptive),
+    );
 
     let mut md = String::new();
     let _ = writeln!(md, "# edgewise repro ({} scale)\n", plan.scale.name());
@@ -342,13 +473,23 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
          gives byte-identical metrics.\n\n",
     );
     if !inp.failed.is_empty() {
-        let _ = writeln!(md, "**{} runs failed** and are missing from the analysis: {}.\n", inp.failed.len(),
-            inp.failed.iter().map(|(l, m)| format!("{l} ({})", cell(m))).collect::<Vec<_>>().join("; "));
+        let _ = writeln!(
+            md,
+            "**{} runs failed** and are missing from the analysis: {}.\n",
+            inp.failed.len(),
+            inp.failed
+                .iter()
+                .map(|(l, m)| format!("{l} ({})", cell(m)))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
     }
 
     md.push_str("## Verdicts\n\n| # | claim | evidence | verdict | other setting (not part of the verdict) |\n|---|---|---|---|---|\n");
     for c in inp.claims {
-        let sec = c.secondary.as_ref().map_or("—".to_string(), |(name, a)| format!("{name}: {} — {}", a.verdict.as_str(), a.evidence));
+        let sec = c.secondary.as_ref().map_or("—".to_string(), |(name, a)| {
+            format!("{name}: {} — {}", a.verdict.as_str(), a.evidence)
+        });
         let _ = writeln!(
             md,
             "| {} | **{}** {} | {} (experiment: {}) | {} | {} |",
@@ -384,7 +525,15 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
 
     md.push_str("## Experiments\n\n| directory | experiment | data and model | grid | runs |\n|---|---|---|---|---|\n");
     for (i, e) in plan.experiments.iter().enumerate() {
-        let _ = writeln!(md, "| `{}/` | {} | {} | {} | {} |", e.dir, cell(e.title), cell(&e.setting), cell(&e.grid_text), inp.records.get(i).map_or(0, |r| r.len()));
+        let _ = writeln!(
+            md,
+            "| `{}/` | {} | {} | {} | {} |",
+            e.dir,
+            cell(e.title),
+            cell(&e.setting),
+            cell(&e.grid_text),
+            inp.records.get(i).map_or(0, |r| r.len())
+        );
     }
     let d = &plan.diag;
     let _ = writeln!(
@@ -400,31 +549,117 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
     // 1 + 2: edge of stability and flatness.
     md.push_str("## Experiments 1-2: edge of stability and flatness bias\n\n");
     if !mse.is_empty() {
-        img(&mut md, "sharpness vs step (MSE)", &p.put("eos_sharpness_mse.svg", &sharpness_chart("Sharpness, tanh MLP / MSE / MNIST-1D (first seed; dashed: 2/lr)", mse))?);
+        img(
+            &mut md,
+            "sharpness vs step (MSE)",
+            &p.put(
+                "eos_sharpness_mse.svg",
+                &sharpness_chart(
+                    "Sharpness, tanh MLP / MSE / MNIST-1D (first seed; dashed: 2/lr)",
+                    mse,
+                ),
+            )?,
+        );
         let fs = first_seed(mse);
-        img(&mut md, "loss vs step (MSE)", &p.put("eos_loss_mse.svg", &loss_chart("Training loss, tanh MLP / MSE / MNIST-1D (first seed)", &fs, |r| format!("lr {}", fmt_lr(r.lr as f64)), |_| 1.0, "step"))?);
-        img(&mut md, "lr x sharpness vs step (MSE)", &p.put("eos_lr_x_sharpness_mse.svg", &lxs_chart("lr x sharpness over time, MSE (first seed)", mse))?);
+        img(
+            &mut md,
+            "loss vs step (MSE)",
+            &p.put(
+                "eos_loss_mse.svg",
+                &loss_chart(
+                    "Training loss, tanh MLP / MSE / MNIST-1D (first seed)",
+                    &fs,
+                    |r| format!("lr {}", fmt_lr(r.lr as f64)),
+                    |_| 1.0,
+                    "step",
+                ),
+            )?,
+        );
+        img(
+            &mut md,
+            "lr x sharpness vs step (MSE)",
+            &p.put(
+                "eos_lr_x_sharpness_mse.svg",
+                &lxs_chart("lr x sharpness over time, MSE (first seed)", mse),
+            )?,
+        );
     }
     if !ce.is_empty() {
-        img(&mut md, "sharpness vs step (CE)", &p.put("eos_sharpness_ce.svg", &sharpness_chart("Sharpness, ReLU MLP / CE / MNIST subset (first seed; dashed: 2/lr)", ce))?);
+        img(
+            &mut md,
+            "sharpness vs step (CE)",
+            &p.put(
+                "eos_sharpness_ce.svg",
+                &sharpness_chart(
+                    "Sharpness, ReLU MLP / CE / MNIST subset (first seed; dashed: 2/lr)",
+                    ce,
+                ),
+            )?,
+        );
         let fs = first_seed(ce);
-        img(&mut md, "loss vs step (CE)", &p.put("eos_loss_ce.svg", &loss_chart("Training loss, ReLU MLP / CE / MNIST subset (first seed)", &fs, |r| format!("lr {}", fmt_lr(r.lr as f64)), |_| 1.0, "step"))?);
-        img(&mut md, "lr x sharpness vs step (CE)", &p.put("eos_lr_x_sharpness_ce.svg", &lxs_chart("lr x sharpness over time, CE (first seed)", ce))?);
+        img(
+            &mut md,
+            "loss vs step (CE)",
+            &p.put(
+                "eos_loss_ce.svg",
+                &loss_chart(
+                    "Training loss, ReLU MLP / CE / MNIST subset (first seed)",
+                    &fs,
+                    |r| format!("lr {}", fmt_lr(r.lr as f64)),
+                    |_| 1.0,
+                    "step",
+                ),
+            )?,
+        );
+        img(
+            &mut md,
+            "lr x sharpness vs step (CE)",
+            &p.put(
+                "eos_lr_x_sharpness_ce.svg",
+                &lxs_chart("lr x sharpness over time, CE (first seed)", ce),
+            )?,
+        );
     }
-    let mut fsh = Chart::new("Final sharpness vs learning rate (dashed: 2/lr)", "learning rate", "final sharpness").log_x().log_y();
+    let mut fsh = Chart::new(
+        "Final sharpness vs learning rate (dashed: 2/lr)",
+        "learning rate",
+        "final sharpness",
+    )
+    .log_x()
+    .log_y();
     let mut all_lrs: Vec<f64> = Vec::new();
-    for (i, (name, runs)) in [("MSE / MNIST-1D", mse), ("CE / MNIST", ce)].iter().enumerate() {
+    for (i, (name, runs)) in [("MSE / MNIST-1D", mse), ("CE / MNIST", ce)]
+        .iter()
+        .enumerate()
+    {
         if runs.is_empty() {
             continue;
         }
-        add_vs_lr(&mut fsh, name, palette_color(i), runs, &|r| if r.diverged { None } else { run_stats(r).final_s });
+        add_vs_lr(&mut fsh, name, palette_color(i), runs, &|r| {
+            if r.diverged {
+                None
+            } else {
+                run_stats(r).final_s
+            }
+        });
         all_lrs.extend(group_lr(runs).iter().map(|(lr, _)| *lr));
     }
     all_lrs.sort_by(|a, b| a.total_cmp(b));
     all_lrs.dedup();
-    fsh.add_series(Series::line("2/lr", all_lrs.iter().map(|lr| (*lr, 2.0 / lr)).collect()).with_dashed(true).with_color("#888888"));
-    img(&mut md, "final sharpness vs lr", &p.put("flatness_final_sharpness.svg", &fsh)?);
-    for (title, dir, runs) in [("tanh MLP / MSE / MNIST-1D", "mse-lr", mse), ("ReLU MLP / CE / MNIST subset", "ce-lr", ce)] {
+    fsh.add_series(
+        Series::line("2/lr", all_lrs.iter().map(|lr| (*lr, 2.0 / lr)).collect())
+            .with_dashed(true)
+            .with_color("#888888"),
+    );
+    img(
+        &mut md,
+        "final sharpness vs lr",
+        &p.put("flatness_final_sharpness.svg", &fsh)?,
+    );
+    for (title, dir, runs) in [
+        ("tanh MLP / MSE / MNIST-1D", "mse-lr", mse),
+        ("ReLU MLP / CE / MNIST subset", "ce-lr", ce),
+    ] {
         if runs.is_empty() {
             continue;
         }
@@ -435,21 +670,66 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
 
     // 3: rotation.
     md.push_str("## Experiment 3: eigenvector rotation\n\n");
-    let mut rot = Chart::new("Eigenvector rotation vs learning rate", "learning rate", "1 - |cos| (single) / 1 - subspace score").log_x().log_y();
+    let mut rot = Chart::new(
+        "Eigenvector rotation vs learning rate",
+        "learning rate",
+        "1 - |cos| (single) / 1 - subspace score",
+    )
+    .log_x()
+    .log_y();
     for (i, (name, runs)) in [("MSE", mse), ("CE", ce)].iter().enumerate() {
         if runs.is_empty() {
             continue;
         }
-        add_vs_lr(&mut rot, &format!("{name} single vector"), palette_color(2 * i), runs, &|r| if r.diverged { None } else { run_stats(r).mean_rotation });
-        add_vs_lr(&mut rot, &format!("{name} top-3 subspace"), palette_color(2 * i + 1), runs, &|r| if r.diverged { None } else { run_stats(r).mean_subspace_dev });
+        add_vs_lr(
+            &mut rot,
+            &format!("{name} single vector"),
+            palette_color(2 * i),
+            runs,
+            &|r| {
+                if r.diverged {
+                    None
+                } else {
+                    run_stats(r).mean_rotation
+                }
+            },
+        );
+        add_vs_lr(
+            &mut rot,
+            &format!("{name} top-3 subspace"),
+            palette_color(2 * i + 1),
+            runs,
+            &|r| {
+                if r.diverged {
+                    None
+                } else {
+                    run_stats(r).mean_subspace_dev
+                }
+            },
+        );
     }
-    img(&mut md, "rotation vs lr", &p.put("rotation_vs_lr.svg", &rot)?);
-    let mut win = Chart::new("Rotation, unstable vs stable windows (crossing runs)", "learning rate", "mean 1 - |cos|").log_x().log_y();
+    img(
+        &mut md,
+        "rotation vs lr",
+        &p.put("rotation_vs_lr.svg", &rot)?,
+    );
+    let mut win = Chart::new(
+        "Rotation, unstable vs stable windows (crossing runs)",
+        "learning rate",
+        "mean 1 - |cos|",
+    )
+    .log_x()
+    .log_y();
     md.push_str("| setting | lr | crossing runs | rotation, unstable windows | rotation, stable windows | measurements unstable / stable |\n|---|---|---|---|---|---|\n");
     for (i, (name, runs)) in [("MSE", mse), ("CE", ce)].iter().enumerate() {
         let (mut u, mut s) = (Vec::new(), Vec::new());
         for (lr, g) in group_lr(runs) {
-            let st: Vec<_> = g.iter().filter(|r| !r.diverged).map(|r| run_stats(r)).filter(|s| s.crossed).collect();
+            let st: Vec<_> = g
+                .iter()
+                .filter(|r| !r.diverged)
+                .map(|r| run_stats(r))
+                .filter(|s| s.crossed)
+                .collect();
             if st.is_empty() {
                 continue;
             }
@@ -463,36 +743,72 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
             }
             let nu: usize = st.iter().map(|s| s.rot_n.0).sum();
             let ns: usize = st.iter().map(|s| s.rot_n.1).sum();
-            let _ = writeln!(md, "| {name} | {} | {} | {} | {} | {nu} / {ns} |", fmt_lr(lr), st.len(), ms(&uu, 4), ms(&ss, 4));
+            let _ = writeln!(
+                md,
+                "| {name} | {} | {} | {} | {} | {nu} / {ns} |",
+                fmt_lr(lr),
+                st.len(),
+                ms(&uu, 4),
+                ms(&ss, 4)
+            );
         }
-        win.add_series(Series::line_points(format!("{name} unstable"), u).with_color(palette_color(2 * i)));
-        win.add_series(Series::line_points(format!("{name} stable"), s).with_color(palette_color(2 * i)).with_dashed(true));
+        win.add_series(
+            Series::line_points(format!("{name} unstable"), u).with_color(palette_color(2 * i)),
+        );
+        win.add_series(
+            Series::line_points(format!("{name} stable"), s)
+                .with_color(palette_color(2 * i))
+                .with_dashed(true),
+        );
     }
     md.push('\n');
-    img(&mut md, "rotation in unstable vs stable windows", &p.put("rotation_windows.svg", &win)?);
+    img(
+        &mut md,
+        "rotation in unstable vs stable windows",
+        &p.put("rotation_windows.svg", &win)?,
+    );
 
     // 4: higher-order curvature.
     md.push_str("## Experiment 4: higher-order curvature around instabilities\n\n");
-    for (tag, name, runs) in [("mse", "tanh MLP / MSE / MNIST-1D", mse), ("ce", "ReLU MLP / CE / MNIST subset", ce)] {
+    for (tag, name, runs) in [
+        ("mse", "tanh MLP / MSE / MNIST-1D", mse),
+        ("ce", "ReLU MLP / CE / MNIST subset", ce),
+    ] {
         // The first-seed crossing run with the most ended episodes (ties: the smaller lr).
         let pick = first_seed(runs)
             .into_iter()
             .filter(|r| !r.diverged)
             .map(|r| (run_stats(r), r))
             .filter(|(s, _)| s.crossed)
-            .max_by(|(a, ra), (b, rb)| a.episodes_ended.cmp(&b.episodes_ended).then(rb.lr.total_cmp(&ra.lr)));
+            .max_by(|(a, ra), (b, rb)| {
+                a.episodes_ended
+                    .cmp(&b.episodes_ended)
+                    .then(rb.lr.total_cmp(&ra.lr))
+            });
         let Some((_, r)) = pick else { continue };
         let lr = r.lr as f64;
         let mut l = Chart::new(format!("Loss, lr {}", fmt_lr(lr)), "step", "loss").log_y();
         l.add_series(Series::line("loss", pts(&r.rows, |x| Some(x.loss))));
         let mut s = Chart::new("Sharpness (dashed: 2/lr)", "step", "lambda_max");
-        s.add_series(Series::line_points("sharpness", pts(&r.rows, |x| x.sharpness)));
+        s.add_series(Series::line_points(
+            "sharpness",
+            pts(&r.rows, |x| x.sharpness),
+        ));
         s.add_ref_line(RefLine::at_y(2.0 / lr, "2/lr"));
         let mut m = Chart::new("|lambda_min|", "step", "|lambda_min|");
-        m.add_series(Series::line_points("|lambda_min|", pts(&r.rows, |x| x.lambda_min.map(f32::abs))).with_color(palette_color(2)));
+        m.add_series(
+            Series::line_points("|lambda_min|", pts(&r.rows, |x| x.lambda_min.map(f32::abs)))
+                .with_color(palette_color(2)),
+        );
         let mut t = Chart::new("|T(v,v,v)| along the top eigenvector", "step", "|T(v,v,v)|");
-        t.add_series(Series::line_points("|T(v,v,v)|", pts(&r.rows, |x| x.hocm.map(f32::abs))).with_color(palette_color(3)));
-        let charts: Vec<Chart> = [l, s, m, t].into_iter().map(|c| c.with_size(640, 360)).collect();
+        t.add_series(
+            Series::line_points("|T(v,v,v)|", pts(&r.rows, |x| x.hocm.map(f32::abs)))
+                .with_color(palette_color(3)),
+        );
+        let charts: Vec<Chart> = [l, s, m, t]
+            .into_iter()
+            .map(|c| c.with_size(640, 360))
+            .collect();
         let path = p.put_grid(&format!("hocm_{tag}.svg"), &charts, 2)?;
         let _ = writeln!(md, "{name}, run `{}`:\n", r.name);
         img(&mut md, &format!("higher-order curvature ({tag})"), &path);
@@ -500,11 +816,18 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
     md.push_str("| setting | lr | crossing runs | mean abs(lambda_min), unstable / stable | mean abs(T(v,v,v)), unstable / stable | ended episodes | of which abs(lambda_min) fell |\n|---|---|---|---|---|---|---|\n");
     for (name, runs) in [("MSE", mse), ("CE", ce)] {
         for (lr, g) in group_lr(runs) {
-            let st: Vec<_> = g.iter().filter(|r| !r.diverged).map(|r| run_stats(r)).filter(|s| s.crossed).collect();
+            let st: Vec<_> = g
+                .iter()
+                .filter(|r| !r.diverged)
+                .map(|r| run_stats(r))
+                .filter(|s| s.crossed)
+                .collect();
             if st.is_empty() {
                 continue;
             }
-            let v = |f: &dyn Fn(&super::stats::RunStats) -> Option<f64>| ms(&st.iter().filter_map(f).collect::<Vec<_>>(), 3);
+            let v = |f: &dyn Fn(&super::stats::RunStats) -> Option<f64>| {
+                ms(&st.iter().filter_map(f).collect::<Vec<_>>(), 3)
+            };
             let _ = writeln!(
                 md,
                 "| {name} | {} | {} | {} / {} | {} / {} | {} | {} |",
@@ -523,38 +846,95 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
 
     // 5: generalization.
     md.push_str("## Experiment 5: generalization vs learning rate\n\n");
-    let mut acc = Chart::new("Final test accuracy vs learning rate (vertical: lr_c)", "learning rate", "test accuracy").log_x();
-    for (i, (name, runs)) in [("CE / MNIST (paper setting)", ce), ("MSE / MNIST-1D", mse)].iter().enumerate() {
+    let mut acc = Chart::new(
+        "Final test accuracy vs learning rate (vertical: lr_c)",
+        "learning rate",
+        "test accuracy",
+    )
+    .log_x();
+    for (i, (name, runs)) in [("CE / MNIST (paper setting)", ce), ("MSE / MNIST-1D", mse)]
+        .iter()
+        .enumerate()
+    {
         if runs.is_empty() {
             continue;
         }
-        add_vs_lr(&mut acc, name, palette_color(i), runs, &|r| r.test_acc.map(f64::from));
-        let lr_c = group_lr(runs).into_iter().find(|(_, g)| 2 * g.iter().filter(|r| run_stats(r).crossed).count() > g.len()).map(|x| x.0);
+        add_vs_lr(&mut acc, name, palette_color(i), runs, &|r| {
+            r.test_acc.map(f64::from)
+        });
+        let lr_c = group_lr(runs)
+            .into_iter()
+            .find(|(_, g)| 2 * g.iter().filter(|r| run_stats(r).crossed).count() > g.len())
+            .map(|x| x.0);
         if let Some(lc) = lr_c {
-            acc.add_ref_line(RefLine::at_x(lc, format!("lr_c {}", fmt_lr(lc))).with_color(palette_color(i)));
+            acc.add_ref_line(
+                RefLine::at_x(lc, format!("lr_c {}", fmt_lr(lc))).with_color(palette_color(i)),
+            );
         }
     }
-    img(&mut md, "test accuracy vs lr", &p.put("test_acc_vs_lr.svg", &acc)?);
+    img(
+        &mut md,
+        "test accuracy vs lr",
+        &p.put("test_acc_vs_lr.svg", &acc)?,
+    );
     md.push_str("Accuracies are after the same number of steps for every learning rate (the paper's fixed epoch budget); the tables above give the training accuracy reached.\n\n");
 
     // 6: SGD.
     if let (Some(e), false) = (exp(Kind::CeSgd), sgd.is_empty()) {
         md.push_str("## Experiment 6: SGD with the learning rate scaled with the batch size\n\n");
         let _ = writeln!(md, "{}.\n", e.grid_text);
-        let mut c = Chart::new("SGD: final sharpness vs lr (dashed: 2/lr)", "learning rate (= lr_full * B / N)", "final sharpness").log_x().log_y();
-        add_vs_lr(&mut c, "SGD", palette_color(0), sgd, &|r| if r.diverged { None } else { run_stats(r).final_s });
+        let mut c = Chart::new(
+            "SGD: final sharpness vs lr (dashed: 2/lr)",
+            "learning rate (= lr_full * B / N)",
+            "final sharpness",
+        )
+        .log_x()
+        .log_y();
+        add_vs_lr(&mut c, "SGD", palette_color(0), sgd, &|r| {
+            if r.diverged {
+                None
+            } else {
+                run_stats(r).final_s
+            }
+        });
         let lrs: Vec<f64> = group_lr(sgd).iter().map(|x| x.0).collect();
-        c.add_series(Series::line("2/lr", lrs.iter().map(|lr| (*lr, 2.0 / lr)).collect()).with_dashed(true).with_color("#888888"));
-        img(&mut md, "SGD final sharpness", &p.put("sgd_final_sharpness.svg", &c)?);
-        let mut s = Chart::new("Sharpness vs epoch per batch size (first seed; dashed: 2/lr)", "epoch", "sharpness").log_y();
+        c.add_series(
+            Series::line("2/lr", lrs.iter().map(|lr| (*lr, 2.0 / lr)).collect())
+                .with_dashed(true)
+                .with_color("#888888"),
+        );
+        img(
+            &mut md,
+            "SGD final sharpness",
+            &p.put("sgd_final_sharpness.svg", &c)?,
+        );
+        let mut s = Chart::new(
+            "Sharpness vs epoch per batch size (first seed; dashed: 2/lr)",
+            "epoch",
+            "sharpness",
+        )
+        .log_y();
         for (i, r) in first_seed(sgd).iter().rev().enumerate() {
             let k = r.batch.map_or(1.0, |b| b as f64) / r.n_train.max(1) as f64;
             let k = if r.is_minibatch() { k } else { 1.0 };
             let col = palette_color(i);
-            s.add_series(Series::line_points(format!("B={}", r.batch_label()), r.rows.iter().filter_map(|x| x.sharpness.map(|v| (x.step as f64 * k, v as f64))).collect()).with_color(col));
+            s.add_series(
+                Series::line_points(
+                    format!("B={}", r.batch_label()),
+                    r.rows
+                        .iter()
+                        .filter_map(|x| x.sharpness.map(|v| (x.step as f64 * k, v as f64)))
+                        .collect(),
+                )
+                .with_color(col),
+            );
             s.add_ref_line(RefLine::at_y(2.0 / r.lr as f64, "").with_color(col));
         }
-        img(&mut md, "SGD sharpness vs epoch", &p.put("sgd_sharpness.svg", &s)?);
+        img(
+            &mut md,
+            "SGD sharpness vs epoch",
+            &p.put("sgd_sharpness.svg", &s)?,
+        );
         md.push_str("| B | lr | seeds | crossed | final sharpness | lr x final sharpness | max lr x sharpness | test acc | train acc |\n|---|---|---|---|---|---|---|---|---|\n");
         for (lr, g) in group_lr(sgd).into_iter().rev() {
             let st: Vec<_> = g.iter().map(|r| run_stats(r)).collect();
@@ -567,10 +947,23 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
                 st.iter().filter(|s| s.crossed).count(),
                 g.len(),
                 ms(&st.iter().filter_map(|s| s.final_s).collect::<Vec<_>>(), 2),
-                ms(&st.iter().filter_map(|s| s.final_lxs).collect::<Vec<_>>(), 2),
+                ms(
+                    &st.iter().filter_map(|s| s.final_lxs).collect::<Vec<_>>(),
+                    2
+                ),
                 ms(&st.iter().filter_map(|s| s.max_lxs).collect::<Vec<_>>(), 2),
-                ms(&g.iter().filter_map(|r| r.test_acc.map(f64::from)).collect::<Vec<_>>(), 3),
-                ms(&g.iter().filter_map(|r| r.train_acc.map(f64::from)).collect::<Vec<_>>(), 3),
+                ms(
+                    &g.iter()
+                        .filter_map(|r| r.test_acc.map(f64::from))
+                        .collect::<Vec<_>>(),
+                    3
+                ),
+                ms(
+                    &g.iter()
+                        .filter_map(|r| r.train_acc.map(f64::from))
+                        .collect::<Vec<_>>(),
+                    3
+                ),
             );
         }
         md.push('\n');
@@ -587,21 +980,59 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
         };
         let mut fs: Vec<&RunRecord> = first_seed(ada);
         fs.sort_by_key(|r| label(r));
-        let mut pre = Chart::new("Preconditioned sharpness / threshold (first seed)", "step", "lambda_max(P^-1 H) / threshold").log_y();
+        let mut pre = Chart::new(
+            "Preconditioned sharpness / threshold (first seed)",
+            "step",
+            "lambda_max(P^-1 H) / threshold",
+        )
+        .log_y();
         let mut sh = Chart::new("Sharpness (first seed)", "step", "lambda_max(H)").log_y();
         let mut ta = Chart::new("Test accuracy (first seed)", "step", "test accuracy");
         for (i, r) in fs.iter().enumerate() {
             let col = palette_color(i);
             let thr = r.threshold;
-            pre.add_series(Series::line_points(label(r), pts(&r.rows, |x| x.precond_sharpness.map(|v| v / thr))).with_color(col));
-            sh.add_series(Series::line_points(label(r), pts(&r.rows, |x| x.sharpness)).with_color(col));
+            pre.add_series(
+                Series::line_points(
+                    label(r),
+                    pts(&r.rows, |x| x.precond_sharpness.map(|v| v / thr)),
+                )
+                .with_color(col),
+            );
+            sh.add_series(
+                Series::line_points(label(r), pts(&r.rows, |x| x.sharpness)).with_color(col),
+            );
             ta.add_series(Series::line(label(r), pts(&r.rows, |x| x.test_acc)).with_color(col));
         }
         pre.add_ref_line(RefLine::at_y(1.0, "threshold"));
-        img(&mut md, "preconditioned sharpness", &p.put("adaptive_precond_sharpness.svg", &pre)?);
-        img(&mut md, "adaptive loss", &p.put("adaptive_loss.svg", &loss_chart("Training loss (first seed)", &fs, |r| label(r), |_| 1.0, "step"))?);
-        img(&mut md, "adaptive sharpness", &p.put("adaptive_sharpness.svg", &sh)?);
-        img(&mut md, "adaptive test accuracy", &p.put("adaptive_test_acc.svg", &ta)?);
+        img(
+            &mut md,
+            "preconditioned sharpness",
+            &p.put("adaptive_precond_sharpness.svg", &pre)?,
+        );
+        img(
+            &mut md,
+            "adaptive loss",
+            &p.put(
+                "adaptive_loss.svg",
+                &loss_chart(
+                    "Training loss (first seed)",
+                    &fs,
+                    |r| label(r),
+                    |_| 1.0,
+                    "step",
+                ),
+            )?,
+        );
+        img(
+            &mut md,
+            "adaptive sharpness",
+            &p.put("adaptive_sharpness.svg", &sh)?,
+        );
+        img(
+            &mut md,
+            "adaptive test accuracy",
+            &p.put("adaptive_test_acc.svg", &ta)?,
+        );
         md.push_str("| optimizer | seeds | diverged | loss spikes | final sharpness | final preconditioned sharpness / threshold | test acc | train acc |\n|---|---|---|---|---|---|---|---|\n");
         let mut groups: BTreeMap<String, Vec<&RunRecord>> = BTreeMap::new();
         for r in ada {
@@ -609,7 +1040,11 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
         }
         for (name, g) in &groups {
             let st: Vec<_> = g.iter().map(|r| run_stats(r)).collect();
-            let pre: Vec<f64> = g.iter().zip(&st).filter_map(|(r, s)| s.final_precond.map(|p| p / r.threshold as f64)).collect();
+            let pre: Vec<f64> = g
+                .iter()
+                .zip(&st)
+                .filter_map(|(r, s)| s.final_precond.map(|p| p / r.threshold as f64))
+                .collect();
             let _ = writeln!(
                 md,
                 "| {name} | {} | {} | {} | {} | {} | {} | {} |",
@@ -618,8 +1053,18 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
                 ms(&st.iter().map(|s| s.spikes as f64).collect::<Vec<_>>(), 1),
                 ms(&st.iter().filter_map(|s| s.final_s).collect::<Vec<_>>(), 2),
                 ms(&pre, 2),
-                ms(&g.iter().filter_map(|r| r.test_acc.map(f64::from)).collect::<Vec<_>>(), 3),
-                ms(&g.iter().filter_map(|r| r.train_acc.map(f64::from)).collect::<Vec<_>>(), 3),
+                ms(
+                    &g.iter()
+                        .filter_map(|r| r.test_acc.map(f64::from))
+                        .collect::<Vec<_>>(),
+                    3
+                ),
+                ms(
+                    &g.iter()
+                        .filter_map(|r| r.train_acc.map(f64::from))
+                        .collect::<Vec<_>>(),
+                    3
+                ),
             );
         }
         md.push('\n');
@@ -653,7 +1098,13 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
             r.c_final.abs(),
             r.angle_from_flow_deg,
             r.spikes,
-            if r.diverged { "diverged" } else if r.converged { "converged" } else { "not converged" }
+            if r.diverged {
+                "diverged"
+            } else if r.converged {
+                "converged"
+            } else {
+                "not converged"
+            }
         );
     }
     md.push('\n');
@@ -668,7 +1119,11 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
     }
     md.push_str("| experiment | method | steps between measurements | sharpness measurements | mean HVPs per sharpness measurement | median | max | share <= 4 | mean HVPs per measurement, all quantities |\n|---|---|---|---|---|---|---|---|---|\n");
     for (h, e) in hv.iter().zip(&plan.experiments) {
-        let mut every: Vec<u64> = e.runs.iter().map(|r| r.config.curvature.eig_every).collect();
+        let mut every: Vec<u64> = e
+            .runs
+            .iter()
+            .map(|r| r.config.curvature.eig_every)
+            .collect();
         every.sort_unstable();
         every.dedup();
         let _ = writeln!(
@@ -676,12 +1131,17 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
             "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} |",
             h.experiment,
             h.method,
-            every.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", "),
+            every
+                .iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             h.measurements,
             o(h.mean, 2),
             o(h.median, 1),
             o(h.max, 0),
-            h.share_le_4.map_or("n/a".into(), |s| format!("{:.0}%", s * 100.0)),
+            h.share_le_4
+                .map_or("n/a".into(), |s| format!("{:.0}%", s * 100.0)),
             o(h.mean_total, 2)
         );
     }
@@ -690,7 +1150,14 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
         .iter()
         .zip(inp.records)
         .filter(|(e, _)| e.base.curvature.eig_method == "power")
-        .flat_map(|(_, rs)| rs.iter().flat_map(|r| r.rows.iter().filter(|x| x.sharpness.is_some()).filter_map(|x| x.sharpness_hvps.map(f64::from))))
+        .flat_map(|(_, rs)| {
+            rs.iter().flat_map(|r| {
+                r.rows
+                    .iter()
+                    .filter(|x| x.sharpness.is_some())
+                    .filter_map(|x| x.sharpness_hvps.map(f64::from))
+            })
+        })
         .collect();
     let _ = writeln!(
         md,
@@ -749,7 +1216,12 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
         hvp: &'a [HvpStats],
         plots: &'a [String],
     }
-    let j = ClaimsJson { scale: plan.scale.name(), claims: inp.claims, hvp: &hv, plots: &p.written };
+    let j = ClaimsJson {
+        scale: plan.scale.name(),
+        claims: inp.claims,
+        hvp: &hv,
+        plots: &p.written,
+    };
     let text = serde_json::to_string_pretty(&j).map_err(|e| Failure::internal(e.to_string()))?;
     crate::fsio::atomic_write(&out.join("claims.json"), text.as_bytes()).map_err(io)?;
     Ok(())
@@ -761,7 +1233,12 @@ pub fn assess(plan: &Plan, records: &[Vec<RunRecord>], diag: &[DiagRun]) -> Vec<
     let find = |k: Kind| plan.experiments.iter().position(|e| e.kind == k);
     let empty: Vec<RunRecord> = Vec::new();
     let recs = |k: Kind| find(k).and_then(|i| records.get(i)).unwrap_or(&empty);
-    let (mse, ce, sgd, ada) = (recs(Kind::MseLr), recs(Kind::CeLr), recs(Kind::CeSgd), recs(Kind::CeAdaptive));
+    let (mse, ce, sgd, ada) = (
+        recs(Kind::MseLr),
+        recs(Kind::CeLr),
+        recs(Kind::CeSgd),
+        recs(Kind::CeAdaptive),
+    );
     type F = fn(&[RunRecord]) -> Assessment;
     let mk = |i: usize, exp: &str, a: Assessment, sec: Option<(String, Assessment)>| ClaimResult {
         id: i,

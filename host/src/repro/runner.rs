@@ -94,7 +94,11 @@ fn run_job(job: &Job, force: bool) -> Status {
 pub fn execute(jobs: &[Job], workers: usize, force: bool, quiet: bool) -> Vec<Status> {
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     // Longest first (ties by position), which keeps the last worker from running alone long.
-    order.sort_by(|&a, &b| cost(&jobs[b].config).total_cmp(&cost(&jobs[a].config)).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| {
+        cost(&jobs[b].config)
+            .total_cmp(&cost(&jobs[a].config))
+            .then(a.cmp(&b))
+    });
     let next = AtomicUsize::new(0);
     let finished = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Status>>> = Mutex::new(vec![None; jobs.len()]);
@@ -114,7 +118,9 @@ pub fn execute(jobs: &[Job], workers: usize, force: bool, quiet: bool) -> Vec<St
                 if !quiet {
                     let what = match &status {
                         Status::Done => format!("done in {:.1} s", started.elapsed().as_secs_f64()),
-                        Status::Diverged => format!("diverged ({:.1} s)", started.elapsed().as_secs_f64()),
+                        Status::Diverged => {
+                            format!("diverged ({:.1} s)", started.elapsed().as_secs_f64())
+                        }
                         Status::Reused => "reused".into(),
                         Status::Failed(m) => format!("FAILED: {m}"),
                     };
@@ -144,7 +150,11 @@ pub fn load(dir: &Path, cfg: &TrainConfig, name: &str) -> Result<RunRecord> {
     let s: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Failure::input(format!("{}: not valid JSON: {e}", spath.display())))?;
     let fv = s.get("final_values").filter(|v| !v.is_null());
-    let get = |k: &str| fv.and_then(|v| v.get(k)).and_then(|x| x.as_f64()).map(|x| x as f32);
+    let get = |k: &str| {
+        fv.and_then(|v| v.get(k))
+            .and_then(|x| x.as_f64())
+            .map(|x| x as f32)
+    };
     Ok(RunRecord {
         name: name.to_string(),
         lr: cfg.optim.lr,

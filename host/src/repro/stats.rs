@@ -35,7 +35,11 @@ pub fn median(xs: &[f64]) -> Option<f64> {
     }
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    Some(if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) })
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    })
 }
 
 /// Mean, standard deviation and count of a sample.
@@ -53,7 +57,11 @@ impl MeanSd {
     /// Of the finite values of `xs` (None when there are none).
     pub fn of(xs: &[f64]) -> Option<MeanSd> {
         let n = xs.iter().filter(|x| x.is_finite()).count();
-        Some(MeanSd { mean: mean(xs)?, sd: std(xs)?, n })
+        Some(MeanSd {
+            mean: mean(xs)?,
+            sd: std(xs)?,
+            n,
+        })
     }
 
     /// `mean ± sd (n=..)` with `digits` decimals.
@@ -99,8 +107,12 @@ pub fn ranks(xs: &[f64]) -> Vec<f64> {
 /// Spearman's rank correlation of the pairs with both values finite. None with fewer than 3
 /// pairs or when either variable is constant.
 pub fn spearman(x: &[f64], y: &[f64]) -> Option<f64> {
-    let (xs, ys): (Vec<f64>, Vec<f64>) =
-        x.iter().zip(y).filter(|(a, b)| a.is_finite() && b.is_finite()).map(|(a, b)| (*a, *b)).unzip();
+    let (xs, ys): (Vec<f64>, Vec<f64>) = x
+        .iter()
+        .zip(y)
+        .filter(|(a, b)| a.is_finite() && b.is_finite())
+        .map(|(a, b)| (*a, *b))
+        .unzip();
     if xs.len() < 3 {
         return None;
     }
@@ -244,7 +256,11 @@ pub fn window_flags(rows: &[Row]) -> Vec<(usize, bool)> {
     out
 }
 
-fn split_means(rows: &[Row], flags: &[(usize, bool)], f: impl Fn(&Row) -> Option<f64>) -> (Option<f64>, Option<f64>, usize, usize) {
+fn split_means(
+    rows: &[Row],
+    flags: &[(usize, bool)],
+    f: impl Fn(&Row) -> Option<f64>,
+) -> (Option<f64>, Option<f64>, usize, usize) {
     let (mut u, mut s) = (Vec::new(), Vec::new());
     for &(i, unstable) in flags {
         if let Some(x) = f(&rows[i]).filter(|x| x.is_finite()) {
@@ -262,21 +278,44 @@ fn split_means(rows: &[Row], flags: &[(usize, bool)], f: impl Fn(&Row) -> Option
 pub fn run_stats(r: &RunRecord) -> RunStats {
     let rows = &r.rows;
     let lr = r.lr as f64;
-    let meas: Vec<&Row> = rows.iter().filter(|x| finite(x.sharpness).is_some()).collect();
+    let meas: Vec<&Row> = rows
+        .iter()
+        .filter(|x| finite(x.sharpness).is_some())
+        .collect();
     let sharp: Vec<f64> = meas.iter().filter_map(|x| finite(x.sharpness)).collect();
     let lxs: Vec<f64> = sharp.iter().map(|s| s * lr).collect();
     let max_lxs = lxs.iter().copied().reduce(f64::max);
     let tail = ((sharp.len() as f64 * FINAL_FRACTION).ceil() as usize).clamp(1, sharp.len().max(1));
-    let final_s = if sharp.is_empty() { None } else { mean(&sharp[sharp.len() - tail..]) };
-    let pre: Vec<f64> = rows.iter().filter_map(|x| finite(x.precond_sharpness)).collect();
+    let final_s = if sharp.is_empty() {
+        None
+    } else {
+        mean(&sharp[sharp.len() - tail..])
+    };
+    let pre: Vec<f64> = rows
+        .iter()
+        .filter_map(|x| finite(x.precond_sharpness))
+        .collect();
     let ptail = ((pre.len() as f64 * FINAL_FRACTION).ceil() as usize).clamp(1, pre.len().max(1));
-    let final_precond = if pre.is_empty() { None } else { mean(&pre[pre.len() - ptail..]) };
-    let hover = if lxs.is_empty() { None } else { median(&lxs[lxs.len() / 2..]) };
+    let final_precond = if pre.is_empty() {
+        None
+    } else {
+        mean(&pre[pre.len() - ptail..])
+    };
+    let hover = if lxs.is_empty() {
+        None
+    } else {
+        median(&lxs[lxs.len() / 2..])
+    };
     let flags = window_flags(rows);
     let rot: Vec<f64> = meas.iter().filter_map(|x| finite(x.rotation)).collect();
-    let sub: Vec<f64> = meas.iter().filter_map(|x| finite(x.subspace_score)).map(|s| 1.0 - s).collect();
+    let sub: Vec<f64> = meas
+        .iter()
+        .filter_map(|x| finite(x.subspace_score))
+        .map(|s| 1.0 - s)
+        .collect();
     let (rot_u, rot_s, rnu, rns) = split_means(rows, &flags, |x| finite(x.rotation));
-    let (lmin_u, lmin_s, lnu, lns) = split_means(rows, &flags, |x| finite(x.lambda_min).map(f64::abs));
+    let (lmin_u, lmin_s, lnu, lns) =
+        split_means(rows, &flags, |x| finite(x.lambda_min).map(f64::abs));
     let (hocm_u, hocm_s, _, _) = split_means(rows, &flags, |x| finite(x.hocm).map(f64::abs));
     // Episodes: maximal runs of unstable-window measurements followed by a stable one.
     let (mut ended, mut lmin_lower, mut sharp_lower) = (0, 0, 0);
@@ -331,7 +370,11 @@ pub fn run_stats(r: &RunRecord) -> RunStats {
 
 /// Distinct values of `key` over `runs`, ascending.
 pub fn distinct(runs: &[&RunRecord], key: impl Fn(&RunRecord) -> f64) -> Vec<f64> {
-    let mut v: Vec<f64> = runs.iter().map(|r| key(r)).filter(|x| x.is_finite()).collect();
+    let mut v: Vec<f64> = runs
+        .iter()
+        .map(|r| key(r))
+        .filter(|x| x.is_finite())
+        .collect();
     v.sort_by(|a, b| a.total_cmp(b));
     v.dedup();
     v
@@ -360,11 +403,19 @@ mod tests {
         assert_eq!(spearman(&x, &[1.0; 5]), None);
         assert_eq!(spearman(&[1.0, 2.0], &[1.0, 2.0]), None);
         // Ties: x = 1,2,3,4 ; y = 1,3,2,4 -> 0.8
-        assert!((spearman(&[1.0, 2.0, 3.0, 4.0], &[1.0, 3.0, 2.0, 4.0]).unwrap() - 0.8).abs() < 1e-12);
+        assert!(
+            (spearman(&[1.0, 2.0, 3.0, 4.0], &[1.0, 3.0, 2.0, 4.0]).unwrap() - 0.8).abs() < 1e-12
+        );
     }
 
     fn row(step: u64, loss: f32, sharp: Option<f32>) -> Row {
-        Row { step, loss, sharpness: sharp, lr: 0.1, ..Default::default() }
+        Row {
+            step,
+            loss,
+            sharpness: sharp,
+            lr: 0.1,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -379,8 +430,16 @@ mod tests {
         assert_eq!(spike_flags(&rows).iter().filter(|&&b| b).count(), 2);
         let w = window_flags(&rows);
         // Measurement rows 0,2,4,6,8: windows [0,1], [1,3], [3,5], [5,7], [7,9].
-        assert_eq!(w, vec![(0, false), (2, false), (4, true), (6, true), (8, false)]);
-        let rec = RunRecord { lr: 0.1, threshold: 2.0, rows, ..Default::default() };
+        assert_eq!(
+            w,
+            vec![(0, false), (2, false), (4, true), (6, true), (8, false)]
+        );
+        let rec = RunRecord {
+            lr: 0.1,
+            threshold: 2.0,
+            rows,
+            ..Default::default()
+        };
         let s = run_stats(&rec);
         assert_eq!(s.spikes, 2);
         assert_eq!(s.episodes_ended, 1);

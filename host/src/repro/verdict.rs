@@ -208,7 +208,13 @@ pub fn seeds_text(runs: &[&RunRecord]) -> String {
         [] => "no seeds".into(),
         [one] => format!("seed {one}"),
         _ if s.windows(2).all(|w| w[1] == w[0] + 1) => format!("seeds {}-{}", s[0], s[s.len() - 1]),
-        _ => format!("seeds {}", s.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")),
+        _ => format!(
+            "seeds {}",
+            s.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
@@ -230,19 +236,32 @@ fn by_lr<'a, T>(items: &'a [(&'a RunRecord, T)]) -> BTreeMap<u32, Vec<&'a (&'a R
 pub fn claim1(runs: &[RunRecord]) -> Assessment {
     let st = with_stats(runs);
     let crossed: Vec<&(&RunRecord, RunStats)> = st.iter().filter(|(_, s)| s.crossed).collect();
-    let control: Vec<&(&RunRecord, RunStats)> = st.iter().filter(|(r, s)| !s.crossed && !r.diverged).collect();
+    let control: Vec<&(&RunRecord, RunStats)> = st
+        .iter()
+        .filter(|(r, s)| !s.crossed && !r.diverged)
+        .collect();
     let n = crossed.len();
     let spiking = crossed.iter().filter(|(_, s)| s.spikes > 0).count();
     let survived = crossed
         .iter()
         .filter(|(r, s)| {
             let end = r.train_loss.map(f64::from).or(s.last_loss);
-            !r.diverged && matches!((end, s.first_loss), (Some(e), Some(f)) if e.is_finite() && e < f)
+            !r.diverged
+                && matches!((end, s.first_loss), (Some(e), Some(f)) if e.is_finite() && e < f)
         })
         .count();
     let ctrl_spiking = control.iter().filter(|(_, s)| s.spikes > 0).count();
-    let hover: Vec<f64> = crossed.iter().filter(|(r, _)| !r.diverged).filter_map(|(_, s)| s.hover).collect();
-    let spikes = MeanSd::of(&crossed.iter().map(|(_, s)| s.spikes as f64).collect::<Vec<_>>());
+    let hover: Vec<f64> = crossed
+        .iter()
+        .filter(|(r, _)| !r.diverged)
+        .filter_map(|(_, s)| s.hover)
+        .collect();
+    let spikes = MeanSd::of(
+        &crossed
+            .iter()
+            .map(|(_, s)| s.spikes as f64)
+            .collect::<Vec<_>>(),
+    );
     let runs_ref: Vec<&RunRecord> = crossed.iter().map(|(r, _)| *r).collect();
     let lrs = distinct(&runs_ref, |r| r.lr as f64);
     let mut ev = format!(
@@ -260,7 +279,10 @@ pub fn claim1(runs: &[RunRecord]) -> Assessment {
         let _ = write!(ev, " Edge of stability: lr x S over the second half of training, median {h:.2} (runs {lo:.2}..{hi:.2}).");
     }
     if n < MIN_RUNS {
-        return assess(Verdict::Inconclusive, format!("{ev} Fewer than {MIN_RUNS} crossing runs."));
+        return assess(
+            Verdict::Inconclusive,
+            format!("{ev} Fewer than {MIN_RUNS} crossing runs."),
+        );
     }
     let (a, b) = (frac(spiking, n), frac(survived, n));
     let ctrl_ok = control.is_empty() || frac(ctrl_spiking, control.len()) <= C1_CONTROL;
@@ -277,26 +299,49 @@ pub fn claim1(runs: &[RunRecord]) -> Assessment {
 /// Claim 2 over full-batch GD runs with rotation measurements.
 pub fn claim2(runs: &[RunRecord]) -> Assessment {
     let st = with_stats(runs);
-    let valid: Vec<&(&RunRecord, RunStats)> = st.iter().filter(|(r, s)| !r.diverged && s.mean_rotation.is_some()).collect();
+    let valid: Vec<&(&RunRecord, RunStats)> = st
+        .iter()
+        .filter(|(r, s)| !r.diverged && s.mean_rotation.is_some())
+        .collect();
     let x: Vec<f64> = valid.iter().map(|(r, _)| r.lr as f64).collect();
-    let rot: Vec<f64> = valid.iter().map(|(_, s)| s.mean_rotation.unwrap_or(f64::NAN)).collect();
-    let sub: Vec<f64> = valid.iter().map(|(_, s)| s.mean_subspace_dev.unwrap_or(f64::NAN)).collect();
-    let n_lrs = distinct(&valid.iter().map(|(r, _)| *r).collect::<Vec<_>>(), |r| r.lr as f64).len();
+    let rot: Vec<f64> = valid
+        .iter()
+        .map(|(_, s)| s.mean_rotation.unwrap_or(f64::NAN))
+        .collect();
+    let sub: Vec<f64> = valid
+        .iter()
+        .map(|(_, s)| s.mean_subspace_dev.unwrap_or(f64::NAN))
+        .collect();
+    let n_lrs = distinct(&valid.iter().map(|(r, _)| *r).collect::<Vec<_>>(), |r| {
+        r.lr as f64
+    })
+    .len();
     let rho = spearman(&x, &rot);
     let rho_sub = spearman(&x, &sub);
     let paired: Vec<(f64, f64)> = st
         .iter()
-        .filter(|(r, s)| !r.diverged && s.crossed && s.rot_n.0 >= MIN_WINDOWS && s.rot_n.1 >= MIN_WINDOWS)
+        .filter(|(r, s)| {
+            !r.diverged && s.crossed && s.rot_n.0 >= MIN_WINDOWS && s.rot_n.1 >= MIN_WINDOWS
+        })
         .filter_map(|(_, s)| Some((s.rot_unstable?, s.rot_stable?)))
         .collect();
     let more = paired.iter().filter(|(u, s)| u > s).count();
-    let ratios: Vec<f64> = paired.iter().filter(|(_, s)| *s > 0.0).map(|(u, s)| u / s).collect();
-    let items: Vec<(&RunRecord, Option<f64>)> = valid.iter().map(|(r, s)| (*r, s.mean_rotation)).collect();
+    let ratios: Vec<f64> = paired
+        .iter()
+        .filter(|(_, s)| *s > 0.0)
+        .map(|(u, s)| u / s)
+        .collect();
+    let items: Vec<(&RunRecord, Option<f64>)> =
+        valid.iter().map(|(r, s)| (*r, s.mean_rotation)).collect();
     let per_lr: Vec<String> = by_lr(&items)
         .values()
         .filter_map(|g| {
             let v: Vec<f64> = g.iter().filter_map(|(_, m)| *m).collect();
-            Some(format!("{}: {}", fmt_lr(g[0].0.lr as f64), MeanSd::of(&v)?.show(4)))
+            Some(format!(
+                "{}: {}",
+                fmt_lr(g[0].0.lr as f64),
+                MeanSd::of(&v)?.show(4)
+            ))
         })
         .collect();
     let ev = format!(
@@ -330,7 +375,9 @@ pub fn claim2(runs: &[RunRecord]) -> Assessment {
 }
 
 /// Trend of the final sharpness over learning rates: (rho, mean at smallest lr, at largest lr).
-fn sharpness_trend(valid: &[(&RunRecord, f64)]) -> (Option<f64>, Option<MeanSd>, Option<MeanSd>, Vec<String>) {
+fn sharpness_trend(
+    valid: &[(&RunRecord, f64)],
+) -> (Option<f64>, Option<MeanSd>, Option<MeanSd>, Vec<String>) {
     let x: Vec<f64> = valid.iter().map(|(r, _)| r.lr as f64).collect();
     let y: Vec<f64> = valid.iter().map(|(_, s)| *s).collect();
     let rho = spearman(&x, &y);
@@ -345,7 +392,15 @@ fn sharpness_trend(valid: &[(&RunRecord, f64)]) -> (Option<f64>, Option<MeanSd>,
         .collect();
     let text = ms
         .iter()
-        .map(|(lr, m)| format!("{}: {} (lr x S {:.2}, n={})", fmt_lr(*lr), m.show(2), m.mean * lr, m.n))
+        .map(|(lr, m)| {
+            format!(
+                "{}: {} (lr x S {:.2}, n={})",
+                fmt_lr(*lr),
+                m.show(2),
+                m.mean * lr,
+                m.n
+            )
+        })
         .collect();
     (rho, ms.first().map(|x| x.1), ms.last().map(|x| x.1), text)
 }
@@ -371,13 +426,19 @@ pub fn claim3(runs: &[RunRecord]) -> Assessment {
     let groups = by_lr(&st);
     let mut valid: Vec<(&RunRecord, f64)> = Vec::new();
     for g in groups.values() {
-        let ok: Vec<(&RunRecord, f64)> =
-            g.iter().filter(|(r, s)| !r.diverged && s.crossed).filter_map(|(r, s)| Some((*r, s.final_s?))).collect();
+        let ok: Vec<(&RunRecord, f64)> = g
+            .iter()
+            .filter(|(r, s)| !r.diverged && s.crossed)
+            .filter_map(|(r, s)| Some((*r, s.final_s?)))
+            .collect();
         if !ok.is_empty() && 2 * ok.len() >= g.len() {
             valid.extend(ok);
         }
     }
-    let n_lrs = distinct(&valid.iter().map(|(r, _)| *r).collect::<Vec<_>>(), |r| r.lr as f64).len();
+    let n_lrs = distinct(&valid.iter().map(|(r, _)| *r).collect::<Vec<_>>(), |r| {
+        r.lr as f64
+    })
+    .len();
     let (rho, lo, hi, text) = sharpness_trend(&valid);
     let lxs: Vec<f64> = valid.iter().map(|(r, s)| s * r.lr as f64).collect();
     let ev = format!(
@@ -390,7 +451,10 @@ pub fn claim3(runs: &[RunRecord]) -> Assessment {
         MeanSd::of(&lxs).map_or("n/a".into(), |m| m.show(2))
     );
     if n_lrs < MIN_RUNS {
-        return assess(Verdict::Inconclusive, format!("{ev} Fewer than {MIN_RUNS} learning rates past the threshold."));
+        return assess(
+            Verdict::Inconclusive,
+            format!("{ev} Fewer than {MIN_RUNS} learning rates past the threshold."),
+        );
     }
     assess(trend_verdict(rho, lo, hi), ev)
 }
@@ -400,7 +464,9 @@ pub fn claim4(runs: &[RunRecord]) -> Assessment {
     let st = with_stats(runs);
     let eligible: Vec<&(&RunRecord, RunStats)> = st
         .iter()
-        .filter(|(r, s)| !r.diverged && s.crossed && s.lmin_n.0 >= MIN_WINDOWS && s.lmin_n.1 >= MIN_WINDOWS)
+        .filter(|(r, s)| {
+            !r.diverged && s.crossed && s.lmin_n.0 >= MIN_WINDOWS && s.lmin_n.1 >= MIN_WINDOWS
+        })
         .collect();
     let ratios: Vec<f64> = eligible
         .iter()
@@ -415,7 +481,10 @@ pub fn claim4(runs: &[RunRecord]) -> Assessment {
         .filter(|(_, b)| *b > 0.0)
         .map(|(a, b)| a / b)
         .collect();
-    let crossed: Vec<&(&RunRecord, RunStats)> = st.iter().filter(|(r, s)| !r.diverged && s.crossed).collect();
+    let crossed: Vec<&(&RunRecord, RunStats)> = st
+        .iter()
+        .filter(|(r, s)| !r.diverged && s.crossed)
+        .collect();
     let episodes: usize = crossed.iter().map(|(_, s)| s.episodes_ended).sum();
     let lower: usize = crossed.iter().map(|(_, s)| s.episodes_lmin_lower).sum();
     let sharp_lower: usize = crossed.iter().map(|(_, s)| s.episodes_sharp_lower).sum();
@@ -429,7 +498,9 @@ pub fn claim4(runs: &[RunRecord]) -> Assessment {
     );
     let a = if ratios.len() < MIN_RUNS {
         Verdict::Inconclusive
-    } else if frac(above, ratios.len()) >= FRAC_HOLD && median(&ratios).is_some_and(|m| m >= C4_RATIO) {
+    } else if frac(above, ratios.len()) >= FRAC_HOLD
+        && median(&ratios).is_some_and(|m| m >= C4_RATIO)
+    {
         Verdict::Holds
     } else if frac(above, ratios.len()) <= FRAC_FAIL {
         Verdict::DoesNotHold
@@ -461,10 +532,21 @@ pub fn claim5(runs: &[RunRecord]) -> Assessment {
     let gs: Vec<G> = groups
         .values()
         .map(|g| {
-            let acc: Vec<f64> = g.iter().filter_map(|(r, _)| r.test_acc.map(f64::from)).collect();
-            let tr: Vec<f64> = g.iter().filter_map(|(r, _)| r.train_acc.map(f64::from)).collect();
+            let acc: Vec<f64> = g
+                .iter()
+                .filter_map(|(r, _)| r.test_acc.map(f64::from))
+                .collect();
+            let tr: Vec<f64> = g
+                .iter()
+                .filter_map(|(r, _)| r.train_acc.map(f64::from))
+                .collect();
             let nc = g.iter().filter(|(_, s)| s.crossed).count();
-            G { lr: g[0].0.lr as f64, acc: MeanSd::of(&acc), train: MeanSd::of(&tr), crossed: 2 * nc > g.len() }
+            G {
+                lr: g[0].0.lr as f64,
+                acc: MeanSd::of(&acc),
+                train: MeanSd::of(&tr),
+                crossed: 2 * nc > g.len(),
+            }
         })
         .collect();
     let lr_c = gs.iter().find(|g| g.crossed).map(|g| g.lr);
@@ -487,42 +569,87 @@ pub fn claim5(runs: &[RunRecord]) -> Assessment {
         table.join("; ")
     );
     let Some(lr_c) = lr_c else {
-        return assess(Verdict::Inconclusive, format!("{ev} No learning rate crossed the threshold."));
+        return assess(
+            Verdict::Inconclusive,
+            format!("{ev} No learning rate crossed the threshold."),
+        );
     };
     let _ = write!(ev, " lr_c = {}.", fmt_lr(lr_c));
     // Only learning rates that fit the training set are compared: the test accuracy of an
     // under-trained (or collapsed) run says nothing about generalization.
-    let fitted: Vec<&G> = gs.iter().filter(|g| g.train.is_some_and(|t| t.mean >= C5_FIT)).collect();
+    let fitted: Vec<&G> = gs
+        .iter()
+        .filter(|g| g.train.is_some_and(|t| t.mean >= C5_FIT))
+        .collect();
     let _ = write!(
         ev,
         " Learning rates that fit the training set (mean train acc >= {C5_FIT}): {}.",
-        if fitted.is_empty() { "none".to_string() } else { fitted.iter().map(|g| fmt_lr(g.lr)).collect::<Vec<_>>().join(", ") }
+        if fitted.is_empty() {
+            "none".to_string()
+        } else {
+            fitted
+                .iter()
+                .map(|g| fmt_lr(g.lr))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
     );
     if fitted.len() < MIN_RUNS || fitted.iter().any(|g| g.acc.is_none_or(|m| m.n < 2)) {
-        return assess(Verdict::Inconclusive, format!("{ev} Needs >= {MIN_RUNS} such learning rates with >= 2 seeds each."));
+        return assess(
+            Verdict::Inconclusive,
+            format!("{ev} Needs >= {MIN_RUNS} such learning rates with >= 2 seeds each."),
+        );
     }
-    let acc = |g: &G| g.acc.unwrap_or(MeanSd { mean: f64::NAN, sd: 0.0, n: 0 });
+    let acc = |g: &G| {
+        g.acc.unwrap_or(MeanSd {
+            mean: f64::NAN,
+            sd: 0.0,
+            n: 0,
+        })
+    };
     let below: Vec<&&G> = fitted.iter().filter(|g| g.lr < lr_c).collect();
     let above: Vec<&&G> = fitted.iter().filter(|g| g.lr >= lr_c).collect();
-    let bg = fitted.iter().copied().max_by(|a, b| acc(a).mean.total_cmp(&acc(b).mean));
+    let bg = fitted
+        .iter()
+        .copied()
+        .max_by(|a, b| acc(a).mean.total_cmp(&acc(b).mean));
     let (first, last) = (fitted[0], fitted[fitted.len() - 1]);
     if let Some(b) = bg {
         let _ = write!(ev, " Best of these: lr {}.", fmt_lr(b.lr));
     }
     // Stable training better: some sub-threshold lr beats every crossing lr beyond the spread.
-    if !above.is_empty() && below.iter().any(|b| above.iter().all(|a| acc(b).lo() > acc(a).hi())) {
+    if !above.is_empty()
+        && below
+            .iter()
+            .any(|b| above.iter().all(|a| acc(b).lo() > acc(a).hi()))
+    {
         return assess(Verdict::DoesNotHold, ev);
     }
     let holds = bg.is_some_and(|b| {
-        b.lr >= lr_c && b.lr > first.lr && b.lr < last.lr && acc(b).lo() > acc(first).hi() && acc(b).lo() > acc(last).hi()
+        b.lr >= lr_c
+            && b.lr > first.lr
+            && b.lr < last.lr
+            && acc(b).lo() > acc(first).hi()
+            && acc(b).lo() > acc(last).hi()
     });
-    assess(if holds { Verdict::Holds } else { Verdict::Inconclusive }, ev)
+    assess(
+        if holds {
+            Verdict::Holds
+        } else {
+            Verdict::Inconclusive
+        },
+        ev,
+    )
 }
 
 /// Claim 6 over a batch-size sweep with lr proportional to the batch size.
 pub fn claim6(runs: &[RunRecord]) -> Assessment {
     let st = with_stats(runs);
-    let valid: Vec<(&RunRecord, f64)> = st.iter().filter(|(r, _)| !r.diverged).filter_map(|(r, s)| Some((*r, s.final_s?))).collect();
+    let valid: Vec<(&RunRecord, f64)> = st
+        .iter()
+        .filter(|(r, _)| !r.diverged)
+        .filter_map(|(r, s)| Some((*r, s.final_s?)))
+        .collect();
     let groups = by_lr(&st);
     let mut mini_crossed = Vec::new();
     let mut rows = Vec::new();
@@ -532,8 +659,15 @@ pub fn claim6(runs: &[RunRecord]) -> Assessment {
         if r0.is_minibatch() && 2 * nc > g.len() {
             mini_crossed.push(r0.batch_label());
         }
-        let fs: Vec<f64> = g.iter().filter(|(r, _)| !r.diverged).filter_map(|(_, s)| s.final_s).collect();
-        let acc: Vec<f64> = g.iter().filter_map(|(r, _)| r.test_acc.map(f64::from)).collect();
+        let fs: Vec<f64> = g
+            .iter()
+            .filter(|(r, _)| !r.diverged)
+            .filter_map(|(_, s)| s.final_s)
+            .collect();
+        let acc: Vec<f64> = g
+            .iter()
+            .filter_map(|(r, _)| r.test_acc.map(f64::from))
+            .collect();
         let mx: Vec<f64> = g.iter().filter_map(|(_, s)| s.max_lxs).collect();
         rows.push(format!(
             "B={} (lr {}): S_final {}, max lr x S {}, crossed {nc}/{}, test acc {}",
@@ -556,7 +690,10 @@ pub fn claim6(runs: &[RunRecord]) -> Assessment {
         if mini_crossed.is_empty() { "none".to_string() } else { mini_crossed.join(", ") }
     );
     if groups.len() < MIN_RUNS {
-        return assess(Verdict::Inconclusive, format!("{ev} Fewer than {MIN_RUNS} batch sizes."));
+        return assess(
+            Verdict::Inconclusive,
+            format!("{ev} Fewer than {MIN_RUNS} batch sizes."),
+        );
     }
     let v = match trend_verdict(rho, lo, hi) {
         Verdict::Holds if mini_crossed.is_empty() => Verdict::Inconclusive,
@@ -570,7 +707,10 @@ pub fn claim7(runs: &[RunRecord]) -> Assessment {
     let st = with_stats(runs);
     let mut groups: BTreeMap<(String, u32), Vec<&(&RunRecord, RunStats)>> = BTreeMap::new();
     for it in &st {
-        groups.entry((it.0.opt.clone(), it.0.clip.map_or(0, f32::to_bits))).or_default().push(it);
+        groups
+            .entry((it.0.opt.clone(), it.0.clip.map_or(0, f32::to_bits)))
+            .or_default()
+            .push(it);
     }
     struct G {
         label: String,
@@ -585,8 +725,14 @@ pub fn claim7(runs: &[RunRecord]) -> Assessment {
         .map(|((opt, _), g)| {
             let r0 = g[0].0;
             let spikes: Vec<f64> = g.iter().map(|(_, s)| s.spikes as f64).collect();
-            let acc: Vec<f64> = g.iter().filter_map(|(r, _)| r.test_acc.map(f64::from)).collect();
-            let pre: Vec<f64> = g.iter().filter_map(|(r, s)| s.final_precond.map(|p| p / r.threshold as f64)).collect();
+            let acc: Vec<f64> = g
+                .iter()
+                .filter_map(|(r, _)| r.test_acc.map(f64::from))
+                .collect();
+            let pre: Vec<f64> = g
+                .iter()
+                .filter_map(|(r, s)| s.final_precond.map(|p| p / r.threshold as f64))
+                .collect();
             G {
                 label: match r0.clip {
                     Some(c) => format!("{opt} c={c}"),
@@ -617,14 +763,22 @@ pub fn claim7(runs: &[RunRecord]) -> Assessment {
     let adam = gs.iter().find(|g| g.label == "adam");
     let clipped: Vec<&G> = gs.iter().filter(|g| g.clipped).collect();
     let (Some(adam), false) = (adam, clipped.is_empty()) else {
-        return assess(Verdict::Inconclusive, format!("{ev} Needs Adam and at least one clipped-Adam run."));
+        return assess(
+            Verdict::Inconclusive,
+            format!("{ev} Needs Adam and at least one clipped-Adam run."),
+        );
     };
     let (Some(asp), Some(aacc)) = (adam.spikes, adam.acc) else {
         return assess(Verdict::Inconclusive, format!("{ev} Adam has no results."));
     };
     let half = clipped.len().div_ceil(2);
-    let more_unstable = clipped.iter().filter(|g| g.spikes.is_some_and(|s| s.lo() > asp.hi())).count();
-    let any_more = clipped.iter().any(|g| g.spikes.is_some_and(|s| s.mean > asp.mean));
+    let more_unstable = clipped
+        .iter()
+        .filter(|g| g.spikes.is_some_and(|s| s.lo() > asp.hi()))
+        .count();
+    let any_more = clipped
+        .iter()
+        .any(|g| g.spikes.is_some_and(|s| s.mean > asp.mean));
     let a = if more_unstable >= half {
         Verdict::Holds
     } else if !any_more {
@@ -632,8 +786,13 @@ pub fn claim7(runs: &[RunRecord]) -> Assessment {
     } else {
         Verdict::Inconclusive
     };
-    let better = clipped.iter().filter(|g| g.acc.is_some_and(|s| s.lo() > aacc.hi())).count();
-    let any_better = clipped.iter().any(|g| g.acc.is_some_and(|s| s.mean > aacc.mean));
+    let better = clipped
+        .iter()
+        .filter(|g| g.acc.is_some_and(|s| s.lo() > aacc.hi()))
+        .count();
+    let any_better = clipped
+        .iter()
+        .any(|g| g.acc.is_some_and(|s| s.mean > aacc.mean));
     let seeds_ok = adam.n >= 2 && clipped.iter().all(|g| g.n >= 2);
     let b = if !any_better {
         Verdict::DoesNotHold
@@ -673,7 +832,10 @@ pub fn claim8(runs: &[DiagRun]) -> Assessment {
     // Pooled within-start rank correlation: ranks are taken per start, then correlated.
     let mut starts: BTreeMap<(u32, u32), Vec<&DiagRun>> = BTreeMap::new();
     for r in unstable.iter().filter(|r| r.converged) {
-        starts.entry((r.start[0].to_bits(), r.start[1].to_bits())).or_default().push(r);
+        starts
+            .entry((r.start[0].to_bits(), r.start[1].to_bits()))
+            .or_default()
+            .push(r);
     }
     let (mut xr, mut yr) = (Vec::new(), Vec::new());
     for g in starts.values() {
@@ -716,7 +878,10 @@ pub fn claim8(runs: &[DiagRun]) -> Assessment {
         if examples.is_empty() { "none".to_string() } else { examples.join("; ") }
     );
     if stable.is_empty() || unstable.len() < MIN_RUNS {
-        return assess(Verdict::Inconclusive, format!("{ev} Needs stable runs and >= {MIN_RUNS} unstable runs."));
+        return assess(
+            Verdict::Inconclusive,
+            format!("{ev} Needs stable runs and >= {MIN_RUNS} unstable runs."),
+        );
     }
     let v = if s_ok < stable.len() || frac(u_ok, unstable.len()) <= FRAC_FAIL {
         Verdict::DoesNotHold

@@ -45,16 +45,26 @@ impl Default for Pattern {
 fn synth(lr: f32, seed: u64, steps: u64, every: u64, p: Pattern) -> RunRecord {
     let thr = 2.0 / lr;
     let sharp = |t: u64| (p.s0 + p.rate * t as f32).min(p.cap * thr);
-    let unstable_at = |t: u64| {
-        sharp(t) * lr > 2.0 && (p.period == 0 || t % p.period < p.burst)
-    };
+    let unstable_at = |t: u64| sharp(t) * lr > 2.0 && (p.period == 0 || t % p.period < p.burst);
     let mut rows = Vec::new();
     let mut loss = 1.0f32;
     for t in 0..steps {
         let base = 1.0 / (1.0 + 0.01 * t as f32);
         // Spikes: up on odd steps while unstable.
-        loss = if unstable_at(t) && t % 2 == 1 { base * 1.05 } else { base };
-        let mut r = Row { step: t, epoch: t, lr, loss, train_acc: 0.5, grad_norm: 1.0, ..Default::default() };
+        loss = if unstable_at(t) && t % 2 == 1 {
+            base * 1.05
+        } else {
+            base
+        };
+        let mut r = Row {
+            step: t,
+            epoch: t,
+            lr,
+            loss,
+            train_acc: 0.5,
+            grad_norm: 1.0,
+            ..Default::default()
+        };
         if t % every == 0 {
             let s = sharp(t);
             // The window of this measurement: steps since the previous one and the next.
@@ -92,7 +102,10 @@ fn grid(lrs: &[f32], seeds: &[u64], steps: u64, every: u64, p: Pattern) -> Vec<R
     for &lr in lrs {
         for &s in seeds {
             // A little seed-to-seed variation of the sharpening rate.
-            let q = Pattern { rate: p.rate * (1.0 + 0.01 * s as f32), ..p };
+            let q = Pattern {
+                rate: p.rate * (1.0 + 0.01 * s as f32),
+                ..p
+            };
             v.push(synth(lr, s, steps, every, q));
         }
     }
@@ -110,7 +123,10 @@ fn combine_is_a_conjunction() {
     for i in 1..=8 {
         assert!(!criterion(i).is_empty());
     }
-    assert_eq!(Verdict::WORDS, [Holds.as_str(), DoesNotHold.as_str(), Inconclusive.as_str()]);
+    assert_eq!(
+        Verdict::WORDS,
+        [Holds.as_str(), DoesNotHold.as_str(), Inconclusive.as_str()]
+    );
 }
 
 #[test]
@@ -156,12 +172,42 @@ fn claim2_verdicts() {
     assert_eq!(a.verdict, Verdict::Holds, "{}", a.evidence);
 
     // Rotation falls with lr.
-    let down = grid(&[0.05, 0.1, 0.2, 0.4], &[0, 1], 400, 5, Pattern { rot_pow: -2, rot_unstable: 1.0, ..p });
-    assert_eq!(claim2(&down).verdict, Verdict::DoesNotHold, "{}", claim2(&down).evidence);
+    let down = grid(
+        &[0.05, 0.1, 0.2, 0.4],
+        &[0, 1],
+        400,
+        5,
+        Pattern {
+            rot_pow: -2,
+            rot_unstable: 1.0,
+            ..p
+        },
+    );
+    assert_eq!(
+        claim2(&down).verdict,
+        Verdict::DoesNotHold,
+        "{}",
+        claim2(&down).evidence
+    );
 
     // Rotation grows with lr but is smaller in unstable windows.
-    let calm = grid(&[0.05, 0.1, 0.2, 0.4], &[0, 1], 400, 5, Pattern { rot_unstable: 0.5, rot_pow: 3, ..p });
-    assert_eq!(claim2(&calm).verdict, Verdict::DoesNotHold, "{}", claim2(&calm).evidence);
+    let calm = grid(
+        &[0.05, 0.1, 0.2, 0.4],
+        &[0, 1],
+        400,
+        5,
+        Pattern {
+            rot_unstable: 0.5,
+            rot_pow: 3,
+            ..p
+        },
+    );
+    assert_eq!(
+        claim2(&calm).verdict,
+        Verdict::DoesNotHold,
+        "{}",
+        claim2(&calm).evidence
+    );
 
     let two = grid(&[0.2, 0.4], &[0, 1], 400, 5, p);
     assert_eq!(claim2(&two).verdict, Verdict::Inconclusive);
@@ -186,7 +232,12 @@ fn claim3_verdicts() {
             }
         }
     }
-    assert_eq!(claim3(&up).verdict, Verdict::DoesNotHold, "{}", claim3(&up).evidence);
+    assert_eq!(
+        claim3(&up).verdict,
+        Verdict::DoesNotHold,
+        "{}",
+        claim3(&up).evidence
+    );
 
     // Falling means but seed spreads that overlap between the ends.
     let mut noisy = grid(&[0.3, 0.35, 0.4], &[0, 1, 2], 400, 5, p);
@@ -198,7 +249,12 @@ fn claim3_verdicts() {
             row.lr_x_sharpness = Some(s * r.lr);
         }
     }
-    assert_eq!(claim3(&noisy).verdict, Verdict::Inconclusive, "{}", claim3(&noisy).evidence);
+    assert_eq!(
+        claim3(&noisy).verdict,
+        Verdict::Inconclusive,
+        "{}",
+        claim3(&noisy).evidence
+    );
 
     let two = grid(&[0.02, 0.4, 0.8], &[0, 1], 400, 5, p);
     assert_eq!(claim3(&two).verdict, Verdict::Inconclusive);
@@ -206,13 +262,32 @@ fn claim3_verdicts() {
 
 #[test]
 fn claim4_verdicts() {
-    let p = Pattern { period: 40, burst: 10, ..Pattern::default() };
+    let p = Pattern {
+        period: 40,
+        burst: 10,
+        ..Pattern::default()
+    };
     let runs = grid(&[0.1, 0.2, 0.4], &[0, 1], 600, 5, p);
     let a = claim4(&runs);
     assert_eq!(a.verdict, Verdict::Holds, "{}", a.evidence);
 
-    let inverted = grid(&[0.1, 0.2, 0.4], &[0, 1], 600, 5, Pattern { lmin_stable: 1.0, lmin_unstable: 0.1, ..p });
-    assert_eq!(claim4(&inverted).verdict, Verdict::DoesNotHold, "{}", claim4(&inverted).evidence);
+    let inverted = grid(
+        &[0.1, 0.2, 0.4],
+        &[0, 1],
+        600,
+        5,
+        Pattern {
+            lmin_stable: 1.0,
+            lmin_unstable: 0.1,
+            ..p
+        },
+    );
+    assert_eq!(
+        claim4(&inverted).verdict,
+        Verdict::DoesNotHold,
+        "{}",
+        claim4(&inverted).evidence
+    );
 
     // Continuous oscillation: no stable windows after the crossing, no ended episode, and only
     // the early stable windows; two runs are too few.
@@ -231,21 +306,60 @@ fn with_acc(mut runs: Vec<RunRecord>, acc: &[(f32, f32)]) -> Vec<RunRecord> {
 
 #[test]
 fn claim5_verdicts() {
-    let p = Pattern { rate: 0.05, ..Pattern::default() };
+    let p = Pattern {
+        rate: 0.05,
+        ..Pattern::default()
+    };
     // 2 + 0.05 * 400 = 22: lr 0.05 (2/lr = 40) stays stable, the others cross.
     let lrs = [0.05, 0.1, 0.2, 0.4, 0.8];
     let base = grid(&lrs, &[0, 1], 400, 5, p);
-    let goldilocks = with_acc(base.clone(), &[(0.05, 0.80), (0.1, 0.83), (0.2, 0.86), (0.4, 0.84), (0.8, 0.70)]);
+    let goldilocks = with_acc(
+        base.clone(),
+        &[
+            (0.05, 0.80),
+            (0.1, 0.83),
+            (0.2, 0.86),
+            (0.4, 0.84),
+            (0.8, 0.70),
+        ],
+    );
     let a = claim5(&goldilocks);
     assert_eq!(a.verdict, Verdict::Holds, "{}", a.evidence);
 
-    let stable_best = with_acc(base.clone(), &[(0.05, 0.90), (0.1, 0.80), (0.2, 0.80), (0.4, 0.78), (0.8, 0.70)]);
+    let stable_best = with_acc(
+        base.clone(),
+        &[
+            (0.05, 0.90),
+            (0.1, 0.80),
+            (0.2, 0.80),
+            (0.4, 0.78),
+            (0.8, 0.70),
+        ],
+    );
     assert_eq!(claim5(&stable_best).verdict, Verdict::DoesNotHold);
 
-    let monotone = with_acc(base.clone(), &[(0.05, 0.80), (0.1, 0.81), (0.2, 0.82), (0.4, 0.83), (0.8, 0.90)]);
+    let monotone = with_acc(
+        base.clone(),
+        &[
+            (0.05, 0.80),
+            (0.1, 0.81),
+            (0.2, 0.82),
+            (0.4, 0.83),
+            (0.8, 0.90),
+        ],
+    );
     assert_eq!(claim5(&monotone).verdict, Verdict::Inconclusive);
 
-    let one_seed = with_acc(grid(&lrs, &[0], 400, 5, p), &[(0.05, 0.80), (0.1, 0.83), (0.2, 0.86), (0.4, 0.84), (0.8, 0.70)]);
+    let one_seed = with_acc(
+        grid(&lrs, &[0], 400, 5, p),
+        &[
+            (0.05, 0.80),
+            (0.1, 0.83),
+            (0.2, 0.86),
+            (0.4, 0.84),
+            (0.8, 0.70),
+        ],
+    );
     assert_eq!(claim5(&one_seed).verdict, Verdict::Inconclusive);
 
     // The peak's neighbours did not fit the training set: excluded, leaving too few.
@@ -260,7 +374,12 @@ fn claim5_verdicts() {
     for r in edge.iter_mut().filter(|r| r.lr == 0.05 || r.lr == 0.1) {
         r.train_acc = Some(0.5);
     }
-    assert_eq!(claim5(&edge).verdict, Verdict::Inconclusive, "{}", claim5(&edge).evidence);
+    assert_eq!(
+        claim5(&edge).verdict,
+        Verdict::Inconclusive,
+        "{}",
+        claim5(&edge).evidence
+    );
 }
 
 fn sgd_runs(finals: &[(Option<usize>, f32, f32)], seeds: &[u64]) -> Vec<RunRecord> {
@@ -297,15 +416,36 @@ fn sgd_runs(finals: &[(Option<usize>, f32, f32)], seeds: &[u64]) -> Vec<RunRecor
 #[test]
 fn claim6_verdicts() {
     let seeds = [0, 1];
-    let holds = sgd_runs(&[(None, 0.4, 5.5), (Some(250), 0.1, 21.0), (Some(50), 0.02, 40.0)], &seeds);
+    let holds = sgd_runs(
+        &[
+            (None, 0.4, 5.5),
+            (Some(250), 0.1, 21.0),
+            (Some(50), 0.02, 40.0),
+        ],
+        &seeds,
+    );
     let a = claim6(&holds);
     assert_eq!(a.verdict, Verdict::Holds, "{}", a.evidence);
 
-    let flat = sgd_runs(&[(None, 0.4, 30.0), (Some(250), 0.1, 30.0), (Some(50), 0.02, 29.0)], &seeds);
+    let flat = sgd_runs(
+        &[
+            (None, 0.4, 30.0),
+            (Some(250), 0.1, 30.0),
+            (Some(50), 0.02, 29.0),
+        ],
+        &seeds,
+    );
     assert_eq!(claim6(&flat).verdict, Verdict::DoesNotHold);
 
     // Full batch flattens but the minibatch runs never become unstable.
-    let no_mini = sgd_runs(&[(None, 0.4, 5.5), (Some(250), 0.1, 15.0), (Some(50), 0.02, 40.0)], &seeds);
+    let no_mini = sgd_runs(
+        &[
+            (None, 0.4, 5.5),
+            (Some(250), 0.1, 15.0),
+            (Some(50), 0.02, 40.0),
+        ],
+        &seeds,
+    );
     assert_eq!(claim6(&no_mini).verdict, Verdict::Inconclusive);
 
     let two = sgd_runs(&[(None, 0.4, 5.5), (Some(250), 0.1, 21.0)], &seeds);
@@ -321,7 +461,11 @@ fn adaptive(spec: &[(&str, Option<f32>, usize, f32)], seeds: &[u64]) -> Vec<RunR
                     step: t,
                     lr: 1e-3,
                     // `spikes` loss increases in the first 2 * spikes steps.
-                    loss: if (t as usize) < 2 * spikes && t % 2 == 1 { 2.0 } else { 1.0 - 0.001 * t as f32 },
+                    loss: if (t as usize) < 2 * spikes && t % 2 == 1 {
+                        2.0
+                    } else {
+                        1.0 - 0.001 * t as f32
+                    },
                     sharpness: (t % 10 == 0).then_some(50.0),
                     precond_sharpness: (t % 10 == 0).then_some(30.0),
                     ..Default::default()
@@ -346,16 +490,34 @@ fn adaptive(spec: &[(&str, Option<f32>, usize, f32)], seeds: &[u64]) -> Vec<RunR
 fn claim7_verdicts() {
     let seeds = [0, 1];
     let holds = adaptive(
-        &[("adam", None, 0, 0.85), ("clipped-adam", Some(1e-3), 20, 0.88), ("clipped-adam", Some(1e-2), 10, 0.87), ("rmsprop", None, 3, 0.84)],
+        &[
+            ("adam", None, 0, 0.85),
+            ("clipped-adam", Some(1e-3), 20, 0.88),
+            ("clipped-adam", Some(1e-2), 10, 0.87),
+            ("rmsprop", None, 3, 0.84),
+        ],
         &seeds,
     );
     let a = claim7(&holds);
     assert_eq!(a.verdict, Verdict::Holds, "{}", a.evidence);
 
-    let worse = adaptive(&[("adam", None, 0, 0.87), ("clipped-adam", Some(1e-3), 20, 0.78), ("clipped-adam", Some(1e-2), 0, 0.86)], &seeds);
+    let worse = adaptive(
+        &[
+            ("adam", None, 0, 0.87),
+            ("clipped-adam", Some(1e-3), 20, 0.78),
+            ("clipped-adam", Some(1e-2), 0, 0.86),
+        ],
+        &seeds,
+    );
     assert_eq!(claim7(&worse).verdict, Verdict::DoesNotHold);
 
-    let one_seed = adaptive(&[("adam", None, 0, 0.85), ("clipped-adam", Some(1e-3), 20, 0.88)], &[0]);
+    let one_seed = adaptive(
+        &[
+            ("adam", None, 0, 0.85),
+            ("clipped-adam", Some(1e-3), 20, 0.88),
+        ],
+        &[0],
+    );
     assert_eq!(claim7(&one_seed).verdict, Verdict::Inconclusive);
 
     let no_adam = adaptive(&[("clipped-adam", Some(1e-3), 20, 0.88)], &seeds);
@@ -364,8 +526,10 @@ fn claim7_verdicts() {
 
 #[test]
 fn claim8_verdicts() {
-    let runs: Vec<DiagRun> =
-        [0.5, 0.9, 1.1, 1.25, 1.4].iter().map(|&m| diag::run([4.0, 0.1], m, 3000).unwrap()).collect();
+    let runs: Vec<DiagRun> = [0.5, 0.9, 1.1, 1.25, 1.4]
+        .iter()
+        .map(|&m| diag::run([4.0, 0.1], m, 3000).unwrap())
+        .collect();
     let a = claim8(&runs);
     assert_eq!(a.verdict, Verdict::Holds, "{}", a.evidence);
 
