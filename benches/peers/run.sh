@@ -5,6 +5,7 @@
 #
 #   benches/peers/run.sh            # S, M, L
 #   SIZES="S M" benches/peers/run.sh
+#   STAT=min benches/peers/run.sh   # fastest run instead of the median (busy machines)
 #
 # Thread control. edgewise: --threads T, under `taskset` on the first T cores. JAX: for 1 thread
 # XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" under
@@ -17,6 +18,9 @@ VENV=${VENV:-$ROOT/target/peers-venv}
 OUT=${OUT:-$ROOT/target/peers}
 SIZES=${SIZES:-"S M L"}
 REPEATS=${REPEATS:-7}
+STAT=${STAT:-median}
+EW_STAT=()
+[ "$STAT" = min ] && EW_STAT=(--min)
 ALL=$(nproc)
 mkdir -p "$OUT"
 
@@ -50,10 +54,11 @@ for t in 1 "$ALL"; do
         read -r arch n <<<"$(size_args "$s")"
         echo "size $s ($arch, N=$n), $t thread(s)" >&2
         taskset -c "$cores" "$EW" bench --arch "$arch" --n "$n" --threads "$t" \
-            --act tanh --loss mse --repeats "$REPEATS" >> "$RES"
+            --act tanh --loss mse --repeats "$REPEATS" "${EW_STAT[@]}" >> "$RES"
         XLA_FLAGS="$xla" taskset -c "$cores" "$VENV/bin/python" "$HERE/jax_bench.py" \
             --arch "$arch" --n "$n" --threads "$t" --repeats "$REPEATS" >> "$RES"
     done
 done
-python3 "$HERE/table.py" "$RES" ${PEAK_GFLOPS_PER_CORE:-} > "$OUT/peers.md"
+echo "load after the runs: $(cat /proc/loadavg)" >&2
+STAT=$STAT python3 "$HERE/table.py" "$RES" ${PEAK_GFLOPS_PER_CORE:-} > "$OUT/peers.md"
 cat "$OUT/peers.md"

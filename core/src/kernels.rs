@@ -27,6 +27,9 @@
 //! instruction set by calling them from a function with more target features enabled (the
 //! host's engine does this for AVX2); the operations, hence the bits, are the same.
 
+// The register blocks are indexed loops over fixed-size arrays on purpose (`acc[r][c]`).
+#![allow(clippy::needless_range_loop)]
+
 /// Output rows per block of the forward kernels.
 const R_F: usize = 4;
 /// Sample rows per block of the backward kernel.

@@ -10,11 +10,13 @@
 //! inputs (it is `#[ignore]`d for time; `cargo test -p edgewise-core --release -- --ignored`),
 //! and a strided sample of them always runs.
 
-const LN2_HI: f32 = 6.931_381_2e-1; // 0x3f317180
-const LN2_LO: f32 = 9.058_000_6e-6; // 0x3717f7d1
-const INV_LN2: f32 = 1.442_695_f32; // 0x3fb8aa3b
-const Q1: f32 = -3.333_321_2e-2; // -0x888868.0p-28
-const Q2: f32 = 1.580_717_1e-3; // 0xcf3010.0p-33
+// The constants of `libm`'s `expm1f`, by their bit patterns (the same f32 values as its decimal
+// literals).
+const LN2_HI: f32 = f32::from_bits(0x3f31_7180); // 6.9313812256e-01
+const LN2_LO: f32 = f32::from_bits(0x3717_f7d1); // 9.0580006145e-06
+const INV_LN2: f32 = f32::from_bits(0x3fb8_aa3b); // 1.4426950216e+00
+const Q1: f32 = f32::from_bits(0xbd08_8868); // -3.3333212137e-2
+const Q2: f32 = f32::from_bits(0x3acf_3010); // 1.5807170421e-3
 
 /// `f as i32` (truncation toward zero) for `0 <= f < 2^22`, with integer operations only (Rust's
 /// saturating conversion does not vectorise); other values give an unspecified result, which
@@ -169,10 +171,9 @@ mod tests {
         }
         // And what a network computes: pre-activations of moderate size.
         let mut x = -12.0f32;
-        let mut buf = [0.0f32; 3];
         let mut out = [0.0f32; 3];
         while x < 12.0 {
-            buf = [x, x * 0.001, -x];
+            let buf = [x, x * 0.001, -x];
             tanh_slice(&buf, &mut out);
             for k in 0..3 {
                 assert_eq!(out[k].to_bits(), libm::tanhf(buf[k]).to_bits());

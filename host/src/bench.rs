@@ -53,7 +53,7 @@ pub struct BenchArgs {
     /// Loss: mse | ce.
     #[arg(long, default_value = "mse")]
     pub loss: String,
-    /// Samples per tile (default: the engine's choice for the model).
+    /// Samples per tile (default: the engine default, 32).
     #[arg(long)]
     pub tile: Option<usize>,
     /// Seed of the data, the parameters and the directions.

@@ -6,18 +6,20 @@
 //!    whichever thread is free takes the next tile (which thread computes a tile never changes
 //!    its bits);
 //! 2. **over parameters** in the parameter phase: each parameter's accumulator receives its
-//!    per-sample terms in sample order, so the parameter vector is cut into one contiguous range
-//!    per thread (at whole blocks of weight rows, of about equal cost), and each range takes the
-//!    tiles strictly in order: tile 0, 1, 2, ...
+//!    per-sample terms in sample order, so the parameter vector is cut into contiguous ranges
+//!    (a few per thread, at whole blocks of weight rows, of about equal cost), and each range takes
+//!    the tiles strictly in order: tile 0, 1, 2, ... Whichever thread is free advances a range
+//!    (one thread at a time per range), so a thread slowed down by another process does not hold
+//!    the others up.
 //!
 //! The two phases are pipelined over a ring of tile buffers: a thread alternates between
-//! advancing its parameter range over the tiles that are ready (in order) and computing the next
-//! unclaimed tile; a buffer is reused once every range has taken its tile. So a tile's
-//! activations are read by the parameter phase while they are still in cache, there is no
-//! barrier, and the loss is tallied in f64 in sample order by the owner of the first range. One
-//! evaluation spawns `threads - 1` helper threads (the calling thread works too); with one
-//! thread everything runs inline, tile after tile. The tile size and the ring size are
-//! performance knobs only: they never change a bit.
+//! advancing ranges (and the loss tally, a consumer like the ranges, in f64 in sample order)
+//! over the tiles that are ready, and computing the next unclaimed tile; a buffer is reused once
+//! every consumer has taken its tile. So a tile's activations are read by the parameter phase
+//! while they are still in cache, and there is no barrier. One evaluation spawns `threads - 1`
+//! helper threads (the calling thread works too); with one thread everything runs inline, tile
+//! after tile. The tile size, the ring size and the number of ranges are performance knobs only:
+//! they never change a bit.
 //!
 //! The forward passes read the transposed weights (`Arch::pack_transposed`), packed once per
 //! evaluation (and reused while the parameters stay bit-identical, as in power iteration) into
