@@ -90,7 +90,10 @@ pub use curvature::{
 pub use data::{Data, Features, Targets};
 pub use diag_linear::DiagLinearNet;
 pub use eig::jacobi::symmetric_eigen;
-pub use eig::lanczos::{lanczos, LanczosConfig, LanczosResult};
+pub use eig::lanczos::{
+    extrapolate_start, lanczos, warm_lanczos, LanczosConfig, LanczosResult, WarmLanczosConfig,
+    WarmLanczosResult,
+};
 pub use eig::power::{
     lambda_min, power_iteration, sharpness, top_k_deflation, Eigenpair, PowerConfig,
 };

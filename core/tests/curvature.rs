@@ -551,3 +551,231 @@ fn dense_hessian_of_a_network_matches_the_reference() {
     );
     assert!(rel_err(&h, &want) < 1e-4);
 }
+
+/// Counts the products of an inner operator.
+struct Counted<'a> {
+    inner: DenseOp<'a>,
+    products: u32,
+}
+
+impl LinearOperator for Counted<'_> {
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    fn apply(&mut self, v: &[f32], out: &mut [f32]) -> Result<(), Error> {
+        self.products += 1;
+        self.inner.apply(v, out)
+    }
+}
+
+fn warm(
+    a: &[f32],
+    n: usize,
+    cfg: &WarmLanczosConfig,
+    vecs: &mut [f32],
+) -> (WarmLanczosResult, Vec<Eigenpair>, u32) {
+    let mut op = Counted {
+        inner: DenseOp::new(a, n).unwrap(),
+        products: 0,
+    };
+    let mut basis = vec![0.0; (cfg.max_steps + 1) * n];
+    let mut work = vec![0.0; edgewise_core::eig::lanczos::warm_lanczos_work_len(cfg.max_steps)];
+    let mut pairs = vec![
+        Eigenpair {
+            value: 0.0,
+            residual: 0.0,
+            iterations: 0,
+            converged: false
+        };
+        cfg.k
+    ];
+    let r = warm_lanczos(&mut op, cfg, vecs, &mut basis, &mut work, &mut pairs).unwrap();
+    (r, pairs, op.products)
+}
+
+fn true_residual(a: &[f32], n: usize, v: &[f32], value: f32) -> (f64, f64) {
+    let nv = v.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+    let r = (0..n)
+        .map(|i| {
+            let av: f64 = (0..n).map(|j| a[i * n + j] as f64 * v[j] as f64).sum();
+            (av - value as f64 * v[i] as f64) / nv
+        })
+        .map(|d| d * d)
+        .sum::<f64>()
+        .sqrt();
+    (r, nv)
+}
+
+#[test]
+fn warm_lanczos_finds_the_top_pair_and_its_residual_is_honest() {
+    let n = 80;
+    // A crowded top (10.0, 9.9, 9.8) above a bulk, and a negative end.
+    let eigs: Vec<f64> = (0..n)
+        .map(|i| match i {
+            0 => 10.0,
+            1 => 9.9,
+            2 => 9.8,
+            _ if i == n - 1 => -3.0,
+            _ => (i as f64 * 0.61).sin() * 4.0,
+        })
+        .collect();
+    let (a, _) = matrix_with_spectrum(&eigs, 11);
+    let want = nalgebra_eigs(&a, n);
+    let mut v = vec![0.0f32; 3 * n];
+    SplitMix64::new(5).fill_normal(&mut v);
+    let cfg = WarmLanczosConfig {
+        tol: 1e-4,
+        max_steps: 60,
+        k: 3,
+    };
+    let (r, pairs, products) = warm(&a, n, &cfg, &mut v);
+    assert!(r.converged, "{r:?}");
+    assert_eq!(products as usize, r.steps);
+    assert!(r.top_steps <= r.steps);
+    for i in 0..3 {
+        assert!(
+            (pairs[i].value as f64 - want[i]).abs() < 1e-3,
+            "pair {i}: {} vs {}",
+            pairs[i].value,
+            want[i]
+        );
+        // The residual read off the tridiagonal matrix is the true one of the returned vector.
+        let (tr, nv) = true_residual(&a, n, &v[i * n..(i + 1) * n], pairs[i].value);
+        assert!((nv - 1.0).abs() < 1e-4, "norm {nv}");
+        assert!(tr <= 1e-4 * 10.0 * 1.5 + 1e-5, "true residual {tr}");
+        assert!(
+            (tr - pairs[i].residual as f64).abs() < 2e-4,
+            "{tr} vs {}",
+            pairs[i].residual
+        );
+    }
+}
+
+#[test]
+fn warm_lanczos_from_the_eigenvector_stops_after_one_product() {
+    let n = 30;
+    let eigs: Vec<f64> = (0..n).map(|i| 5.0 - i as f64 * 0.1).collect();
+    // Diagonal: the top eigenvector is e_0.
+    let mut a = vec![0.0f32; n * n];
+    for i in 0..n {
+        a[i * n + i] = eigs[i] as f32;
+    }
+    let mut v = vec![0.0f32; n];
+    v[0] = -2.0;
+    let (r, pairs, products) = warm(&a, n, &WarmLanczosConfig::default(), &mut v);
+    assert_eq!((r.steps, r.top_steps, products), (1, 1, 1));
+    assert!(r.converged && pairs[0].converged);
+    assert_eq!(pairs[0].value, 5.0);
+    assert_eq!(pairs[0].residual, 0.0);
+}
+
+#[test]
+fn warm_lanczos_beats_power_iteration_when_the_top_turns_in_a_crowded_spectrum() {
+    // The situation at the edge of stability: the previous top eigenvector is now a mix of the
+    // two nearly equal top eigenvectors. Power iteration needs many products to separate them
+    // (ratio 9.9 / 10); Lanczos resolves the pair in a few.
+    let n = 100;
+    let eigs: Vec<f64> = (0..n)
+        .map(|i| match i {
+            0 => 10.0,
+            1 => 9.9,
+            _ => 6.0 * (i as f64 / n as f64),
+        })
+        .collect();
+    let mut a = vec![0.0f32; n * n];
+    for i in 0..n {
+        a[i * n + i] = eigs[i] as f32;
+    }
+    // 0.8 e_0 + 0.6 e_1 plus a little of everything.
+    let mut start = vec![0.01f32; n];
+    start[0] = 0.8;
+    start[1] = 0.6;
+    let mut v = start.clone();
+    let (r, pairs, lanczos_products) = warm(&a, n, &WarmLanczosConfig::default(), &mut v);
+    assert!(r.converged);
+    assert!((pairs[0].value - 10.0).abs() < 1e-4, "{}", pairs[0].value);
+    let mut w = start.clone();
+    let mut scratch = vec![0.0f32; n];
+    let mut op = DenseOp::new(&a, n).unwrap();
+    let e = power_iteration(
+        &mut op,
+        &mut w,
+        &mut scratch,
+        &PowerConfig {
+            tol: 1e-3,
+            max_iter: 1000,
+        },
+    )
+    .unwrap();
+    assert!(e.converged);
+    assert!(
+        (lanczos_products as u32) * 5 < e.iterations,
+        "Lanczos {lanczos_products}, power {}",
+        e.iterations
+    );
+}
+
+#[test]
+fn warm_lanczos_rejects_bad_settings_and_zero_starts() {
+    let a = [2.0f32, 0.0, 0.0, 1.0];
+    let mut op = DenseOp::new(&a, 2).unwrap();
+    let mut basis = vec![0.0; 20];
+    let mut work = vec![0.0; 200];
+    let mut pairs = vec![
+        Eigenpair {
+            value: 0.0,
+            residual: 0.0,
+            iterations: 0,
+            converged: false
+        };
+        3
+    ];
+    let bad = |k, max_steps, tol| WarmLanczosConfig { tol, max_steps, k };
+    for cfg in [
+        bad(0, 4, 1e-3),
+        bad(3, 4, 1e-3),
+        bad(2, 1, 1e-3),
+        bad(1, 4, -1.0),
+    ] {
+        let mut v = vec![1.0; cfg.k * 2];
+        assert!(matches!(
+            warm_lanczos(&mut op, &cfg, &mut v, &mut basis, &mut work, &mut pairs),
+            Err(Error::InvalidConfig(_))
+        ));
+    }
+    let mut v = vec![0.0; 2];
+    assert!(matches!(
+        warm_lanczos(
+            &mut op,
+            &bad(1, 4, 1e-3),
+            &mut v,
+            &mut basis,
+            &mut work,
+            &mut pairs
+        ),
+        Err(Error::ZeroVector)
+    ));
+    // Dimension 2: an invariant subspace ends the run with exact pairs.
+    let mut v = vec![1.0, 0.5, 0.3, 1.0];
+    let r = warm_lanczos(
+        &mut op,
+        &bad(2, 4, 0.0),
+        &mut v,
+        &mut basis,
+        &mut work,
+        &mut pairs,
+    )
+    .unwrap();
+    assert!(r.converged && r.steps == 2);
+    assert!((pairs[0].value - 2.0).abs() < 1e-6 && (pairs[1].value - 1.0).abs() < 1e-6);
+}
+
+#[test]
+fn extrapolated_start_aligns_signs() {
+    let latest = [1.0f32, 0.1, 0.0];
+    let before = [-1.0f32, 0.0, 0.0];
+    let mut out = [0.0f32; 3];
+    extrapolate_start(&latest, &before, &mut out).unwrap();
+    assert_eq!(out, [1.0, 0.2, 0.0]);
+    assert!(extrapolate_start(&latest, &before[..2], &mut out).is_err());
+}

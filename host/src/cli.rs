@@ -246,7 +246,8 @@ pub struct Overrides {
     /// Top-k eigenvectors for the subspace score.
     #[arg(long, help_heading = "Curvature")]
     pub eig_k: Option<usize>,
-    /// power (warm-started) | lanczos.
+    /// power | warm-lanczos (both warm-started, stopped at --power-tol) | lanczos (fresh,
+    /// --lanczos-steps long).
     #[arg(long, help_heading = "Curvature")]
     pub eig_method: Option<String>,
     /// exact (forward-over-reverse) | fd (finite differences).
@@ -276,6 +277,9 @@ pub struct Overrides {
     /// Lanczos steps (default 20).
     #[arg(long, help_heading = "Curvature")]
     pub lanczos_steps: Option<usize>,
+    /// Product cap of one warm-lanczos measurement (default 50).
+    #[arg(long, help_heading = "Curvature")]
+    pub lanczos_max_steps: Option<usize>,
 }
 
 macro_rules! set {
@@ -349,6 +353,7 @@ impl Overrides {
         set!(self.power_tol, cfg.curvature.power_tol);
         set!(self.power_max_iter, cfg.curvature.power_max_iter);
         set!(self.lanczos_steps, cfg.curvature.lanczos_steps);
+        set!(self.lanczos_max_steps, cfg.curvature.lanczos_max_steps);
     }
 
     /// Names of the flags that change results, other than the run length, that were given.

@@ -177,7 +177,8 @@ pub struct CurvatureConfig {
     pub eig_every: u64,
     /// Number of top eigenvectors for the subspace score.
     pub eig_k: usize,
-    /// `power` (warm-started) or `lanczos`.
+    /// `power` (warm-started), `warm-lanczos` (warm-started, stopped at the tolerance) or
+    /// `lanczos` (fresh, fixed length).
     pub eig_method: String,
     /// `exact` (forward-over-reverse) or `fd` (finite differences).
     pub hvp: String,
@@ -201,6 +202,8 @@ pub struct CurvatureConfig {
     pub power_max_iter: u32,
     /// Lanczos steps.
     pub lanczos_steps: usize,
+    /// Product cap of one warm-started Lanczos measurement (its basis holds this many vectors).
+    pub lanczos_max_steps: usize,
 }
 
 impl Default for CurvatureConfig {
@@ -208,7 +211,7 @@ impl Default for CurvatureConfig {
         Self {
             eig_every: 0,
             eig_k: 1,
-            eig_method: "power".into(),
+            eig_method: "warm-lanczos".into(),
             hvp: "exact".into(),
             hessian_subset: None,
             lambda_min: false,
@@ -219,6 +222,7 @@ impl Default for CurvatureConfig {
             power_tol: 1e-3,
             power_max_iter: 100,
             lanczos_steps: 20,
+            lanczos_max_steps: 50,
         }
     }
 }
@@ -307,8 +311,8 @@ pub struct Resolved {
     pub schedule: Schedule,
     /// HVP method.
     pub hvp: HvpMethod,
-    /// Lanczos (true) or power iteration.
-    pub lanczos: bool,
+    /// How the top eigenpairs are measured.
+    pub eig_method: crate::track::EigMethod,
     /// True for the adaptive optimizers (RMSProp, Adam family).
     pub adaptive: bool,
 }
@@ -515,11 +519,12 @@ impl TrainConfig {
                 ("fd", HvpMethod::FiniteDifference),
             ],
         )?;
-        let lanczos = one_of(
+        let eig_method = one_of(
             "--eig-method",
             &c.eig_method,
-            &[("power", false), ("lanczos", true)],
+            &crate::track::EigMethod::NAMES,
         )?;
+        let lanczos = eig_method == crate::track::EigMethod::Lanczos;
         if c.eig_k == 0 || c.eig_k > edgewise_core::MAX_SUBSPACE_K {
             return Err(Failure::input(format!(
                 "--eig-k {}: must be in 1..=16",
@@ -531,6 +536,11 @@ impl TrainConfig {
         }
         if c.lanczos_steps == 0 {
             return Err(Failure::input("--lanczos-steps must be at least 1"));
+        }
+        if eig_method == crate::track::EigMethod::WarmLanczos && c.lanczos_max_steps < c.eig_k {
+            return Err(Failure::input(
+                "--lanczos-max-steps must be at least --eig-k",
+            ));
         }
         positive("--power-tol", c.power_tol)?;
         if c.power_max_iter == 0 {
@@ -549,7 +559,7 @@ impl TrainConfig {
             opt,
             schedule,
             hvp,
-            lanczos,
+            eig_method,
             adaptive,
         })
     }

@@ -5,6 +5,12 @@
 //! - `power`: warm-started power iteration (the previous measurement's eigenvector is the next
 //!   start; the first start is a seeded random vector). With `eig_k > 1`, the top-k come from
 //!   deflation, warm-started likewise, and the top vector is the first of them.
+//! - `warm-lanczos`: Lanczos from the previous measurement's top eigenvector (the sum of the
+//!   previous top-k when `eig_k > 1`; with `eig_k = 1`, once two measurements exist, from the
+//!   extrapolation `2 v_latest - v_before`, see `edgewise_core::eig::lanczos::extrapolate_start`), stopped as soon as the top `eig_k` Ritz pairs meet the
+//!   tolerance (`power_tol`, at most `lanczos_max_steps` products). Same warm start, same residual
+//!   test as `power`, but it needs far fewer products at the edge of stability, where the top
+//!   eigenvector turns between measurements and the top of the spectrum is crowded.
 //! - `lanczos`: a fresh Lanczos run from a seeded random start (seeded by the step, so a resumed
 //!   run draws the same start), giving both ends of the spectrum; the top-k Ritz vectors are the
 //!   eigenvectors.
@@ -15,11 +21,12 @@
 
 use std::collections::BTreeMap;
 
-use edgewise_core::eig::lanczos::{lanczos_work_len, ritz_vector};
+use edgewise_core::eig::lanczos::{lanczos_work_len, ritz_vector, warm_lanczos_work_len};
 use edgewise_core::{
-    eigenvector_rotation, hutchinson_trace, lambda_min, lanczos, sharpness, subspace_score,
-    third_derivative, top_k_deflation, Eigenpair, HessianOp, HvpMethod, LanczosConfig, Objective,
-    OptState, Optimizer, PowerConfig, PreconditionedOp, SplitMix64,
+    eigenvector_rotation, extrapolate_start, hutchinson_trace, lambda_min, lanczos, sharpness,
+    subspace_score, third_derivative, top_k_deflation, warm_lanczos, Eigenpair, HessianOp,
+    HvpMethod, LanczosConfig, Objective, OptState, Optimizer, PowerConfig, PreconditionedOp,
+    SplitMix64, WarmLanczosConfig,
 };
 
 use crate::config::CurvatureConfig;
@@ -56,10 +63,37 @@ pub struct Measurement {
     pub sharpness_hvps: u32,
 }
 
+/// How the top eigenpairs are measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EigMethod {
+    /// Warm-started power iteration (deflation for top-k).
+    Power,
+    /// Warm-started Lanczos stopped at the tolerance.
+    WarmLanczos,
+    /// A fresh fixed-length Lanczos run from a seeded random start.
+    Lanczos,
+}
+
+impl EigMethod {
+    /// The names accepted by `--eig-method`.
+    pub const NAMES: [(&'static str, EigMethod); 3] = [
+        ("power", EigMethod::Power),
+        ("warm-lanczos", EigMethod::WarmLanczos),
+        ("lanczos", EigMethod::Lanczos),
+    ];
+}
+
+const NO_PAIR: Eigenpair = Eigenpair {
+    value: 0.0,
+    residual: 0.0,
+    iterations: 0,
+    converged: false,
+};
+
 /// The tracker's warm-start state.
 pub struct Tracker {
     cfg: CurvatureConfig,
-    lanczos: bool,
+    method: EigMethod,
     hvp: HvpMethod,
     seed: u64,
     p: usize,
@@ -70,6 +104,9 @@ pub struct Tracker {
     has_min: bool,
     pre_vec: Vec<f32>,
     has_pre: bool,
+    /// The top eigenvector of the measurement before the latest (`warm-lanczos`, `eig_k = 1`).
+    before: Vec<f32>,
+    has_before: bool,
 }
 
 fn random(seed: u64, stream: u64, step: u64, out: &mut [f32]) {
@@ -78,10 +115,16 @@ fn random(seed: u64, stream: u64, step: u64, out: &mut [f32]) {
 
 impl Tracker {
     /// A tracker for `p` parameters.
-    pub fn new(cfg: &CurvatureConfig, lanczos: bool, hvp: HvpMethod, seed: u64, p: usize) -> Self {
+    pub fn new(
+        cfg: &CurvatureConfig,
+        method: EigMethod,
+        hvp: HvpMethod,
+        seed: u64,
+        p: usize,
+    ) -> Self {
         Self {
             cfg: cfg.clone(),
-            lanczos,
+            method,
             hvp,
             seed,
             p,
@@ -91,6 +134,15 @@ impl Tracker {
             has_min: false,
             pre_vec: vec![0.0; p],
             has_pre: false,
+            before: vec![
+                0.0;
+                if method == EigMethod::WarmLanczos {
+                    p
+                } else {
+                    0
+                }
+            ],
+            has_before: false,
         }
     }
 
@@ -104,6 +156,9 @@ impl Tracker {
         }
         if self.has_pre {
             extra.insert("tracker.precond".into(), self.pre_vec.clone());
+        }
+        if self.has_before {
+            extra.insert("tracker.before".into(), self.before.clone());
         }
     }
 
@@ -128,6 +183,7 @@ impl Tracker {
         };
         take("tracker.topk", &mut self.topk, &mut self.has_top)?;
         take("tracker.min", &mut self.min_vec, &mut self.has_min)?;
+        take("tracker.before", &mut self.before, &mut self.has_before)?;
         take("tracker.precond", &mut self.pre_vec, &mut self.has_pre)
     }
 
@@ -172,7 +228,7 @@ impl Tracker {
 
         let mut op = HessianOp::new(obj, params, self.hvp, &mut fd_scratch).map_err(&err)?;
         if eig {
-            let (top, bottom) = if self.lanczos {
+            let (top, bottom) = if self.method == EigMethod::Lanczos {
                 let steps = self.cfg.lanczos_steps.min(p);
                 let cfg = LanczosConfig { steps };
                 let mut basis = vec![0.0f32; (steps + 1) * p];
@@ -202,26 +258,57 @@ impl Tracker {
                 if !self.has_top {
                     random(self.seed, TOP_STREAM, 0, &mut self.topk);
                 }
-                let top = if k == 1 {
+                let top = if self.method == EigMethod::WarmLanczos {
+                    let max_steps = self.cfg.lanczos_max_steps.min(p).max(k);
+                    let wc = WarmLanczosConfig {
+                        tol: self.cfg.power_tol,
+                        max_steps,
+                        k,
+                    };
+                    let mut basis = vec![0.0f32; (max_steps + 1) * p];
+                    let mut work = vec![0.0f64; warm_lanczos_work_len(max_steps)];
+                    let mut pairs = vec![NO_PAIR; k];
+                    // Start from the extrapolated eigenvector once two measurements exist.
+                    let latest = match (&prev, k) {
+                        (Some(latest), 1) => {
+                            if self.has_before {
+                                extrapolate_start(&latest[..p], &self.before, &mut self.topk)
+                                    .map_err(&err)?;
+                            }
+                            Some(latest)
+                        }
+                        _ => None,
+                    };
+                    let r = warm_lanczos(
+                        &mut op,
+                        &wc,
+                        &mut self.topk,
+                        &mut basis,
+                        &mut work,
+                        &mut pairs,
+                    )
+                    .map_err(&err)?;
+                    if let Some(latest) = latest {
+                        self.before.copy_from_slice(&latest[..p]);
+                        self.has_before = true;
+                    }
+                    m.residual = Some(pairs[0].residual);
+                    m.sharpness_hvps = r.top_steps as u32;
+                    pairs[0].value
+                } else if k == 1 {
                     let e = sharpness(&mut op, &mut self.topk, &mut scratch, &pc).map_err(&err)?;
                     m.residual = Some(e.residual);
                     e.value
                 } else {
-                    let mut pairs = vec![
-                        Eigenpair {
-                            value: 0.0,
-                            residual: 0.0,
-                            iterations: 0,
-                            converged: false
-                        };
-                        k
-                    ];
+                    let mut pairs = vec![NO_PAIR; k];
                     top_k_deflation(&mut op, &mut self.topk, &mut pairs, &mut scratch, &pc)
                         .map_err(&err)?;
                     m.residual = Some(pairs[0].residual);
                     pairs[0].value
                 };
-                m.sharpness_hvps = op.products();
+                if self.method == EigMethod::Power {
+                    m.sharpness_hvps = op.products();
+                }
                 let bottom = if self.cfg.lambda_min {
                     if !self.has_min {
                         random(self.seed, MIN_STREAM, 0, &mut self.min_vec);

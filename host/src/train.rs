@@ -326,7 +326,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         (None, None) => DEFAULT_STEPS,
     };
 
-    let mut tracker = Tracker::new(&cfg.curvature, res.lanczos, res.hvp, seed, p);
+    let mut tracker = Tracker::new(&cfg.curvature, res.eig_method, res.hvp, seed, p);
     let mut st = State {
         params: vec![0.0; p],
         opt_buf: vec![0.0; res.opt.state_len(p)],
@@ -544,7 +544,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
             let mut hobj = ParObjective::new(&arch, hess, opts.threads, opts.tile, &mut ws_h)
                 .map_err(core_err("Hessian subset"))?;
             // A copy of the tracker, so that the resume state stays that of the last step.
-            let mut tr2 = Tracker::new(&cfg.curvature, res.lanczos, res.hvp, seed, p);
+            let mut tr2 = Tracker::new(&cfg.curvature, res.eig_method, res.hvp, seed, p);
             let mut extra = BTreeMap::new();
             tracker.save(&mut extra);
             tr2.restore(&extra).map_err(Failure::internal)?;

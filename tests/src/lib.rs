@@ -201,6 +201,8 @@ pub enum Scenario {
     PowerWarm,
     /// Lanczos with full re-orthogonalisation.
     Lanczos,
+    /// Warm-started Lanczos with the extrapolated start at every step.
+    LanczosWarm,
     /// Hutchinson's trace estimate.
     Hutchinson,
     /// The two-parameter diagonal linear network under unstable GD.
@@ -211,7 +213,7 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the order they run.
-    pub const ALL: [Scenario; 14] = [
+    pub const ALL: [Scenario; 15] = [
         Scenario::GdStable,
         Scenario::GdEos,
         Scenario::SgdShuffle,
@@ -223,6 +225,7 @@ impl Scenario {
         Scenario::HvpFd,
         Scenario::PowerWarm,
         Scenario::Lanczos,
+        Scenario::LanczosWarm,
         Scenario::Hutchinson,
         Scenario::DiagLinear,
         Scenario::Micromath,
@@ -242,6 +245,7 @@ impl Scenario {
             Scenario::HvpFd => "hvp_fd",
             Scenario::PowerWarm => "power_warm",
             Scenario::Lanczos => "lanczos",
+            Scenario::LanczosWarm => "lanczos_warm",
             Scenario::Hutchinson => "hutchinson",
             Scenario::DiagLinear => "diag_linear",
             Scenario::Micromath => "micromath",

@@ -1,12 +1,13 @@
 //! The scenarios themselves. Every constant here is part of the golden traces: changing one is a
 //! change of the traces (bless them again, see tests/README.md).
 
-use edgewise_core::eig::lanczos::{lanczos_work_len, ritz_vector};
+use edgewise_core::eig::lanczos::{lanczos_work_len, ritz_vector, warm_lanczos_work_len};
 use edgewise_core::vec::dot64;
 use edgewise_core::{
-    lanczos, sharpness, Activation, AdamConfig, Arch, Clip, Data, DiagLinearNet, EpochSampler,
-    Error, HessianOp, HvpMethod, Init, LanczosConfig, LinearOperator, Loss, MathBackend,
-    MomentumConfig, Objective, OptState, Optimizer, PowerConfig, PreconditionedOp, SplitMix64,
+    extrapolate_start, lanczos, sharpness, warm_lanczos, Activation, AdamConfig, Arch, Clip, Data,
+    DiagLinearNet, Eigenpair, EpochSampler, Error, HessianOp, HvpMethod, Init, LanczosConfig,
+    LinearOperator, Loss, MathBackend, MomentumConfig, Objective, OptState, Optimizer, PowerConfig,
+    PreconditionedOp, SplitMix64, WarmLanczosConfig,
 };
 
 use crate::problem::{deep, shallow, Problem, MAX_PARAMS, N};
@@ -73,6 +74,11 @@ pub(crate) const fn describe(s: Scenario) -> &'static str {
             "8-6-5-3 gelu, cross-entropy, GD lr 0.5, 6 steps; at each step 8 Lanczos steps from \
              a fixed start: sharpness column = top Ritz value, hash = params, Ritz values, \
              residuals, top Ritz vector"
+        }
+        Scenario::LanczosWarm => {
+            "8-6-5-3 softplus (Xavier init), MSE, GD lr 0.5, 20 steps; sharpness at every step \
+             by warm-started Lanczos (tolerance 1e-3, at most 8 steps) from the extrapolation of \
+             the two previous eigenvectors; hash = params, Ritz vector, residual, product counts"
         }
         Scenario::Hutchinson => {
             "8-6-3 elu, MSE, GD lr 0.3, 8 steps; at each step Hutchinson's trace with 4 \
@@ -198,6 +204,7 @@ pub(crate) fn run<E: Evaluator + ?Sized, S: Sink + ?Sized>(
             train(name, &t, classes, eval, sink)
         }
         Scenario::Lanczos => lanczos_scenario(name, classes, eval, sink),
+        Scenario::LanczosWarm => lanczos_warm(name, classes, eval, sink),
         Scenario::Hutchinson => hutchinson(name, classes, eval, sink),
         Scenario::DiagLinear => diag_linear(name, sink),
         Scenario::Micromath => {
@@ -397,6 +404,73 @@ fn hvp<E: Evaluator + ?Sized, S: Sink + ?Sized>(
 }
 
 /// GD; at each step Lanczos from a fixed start vector.
+fn lanczos_warm<E: Evaluator + ?Sized, S: Sink + ?Sized>(
+    name: &str,
+    data: Data<'_>,
+    eval: &mut E,
+    sink: &mut S,
+) -> Result<u32, Error> {
+    const K: usize = 8;
+    const STEPS: u32 = 20;
+    let cfg = WarmLanczosConfig {
+        tol: 1e-3,
+        max_steps: K,
+        k: 1,
+    };
+    let arch = deep(Activation::Softplus, Loss::Mse)?;
+    let p = arch.n_params();
+    let mut params = [0.0f32; MAX_PARAMS];
+    let params = &mut params[..p];
+    arch.init(params, Init::XavierUniform, 9)?;
+    let mut grad = [0.0f32; MAX_PARAMS];
+    let grad = &mut grad[..p];
+    let mut v = [0.0f32; MAX_PARAMS];
+    let v = &mut v[..p];
+    SplitMix64::new(START_SEED ^ 9).fill_normal(v);
+    let mut latest = [0.0f32; MAX_PARAMS];
+    let latest = &mut latest[..p];
+    let mut before = [0.0f32; MAX_PARAMS];
+    let before = &mut before[..p];
+    let mut basis = [0.0f32; (K + 1) * MAX_PARAMS];
+    let basis = &mut basis[..(K + 1) * p];
+    let mut work = [0.0f64; warm_lanczos_work_len(K)];
+    let mut pair = [Eigenpair {
+        value: 0.0,
+        residual: 0.0,
+        iterations: 0,
+        converged: false,
+    }];
+    let gd = Optimizer::Gd { weight_decay: 0.0 };
+    let mut state = OptState { t: 0, buf: &mut [] };
+    for step in 0..=STEPS {
+        if step >= 2 {
+            extrapolate_start(latest, before, v)?;
+        }
+        before.copy_from_slice(latest);
+        let (loss, r) = {
+            let mut obj = eval.objective(&arch, data)?;
+            let loss = obj.loss_grad(params, grad)?;
+            let mut op = HessianOp::exact(&mut obj, params);
+            let r = warm_lanczos(&mut op, &cfg, v, basis, &mut work, &mut pair)?;
+            (loss, r)
+        };
+        latest.copy_from_slice(v);
+        check_finite(loss)?;
+        let hash = Fnv64::new()
+            .f32s(params)
+            .f32s(v)
+            .f32s(&[pair[0].residual])
+            .u32(r.steps as u32)
+            .u32(r.top_steps as u32)
+            .finish();
+        sink.record(name, step, loss.to_bits(), pair[0].value.to_bits(), hash);
+        if step < STEPS {
+            gd.step(0.5, params, grad, &mut state)?;
+        }
+    }
+    Ok(STEPS + 1)
+}
+
 fn lanczos_scenario<E: Evaluator + ?Sized, S: Sink + ?Sized>(
     name: &str,
     data: Data<'_>,

@@ -236,7 +236,7 @@ fn ce_sgd(s: Scale) -> Experiment {
     };
     base.run.epochs = Some(epochs);
     base.run.steps = None;
-    base.curvature.eig_method = "power".into();
+    base.curvature.eig_method = "warm-lanczos".into();
     base.curvature.eig_k = 1;
     let mut runs = Vec::new();
     for &b in &bs {
@@ -272,7 +272,7 @@ fn ce_sgd(s: Scale) -> Experiment {
         title: "SGD over batch sizes, lr = lr_full * B / N (paper setting)",
         setting: ce_setting(&base),
         grid_text: format!(
-            "batch sizes {} (N = {n}), lr = {lr_full} * B / {n}, {epochs} epochs, seeds {}; power iteration (warm-started) every 10 epochs \
+            "batch sizes {} (N = {n}), lr = {lr_full} * B / {n}, {epochs} epochs, seeds {}; warm-started Lanczos every 10 epochs \
              (every 5 steps at full batch) on a {}-sample Hessian subset",
             bs.iter().map(|b| if *b >= n { "full".to_string() } else { b.to_string() }).collect::<Vec<_>>().join(", "),
             seeds_range(&sd),
@@ -296,7 +296,7 @@ fn ce_adaptive(s: Scale) -> Experiment {
         Scale::Full => 400,
     });
     base.run.eval_every = 10;
-    base.curvature.eig_method = "power".into();
+    base.curvature.eig_method = "warm-lanczos".into();
     base.curvature.eig_k = 1;
     base.curvature.precond = true;
     base.curvature.eig_every = match s {
@@ -325,7 +325,7 @@ fn ce_adaptive(s: Scale) -> Experiment {
         setting: ce_setting(&base),
         grid_text: format!(
             "full batch, lr {} , beta1 0.9 (Adam), beta2 0.99, eps 1e-8; clipped Adam (upper bound: min(sqrt v, c)) with c in {{{}}}; \
-             RMSProp; {} steps, seeds {}; sharpness and preconditioned sharpness by warm-started power iteration every {} steps on a \
+             RMSProp; {} steps, seeds {}; sharpness by warm-started Lanczos and preconditioned sharpness by warm-started power iteration every {} steps on a \
              {}-sample Hessian subset",
             base.optim.lr,
             clips.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "),
@@ -354,7 +354,11 @@ fn grid_text(base: &TrainConfig, g: &Grid, what: &str) -> String {
         g.lrs.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", "),
         seeds_range(&g.seeds),
         base.run.steps.unwrap_or(0),
-        if c.eig_method == "lanczos" { format!("{}-step Lanczos", c.lanczos_steps) } else { "warm-started power iteration".into() },
+        match c.eig_method.as_str() {
+            "lanczos" => format!("{}-step Lanczos", c.lanczos_steps),
+            "warm-lanczos" => "warm-started Lanczos".into(),
+            _ => "warm-started power iteration".into(),
+        },
         c.eig_k,
         if c.hocm { ", with T(v,v,v)" } else { "" },
         c.eig_every,
