@@ -16,8 +16,9 @@
 //! advancing ranges (and the loss tally, a consumer like the ranges, in f64 in sample order)
 //! over the tiles that are ready, and computing the next unclaimed tile; a buffer is reused once
 //! every consumer has taken its tile. So a tile's activations are read by the parameter phase
-//! while they are still in cache, and there is no barrier. One evaluation spawns `threads - 1`
-//! helper threads (the calling thread works too); with one thread everything runs inline, tile
+//! while they are still in cache, and there is no barrier. One evaluation runs on `threads - 1`
+//! helper threads of the process-wide [`crate::pool`] (persistent, so an evaluation does not pay
+//! for spawning threads) and the calling thread; with one thread everything runs inline, tile
 //! after tile. The tile size, the ring size and the number of ranges are performance knobs only:
 //! they never change a bit.
 //!
@@ -367,14 +368,8 @@ impl<'a> ParObjective<'a> {
         let this = &*self;
         if threads == 1 {
             this.worker(params, kind, &shared);
-        } else {
-            std::thread::scope(|sc| {
-                for _ in 1..threads {
-                    let shared = &shared;
-                    sc.spawn(move || this.worker(params, kind, shared));
-                }
-                this.worker(params, kind, &shared);
-            });
+        } else if crate::pool::run_on(threads, &|| this.worker(params, kind, &shared)).is_err() {
+            return Err(Error::InvalidConfig("worker thread panicked"));
         }
         if let Some(e) = shared.error.into_inner().unwrap_or_else(|p| p.into_inner()) {
             return Err(e);
@@ -544,7 +539,7 @@ impl Objective for ParObjective<'_> {
 
 /// The tile passes and the parameter phase, compiled for AVX2 when the CPU has it.
 ///
-/// This is the crate's only `unsafe`: calling a `#[target_feature(enable = "avx2")]` function
+/// This is one of the crate's two uses of `unsafe` (the other is `crate::pool`): calling a `#[target_feature(enable = "avx2")]` function
 /// is sound only on a CPU with AVX2, which `is_x86_feature_detected!` checks at run time (once;
 /// the result is cached). The functions only call core's tile passes, which are
 /// `#[inline(always)]` so that they are compiled inside these functions with AVX2 enabled. FMA

@@ -14,6 +14,7 @@ pub mod fsio;
 pub mod metrics;
 pub mod plot;
 pub mod plots;
+pub mod pool;
 pub mod report;
 pub mod repro;
 pub mod sweep;
