@@ -16,7 +16,8 @@
 //! | [`r_backward`] fused | `R_RB` samples x `C` inputs, twice | inputs | outputs `o` |
 //! | [`accumulate`] `g += delta a^T` | `R_P` rows x `C` columns | columns `j` | samples `i` |
 //!
-//! `C` is 16, then 8, then 1 for the remainder. The forward passes read the activations
+//! `C` is [`LW`] (16 on CPUs with vector units, 4 on the microcontrollers), then [`LN`] (8 or
+//! 2), then 1 for the remainder. The forward passes read the activations
 //! transposed (`a^T`, inputs by samples), which the tile pass writes into a free slot of the
 //! workspace, so that the inner loop over samples is contiguous; every other operand is used in
 //! the workspace's sample-major layout or the parameters' row-major layout.
@@ -42,26 +43,44 @@ const R_P: usize = 4;
 /// whole tile stays in the L1 cache while every row's accumulators pass over it.
 const J_P: usize = 64;
 
-/// Calls `$body` with the lane widths 16, 8 and 1 over `$lo..$hi`: `$f!(C, start)`.
+/// The wide and the narrow lane width of the blocks (the columns `C` of the table above). On
+/// CPUs with vector units, 16 and 8: two and one 256-bit vectors of accumulators per block row.
+/// On the microcontrollers (scalar single-precision FPU, 32 registers on the Cortex-M4F, or none
+/// at all), 4 and 2, so that a whole block of accumulators (`R x C` = 16) stays in registers
+/// instead of spilling to the stack. Only the speed depends on this choice: a block only decides
+/// which independent accumulators are updated together, and the panel layouts follow the same
+/// widths on each target, so every target computes the same bits (the conformance goldens check
+/// it on the QEMU targets).
+#[cfg(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64"))]
+const LW: usize = 16;
+/// The narrow lane width (see [`LW`]).
+#[cfg(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64"))]
+const LN: usize = 8;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64")))]
+const LW: usize = 4;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64")))]
+const LN: usize = 2;
+
+/// Calls `$body` with the lane widths [`LW`], [`LN`] and 1 over `$lo..$hi`: `$f!(C, start)`.
 macro_rules! lanes {
     ($lo:expr, $hi:expr, |$c:ident, $s:ident| $body:block) => {{
         let hi = $hi;
         let mut s0 = $lo;
-        while s0 + 16 <= hi {
+        while s0 + LW <= hi {
             {
-                const $c: usize = 16;
+                const $c: usize = LW;
                 let $s = s0;
                 $body
             }
-            s0 += 16;
+            s0 += LW;
         }
-        if s0 + 8 <= hi {
+        if s0 + LN <= hi {
             {
-                const $c: usize = 8;
+                const $c: usize = LN;
                 let $s = s0;
                 $body
             }
-            s0 += 8;
+            s0 += LN;
         }
         while s0 < hi {
             {
@@ -163,16 +182,16 @@ fn forward_block<const R: usize, const C: usize>(
 }
 
 /// Packs a weight matrix `w` (`fo` rows of `fi`) for [`forward_t`]: the outputs are cut into
-/// panels as the lane widths of the packed kernels cut them (16, ..., 16, then 8, then 1s), and
+/// panels as the lane widths of the packed kernels cut them (`LW`, ..., `LW`, then `LN`, then 1s), and
 /// the panel of outputs `o0..o0 + c` is stored at `o0 * fi` as `[j][c]`:
 /// `wt[o0 * fi + j * c + k] = w[(o0 + k) * fi + j]`, so that the kernel reads it contiguously.
 pub(crate) fn pack_panels(w: &[f32], fi: usize, fo: usize, wt: &mut [f32]) {
     let mut o0 = 0;
     while o0 < fo {
-        let c = if o0 + 16 <= fo {
-            16
-        } else if o0 + 8 <= fo {
-            8
+        let c = if o0 + LW <= fo {
+            LW
+        } else if o0 + LN <= fo {
+            LN
         } else {
             1
         };
@@ -542,18 +561,18 @@ fn arr_mut<const N: usize>(s: &mut [f32]) -> &mut [f32; N] {
 /// `(first column, width)`.
 #[inline(always)]
 fn panel_of(fi: usize, j: usize) -> (usize, usize) {
-    let full = fi / 16 * 16;
+    let full = fi / LW * LW;
     if j < full {
-        (j / 16 * 16, 16)
-    } else if fi - full >= 8 && j < full + 8 {
-        (full, 8)
+        (j / LW * LW, LW)
+    } else if fi - full >= LN && j < full + LN {
+        (full, LN)
     } else {
         (j, 1)
     }
 }
 
 /// Copies the sample-major activations `a` (`n` rows of `fi`) into `p` in column panels for
-/// the parameter phase: the columns are cut as the lane widths cut them (16, ..., 16, then 8,
+/// the parameter phase: the columns are cut as the lane widths cut them (`LW`, ..., `LW`, then `LN`,
 /// then 1s) and the panel of columns `j0..j0 + c` is stored at `j0 * n` as `[i][c]`, so that
 /// [`accumulate`] streams it and its rows never collide in the cache whatever `fi` is.
 #[inline(always)]
@@ -563,8 +582,8 @@ pub(crate) fn panelize(a: &[f32], n: usize, fi: usize, p: &mut [f32]) {
         let (_, c) = panel_of(fi, j0);
         let panel = &mut p[j0 * n..(j0 + c) * n];
         match c {
-            16 => copy_rows::<16>(a, fi, j0, panel),
-            8 => copy_rows::<8>(a, fi, j0, panel),
+            LW => copy_rows::<LW>(a, fi, j0, panel),
+            LN => copy_rows::<LN>(a, fi, j0, panel),
             _ => copy_rows::<1>(a, fi, j0, panel),
         }
         j0 += c;
