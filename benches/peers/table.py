@@ -1,5 +1,11 @@
 #!/usr/bin/env python3
-"""Turns the JSON lines of run.sh (edgewise bench and jax_bench.py) into a markdown table."""
+"""Turns the JSON lines of run.sh (edgewise bench and jax_bench.py) into a markdown table.
+
+    table.py RESULTS.jsonl [MORE.jsonl ...] [PEAK_GFLOPS_PER_CORE]
+
+With several result files (repeated runs of run.sh), each entry is the best (smallest) time of
+any of them, per quantity: the better estimate of the undisturbed speed on a shared machine.
+"""
 import json
 import os
 import sys
@@ -8,14 +14,28 @@ SIZES = {"64-32-10": "S", "784-32-32-32-10": "M", "3072-200-200-10": "L"}
 
 
 def main():
-    rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+    files = [a for a in sys.argv[1:] if os.path.isfile(a)]
+    numbers = [a for a in sys.argv[1:] if not os.path.isfile(a)]
+    rows = [json.loads(l) for f in files for l in open(f) if l.strip()]
     if os.environ.get("STAT") == "min":
         # JAX reports both; edgewise was run with --min.
         for r in rows:
             if r.get("peer") == "jax":
                 r["grad_s"], r["hvp_s"] = r["grad_min_s"], r["hvp_min_s"]
-                r["hvp_over_grad"] = r["hvp_s"] / r["grad_s"]
-    peak = float(sys.argv[2]) if len(sys.argv) > 2 else None  # GFLOP/s of one core
+    best = {}
+    for r in rows:
+        key = (r.get("peer"), r["arch"], r["threads"])
+        b = best.setdefault(key, dict(r))
+        for q in ("grad_s", "hvp_s", "power_s"):
+            if q in r and r[q] < b[q]:
+                b[q] = r[q]
+    rows = list(best.values())
+    for r in rows:
+        r["hvp_over_grad"] = r["hvp_s"] / r["grad_s"]
+        if "grad_flops" in r:
+            r["grad_gflops"] = r["grad_flops"] / r["grad_s"] / 1e9
+            r["hvp_gflops"] = r["hvp_flops"] / r["hvp_s"] / 1e9
+    peak = float(numbers[0]) if numbers else None  # GFLOP/s of one core
     ours = {(r["arch"], r["threads"]): r for r in rows if "peer" not in r}
     jax_ = {(r["arch"], r["threads"]): r for r in rows if r.get("peer") == "jax"}
     threads = sorted({t for _, t in ours})
