@@ -4,8 +4,10 @@
 //!   (all tanh, mean squared error on one-hot targets, PyTorch's default initialisation);
 //! - forward (loss and accuracy), loss + gradient, exact Hessian-vector product, finite-difference
 //!   Hessian-vector product, power iteration from a random start ("cold") and from the converged
-//!   eigenvector ("warm", as sharpness tracking does), Lanczos with 20 steps, and one full-batch
-//!   GD training step with warm-started sharpness tracking (gradient, update, power iteration);
+//!   eigenvector ("warm", as sharpness tracking does), warm-started Lanczos stopped at the
+//!   tolerance (the default tracker) from the converged eigenvector, Lanczos with 20 steps, and
+//!   one full-batch GD training step with warm-started sharpness tracking (gradient, update, and
+//!   power iteration or warm-started Lanczos from the extrapolated eigenvector);
 //! - on the host's engine (`edgewise::engine::ParObjective`), with 1 thread and with all cores
 //!   for the gradient and the Hessian-vector product, 1 thread for the rest.
 //!
@@ -17,10 +19,11 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use edgewise::engine::{ParObjective, Workspace};
-use edgewise_core::eig::lanczos::lanczos_work_len;
+use edgewise_core::eig::lanczos::{lanczos_work_len, warm_lanczos_work_len};
 use edgewise_core::{
-    lanczos, power_iteration, Activation, Arch, Data, HessianOp, HvpMethod, Init, LanczosConfig,
-    Loss, Objective, PowerConfig, SplitMix64, Targets,
+    extrapolate_start, lanczos, power_iteration, warm_lanczos, Activation, Arch, Data, Eigenpair,
+    HessianOp, HvpMethod, Init, LanczosConfig, Loss, Objective, PowerConfig, SplitMix64, Targets,
+    WarmLanczosConfig,
 };
 
 struct Size {
@@ -166,6 +169,26 @@ fn bench(c: &mut Criterion) {
                 power_iteration(&mut op, &mut vec, &mut scratch, &cfg).unwrap()
             })
         });
+        let wcfg = WarmLanczosConfig {
+            tol: 1e-3,
+            max_steps: 50,
+            k: 1,
+        };
+        let mut wbasis = vec![0.0f32; (wcfg.max_steps + 1) * p];
+        let mut wwork = vec![0.0f64; warm_lanczos_work_len(wcfg.max_steps)];
+        let mut pair = [Eigenpair {
+            value: 0.0,
+            residual: 0.0,
+            iterations: 0,
+            converged: false,
+        }];
+        g.bench_function("lanczos_warm", |b| {
+            b.iter(|| {
+                vec.copy_from_slice(&warm);
+                let mut op = HessianOp::exact(&mut obj, &st.params);
+                warm_lanczos(&mut op, &wcfg, &mut vec, &mut wbasis, &mut wwork, &mut pair).unwrap()
+            })
+        });
         let steps = 20;
         let mut basis = vec![0.0f32; (steps + 1) * p];
         let mut work = vec![0.0f64; lanczos_work_len(steps)];
@@ -197,6 +220,25 @@ fn bench(c: &mut Criterion) {
                 }
                 let mut op = HessianOp::exact(&mut obj, &theta);
                 power_iteration(&mut op, &mut top, &mut scratch, &cfg).unwrap()
+            })
+        });
+        // The same step with the default tracker: warm-started Lanczos from the extrapolation of
+        // the two previous eigenvectors.
+        let mut theta = st.params.clone();
+        let (mut latest, mut before) = (warm.clone(), warm.clone());
+        g.bench_function("train_step_with_sharpness_lanczos", |b| {
+            b.iter(|| {
+                obj.loss_grad(&theta, &mut grad).unwrap();
+                for (t, gi) in theta.iter_mut().zip(&grad) {
+                    *t -= 0.01 * gi;
+                }
+                extrapolate_start(&latest, &before, &mut vec).unwrap();
+                before.copy_from_slice(&latest);
+                let mut op = HessianOp::exact(&mut obj, &theta);
+                let r = warm_lanczos(&mut op, &wcfg, &mut vec, &mut wbasis, &mut wwork, &mut pair)
+                    .unwrap();
+                latest.copy_from_slice(&vec);
+                r
             })
         });
         g.finish();
