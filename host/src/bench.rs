@@ -53,7 +53,7 @@ pub struct BenchArgs {
     /// Loss: mse | ce.
     #[arg(long, default_value = "mse")]
     pub loss: String,
-    /// Samples per tile (default: the engine default, 32).
+    /// Samples per tile (default: automatic, 32 or 128 by the number of samples and threads).
     #[arg(long)]
     pub tile: Option<usize>,
     /// Seed of the data, the parameters and the directions.
@@ -173,7 +173,7 @@ pub fn bench(a: &BenchArgs) -> Result<BenchResult> {
             .map(|n| n.get())
             .unwrap_or(1),
     };
-    let tile = a.tile.unwrap_or(DEFAULT_TILE).max(1);
+    let tile = a.tile.unwrap_or(DEFAULT_TILE);
     match a.kernels.as_str() {
         "auto" => crate::engine::use_baseline_kernels(false),
         "baseline" => crate::engine::use_baseline_kernels(true),
@@ -194,6 +194,7 @@ pub fn bench(a: &BenchArgs) -> Result<BenchResult> {
     let mut ws = Workspace::default();
     let mut obj =
         ParObjective::new(&arch, data, threads, tile, &mut ws).map_err(core_err("data"))?;
+    let tile = obj.tile();
     let mut g = vec![0.0f32; p];
     let mut hv = vec![0.0f32; p];
     let err = core_err("bench");

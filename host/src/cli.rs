@@ -388,7 +388,8 @@ pub struct Execution {
     /// Worker threads (default: all cores). Results are bit-identical for every count.
     #[arg(long, help_heading = "Execution")]
     pub threads: Option<usize>,
-    /// Samples per tile (performance only; results are bit-identical for every value).
+    /// Samples per tile (performance only; results are bit-identical for every value). Default
+    /// 0: automatic (128 when that leaves at least 8 tiles per thread, else 32).
     #[arg(long, default_value_t = crate::engine::DEFAULT_TILE, help_heading = "Execution")]
     pub tile: usize,
     /// No progress output.
@@ -474,7 +475,7 @@ pub fn cmd_train(a: &TrainArgs) -> Result<u8> {
     let opts = RunOptions {
         out: a.resume.clone().unwrap_or_else(|| a.out.clone()),
         threads: a.exec.threads()?,
-        tile: a.exec.tile.max(1),
+        tile: a.exec.tile,
         quiet: a.exec.quiet,
         force: a.force,
         resume: a.resume.is_some(),
@@ -651,7 +652,7 @@ pub fn cmd_spectrum(a: &SpectrumArgs) -> Result<u8> {
         trace_probes: a.probes,
         dense_max: a.dense_max,
         threads: a.exec.threads()?,
-        tile: a.exec.tile.max(1),
+        tile: a.exec.tile,
     };
     let sp = crate::analyze::spectrum(
         &ck.arch,
@@ -695,7 +696,7 @@ pub fn cmd_hvp_check(a: &HvpCheckArgs) -> Result<u8> {
         a.directions,
         a.dense_max,
         a.exec.threads()?,
-        a.exec.tile.max(1),
+        a.exec.tile,
     )?;
     if a.json {
         for r in &rows {
