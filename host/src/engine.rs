@@ -46,7 +46,7 @@ pub const DEFAULT_TILE: usize = 0;
 /// The automatic tile size: 128 samples when that still leaves at least 8 tiles per thread, else
 /// 32. Larger tiles reuse each block of packed weights for more samples before the next block is
 /// loaded, which pays when a layer's weights do not fit in the L2 cache (size L's first layer,
-/// 3072 x 200 = 2.4 MB: the HVP is about 10% faster with 128 than with 32 on the benchmark
+/// 3072 x 200 = 2.4 MB: the one-thread HVP is 4-10% faster with 128 than with 32 on the benchmark
 /// machine, BENCHMARKS.md); small data sets keep enough tiles for the threads to share. Like every
 /// tile size it changes the speed only, never a bit.
 pub fn auto_tile(n: usize, threads: usize) -> usize {
