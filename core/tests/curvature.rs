@@ -709,7 +709,7 @@ fn warm_lanczos_beats_power_iteration_when_the_top_turns_in_a_crowded_spectrum()
     .unwrap();
     assert!(e.converged);
     assert!(
-        (lanczos_products as u32) * 5 < e.iterations,
+        lanczos_products * 5 < e.iterations,
         "Lanczos {lanczos_products}, power {}",
         e.iterations
     );

@@ -9,6 +9,9 @@
 //! R-operator's paired terms added as one term, per-parameter accumulation over samples in
 //! order, one division by `N` at the end, the loss summed in f64.
 
+// The reference loops index on purpose: they spell out the canonical order.
+#![allow(clippy::needless_range_loop)]
+
 use edgewise_core::loss::Target;
 use edgewise_core::*;
 

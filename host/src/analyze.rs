@@ -247,7 +247,7 @@ pub fn hvp_check(
     } else {
         None
     };
-    let mut rng = SplitMix64::new(cfg.model.seed ^ 0x6876_70);
+    let mut rng = SplitMix64::new(cfg.model.seed ^ 0x0068_7670);
     let mut rows = Vec::new();
     let mut prev: Option<(Vec<f32>, Vec<f32>)> = None;
     for d in 0..directions.max(1) {

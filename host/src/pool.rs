@@ -37,6 +37,10 @@ struct Shared {
     wake: Condvar,
 }
 
+/// A helper thread panicked while running a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Panicked;
+
 /// A fixed set of helper threads that run jobs together with the calling thread.
 pub struct Pool {
     shared: Arc<Shared>,
@@ -75,9 +79,9 @@ impl Pool {
     }
 
     /// Runs `f` on `helpers` helper threads and on the calling thread, and returns once every
-    /// call has returned: `Err(())` if a helper's call panicked (a panic of the caller's own
+    /// call has returned: `Err(Panicked)` if a helper's call panicked (a panic of the caller's own
     /// call propagates, after the helpers have finished).
-    pub fn run(&self, helpers: usize, f: &(dyn Fn() + Sync)) -> Result<(), ()> {
+    pub fn run(&self, helpers: usize, f: &(dyn Fn() + Sync)) -> Result<(), Panicked> {
         let helpers = helpers.min(self.helpers());
         let sh = &*self.shared;
         // SAFETY: the helpers call `f` only between the generation bump below and their
@@ -105,7 +109,7 @@ impl Pool {
             f();
         }
         if sh.panicked.load(Ordering::Acquire) {
-            Err(())
+            Err(Panicked)
         } else {
             Ok(())
         }
@@ -201,8 +205,8 @@ static GLOBAL: Mutex<Option<Pool>> = Mutex::new(None);
 
 /// Runs `f` on `threads` threads (the caller and `threads - 1` helpers of the process-wide
 /// pool, grown if needed); if the pool is busy or cannot grow, on freshly spawned scoped
-/// threads. Returns `Err(())` if a helper panicked.
-pub fn run_on(threads: usize, f: &(dyn Fn() + Sync)) -> Result<(), ()> {
+/// threads. Returns `Err(Panicked)` if a helper panicked.
+pub fn run_on(threads: usize, f: &(dyn Fn() + Sync)) -> Result<(), Panicked> {
     let helpers = threads.saturating_sub(1);
     if helpers == 0 {
         f();
@@ -235,7 +239,7 @@ pub fn run_on(threads: usize, f: &(dyn Fn() + Sync)) -> Result<(), ()> {
     if ok {
         Ok(())
     } else {
-        Err(())
+        Err(Panicked)
     }
 }
 
@@ -248,7 +252,7 @@ mod tests {
         let pool = Pool::new(3).unwrap();
         for round in 0..200usize {
             let hits = AtomicUsize::new(0);
-            let local = vec![round; 4];
+            let local = [round; 4];
             let helpers = round % 4;
             pool.run(helpers, &|| {
                 hits.fetch_add(local[0] - round + 1, Ordering::Relaxed);
@@ -271,7 +275,7 @@ mod tests {
                 panic!("helper fails");
             }
         });
-        assert_eq!(r, Err(()));
+        assert_eq!(r, Err(Panicked));
         let hits = AtomicUsize::new(0);
         pool.run(2, &|| {
             hits.fetch_add(1, Ordering::Relaxed);

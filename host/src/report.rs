@@ -220,7 +220,8 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Vec<RunRecord>> {
             v.sort_by(|a, b| a.total_cmp(b));
             v
         };
-        let agg = |f: &dyn Fn(&RunRecord) -> Option<f32>| -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+        type Points = Vec<(f64, f64)>;
+        let agg = |f: &dyn Fn(&RunRecord) -> Option<f32>| -> (Points, Points) {
             let mut means = Vec::new();
             let mut all = Vec::new();
             for lr in &lrs {

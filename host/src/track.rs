@@ -355,7 +355,6 @@ impl Tracker {
             m.precond_sharpness = Some(e.value);
         }
         m.hvps = op.products();
-        drop(op);
         if eig && self.cfg.hocm {
             let mut s2 = vec![0.0f32; 2 * p];
             let v: Vec<f32> = self.topk[..p].to_vec();

@@ -187,7 +187,7 @@ pub fn top_k_deflation<O: LinearOperator + ?Sized>(
     if k > values.capacity() {
         return Err(Error::InvalidConfig("top-k deflation supports k <= 16"));
     }
-    for i in 0..k {
+    for (i, slot) in out.iter_mut().enumerate() {
         let (found, rest) = vecs.split_at_mut(i * n);
         let v = &mut rest[..n];
         for j in 0..i {
@@ -202,7 +202,7 @@ pub fn top_k_deflation<O: LinearOperator + ?Sized>(
         let e = power_iteration(&mut defl, v, scratch, cfg)?;
         // Cannot fail: k <= capacity was checked above.
         let _ = values.push(e.value);
-        out[i] = e;
+        *slot = e;
     }
     Ok(())
 }
