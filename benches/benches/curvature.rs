@@ -11,15 +11,18 @@
 //! - on the host's engine (`edgewise::engine::ParObjective`), with 1 thread and with all cores
 //!   for the gradient and the Hessian-vector product, 1 thread for the rest.
 //!
+//! - the cost of starting an evaluation's helper threads: a scoped spawn and join against a job
+//!   on the persistent pool (`threads/`).
+//!
 //! Quick by default: sizes S and M, 10 samples, 2 s of measurement per benchmark. Set
 //! `EDGEWISE_BENCH_SIZES=S,M,L` for all sizes (L takes a few minutes), and pass criterion's own
 //! options after `--` (`cargo bench -p edgewise-benches -- gradient`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use edgewise::engine::{ParObjective, Workspace};
-use edgewise_core::eig::lanczos::{lanczos_work_len, warm_lanczos_work_len};
+use edgewise_core::eig::lanczos::lanczos_work_len;
 use edgewise_core::{
     extrapolate_start, lanczos, power_iteration, warm_lanczos, Activation, Arch, Data, Eigenpair,
     HessianOp, HvpMethod, Init, LanczosConfig, Loss, Objective, PowerConfig, SplitMix64, Targets,
@@ -175,7 +178,7 @@ fn bench(c: &mut Criterion) {
             k: 1,
         };
         let mut wbasis = vec![0.0f32; (wcfg.max_steps + 1) * p];
-        let mut wwork = vec![0.0f64; warm_lanczos_work_len(wcfg.max_steps)];
+        let mut wwork = vec![0.0f64; lanczos_work_len(wcfg.max_steps)];
         let mut pair = [Eigenpair {
             value: 0.0,
             residual: 0.0,
@@ -245,5 +248,50 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// Starting the helpers of one evaluation: a scoped spawn and join of one thread (what the engine
+/// did before `edgewise::pool`) against one job on the persistent pool, each after 200 us of
+/// busy work on the calling thread (an idle gap like the one between two evaluations; only the
+/// start and join are timed).
+fn threads(c: &mut Criterion) {
+    let mut g = c.benchmark_group("threads");
+    g.sample_size(20).measurement_time(Duration::from_secs(3));
+    let gap = || {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_micros(200) {
+            std::hint::spin_loop();
+        }
+    };
+    g.bench_function("scope_spawn_join", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                gap();
+                let t = Instant::now();
+                std::thread::scope(|s| {
+                    s.spawn(|| std::hint::black_box(1));
+                });
+                total += t.elapsed();
+            }
+            total
+        })
+    });
+    g.bench_function("pool_run", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                gap();
+                let t = Instant::now();
+                edgewise::pool::run_on(2, &|| {
+                    std::hint::black_box(1);
+                })
+                .unwrap();
+                total += t.elapsed();
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, threads);
 criterion_main!(benches);

@@ -579,7 +579,7 @@ fn warm(
         products: 0,
     };
     let mut basis = vec![0.0; (cfg.max_steps + 1) * n];
-    let mut work = vec![0.0; edgewise_core::eig::lanczos::warm_lanczos_work_len(cfg.max_steps)];
+    let mut work = vec![0.0; lanczos_work_len(cfg.max_steps)];
     let mut pairs = vec![
         Eigenpair {
             value: 0.0,

@@ -608,151 +608,64 @@ mod simd {
         MODE.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
     }
 
-    macro_rules! dispatch {
-        ($avx:ident, $($arg:expr),*) => {{
-            #[cfg(target_arch = "x86_64")]
-            {
-                if avx2() {
-                    // SAFETY: the CPU supports AVX2 (checked at run time just above).
-                    return unsafe { x86::$avx($($arg),*) };
+    /// Defines each pass twice from one body: a safe dispatcher that runs the AVX2 instance when
+    /// [`avx2`] says so and the baseline otherwise, and the AVX2 instance in `x86`. The AVX2
+    /// instances are `unsafe fn` (not safe `#[target_feature]` functions, which need Rust 1.86;
+    /// the workspace supports 1.85); each may only be called on a CPU that supports AVX2.
+    macro_rules! passes {
+        ($(fn $name:ident($($arg:ident: $ty:ty),*) $body:block)*) => {
+            $(
+                #[allow(clippy::too_many_arguments)]
+                pub fn $name($($arg: $ty),*) -> Result<(), Error> {
+                    #[cfg(target_arch = "x86_64")]
+                    {
+                        if avx2() {
+                            // SAFETY: the CPU supports AVX2 (checked at run time just above).
+                            return unsafe { x86::$name($($arg),*) };
+                        }
+                    }
+                    $body
                 }
+            )*
+
+            #[cfg(target_arch = "x86_64")]
+            mod x86 {
+                use super::{Arch, Data, Error, Range};
+                $(
+                    #[allow(clippy::too_many_arguments)]
+                    #[target_feature(enable = "avx2")]
+                    pub unsafe fn $name($($arg: $ty),*) -> Result<(), Error> $body
+                )*
             }
-        }};
+        };
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub fn eval_pass(
-        a: &Arch,
-        p: &[f32],
-        wt: &[f32],
-        d: &Data<'_>,
-        s: usize,
-        n: usize,
-        w: &mut [f32],
-        cap: usize,
-    ) -> Result<(), Error> {
-        dispatch!(eval_pass, a, p, wt, d, s, n, w, cap);
-        a.tile_eval_pass_packed(p, wt, d, s, n, w, cap)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub fn grad_pass(
-        a: &Arch,
-        p: &[f32],
-        wt: &[f32],
-        d: &Data<'_>,
-        s: usize,
-        n: usize,
-        w: &mut [f32],
-        cap: usize,
-    ) -> Result<(), Error> {
-        dispatch!(grad_pass, a, p, wt, d, s, n, w, cap);
-        a.tile_grad_pass_packed(p, wt, d, s, n, w, cap)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub fn hvp_pass(
-        a: &Arch,
-        p: &[f32],
-        wt: &[f32],
-        v: &[f32],
-        vt: &[f32],
-        d: &Data<'_>,
-        s: usize,
-        n: usize,
-        w: &mut [f32],
-        cap: usize,
-    ) -> Result<(), Error> {
-        dispatch!(hvp_pass, a, p, wt, v, vt, d, s, n, w, cap);
-        a.tile_hvp_pass_packed(p, wt, v, vt, d, s, n, w, cap)
-    }
-
-    pub fn accumulate(
-        a: &Arch,
-        w: &[f32],
-        cap: usize,
-        n: usize,
-        r: Range<usize>,
-        out: &mut [f32],
-        hvp: bool,
-    ) -> Result<(), Error> {
-        dispatch!(accumulate, a, w, cap, n, r.clone(), out, hvp);
-        if hvp {
-            a.tile_accumulate_hvp(w, cap, n, r, out)
-        } else {
-            a.tile_accumulate_grad(w, cap, n, r, out)
-        }
-    }
-
-    /// The AVX2 instances. They are `unsafe fn` (not safe `#[target_feature]` functions, which
-    /// need Rust 1.86; the workspace supports 1.85).
-    ///
-    /// # Safety
-    ///
-    /// Each may only be called on a CPU that supports AVX2.
-    #[cfg(target_arch = "x86_64")]
-    mod x86 {
-        use std::ops::Range;
-
-        use edgewise_core::{Arch, Data, Error};
-
-        #[allow(clippy::too_many_arguments)]
-        #[target_feature(enable = "avx2")]
-        pub unsafe fn eval_pass(
-            a: &Arch,
-            p: &[f32],
-            wt: &[f32],
-            d: &Data<'_>,
-            s: usize,
-            n: usize,
-            w: &mut [f32],
-            cap: usize,
-        ) -> Result<(), Error> {
+    passes! {
+        fn eval_pass(
+            a: &Arch, p: &[f32], wt: &[f32], d: &Data<'_>, s: usize, n: usize, w: &mut [f32],
+            cap: usize
+        ) {
             a.tile_eval_pass_packed(p, wt, d, s, n, w, cap)
         }
 
-        #[allow(clippy::too_many_arguments)]
-        #[target_feature(enable = "avx2")]
-        pub unsafe fn grad_pass(
-            a: &Arch,
-            p: &[f32],
-            wt: &[f32],
-            d: &Data<'_>,
-            s: usize,
-            n: usize,
-            w: &mut [f32],
-            cap: usize,
-        ) -> Result<(), Error> {
+        fn grad_pass(
+            a: &Arch, p: &[f32], wt: &[f32], d: &Data<'_>, s: usize, n: usize, w: &mut [f32],
+            cap: usize
+        ) {
             a.tile_grad_pass_packed(p, wt, d, s, n, w, cap)
         }
 
-        #[allow(clippy::too_many_arguments)]
-        #[target_feature(enable = "avx2")]
-        pub unsafe fn hvp_pass(
-            a: &Arch,
-            p: &[f32],
-            wt: &[f32],
-            v: &[f32],
-            vt: &[f32],
-            d: &Data<'_>,
-            s: usize,
-            n: usize,
-            w: &mut [f32],
-            cap: usize,
-        ) -> Result<(), Error> {
+        fn hvp_pass(
+            a: &Arch, p: &[f32], wt: &[f32], v: &[f32], vt: &[f32], d: &Data<'_>, s: usize,
+            n: usize, w: &mut [f32], cap: usize
+        ) {
             a.tile_hvp_pass_packed(p, wt, v, vt, d, s, n, w, cap)
         }
 
-        #[target_feature(enable = "avx2")]
-        pub unsafe fn accumulate(
-            a: &Arch,
-            w: &[f32],
-            cap: usize,
-            n: usize,
-            r: Range<usize>,
-            out: &mut [f32],
-            hvp: bool,
-        ) -> Result<(), Error> {
+        fn accumulate(
+            a: &Arch, w: &[f32], cap: usize, n: usize, r: Range<usize>, out: &mut [f32],
+            hvp: bool
+        ) {
             if hvp {
                 a.tile_accumulate_hvp(w, cap, n, r, out)
             } else {

@@ -1,9 +1,9 @@
 //! A persistent pool of helper threads for the engine's evaluations.
 //!
 //! Spawning threads for every evaluation costs far more than it should on virtual machines:
-//! on the 2-vCPU KVM guest of BENCHMARKS.md a `std::thread::scope` spawn and join takes 0.4 ms
-//! (median), and waking a sleeping thread 0.05 ms, against 1-3 ms for a whole gradient at the
-//! reference sizes S and M. So the helpers live as long as the process: after a job they spin
+//! on the 2-vCPU KVM guest of BENCHMARKS.md a `std::thread::scope` spawn and join takes
+//! 0.12-0.17 ms on average and a job on this pool 2-5 us (the `threads` criterion benchmarks),
+//! against 0.5-3 ms for a whole gradient at the reference sizes S and M. So the helpers live as long as the process: after a job they spin
 //! for [`SPIN`] waiting for the next one (power iteration and training loops issue evaluations
 //! back to back), then sleep on a condition variable until woken.
 //!

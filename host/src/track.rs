@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 
-use edgewise_core::eig::lanczos::{lanczos_work_len, ritz_vector, warm_lanczos_work_len};
+use edgewise_core::eig::lanczos::{lanczos_work_len, ritz_vector};
 use edgewise_core::{
     eigenvector_rotation, extrapolate_start, hutchinson_trace, lambda_min, lanczos, sharpness,
     subspace_score, third_derivative, top_k_deflation, warm_lanczos, Eigenpair, HessianOp,
@@ -107,6 +107,16 @@ pub struct Tracker {
     /// The top eigenvector of the measurement before the latest (`warm-lanczos`, `eig_k = 1`).
     before: Vec<f32>,
     has_before: bool,
+    /// Lanczos basis and work buffers, kept between measurements (grown on first use).
+    basis: Vec<f32>,
+    work: Vec<f64>,
+}
+
+/// Grows `v` to at least `len` values (never shrinks: the solvers take longer buffers).
+fn grow<T: Clone + Default>(v: &mut Vec<T>, len: usize) {
+    if v.len() < len {
+        v.resize(len, T::default());
+    }
 }
 
 fn random(seed: u64, stream: u64, step: u64, out: &mut [f32]) {
@@ -143,6 +153,8 @@ impl Tracker {
                 }
             ],
             has_before: false,
+            basis: Vec::new(),
+            work: Vec::new(),
         }
     }
 
@@ -231,19 +243,25 @@ impl Tracker {
             let (top, bottom) = if self.method == EigMethod::Lanczos {
                 let steps = self.cfg.lanczos_steps.min(p);
                 let cfg = LanczosConfig { steps };
-                let mut basis = vec![0.0f32; (steps + 1) * p];
-                let mut work = vec![0.0f64; lanczos_work_len(steps)];
+                grow(&mut self.basis, (steps + 1) * p);
+                grow(&mut self.work, lanczos_work_len(steps));
                 let (mut vals, mut res) = (vec![0.0f32; steps], vec![0.0f32; steps]);
                 let mut start = vec![0.0f32; p];
                 random(self.seed, LANCZOS_STREAM, step, &mut start);
                 let r = lanczos(
-                    &mut op, &cfg, &start, &mut basis, &mut work, &mut vals, &mut res,
+                    &mut op,
+                    &cfg,
+                    &start,
+                    &mut self.basis,
+                    &mut self.work,
+                    &mut vals,
+                    &mut res,
                 )
                 .map_err(&err)?;
                 for i in 0..k.min(r.steps) {
                     ritz_vector(
-                        &basis,
-                        &work,
+                        &self.basis,
+                        &self.work,
                         &cfg,
                         &r,
                         i,
@@ -265,8 +283,6 @@ impl Tracker {
                         max_steps,
                         k,
                     };
-                    let mut basis = vec![0.0f32; (max_steps + 1) * p];
-                    let mut work = vec![0.0f64; warm_lanczos_work_len(max_steps)];
                     let mut pairs = vec![NO_PAIR; k];
                     // Start from the extrapolated eigenvector once two measurements exist.
                     let latest = match (&prev, k) {
@@ -279,12 +295,14 @@ impl Tracker {
                         }
                         _ => None,
                     };
+                    grow(&mut self.basis, (max_steps + 1) * p);
+                    grow(&mut self.work, lanczos_work_len(max_steps));
                     let r = warm_lanczos(
                         &mut op,
                         &wc,
                         &mut self.topk,
-                        &mut basis,
-                        &mut work,
+                        &mut self.basis,
+                        &mut self.work,
                         &mut pairs,
                     )
                     .map_err(&err)?;

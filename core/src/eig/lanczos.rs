@@ -226,11 +226,6 @@ pub struct WarmLanczosResult {
     pub converged: bool,
 }
 
-/// Length of the f64 work buffer of [`warm_lanczos`] for `max_steps` steps.
-pub const fn warm_lanczos_work_len(max_steps: usize) -> usize {
-    lanczos_work_len(max_steps)
-}
-
 /// Warm-started Lanczos for the `k` algebraically largest eigenpairs, stopping as soon as
 /// they have converged: the tracking counterpart of [`crate::sharpness`].
 ///
@@ -247,7 +242,7 @@ pub const fn warm_lanczos_work_len(max_steps: usize) -> usize {
 ///
 /// `vecs` (`k * dim` values) receives the top `k` Ritz vectors and `pairs[..k]` their values and
 /// residuals (`iterations` = products of the whole run). `basis` holds
-/// `(max_steps + 1) * dim` values and `work` [`warm_lanczos_work_len`]`(max_steps)`. All
+/// `(max_steps + 1) * dim` values and `work` [`lanczos_work_len`]`(max_steps)`. All
 /// reductions are in f64 in ascending order, so the result is the same on every target.
 pub fn warm_lanczos<O: LinearOperator + ?Sized>(
     op: &mut O,
@@ -267,7 +262,7 @@ pub fn warm_lanczos<O: LinearOperator + ?Sized>(
     }
     check_len("eigenvector storage", vecs, k * n)?;
     check_min("Lanczos basis", basis, (m_req + 1) * n)?;
-    check_min("Lanczos work", work, warm_lanczos_work_len(m_req))?;
+    check_min("Lanczos work", work, lanczos_work_len(m_req))?;
     check_min("eigenpairs", pairs, k)?;
     let m_max = m_req.min(n);
     let (tmat, rest) = work.split_at_mut(m_req * m_req);
@@ -358,9 +353,9 @@ pub fn warm_lanczos<O: LinearOperator + ?Sized>(
 
 /// First-order prediction of the next top eigenvector from the last two measurements, the
 /// start vector [`warm_lanczos`] tracking uses: `out = 2 latest - s before`, with
-/// `s = sign(latest . before)` (eigenvectors have no sign). Measured on GD runs measured every
-/// step it saves a third to a half of the products against starting from `latest` alone,
-/// because the eigenvector turns steadily between steps (BENCHMARKS.md). Sums in f64, index order.
+/// `s = sign(latest . before)` (eigenvectors have no sign). On GD runs measured every step it
+/// saved 20-45% of the products against starting from `latest` alone, because the eigenvector
+/// turns steadily between steps (BENCHMARKS.md). Sums in f64, index order.
 pub fn extrapolate_start(latest: &[f32], before: &[f32], out: &mut [f32]) -> Result<(), Error> {
     let n = latest.len();
     check_len("previous eigenvector", before, n)?;
