@@ -91,8 +91,8 @@ pub use data::{Data, Features, Targets};
 pub use diag_linear::DiagLinearNet;
 pub use eig::jacobi::symmetric_eigen;
 pub use eig::lanczos::{
-    extrapolate_start, lanczos, warm_lanczos, LanczosConfig, LanczosResult, WarmLanczosConfig,
-    WarmLanczosResult,
+    extrapolate_start, lanczos, predict_start, warm_lanczos, LanczosConfig, LanczosResult,
+    StartPrediction, WarmLanczosConfig, WarmLanczosResult, PREDICT_HISTORY,
 };
 pub use eig::power::{
     lambda_min, power_iteration, sharpness, top_k_deflation, Eigenpair, PowerConfig,

@@ -779,3 +779,103 @@ fn extrapolated_start_aligns_signs() {
     assert_eq!(out, [1.0, 0.2, 0.0]);
     assert!(extrapolate_start(&latest, &before[..2], &mut out).is_err());
 }
+
+/// A unit vector in the plane of `a` and `b` (orthonormal), at angle `t` from `a`, plus `w`
+/// times `c`, normalised.
+fn unit_at(t: f64, w: f64) -> Vec<f32> {
+    let v = [t.cos(), t.sin(), w, 0.25 * w * w];
+    let n = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    v.iter().map(|x| (x / n) as f32).collect()
+}
+
+fn cos2(a: &[f32], b: &[f32]) -> f64 {
+    let d: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum();
+    d * d / (na * nb)
+}
+
+#[test]
+fn predicted_start_follows_a_steady_turn() {
+    // v_t turns by 0.05 rad per measurement; history newest first, signs scrambled.
+    let hist: Vec<Vec<f32>> = (0..8)
+        .map(|k| {
+            let v = unit_at(0.05 * (10 - k) as f64, 0.0);
+            let s = if k % 3 == 1 { -1.0 } else { 1.0 };
+            v.iter().map(|x| s * x).collect()
+        })
+        .collect();
+    let refs: Vec<&[f32]> = hist.iter().map(|v| v.as_slice()).collect();
+    let mut out = vec![0.0f32; 4];
+    let kind = predict_start(&refs, &mut out).unwrap();
+    assert_eq!(kind, StartPrediction::Linear);
+    let next = unit_at(0.05 * 11.0, 0.0);
+    assert!(
+        1.0 - cos2(&out, &next) < 1e-5,
+        "{}",
+        1.0 - cos2(&out, &next)
+    );
+    assert!(1.0 - cos2(refs[0], &next) > 2e-3);
+}
+
+#[test]
+fn predicted_start_follows_a_period_two_orbit() {
+    // The top eigenvector alternates between two directions 1 rad apart that both drift
+    // slowly, as at the edge of stability; the latest vector is a bad start.
+    let at = |k: usize| {
+        let t = 30 - k; // measurement index, newest (k = 0) last
+        let side = if t % 2 == 0 { 0.0 } else { 1.0 };
+        unit_at(side + 0.01 * t as f64, 0.002 * t as f64)
+    };
+    let hist: Vec<Vec<f32>> = (0..8).map(at).collect();
+    let refs: Vec<&[f32]> = hist.iter().map(|v| v.as_slice()).collect();
+    let mut out = vec![0.0f32; 4];
+    let kind = predict_start(&refs, &mut out).unwrap();
+    assert!(
+        matches!(
+            kind,
+            StartPrediction::PeriodTwoLinear | StartPrediction::PeriodTwoQuadratic
+        ),
+        "{kind:?}"
+    );
+    let next = {
+        let t = 31;
+        unit_at(1.0 + 0.01 * t as f64, 0.002 * t as f64)
+    };
+    assert!(
+        1.0 - cos2(&out, &next) < 1e-6,
+        "{}",
+        1.0 - cos2(&out, &next)
+    );
+    assert!(1.0 - cos2(refs[1], &next) > 1e-4);
+    assert!(1.0 - cos2(refs[0], &next) > 0.5);
+}
+
+#[test]
+fn predicted_start_with_short_histories_and_bad_input() {
+    let a = [0.6f32, 0.8, 0.0];
+    let b = [-1.0f32, 0.0, 0.0];
+    let mut out = [0.0f32; 3];
+    // One vector: itself.
+    assert_eq!(
+        predict_start(&[&a], &mut out).unwrap(),
+        StartPrediction::Latest
+    );
+    assert_eq!(out, a);
+    // Two: the linear extrapolation, bit for bit what extrapolate_start gives.
+    assert_eq!(
+        predict_start(&[&a, &b], &mut out).unwrap(),
+        StartPrediction::Linear
+    );
+    let mut e = [0.0f32; 3];
+    extrapolate_start(&a, &b, &mut e).unwrap();
+    assert_eq!(out, e);
+    // Errors, not panics.
+    assert!(predict_start(&[], &mut out).is_err());
+    assert!(predict_start(&[&a, &b[..2]], &mut out).is_err());
+    assert!(predict_start(&[&a[..2]], &mut out).is_err());
+    // Zero vectors in the history do not break the backtests.
+    let z = [0.0f32; 3];
+    assert!(predict_start(&[&a, &z, &z, &b], &mut out).is_ok());
+    assert!(out.iter().all(|x| x.is_finite()));
+}

@@ -280,6 +280,10 @@ pub struct Overrides {
     /// Product cap of one warm-lanczos measurement (default 50).
     #[arg(long, help_heading = "Curvature")]
     pub lanczos_max_steps: Option<usize>,
+    /// Also track the sharpness alone every K steps (0: never) by warm-started Lanczos from the
+    /// predicted eigenvector, besides the --eig-every measurements (columns tracked_*).
+    #[arg(long, help_heading = "Curvature")]
+    pub track_every: Option<u64>,
 }
 
 macro_rules! set {
@@ -354,6 +358,7 @@ impl Overrides {
         set!(self.power_max_iter, cfg.curvature.power_max_iter);
         set!(self.lanczos_steps, cfg.curvature.lanczos_steps);
         set!(self.lanczos_max_steps, cfg.curvature.lanczos_max_steps);
+        set!(self.track_every, cfg.curvature.track_every);
     }
 
     /// Names of the flags that change results, other than the run length, that were given.
@@ -378,6 +383,7 @@ impl Overrides {
         chk(self.schedule.is_some(), "--schedule");
         chk(self.hvp.is_some(), "--hvp");
         chk(self.eig_method.is_some(), "--eig-method");
+        chk(self.track_every.is_some(), "--track-every");
         v
     }
 }

@@ -204,6 +204,11 @@ pub struct CurvatureConfig {
     pub lanczos_steps: usize,
     /// Product cap of one warm-started Lanczos measurement (its basis holds this many vectors).
     pub lanczos_max_steps: usize,
+    /// Also track the sharpness alone every this many steps (0: never) with warm-started
+    /// Lanczos from the predicted eigenvector, independently of the `eig_every` measurements
+    /// (columns `tracked_*`): e.g. a sharpness curve at every step between fresh spectrum
+    /// measurements of `eig_method = "lanczos"`.
+    pub track_every: u64,
 }
 
 impl Default for CurvatureConfig {
@@ -223,6 +228,7 @@ impl Default for CurvatureConfig {
             power_max_iter: 100,
             lanczos_steps: 20,
             lanczos_max_steps: 50,
+            track_every: 0,
         }
     }
 }

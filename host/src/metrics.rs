@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use crate::error::{Failure, Result};
 
 /// Column names, in file order.
-pub const COLUMNS: [&str; 21] = [
+pub const COLUMNS: [&str; 24] = [
     "step",
     "epoch",
     "lr",
@@ -32,7 +32,14 @@ pub const COLUMNS: [&str; 21] = [
     "sharpness_hvps",
     "full_train_loss",
     "full_train_acc",
+    "tracked_sharpness",
+    "tracked_residual",
+    "tracked_hvps",
 ];
+
+/// Columns of the files written before the `tracked_*` columns existed (read, and rewritten
+/// with the current columns when such a run is resumed).
+const LEGACY_COLUMNS: usize = 21;
 
 /// One row of `metrics.csv`.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -79,6 +86,12 @@ pub struct Row {
     pub full_train_loss: Option<f32>,
     /// Accuracy on the whole training set (minibatch runs).
     pub full_train_acc: Option<f32>,
+    /// Top Hessian eigenvalue from the sharpness-only tracker (`track_every`).
+    pub tracked_sharpness: Option<f32>,
+    /// Its residual `||Hv - lambda v||`.
+    pub tracked_residual: Option<f32>,
+    /// Hessian-vector products it spent.
+    pub tracked_hvps: Option<u32>,
 }
 
 fn f(out: &mut String, v: Option<f32>) {
@@ -131,19 +144,30 @@ impl Row {
         }
         f(&mut s, self.full_train_loss);
         f(&mut s, self.full_train_acc);
+        f(&mut s, self.tracked_sharpness);
+        f(&mut s, self.tracked_residual);
+        s.push(',');
+        if let Some(h) = self.tracked_hvps {
+            let _ = write!(s, "{h}");
+        }
         s
     }
 
     /// Parses a line written by [`Row::to_csv`]; `origin` names the file and line for errors.
     pub fn from_csv(line: &str, origin: &str) -> Result<Row> {
-        let cells: Vec<&str> = line.split(',').collect();
-        if cells.len() != COLUMNS.len() {
+        Self::from_cells(line, COLUMNS.len(), origin)
+    }
+
+    /// Parses a line of `columns` cells (the current or the legacy layout).
+    fn from_cells(line: &str, columns: usize, origin: &str) -> Result<Row> {
+        let mut cells: Vec<&str> = line.split(',').collect();
+        if cells.len() != columns {
             return Err(Failure::input(format!(
-                "{origin}: expected {} columns, found {}",
-                COLUMNS.len(),
+                "{origin}: expected {columns} columns, found {}",
                 cells.len()
             )));
         }
+        cells.resize(COLUMNS.len(), "");
         let num = |i: usize| -> Result<Option<f32>> {
             let c = cells[i].trim();
             if c.is_empty() {
@@ -168,6 +192,14 @@ impl Row {
                 ))
             })
         };
+        let count = |i: usize| -> Result<Option<u32>> {
+            if cells[i].trim().is_empty() {
+                return Ok(None);
+            }
+            u32::try_from(int(i)?).map(Some).map_err(|_| {
+                Failure::input(format!("{origin}: column {} is out of range", COLUMNS[i]))
+            })
+        };
         Ok(Row {
             step: int(0)?,
             epoch: int(1)?,
@@ -186,41 +218,43 @@ impl Row {
             trace: num(14)?,
             precond_sharpness: num(15)?,
             eig_residual: num(16)?,
-            hvps: if cells[17].trim().is_empty() {
-                None
-            } else {
-                Some(int(17)? as u32)
-            },
-            sharpness_hvps: if cells[18].trim().is_empty() {
-                None
-            } else {
-                Some(int(18)? as u32)
-            },
+            hvps: count(17)?,
+            sharpness_hvps: count(18)?,
             full_train_loss: num(19)?,
             full_train_acc: num(20)?,
+            tracked_sharpness: num(21)?,
+            tracked_residual: num(22)?,
+            tracked_hvps: count(23)?,
         })
     }
 }
 
-/// Reads a whole `metrics.csv`.
+/// Reads a whole `metrics.csv` (also one written before the `tracked_*` columns existed).
 pub fn read(path: &std::path::Path) -> Result<Vec<Row>> {
+    Ok(read_layout(path)?.0)
+}
+
+/// [`read`], and whether the file has the current columns (`false`: the legacy layout).
+pub fn read_layout(path: &std::path::Path) -> Result<(Vec<Row>, bool)> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::input(format!("cannot read {}: {e}", path.display())))?;
     let mut lines = text.lines();
-    match lines.next() {
-        Some(h) if h.trim() == header() => {}
+    let columns = match lines.next() {
+        Some(h) if h.trim() == header() => COLUMNS.len(),
+        Some(h) if h.trim() == COLUMNS[..LEGACY_COLUMNS].join(",") => LEGACY_COLUMNS,
         _ => {
             return Err(Failure::input(format!(
                 "{}: not an edgewise metrics file (unexpected header)",
                 path.display()
             )))
         }
-    }
-    lines
+    };
+    let rows = lines
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| Row::from_csv(l, &format!("{}, line {}", path.display(), i + 2)))
-        .collect()
+        .map(|(i, l)| Row::from_cells(l, columns, &format!("{}, line {}", path.display(), i + 2)))
+        .collect::<Result<Vec<Row>>>()?;
+    Ok((rows, columns == COLUMNS.len()))
 }
 
 #[cfg(test)]
@@ -246,9 +280,55 @@ mod tests {
         let back = Row::from_csv(&line, "x").unwrap();
         assert_eq!(back.to_csv(), line);
         assert!(back.test_loss.unwrap().is_nan());
+        let t = Row {
+            tracked_sharpness: Some(2.5),
+            tracked_residual: Some(1e-3),
+            tracked_hvps: Some(3),
+            ..r.clone()
+        };
+        let back = Row::from_csv(&t.to_csv(), "x").unwrap();
+        assert_eq!(back.tracked_hvps, Some(3));
+        assert_eq!(back.to_csv(), t.to_csv());
+        assert!(t.to_csv().ends_with(",2.5,0.001,3"));
         assert!(Row::from_csv("1,2", "m.csv, line 2")
             .unwrap_err()
             .message
             .contains("line 2"));
+    }
+
+    #[test]
+    fn legacy_files_are_read() {
+        let dir = std::env::temp_dir().join(format!("edgewise-legacy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("metrics.csv");
+        let r = Row {
+            step: 0,
+            lr: 0.1,
+            loss: 1.0,
+            sharpness: Some(3.0),
+            ..Default::default()
+        };
+        let line = r.to_csv();
+        let legacy: Vec<&str> = line.split(',').take(LEGACY_COLUMNS).collect();
+        let text = format!(
+            "{}\n{}\n",
+            COLUMNS[..LEGACY_COLUMNS].join(","),
+            legacy.join(",")
+        );
+        std::fs::write(&path, text).unwrap();
+        let (rows, current) = read_layout(&path).unwrap();
+        assert!(!current);
+        assert_eq!(rows, vec![r]);
+        // A legacy header with a current-layout row is an error, not a panic.
+        std::fs::write(
+            &path,
+            format!("{}\n{line}\n", COLUMNS[..LEGACY_COLUMNS].join(",")),
+        )
+        .unwrap();
+        assert!(read(&path)
+            .unwrap_err()
+            .message
+            .contains("expected 21 columns"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

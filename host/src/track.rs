@@ -6,27 +6,34 @@
 //!   start; the first start is a seeded random vector). With `eig_k > 1`, the top-k come from
 //!   deflation, warm-started likewise, and the top vector is the first of them.
 //! - `warm-lanczos`: Lanczos from the previous measurement's top eigenvector (the sum of the
-//!   previous top-k when `eig_k > 1`; with `eig_k = 1`, once two measurements exist, from the
-//!   extrapolation `2 v_latest - v_before`, see `edgewise_core::eig::lanczos::extrapolate_start`), stopped as soon as the top `eig_k` Ritz pairs meet the
-//!   tolerance (`power_tol`, at most `lanczos_max_steps` products). Same warm start, same residual
-//!   test as `power`, but it needs far fewer products at the edge of stability, where the top
-//!   eigenvector turns between measurements and the top of the spectrum is crowded.
+//!   previous top-k when `eig_k > 1`; with `eig_k = 1`, from the eigenvector *predicted* from
+//!   the last (up to eight) measurements, `edgewise_core::predict_start`: the linear
+//!   extrapolation `2 v_1 - v_2`, or, when gradient descent oscillates with period two, `v_2` or
+//!   its extrapolation within the orbit, whichever predicted the latest measurements best),
+//!   stopped as soon as the top `eig_k` Ritz pairs meet the tolerance (`power_tol`, at most
+//!   `lanczos_max_steps` products). Same warm start, same residual test as `power`, but it
+//!   needs far fewer products at the edge of stability, where the top eigenvector turns between
+//!   measurements and the top of the spectrum is crowded.
 //! - `lanczos`: a fresh Lanczos run from a seeded random start (seeded by the step, so a resumed
 //!   run draws the same start), giving both ends of the spectrum; the top-k Ritz vectors are the
 //!   eigenvectors.
 //!
 //! Every random draw is `SplitMix64::derive(seed ^ PURPOSE, step)`: stateless, so resuming from
 //! a checkpoint reproduces the same bits. The warm-start vectors are the tracker's only state and
-//! are saved in resume checkpoints.
+//! are saved in resume checkpoints (`tracker.*`).
+//!
+//! [`Tracker::sharpness_only`] is the second tracker of `track_every`: the top eigenpair alone
+//! by `warm-lanczos`, on its own schedule (typically every step, between fresh `lanczos`
+//! spectrum measurements), with its own state (`tracked.*` in checkpoints).
 
 use std::collections::BTreeMap;
 
 use edgewise_core::eig::lanczos::{lanczos_work_len, ritz_vector};
 use edgewise_core::{
-    eigenvector_rotation, extrapolate_start, hutchinson_trace, lambda_min, lanczos, sharpness,
+    eigenvector_rotation, hutchinson_trace, lambda_min, lanczos, predict_start, sharpness,
     subspace_score, third_derivative, top_k_deflation, warm_lanczos, Eigenpair, HessianOp,
     HvpMethod, LanczosConfig, Objective, OptState, Optimizer, PowerConfig, PreconditionedOp,
-    SplitMix64, WarmLanczosConfig,
+    SplitMix64, StartPrediction, WarmLanczosConfig, PREDICT_HISTORY,
 };
 
 use crate::config::CurvatureConfig;
@@ -37,6 +44,11 @@ const MIN_STREAM: u64 = 0x6d69_6e31;
 const PRE_STREAM: u64 = 0x7072_6531;
 const LANCZOS_STREAM: u64 = 0x6c61_6e31;
 const TRACE_STREAM: u64 = 0x7472_6331;
+const TRACKED_SEED: u64 = 0x7472_6b31;
+
+/// Older top eigenvectors kept for the warm start's prediction (with the latest, all that
+/// [`predict_start`] reads).
+const HISTORY: usize = PREDICT_HISTORY - 1;
 
 /// What one measurement found.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -61,6 +73,8 @@ pub struct Measurement {
     pub hvps: u32,
     /// Products spent on the top eigenpair alone.
     pub sharpness_hvps: u32,
+    /// How the warm start was predicted (`warm-lanczos`, `eig_k = 1`).
+    pub prediction: Option<StartPrediction>,
 }
 
 /// How the top eigenpairs are measured.
@@ -92,6 +106,8 @@ const NO_PAIR: Eigenpair = Eigenpair {
 
 /// The tracker's warm-start state.
 pub struct Tracker {
+    /// Name prefix of its checkpoint tensors.
+    prefix: &'static str,
     cfg: CurvatureConfig,
     method: EigMethod,
     hvp: HvpMethod,
@@ -104,9 +120,10 @@ pub struct Tracker {
     has_min: bool,
     pre_vec: Vec<f32>,
     has_pre: bool,
-    /// The top eigenvector of the measurement before the latest (`warm-lanczos`, `eig_k = 1`).
-    before: Vec<f32>,
-    has_before: bool,
+    /// The top eigenvectors of the measurements before the latest, most recent first
+    /// (`warm-lanczos`, `eig_k = 1`; `history_len` of them are valid).
+    history: Vec<f32>,
+    history_len: usize,
     /// Lanczos basis and work buffers, kept between measurements (grown on first use).
     basis: Vec<f32>,
     work: Vec<f64>,
@@ -133,6 +150,7 @@ impl Tracker {
         p: usize,
     ) -> Self {
         Self {
+            prefix: "tracker",
             cfg: cfg.clone(),
             method,
             hvp,
@@ -144,33 +162,54 @@ impl Tracker {
             has_min: false,
             pre_vec: vec![0.0; p],
             has_pre: false,
-            before: vec![
+            history: vec![
                 0.0;
                 if method == EigMethod::WarmLanczos {
-                    p
+                    HISTORY * p
                 } else {
                     0
                 }
             ],
-            has_before: false,
+            history_len: 0,
             basis: Vec::new(),
             work: Vec::new(),
         }
     }
 
+    /// The sharpness-only tracker of `track_every`: warm-started Lanczos from the predicted
+    /// eigenvector, the top eigenpair alone (no lambda_min, third derivative or preconditioned
+    /// sharpness), its own random stream and checkpoint tensors (`tracked.*`).
+    pub fn sharpness_only(cfg: &CurvatureConfig, hvp: HvpMethod, seed: u64, p: usize) -> Self {
+        let c = CurvatureConfig {
+            eig_k: 1,
+            lambda_min: false,
+            hocm: false,
+            precond: false,
+            ..cfg.clone()
+        };
+        Self {
+            prefix: "tracked",
+            ..Self::new(&c, EigMethod::WarmLanczos, hvp, seed ^ TRACKED_SEED, p)
+        }
+    }
+
     /// Saves the warm-start state into checkpoint tensors.
     pub fn save(&self, extra: &mut BTreeMap<String, Vec<f32>>) {
+        let name = |what: &str| format!("{}.{what}", self.prefix);
         if self.has_top {
-            extra.insert("tracker.topk".into(), self.topk.clone());
+            extra.insert(name("topk"), self.topk.clone());
         }
         if self.has_min {
-            extra.insert("tracker.min".into(), self.min_vec.clone());
+            extra.insert(name("min"), self.min_vec.clone());
         }
         if self.has_pre {
-            extra.insert("tracker.precond".into(), self.pre_vec.clone());
+            extra.insert(name("precond"), self.pre_vec.clone());
         }
-        if self.has_before {
-            extra.insert("tracker.before".into(), self.before.clone());
+        if self.history_len > 0 {
+            extra.insert(
+                name("history"),
+                self.history[..self.history_len * self.p].to_vec(),
+            );
         }
     }
 
@@ -179,8 +218,11 @@ impl Tracker {
         &mut self,
         extra: &BTreeMap<String, Vec<f32>>,
     ) -> std::result::Result<(), String> {
-        let take = |name: &str, dst: &mut Vec<f32>, flag: &mut bool| {
-            if let Some(v) = extra.get(name) {
+        let prefix = self.prefix;
+        let name = |what: &str| format!("{prefix}.{what}");
+        let take = |what: &str, dst: &mut Vec<f32>, flag: &mut bool| {
+            let name = name(what);
+            if let Some(v) = extra.get(&name) {
                 if v.len() != dst.len() {
                     return Err(format!(
                         "tensor {name} has {} values, expected {}",
@@ -193,10 +235,25 @@ impl Tracker {
             }
             Ok(())
         };
-        take("tracker.topk", &mut self.topk, &mut self.has_top)?;
-        take("tracker.min", &mut self.min_vec, &mut self.has_min)?;
-        take("tracker.before", &mut self.before, &mut self.has_before)?;
-        take("tracker.precond", &mut self.pre_vec, &mut self.has_pre)
+        take("topk", &mut self.topk, &mut self.has_top)?;
+        take("min", &mut self.min_vec, &mut self.has_min)?;
+        // `tracker.before` is the one-vector history of checkpoints from earlier versions.
+        let hist = extra
+            .get(&name("history"))
+            .or_else(|| extra.get(&name("before")));
+        if let Some(v) = hist {
+            let p = self.p.max(1);
+            if v.len() % p != 0 || v.len() / p > HISTORY || self.history.len() < v.len() {
+                return Err(format!(
+                    "tensor {prefix}.history has {} values, expected up to {HISTORY} vectors of {}",
+                    v.len(),
+                    self.p
+                ));
+            }
+            self.history[..v.len()].copy_from_slice(v);
+            self.history_len = v.len() / p;
+        }
+        take("precond", &mut self.pre_vec, &mut self.has_pre)
     }
 
     fn power_cfg(&self) -> PowerConfig {
@@ -284,13 +341,13 @@ impl Tracker {
                         k,
                     };
                     let mut pairs = vec![NO_PAIR; k];
-                    // Start from the extrapolated eigenvector once two measurements exist.
+                    // Start from the eigenvector predicted from the previous measurements.
                     let latest = match (&prev, k) {
                         (Some(latest), 1) => {
-                            if self.has_before {
-                                extrapolate_start(&latest[..p], &self.before, &mut self.topk)
-                                    .map_err(&err)?;
-                            }
+                            let mut hist: Vec<&[f32]> = vec![&latest[..p]];
+                            hist.extend(self.history.chunks_exact(p).take(self.history_len));
+                            m.prediction =
+                                Some(predict_start(&hist, &mut self.topk).map_err(&err)?);
                             Some(latest)
                         }
                         _ => None,
@@ -307,8 +364,9 @@ impl Tracker {
                     )
                     .map_err(&err)?;
                     if let Some(latest) = latest {
-                        self.before.copy_from_slice(&latest[..p]);
-                        self.has_before = true;
+                        self.history.copy_within(..(HISTORY - 1) * p, p);
+                        self.history[..p].copy_from_slice(&latest[..p]);
+                        self.history_len = (self.history_len + 1).min(HISTORY);
                     }
                     m.residual = Some(pairs[0].residual);
                     m.sharpness_hvps = r.top_steps as u32;

@@ -101,6 +101,10 @@ pub struct Summary {
     pub mean_hvps_per_measurement: Option<f64>,
     /// Mean Hessian-vector products per sharpness measurement (the top eigenpair alone).
     pub mean_sharpness_hvps: Option<f64>,
+    /// Measurements of the sharpness-only tracker (`track_every`).
+    pub tracked_measurements: u64,
+    /// Its mean Hessian-vector products per measurement.
+    pub mean_tracked_hvps: Option<f64>,
     /// Parameters.
     pub n_params: usize,
     /// Training samples.
@@ -268,7 +272,7 @@ fn save_checkpoint(
     arch: &Arch,
     cfg: &TrainConfig,
     params: &[f32],
-    resume: Option<(&State, &Tracker)>,
+    resume: Option<(&State, &[&Tracker])>,
     epoch: u64,
 ) -> Result<()> {
     let mut ck = Checkpoint::new(*arch, params.to_vec());
@@ -279,14 +283,16 @@ fn save_checkpoint(
     ck.metadata.insert("lr".into(), cfg.optim.lr.to_string());
     ck.metadata.insert("epoch".into(), epoch.to_string());
     ck.metadata.insert("data".into(), cfg.data.name.clone());
-    if let Some((st, tr)) = resume {
+    if let Some((st, trackers)) = resume {
         ck.metadata.insert("step".into(), st.t.to_string());
         ck.metadata.insert("config".into(), cfg.to_toml());
         if !st.opt_buf.is_empty() {
             ck.extra
                 .insert("optimizer.state".into(), st.opt_buf.clone());
         }
-        tr.save(&mut ck.extra);
+        for tr in trackers {
+            tr.save(&mut ck.extra);
+        }
     }
     checkpoint::save(path, &ck).map_err(|e| Failure::internal(e.to_string()))
 }
@@ -327,6 +333,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     };
 
     let mut tracker = Tracker::new(&cfg.curvature, res.eig_method, res.hvp, seed, p);
+    let mut tracked = Tracker::sharpness_only(&cfg.curvature, res.hvp, seed, p);
     let mut st = State {
         params: vec![0.0; p],
         opt_buf: vec![0.0; res.opt.state_len(p)],
@@ -358,9 +365,11 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         }
         tracker
             .restore(&ck.extra)
+            .and_then(|()| tracked.restore(&ck.extra))
             .map_err(|e| Failure::input(format!("resume checkpoint: {e}")))?;
         st.t = step;
-        rows = metrics::read(&metrics_path)?;
+        let current;
+        (rows, current) = metrics::read_layout(&metrics_path)?;
         rows.retain(|r| r.step < step);
         if rows.len() as u64 != step {
             return Err(Failure::input(format!(
@@ -369,7 +378,17 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                 rows.len()
             )));
         }
-        fsio::truncate_to_lines(&metrics_path, rows.len() + 1).map_err(io_err)?;
+        if current {
+            fsio::truncate_to_lines(&metrics_path, rows.len() + 1).map_err(io_err)?;
+        } else {
+            // Written by an earlier version: rewrite it with the current columns.
+            let mut text = format!("{}\n", metrics::header());
+            for r in &rows {
+                text.push_str(&r.to_csv());
+                text.push('\n');
+            }
+            fsio::atomic_write(&metrics_path, text.as_bytes()).map_err(io_err)?;
+        }
     } else {
         res.arch
             .init(&mut st.params, res.init, seed)
@@ -464,6 +483,19 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                 Err(e) => return Err(e),
             }
         }
+        if finite && c.track_every > 0 && t % c.track_every == 0 {
+            let mut hobj = ParObjective::new(&arch, hess, opts.threads, opts.tile, &mut ws_h)
+                .map_err(core_err("Hessian subset"))?;
+            match tracked.measure(&mut hobj, &st.params, t, true, false, None) {
+                Ok(m) => {
+                    row.tracked_sharpness = m.sharpness;
+                    row.tracked_residual = m.residual;
+                    row.tracked_hvps = Some(m.sharpness_hvps);
+                }
+                Err(e) if e.message.contains("non-finite") => {}
+                Err(e) => return Err(e),
+            }
+        }
         log.append_line(&row.to_csv()).map_err(io_err)?;
         let stop_loss = cfg.run.until_loss.is_some_and(|x| ev.loss <= x);
         let stop_acc = cfg.run.until_train_acc.is_some_and(|a| ev.accuracy >= a);
@@ -508,7 +540,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                 &arch,
                 cfg,
                 &st.params,
-                Some((&st, &tracker)),
+                Some((&st, &[&tracker, &tracked])),
                 ep,
             )?;
         }
@@ -568,13 +600,17 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                 &arch,
                 cfg,
                 &st.params,
-                Some((&st, &tracker)),
+                Some((&st, &[&tracker, &tracked])),
                 st.t / bpe,
             )?;
         }
     }
 
     let measured: Vec<&Row> = rows.iter().filter(|r| r.sharpness.is_some()).collect();
+    let tracked_hvps: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| r.tracked_hvps.map(f64::from))
+        .collect();
     let hvp_total: u64 = measured.iter().filter_map(|r| r.hvps).map(u64::from).sum();
     let summary = Summary {
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -613,6 +649,9 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                 .sum::<f64>()
                 / measured.len() as f64
         }),
+        tracked_measurements: tracked_hvps.len() as u64,
+        mean_tracked_hvps: (!tracked_hvps.is_empty())
+            .then(|| tracked_hvps.iter().sum::<f64>() / tracked_hvps.len() as f64),
         n_params: p,
         n_train: prep.train.n,
         n_test: prep.test.n,

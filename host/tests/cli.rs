@@ -259,6 +259,50 @@ fn metrics_are_identical_for_one_and_two_threads() {
     let _ = std::fs::remove_dir_all(d);
 }
 
+/// A run directory written before the `tracked_*` columns existed resumes: its metrics file is
+/// rewritten with the current columns, and the result equals an uninterrupted run's.
+#[test]
+fn a_legacy_metrics_file_resumes() {
+    let d = tmp("legacy");
+    let (full, cut) = (d.join("full"), d.join("cut"));
+    let extra = [
+        "--eig-every",
+        "3",
+        "--checkpoint-every",
+        "5",
+        "--steps",
+        "12",
+    ];
+    for (dir, interrupt) in [(&full, None), (&cut, Some("8"))] {
+        let mut a: Vec<&str> = vec!["train", "--out", dir.to_str().unwrap()];
+        if let Some(i) = interrupt {
+            a.extend(["--interrupt-after", i]);
+        }
+        a.extend_from_slice(SMALL);
+        a.extend_from_slice(&extra);
+        let o = run(&a);
+        assert_eq!(
+            o.status.code(),
+            Some(if interrupt.is_some() { 137 } else { 0 })
+        );
+    }
+    let path = cut.join("metrics.csv");
+    let text = String::from_utf8(read(&path)).unwrap();
+    let legacy: String = text
+        .lines()
+        .map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            assert_eq!(cells.len(), 24);
+            format!("{}\n", cells[..21].join(","))
+        })
+        .collect();
+    assert!(legacy.starts_with("step,") && !legacy.contains("tracked"));
+    std::fs::write(&path, legacy).unwrap();
+    ok(&["train", "--resume", cut.to_str().unwrap(), "--quiet"]);
+    assert_eq!(read(&full.join("metrics.csv")), read(&path));
+    let _ = std::fs::remove_dir_all(d);
+}
+
 #[test]
 fn an_interrupted_run_resumes_bit_identically() {
     let d = tmp("resume");
@@ -293,6 +337,8 @@ fn an_interrupted_run_resumes_bit_identically() {
                 "3",
                 "--eig-method",
                 "lanczos",
+                "--track-every",
+                "1",
                 "--checkpoint-every",
                 "5",
                 "--steps",

@@ -203,6 +203,8 @@ pub enum Scenario {
     Lanczos,
     /// Warm-started Lanczos with the extrapolated start at every step.
     LanczosWarm,
+    /// Warm-started Lanczos with the predicted start (`predict_start`) at every step.
+    LanczosPredicted,
     /// Hutchinson's trace estimate.
     Hutchinson,
     /// The two-parameter diagonal linear network under unstable GD.
@@ -213,7 +215,7 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the order they run.
-    pub const ALL: [Scenario; 15] = [
+    pub const ALL: [Scenario; 16] = [
         Scenario::GdStable,
         Scenario::GdEos,
         Scenario::SgdShuffle,
@@ -226,6 +228,7 @@ impl Scenario {
         Scenario::PowerWarm,
         Scenario::Lanczos,
         Scenario::LanczosWarm,
+        Scenario::LanczosPredicted,
         Scenario::Hutchinson,
         Scenario::DiagLinear,
         Scenario::Micromath,
@@ -246,6 +249,7 @@ impl Scenario {
             Scenario::PowerWarm => "power_warm",
             Scenario::Lanczos => "lanczos",
             Scenario::LanczosWarm => "lanczos_warm",
+            Scenario::LanczosPredicted => "lanczos_predicted",
             Scenario::Hutchinson => "hutchinson",
             Scenario::DiagLinear => "diag_linear",
             Scenario::Micromath => "micromath",

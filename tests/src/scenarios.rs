@@ -4,10 +4,10 @@
 use edgewise_core::eig::lanczos::{lanczos_work_len, ritz_vector};
 use edgewise_core::vec::dot64;
 use edgewise_core::{
-    extrapolate_start, lanczos, sharpness, warm_lanczos, Activation, AdamConfig, Arch, Clip, Data,
-    DiagLinearNet, Eigenpair, EpochSampler, Error, HessianOp, HvpMethod, Init, LanczosConfig,
-    LinearOperator, Loss, MathBackend, MomentumConfig, Objective, OptState, Optimizer, PowerConfig,
-    PreconditionedOp, SplitMix64, WarmLanczosConfig,
+    extrapolate_start, lanczos, predict_start, sharpness, warm_lanczos, Activation, AdamConfig,
+    Arch, Clip, Data, DiagLinearNet, Eigenpair, EpochSampler, Error, HessianOp, HvpMethod, Init,
+    LanczosConfig, LinearOperator, Loss, MathBackend, MomentumConfig, Objective, OptState,
+    Optimizer, PowerConfig, PreconditionedOp, SplitMix64, WarmLanczosConfig, PREDICT_HISTORY,
 };
 
 use crate::problem::{deep, shallow, Problem, MAX_PARAMS, N};
@@ -79,6 +79,11 @@ pub(crate) const fn describe(s: Scenario) -> &'static str {
             "8-6-5-3 softplus (Xavier init), MSE, GD lr 0.5, 20 steps; sharpness at every step \
              by warm-started Lanczos (tolerance 1e-3, at most 8 steps) from the extrapolation of \
              the two previous eigenvectors; hash = params, Ritz vector, residual, product counts"
+        }
+        Scenario::LanczosPredicted => {
+            "as lanczos_warm, but GD lr 0.9 and the start predicted from up to 8 previous \
+             eigenvectors (predict_start: linear or period-two extrapolation, chosen by \
+             backtests); hash = params, Ritz vector, residual, product counts, prediction"
         }
         Scenario::Hutchinson => {
             "8-6-3 elu, MSE, GD lr 0.3, 8 steps; at each step Hutchinson's trace with 4 \
@@ -204,7 +209,8 @@ pub(crate) fn run<E: Evaluator + ?Sized, S: Sink + ?Sized>(
             train(name, &t, classes, eval, sink)
         }
         Scenario::Lanczos => lanczos_scenario(name, classes, eval, sink),
-        Scenario::LanczosWarm => lanczos_warm(name, classes, eval, sink),
+        Scenario::LanczosWarm => lanczos_warm(name, classes, eval, sink, false),
+        Scenario::LanczosPredicted => lanczos_warm(name, classes, eval, sink, true),
         Scenario::Hutchinson => hutchinson(name, classes, eval, sink),
         Scenario::DiagLinear => diag_linear(name, sink),
         Scenario::Micromath => {
@@ -403,12 +409,14 @@ fn hvp<E: Evaluator + ?Sized, S: Sink + ?Sized>(
     Ok(h.steps + 1)
 }
 
-/// GD; at each step Lanczos from a fixed start vector.
+/// GD; at each step warm-started Lanczos from the extrapolated start (`predicted`: from the
+/// start [`predict_start`] predicts from the history of eigenvectors).
 fn lanczos_warm<E: Evaluator + ?Sized, S: Sink + ?Sized>(
     name: &str,
     data: Data<'_>,
     eval: &mut E,
     sink: &mut S,
+    predicted: bool,
 ) -> Result<u32, Error> {
     const K: usize = 8;
     const STEPS: u32 = 20;
@@ -441,9 +449,21 @@ fn lanczos_warm<E: Evaluator + ?Sized, S: Sink + ?Sized>(
         converged: false,
     }];
     let gd = Optimizer::Gd { weight_decay: 0.0 };
+    let lr = if predicted { 0.9 } else { 0.5 };
     let mut state = OptState { t: 0, buf: &mut [] };
+    // Previous eigenvectors, newest first (`predicted`).
+    let mut hist = [[0.0f32; MAX_PARAMS]; PREDICT_HISTORY];
+    let mut kind = 0u32;
     for step in 0..=STEPS {
-        if step >= 2 {
+        let s = step as usize;
+        if predicted && s >= 1 {
+            let mut refs: [&[f32]; PREDICT_HISTORY] = [&[]; PREDICT_HISTORY];
+            let h = s.min(PREDICT_HISTORY);
+            for (r, v) in refs.iter_mut().zip(&hist).take(h) {
+                *r = &v[..p];
+            }
+            kind = predict_start(&refs[..h], v)? as u32;
+        } else if !predicted && step >= 2 {
             extrapolate_start(latest, before, v)?;
         }
         before.copy_from_slice(latest);
@@ -455,17 +475,27 @@ fn lanczos_warm<E: Evaluator + ?Sized, S: Sink + ?Sized>(
             (loss, r)
         };
         latest.copy_from_slice(v);
+        hist.copy_within(..PREDICT_HISTORY - 1, 1);
+        hist[0][..p].copy_from_slice(v);
         check_finite(loss)?;
-        let hash = Fnv64::new()
-            .f32s(params)
+        let mut hash = Fnv64::new();
+        hash.f32s(params)
             .f32s(v)
             .f32s(&[pair[0].residual])
             .u32(r.steps as u32)
-            .u32(r.top_steps as u32)
-            .finish();
-        sink.record(name, step, loss.to_bits(), pair[0].value.to_bits(), hash);
+            .u32(r.top_steps as u32);
+        if predicted {
+            hash.u32(kind);
+        }
+        sink.record(
+            name,
+            step,
+            loss.to_bits(),
+            pair[0].value.to_bits(),
+            hash.finish(),
+        );
         if step < STEPS {
-            gd.step(0.5, params, grad, &mut state)?;
+            gd.step(lr, params, grad, &mut state)?;
         }
     }
     Ok(STEPS + 1)

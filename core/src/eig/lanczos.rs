@@ -370,3 +370,156 @@ pub fn extrapolate_start(latest: &[f32], before: &[f32], out: &mut [f32]) -> Res
     }
     Ok(())
 }
+
+/// How [`predict_start`] predicted the next top eigenvector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartPrediction {
+    /// The latest eigenvector `v_1` (only one measurement so far).
+    Latest,
+    /// Linear in consecutive measurements: `2 v_1 - v_2` (a steadily turning eigenvector).
+    Linear,
+    /// The one before the latest, `v_2` (a period-two orbit: gradient descent oscillating
+    /// across a valley at the edge of stability, where the top eigenvector alternates).
+    PeriodTwo,
+    /// Linear within the period-two orbit: `2 v_2 - v_4`.
+    PeriodTwoLinear,
+    /// Quadratic within the period-two orbit: `3 v_2 - 3 v_4 + v_6`.
+    PeriodTwoQuadratic,
+}
+
+/// The most history [`predict_start`] reads.
+pub const PREDICT_HISTORY: usize = 8;
+
+/// Backtests per candidate (predictions of the latest vectors from older ones) when the
+/// history is long enough.
+const BACKTESTS: usize = 2;
+
+/// Up to three `(coefficient, history index)` terms of a prediction (each term sign-aligned
+/// with the first).
+type Terms = [(f64, usize); 3];
+
+/// The candidate predictions: their terms and the largest history index they read.
+const PREDICTIONS: [(StartPrediction, Terms, usize); 5] = [
+    (StartPrediction::Linear, [(2.0, 0), (-1.0, 1), (0.0, 0)], 1),
+    (StartPrediction::Latest, [(1.0, 0), (0.0, 0), (0.0, 0)], 0),
+    (
+        StartPrediction::PeriodTwo,
+        [(1.0, 1), (0.0, 1), (0.0, 1)],
+        1,
+    ),
+    (
+        StartPrediction::PeriodTwoLinear,
+        [(2.0, 1), (-1.0, 3), (0.0, 1)],
+        3,
+    ),
+    (
+        StartPrediction::PeriodTwoQuadratic,
+        [(3.0, 1), (-3.0, 3), (1.0, 5)],
+        5,
+    ),
+];
+
+/// Predicts the next top eigenvector from the previous measurements' ones, `history[0]` the
+/// latest, `history[1]` the one before, and so on (at most [`PREDICT_HISTORY`] are read; each
+/// of unit length, as the solvers return them). The start vector of warm-started tracking.
+///
+/// The candidates are the latest vector, the linear extrapolation `2 v_1 - v_2`
+/// ([`extrapolate_start`]), the vector two measurements back `v_2`, and the linear and
+/// quadratic extrapolations within a period-two orbit, `2 v_2 - v_4` and `3 v_2 - 3 v_4 + v_6`.
+/// Each is *backtested*: made one and two measurements earlier (from `history[1..]` and
+/// `history[2..]`) and compared with what was then measured, by `1 - cos^2`; a candidate is
+/// only considered when the history holds both of its backtests. The one with the smallest
+/// summed backtest error predicts the next vector (ties: the order above, from the linear
+/// one). With two vectors only, no backtest is possible and the linear extrapolation is used,
+/// as [`extrapolate_start`] does. Why: in steady training the top eigenvector turns steadily
+/// and the linear extrapolation is best; at the edge of stability gradient descent oscillates
+/// with period two across the sharpest direction, the Hessian on the two sides of the valley
+/// differs and the top eigenvector alternates between two slowly moving directions, so that
+/// the vectors two, four and six measurements back predict it far better than the latest
+/// (BENCHMARKS.md). Eigenvectors have no sign: every term is aligned with the first. The
+/// backtests only need the Gram matrix of the history (no operator products). Sums in f64,
+/// index order.
+pub fn predict_start(history: &[&[f32]], out: &mut [f32]) -> Result<StartPrediction, Error> {
+    let n = out.len();
+    let h = history.len().min(PREDICT_HISTORY);
+    if h == 0 {
+        return Err(Error::InvalidConfig(
+            "predict_start needs at least one vector",
+        ));
+    }
+    for v in &history[..h] {
+        check_len("previous eigenvector", v, n)?;
+    }
+    let mut g = [[0.0f64; PREDICT_HISTORY]; PREDICT_HISTORY];
+    for i in 0..h {
+        for j in i..h {
+            let d = dot64(history[i], history[j]);
+            g[i][j] = d;
+            g[j][i] = d;
+        }
+    }
+    // A candidate's terms for a prediction made `shift` measurements back, signs aligned.
+    let terms_at = |terms: &Terms, shift: usize| -> Terms {
+        let first = terms[0].1 + shift;
+        core::array::from_fn(|t| {
+            let (c, i) = (terms[t].0, terms[t].1 + shift);
+            let s = if t > 0 && g[first][i] < 0.0 {
+                -1.0
+            } else {
+                1.0
+            };
+            (s * c, i)
+        })
+    };
+    let mut best = (
+        if h == 2 {
+            StartPrediction::Linear
+        } else {
+            StartPrediction::Latest
+        },
+        f64::INFINITY,
+    );
+    for (kind, terms, need) in PREDICTIONS {
+        // Backtest `b` predicts h[b - 1] from h[b..], reading up to h[need + b].
+        if h < 3 || need + BACKTESTS.min(h - 2) + 1 > h {
+            continue;
+        }
+        let mut err = 0.0;
+        for b in 1..=BACKTESTS.min(h - 2) {
+            let c = terms_at(&terms, b);
+            let target = b - 1;
+            let mut dot = 0.0;
+            let mut norm2 = 0.0;
+            for &(ci, i) in &c {
+                dot += ci * g[i][target];
+                for &(cj, j) in &c {
+                    norm2 += ci * cj * g[i][j];
+                }
+            }
+            let denom = norm2 * g[target][target];
+            err += if denom > 0.0 {
+                1.0 - dot * dot / denom
+            } else {
+                1.0
+            };
+        }
+        if err < best.1 {
+            best = (kind, err);
+        }
+    }
+    let terms = PREDICTIONS
+        .iter()
+        .find(|(k, _, _)| *k == best.0)
+        .map_or(PREDICTIONS[1].1, |c| c.1);
+    let c = terms_at(&terms, 0);
+    for (k, o) in out.iter_mut().enumerate() {
+        let mut acc = 0.0f64;
+        for &(ci, i) in &c {
+            if ci != 0.0 {
+                acc += ci * history[i][k] as f64;
+            }
+        }
+        *o = acc as f32;
+    }
+    Ok(best.0)
+}

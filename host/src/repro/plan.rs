@@ -123,6 +123,7 @@ fn mse_base(s: Scale) -> TrainConfig {
     c.curvature.eig_k = 3;
     c.curvature.hocm = true;
     c.curvature.lanczos_steps = 20;
+    c.curvature.track_every = 1;
     c.curvature.hessian_subset = Some(if s == Scale::Tiny { 50 } else { 250 });
     c
 }
@@ -197,6 +198,7 @@ fn ce_lr(s: Scale) -> Experiment {
     base.curvature.eig_method = "lanczos".into();
     base.curvature.eig_k = 3;
     base.curvature.hocm = true;
+    base.curvature.track_every = 1;
     let (lrs, sd) = match s {
         Scale::Tiny => (vec![0.2, 0.8], seeds(1)),
         Scale::Quick => (geometric(0.05, 2.0, 6), seeds(3)),
@@ -363,7 +365,14 @@ fn grid_text(base: &TrainConfig, g: &Grid, what: &str) -> String {
         if c.hocm { ", with T(v,v,v)" } else { "" },
         c.eig_every,
         c.hessian_subset.unwrap_or(0)
-    )
+    ) + &if c.track_every > 0 {
+        format!(
+            "; the sharpness alone by warm-started Lanczos every {} step(s)",
+            c.track_every
+        )
+    } else {
+        String::new()
+    }
 }
 
 /// A rough cost of a run (multiply-adds), used only to start the longest runs first.
@@ -398,7 +407,12 @@ pub fn cost(cfg: &TrainConfig) -> f64 {
         0.0
     };
     let subset = c.hessian_subset.map_or(n, |h| (h as f64).min(n));
-    params * (steps * (b + 20.0) + measures * per_measure * subset * 2.5)
+    let tracked = if c.track_every > 0 {
+        steps / c.track_every as f64 * 5.0
+    } else {
+        0.0
+    };
+    params * (steps * (b + 20.0) + (measures * per_measure + tracked) * subset * 2.5)
 }
 
 /// The plan of a scale.

@@ -58,6 +58,70 @@ pub struct HvpStats {
     pub mean_total: Option<f64>,
 }
 
+/// Per-step warm-started tracking (`track_every`) in one experiment at one learning rate.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrackedStats {
+    /// Experiment directory.
+    pub experiment: String,
+    /// Learning rate.
+    pub lr: f32,
+    /// Runs (seeds).
+    pub runs: usize,
+    /// Measurements over all runs.
+    pub measurements: usize,
+    /// Mean products per measurement.
+    pub mean: Option<f64>,
+    /// Median.
+    pub median: Option<f64>,
+    /// Largest `lr * tracked sharpness` of all runs.
+    pub max_lr_x_sharpness: Option<f64>,
+    /// Mean of `lr * tracked sharpness` over the second half of the runs' steps.
+    pub late_lr_x_sharpness: Option<f64>,
+}
+
+/// Per-learning-rate statistics of the sharpness-only tracker of an experiment's runs (empty
+/// when it did not track).
+pub fn tracked_stats(dir: &str, runs: &[RunRecord]) -> Vec<TrackedStats> {
+    let mut lrs: Vec<f32> = runs.iter().map(|r| r.lr).collect();
+    lrs.sort_by(f32::total_cmp);
+    lrs.dedup();
+    let mut out = Vec::new();
+    for lr in lrs {
+        let (mut hv, mut lxs, mut late) = (Vec::new(), Vec::new(), Vec::new());
+        let mut n = 0;
+        for r in runs.iter().filter(|r| r.lr == lr) {
+            n += 1;
+            let half = r.rows.len() / 2;
+            for (i, x) in r.rows.iter().enumerate() {
+                if let Some(h) = x.tracked_hvps {
+                    hv.push(f64::from(h));
+                }
+                if let Some(s) = x.tracked_sharpness {
+                    let v = f64::from(lr) * f64::from(s);
+                    lxs.push(v);
+                    if i >= half {
+                        late.push(v);
+                    }
+                }
+            }
+        }
+        if hv.is_empty() {
+            continue;
+        }
+        out.push(TrackedStats {
+            experiment: dir.to_string(),
+            lr,
+            runs: n,
+            measurements: hv.len(),
+            mean: mean(&hv),
+            median: median(&hv),
+            max_lr_x_sharpness: lxs.iter().copied().reduce(f64::max),
+            late_lr_x_sharpness: mean(&late),
+        });
+    }
+    out
+}
+
 /// Everything the report is made of.
 pub struct Inputs<'a> {
     /// The plan.
@@ -1174,6 +1238,70 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
         warm.len()
     );
 
+    // Per-step tracking in the GD runs.
+    let mut tracked = Vec::new();
+    for (e, r) in plan.experiments.iter().zip(inp.records) {
+        tracked.extend(tracked_stats(e.dir, r));
+    }
+    if !tracked.is_empty() {
+        md.push_str(
+            "### Sharpness tracked at every step in the GD runs\n\n\
+             The full-batch GD experiments also track the sharpness alone at every step (`track_every = 1`, columns \
+             `tracked_*` of `metrics.csv`), by warm-started Lanczos from the eigenvector predicted from the previous \
+             measurements (`edgewise_core::predict_start`: the linear extrapolation of the last two, or, when GD oscillates \
+             with period two across the sharpest direction, the vector two steps back or its extrapolation within the \
+             orbit, whichever predicted the latest measurements best), stopped at the same tolerance. `lr x S` is the \
+             largest and the late mean (second half of the steps) of lr x tracked sharpness over the seeds; above 2 the \
+             run is at or beyond the edge of stability.\n\n\
+             | experiment | lr | runs | measurements | mean HVPs per measurement | median | max / late mean lr x S |\n\
+             |---|---|---|---|---|---|---|\n",
+        );
+        for t in &tracked {
+            let _ = writeln!(
+                md,
+                "| `{}` | {} | {} | {} | {} | {} | {} / {} |",
+                t.experiment,
+                fmt_lr(f64::from(t.lr)),
+                t.runs,
+                t.measurements,
+                o(t.mean, 2),
+                o(t.median, 1),
+                o(t.max_lr_x_sharpness, 2),
+                o(t.late_lr_x_sharpness, 2)
+            );
+        }
+        let all: Vec<f64> = plan
+            .experiments
+            .iter()
+            .zip(inp.records)
+            .flat_map(|(_, rs)| rs.iter().flat_map(|r| r.rows.iter()))
+            .filter_map(|x| x.tracked_hvps.map(f64::from))
+            .collect();
+        let stable: Vec<f64> = plan
+            .experiments
+            .iter()
+            .zip(inp.records)
+            .flat_map(|(e, rs)| rs.iter().map(move |r| (e.dir, r)))
+            .filter(|(dir, r)| {
+                let t = tracked
+                    .iter()
+                    .find(|t| t.experiment == *dir && t.lr == r.lr);
+                t.and_then(|t| t.late_lr_x_sharpness)
+                    .is_some_and(|x| x <= 2.0)
+            })
+            .flat_map(|(_, r)| r.rows.iter().filter_map(|x| x.tracked_hvps.map(f64::from)))
+            .collect();
+        let _ = writeln!(
+            md,
+            "\nOver all {} per-step measurements of the GD runs: {} HVPs per measurement on average ({} over the {} \
+             measurements of learning rates whose late mean lr x S is at most 2). Issue 6 targets <= 4.\n",
+            all.len(),
+            o(mean(&all), 2),
+            o(mean(&stable), 2),
+            stable.len()
+        );
+    }
+
     md.push_str("## Notes\n\n");
     md.push_str(
         "- The sharpness, lambda_min, rotation and T(v,v,v) are measured on a fixed, seeded subset of the training set (the \
@@ -1217,12 +1345,14 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
         scale: &'a str,
         claims: &'a [ClaimResult],
         hvp: &'a [HvpStats],
+        tracked: &'a [TrackedStats],
         plots: &'a [String],
     }
     let j = ClaimsJson {
         scale: plan.scale.name(),
         claims: inp.claims,
         hvp: &hv,
+        tracked: &tracked,
         plots: &p.written,
     };
     let text = serde_json::to_string_pretty(&j).map_err(|e| Failure::internal(e.to_string()))?;
