@@ -71,11 +71,31 @@ pub struct FinalValues {
     pub lr_x_sharpness: Option<f32>,
 }
 
+/// A fingerprint of the running executable (FNV-1a 64 of its bytes, in hex), written to
+/// `summary.json` as `build`. `edgewise repro` reuses a finished run only if the same build
+/// wrote it, so that a report never mixes results of different code under one configuration.
+/// `None` when the executable cannot be read.
+pub fn build_id() -> Option<&'static str> {
+    static ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let bytes = std::fs::read(std::env::current_exe().ok()?).ok()?;
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in &bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        Some(format!("{h:016x}"))
+    })
+    .as_deref()
+}
+
 /// `summary.json`.
 #[derive(Serialize, Clone, Debug, Default)]
 pub struct Summary {
     /// edgewise version.
     pub version: String,
+    /// Fingerprint of the executable that wrote it ([`build_id`]).
+    pub build: Option<String>,
     /// The run stopped on a NaN or infinite loss.
     pub diverged: bool,
     /// Step at which the loss was first non-finite.
@@ -614,6 +634,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let hvp_total: u64 = measured.iter().filter_map(|r| r.hvps).map(u64::from).sum();
     let summary = Summary {
         version: env!("CARGO_PKG_VERSION").to_string(),
+        build: build_id().map(str::to_string),
         diverged,
         diverged_at_step: diverged_at,
         stopped_by,

@@ -158,6 +158,23 @@ fn tiny_repro_end_to_end_is_deterministic() {
         std::fs::read(a.join("report.md")).unwrap(),
         std::fs::read(b.join("report.md")).unwrap()
     );
+
+    // A run written by another build is redone, not reused.
+    let run = a.join(&metrics[0]).parent().unwrap().to_path_buf();
+    let spath = run.join("summary.json");
+    let mut s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&spath).unwrap()).unwrap();
+    assert!(s["build"].as_str().is_some_and(|b| b.len() == 16));
+    s["build"] = serde_json::Value::from("0000000000000000");
+    std::fs::write(&spath, s.to_string()).unwrap();
+    let o = repro(&a, &[]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("1 runs trained, 12 reused"), "{err}");
+    assert_eq!(
+        std::fs::read(a.join(&metrics[0])).unwrap(),
+        std::fs::read(b.join(&metrics[0])).unwrap()
+    );
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Runs the training runs of a plan on a pool of worker threads (one thread per run, the longest
 //! runs first) and reads them back as [`RunRecord`]s. A run whose directory already holds a
-//! `summary.json` and the same `config.toml` is reused unless `force`; any other state of the
-//! directory is replaced. Every run is deterministic and single-threaded, so the results do not
+//! `summary.json` written by this very build ([`crate::train::build_id`]) and the same
+//! `config.toml` is reused unless `force`; any other state of the directory is replaced (a run
+//! of another build is redone: its numbers may differ). Every run is deterministic and single-threaded, so the results do not
 //! depend on the number of workers or on the order in which the runs finish.
 
 use std::path::{Path, PathBuf};
@@ -62,9 +63,14 @@ pub fn jobs(plan: &Plan, out: &Path) -> Vec<Job> {
     v
 }
 
-/// Whether `dir` holds a finished run of exactly `cfg`.
+/// Whether `dir` holds a finished run of exactly `cfg`, written by this build.
 pub fn is_complete(dir: &Path, cfg: &TrainConfig) -> bool {
-    dir.join("summary.json").is_file()
+    let same_build = std::fs::read_to_string(dir.join("summary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|s| s.get("build")?.as_str().map(str::to_string))
+        .is_some_and(|b| Some(b.as_str()) == crate::train::build_id());
+    same_build
         && dir.join("metrics.csv").is_file()
         && TrainConfig::from_file(&dir.join("config.toml")).is_ok_and(|c| &c == cfg)
 }
