@@ -7,7 +7,7 @@
 //!   eigenvector ("warm", as sharpness tracking does), warm-started Lanczos stopped at the
 //!   tolerance (the default tracker) from the converged eigenvector, Lanczos with 20 steps, and
 //!   one full-batch GD training step with warm-started sharpness tracking (gradient, update, and
-//!   power iteration or warm-started Lanczos from the extrapolated eigenvector);
+//!   power iteration or warm-started Lanczos from the predicted eigenvector, `predict_start`);
 //! - on the host's engine (`edgewise::engine::ParObjective`), with 1 thread and with all cores
 //!   for the gradient and the Hessian-vector product, 1 thread for the rest.
 //!
@@ -24,9 +24,9 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use edgewise::engine::{ParObjective, Workspace};
 use edgewise_core::eig::lanczos::lanczos_work_len;
 use edgewise_core::{
-    extrapolate_start, lanczos, power_iteration, warm_lanczos, Activation, Arch, Data, Eigenpair,
+    lanczos, power_iteration, predict_start, warm_lanczos, Activation, Arch, Data, Eigenpair,
     HessianOp, HvpMethod, Init, LanczosConfig, Loss, Objective, PowerConfig, SplitMix64, Targets,
-    WarmLanczosConfig,
+    WarmLanczosConfig, PREDICT_HISTORY,
 };
 
 struct Size {
@@ -225,22 +225,24 @@ fn bench(c: &mut Criterion) {
                 power_iteration(&mut op, &mut top, &mut scratch, &cfg).unwrap()
             })
         });
-        // The same step with the default tracker: warm-started Lanczos from the extrapolation of
-        // the two previous eigenvectors.
+        // The same step with the default tracker: warm-started Lanczos from the eigenvector
+        // predicted from the previous ones (`predict_start` over a full history, the tracker's
+        // steady state; its backtests read the Gram matrix of the history).
         let mut theta = st.params.clone();
-        let (mut latest, mut before) = (warm.clone(), warm.clone());
+        let mut hist: Vec<Vec<f32>> = vec![warm.clone(); PREDICT_HISTORY];
         g.bench_function("train_step_with_sharpness_lanczos", |b| {
             b.iter(|| {
                 obj.loss_grad(&theta, &mut grad).unwrap();
                 for (t, gi) in theta.iter_mut().zip(&grad) {
                     *t -= 0.01 * gi;
                 }
-                extrapolate_start(&latest, &before, &mut vec).unwrap();
-                before.copy_from_slice(&latest);
+                let refs: Vec<&[f32]> = hist.iter().map(|v| v.as_slice()).collect();
+                predict_start(&refs, &mut vec).unwrap();
                 let mut op = HessianOp::exact(&mut obj, &theta);
                 let r = warm_lanczos(&mut op, &wcfg, &mut vec, &mut wbasis, &mut wwork, &mut pair)
                     .unwrap();
-                latest.copy_from_slice(&vec);
+                hist.rotate_right(1);
+                hist[0].copy_from_slice(&vec);
                 r
             })
         });
