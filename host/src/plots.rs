@@ -1,5 +1,5 @@
 //! The plots of a run (SVG, in `plots/`): loss, sharpness against the stability threshold
-//! `2/lr`, lambda_min, eigenvector rotation, accuracy, and a dashboard with all of them.
+//! `2/lr` (the eigen measurements as points, the `track_every` tracker as a line), lambda_min, eigenvector rotation, accuracy, and a dashboard with all of them.
 
 use std::path::Path;
 
@@ -27,13 +27,20 @@ pub fn run_charts(rows: &[Row], threshold: f32) -> Vec<(&'static str, Chart)> {
     charts.push(("loss", loss));
 
     let sharp = pts(rows, |r| r.sharpness);
-    if !sharp.is_empty() {
+    // The sharpness-only tracker (`track_every`), typically at every step.
+    let tracked = pts(rows, |r| r.tracked_sharpness);
+    if !sharp.is_empty() || !tracked.is_empty() {
         let mut c = Chart::new(
             "Sharpness and the stability threshold",
             "step",
             "lambda_max",
         );
-        c.add_series(Series::line_points("sharpness", sharp));
+        if !tracked.is_empty() {
+            c.add_series(Series::line("sharpness (tracked)", tracked));
+        }
+        if !sharp.is_empty() {
+            c.add_series(Series::line_points("sharpness", sharp));
+        }
         let lrs: Vec<f32> = rows.iter().map(|r| r.lr).collect();
         let constant = lrs.windows(2).all(|w| w[0] == w[1]);
         if let (true, Some(&lr)) = (constant, lrs.first()) {
@@ -56,12 +63,18 @@ pub fn run_charts(rows: &[Row], threshold: f32) -> Vec<(&'static str, Chart)> {
         }
         charts.push(("sharpness", c));
         let lxs = pts(rows, |r| r.lr_x_sharpness);
+        let tracked = pts(rows, |r| r.tracked_sharpness.map(|s| r.lr * s));
         let mut c = Chart::new(
             "lr x sharpness (unstable above the threshold)",
             "step",
             "lr * lambda_max",
         );
-        c.add_series(Series::line_points("lr x sharpness", lxs));
+        if !tracked.is_empty() {
+            c.add_series(Series::line("lr x sharpness (tracked)", tracked));
+        }
+        if !lxs.is_empty() {
+            c.add_series(Series::line_points("lr x sharpness", lxs));
+        }
         c.add_ref_line(
             RefLine::at_y(threshold as f64, format!("threshold {threshold}"))
                 .with_color(palette_color(3)),
@@ -143,4 +156,56 @@ pub fn write_run_plots(dir: &Path, rows: &[Row], threshold: f32) -> Result<(), I
         &pd.join("dashboard.svg"),
         render_grid_svg(&all, 2).as_bytes(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(step: u64, sharpness: Option<f32>, tracked: Option<f32>) -> Row {
+        Row {
+            step,
+            lr: 0.5,
+            loss: 1.0,
+            sharpness,
+            lr_x_sharpness: sharpness.map(|s| 0.5 * s),
+            tracked_sharpness: tracked,
+            ..Default::default()
+        }
+    }
+
+    fn labels(charts: &[(&str, Chart)], name: &str) -> Vec<String> {
+        charts
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, c)| c.series.iter().map(|s| s.label.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn tracked_sharpness_is_drawn_with_the_measurements() {
+        // Spectrum every other step, tracking at every step.
+        let rows: Vec<Row> = (0..6)
+            .map(|t| row(t, (t % 2 == 0).then_some(3.0), Some(3.0 + t as f32 * 0.1)))
+            .collect();
+        let charts = run_charts(&rows, 2.0);
+        assert_eq!(
+            labels(&charts, "sharpness"),
+            ["sharpness (tracked)", "sharpness"]
+        );
+        let lxs = charts.iter().find(|(n, _)| *n == "lr_x_sharpness").unwrap();
+        assert_eq!(lxs.1.series[0].points.len(), 6);
+        assert!((lxs.1.series[0].points[5].1 - 0.5 * 3.5).abs() < 1e-6);
+        assert_eq!(lxs.1.series[1].points.len(), 3);
+        // Tracking alone still gives both charts; no curvature at all gives neither.
+        let only: Vec<Row> = (0..3).map(|t| row(t, None, Some(2.0))).collect();
+        assert_eq!(
+            labels(&run_charts(&only, 2.0), "sharpness"),
+            ["sharpness (tracked)"]
+        );
+        let none: Vec<Row> = (0..3).map(|t| row(t, None, None)).collect();
+        assert!(run_charts(&none, 2.0)
+            .iter()
+            .all(|(n, _)| *n != "sharpness"));
+    }
 }

@@ -206,16 +206,24 @@ impl Plots<'_> {
     }
 }
 
+/// A run's sharpness (`times_lr`: lr x sharpness, the step's lr) over the steps: the per-step
+/// tracker's line when the run tracked (`track_every`), else the eigen measurements as points.
+fn sharpness_series(r: &RunRecord, label: String, times_lr: bool) -> Series {
+    let k = |x: &Row| if times_lr { x.lr } else { 1.0 };
+    let tracked = pts(&r.rows, |x| x.tracked_sharpness.map(|s| k(x) * s));
+    if tracked.is_empty() {
+        Series::line_points(label, pts(&r.rows, |x| x.sharpness.map(|s| k(x) * s)))
+    } else {
+        Series::line(label, tracked)
+    }
+}
+
 fn sharpness_chart(title: &str, runs: &[RunRecord]) -> Chart {
     let mut c = Chart::new(title, "step", "sharpness (dashed: 2/lr)").log_y();
     for (i, r) in first_seed(runs).iter().enumerate() {
         let col = palette_color(i);
         c.add_series(
-            Series::line_points(
-                format!("lr {}", fmt_lr(r.lr as f64)),
-                pts(&r.rows, |x| x.sharpness),
-            )
-            .with_color(col),
+            sharpness_series(r, format!("lr {}", fmt_lr(r.lr as f64)), false).with_color(col),
         );
         c.add_ref_line(RefLine::at_y(r.threshold as f64 / r.lr as f64, "").with_color(col));
     }
@@ -260,11 +268,8 @@ fn lxs_chart(title: &str, runs: &[RunRecord]) -> Chart {
     let mut c = Chart::new(title, "step", "lr x sharpness");
     for (i, r) in first_seed(runs).iter().enumerate() {
         c.add_series(
-            Series::line_points(
-                format!("lr {}", fmt_lr(r.lr as f64)),
-                pts(&r.rows, |x| x.lr_x_sharpness),
-            )
-            .with_color(palette_color(i)),
+            sharpness_series(r, format!("lr {}", fmt_lr(r.lr as f64)), true)
+                .with_color(palette_color(i)),
         );
     }
     c.add_ref_line(RefLine::at_y(2.0, "threshold 2"));
