@@ -61,6 +61,8 @@ pub struct RunRecord {
     pub precond_sharpness: Option<f32>,
     /// Mean HVPs per sharpness measurement.
     pub mean_sharpness_hvps: Option<f64>,
+    /// Mean HVPs per measurement of the sharpness-only tracker (`track_every`).
+    pub mean_tracked_hvps: Option<f64>,
 }
 
 fn mean(v: impl Iterator<Item = f32>) -> Option<f32> {
@@ -132,6 +134,10 @@ pub fn read_run(dir: &Path) -> Result<RunRecord> {
         mean_sharpness_hvps: summary
             .as_ref()
             .and_then(|s| s.get("mean_sharpness_hvps"))
+            .and_then(|x| x.as_f64()),
+        mean_tracked_hvps: summary
+            .as_ref()
+            .and_then(|s| s.get("mean_tracked_hvps"))
             .and_then(|x| x.as_f64()),
     })
 }
@@ -279,7 +285,7 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Vec<RunRecord>> {
     w("test_acc_vs_lr.svg", &acc)?;
     w("rotation_vs_lr.svg", &rot)?;
 
-    let mut csv = String::from("dir,opt,clip,batch_size,lr,seed,steps,diverged,finished,train_loss,train_acc,test_acc,sharpness,lr_x_sharpness,sharpness_0,max_sharpness,mean_rotation,mean_subspace_score,precond_sharpness,mean_sharpness_hvps\n");
+    let mut csv = String::from("dir,opt,clip,batch_size,lr,seed,steps,diverged,finished,train_loss,train_acc,test_acc,sharpness,lr_x_sharpness,sharpness_0,max_sharpness,mean_rotation,mean_subspace_score,precond_sharpness,mean_sharpness_hvps,mean_tracked_hvps\n");
     let mut md = String::from("# edgewise report\n\n");
     let _ = writeln!(
         md,
@@ -325,7 +331,7 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Vec<RunRecord>> {
         let o = |v: Option<f32>| v.map_or(String::new(), |x| x.to_string());
         let _ = writeln!(
             csv,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.dir.display(),
             r.opt,
             o(r.clip),
@@ -347,6 +353,7 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Vec<RunRecord>> {
             o(r.precond_sharpness),
             r.mean_sharpness_hvps
                 .map_or(String::new(), |x| x.to_string()),
+            r.mean_tracked_hvps.map_or(String::new(), |x| x.to_string()),
         );
     }
     let io = |e: crate::fsio::IoError| Failure::internal(e.to_string());
