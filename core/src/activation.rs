@@ -6,7 +6,7 @@
 //! |---|---|---|---|
 //! | identity | z | 1 | 0 |
 //! | tanh | t = tanh z | 1 - t^2 | -2 t (1 - t^2) |
-//! | relu | max(z, 0) | [z > 0] | 0 (almost everywhere) |
+//! | relu | max(z, 0) | `[z > 0]` | 0 (almost everywhere) |
 //! | elu (alpha = 1) | z if z > 0 else e^z - 1 | 1 or e^z | 0 or e^z |
 //! | softplus | ln(1 + e^z) | s = 1 / (1 + e^-z) | s (1 - s) |
 //! | gelu (tanh form) | z (1 + tanh u) / 2, u = k (z + c z^3) | see [`Activation::derivs`] | |
