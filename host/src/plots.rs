@@ -1,5 +1,6 @@
 //! The plots of a run (SVG, in `plots/`): loss, sharpness against the stability threshold
-//! `2/lr` (the eigen measurements as points, the `track_every` tracker as a line), lambda_min, eigenvector rotation, accuracy, and a dashboard with all of them.
+//! `2/lr` (the eigen measurements as points, the `track_every` tracker as a line), lambda_min,
+//! eigenvector rotation, accuracy, and a dashboard with all of them.
 
 use std::path::Path;
 

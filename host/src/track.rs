@@ -33,7 +33,7 @@ use edgewise_core::{
     eigenvector_rotation, hutchinson_trace, lambda_min, lanczos, predict_start, sharpness,
     subspace_score, third_derivative, top_k_deflation, warm_lanczos, Eigenpair, HessianOp,
     HvpMethod, LanczosConfig, Objective, OptState, Optimizer, PowerConfig, PreconditionedOp,
-    SplitMix64, StartPrediction, WarmLanczosConfig, PREDICT_HISTORY,
+    SplitMix64, WarmLanczosConfig, PREDICT_HISTORY,
 };
 
 use crate::config::CurvatureConfig;
@@ -73,8 +73,6 @@ pub struct Measurement {
     pub hvps: u32,
     /// Products spent on the top eigenpair alone.
     pub sharpness_hvps: u32,
-    /// How the warm start was predicted (`warm-lanczos`, `eig_k = 1`).
-    pub prediction: Option<StartPrediction>,
 }
 
 /// How the top eigenpairs are measured.
@@ -346,8 +344,7 @@ impl Tracker {
                         (Some(latest), 1) => {
                             let mut hist: Vec<&[f32]> = vec![&latest[..p]];
                             hist.extend(self.history.chunks_exact(p).take(self.history_len));
-                            m.prediction =
-                                Some(predict_start(&hist, &mut self.topk).map_err(&err)?);
+                            predict_start(&hist, &mut self.topk).map_err(&err)?;
                             Some(latest)
                         }
                         _ => None,

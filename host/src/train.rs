@@ -317,6 +317,11 @@ fn save_checkpoint(
     checkpoint::save(path, &ck).map_err(|e| Failure::internal(e.to_string()))
 }
 
+/// The trackers whose state a resume checkpoint holds.
+fn trackers<'a>(main: &'a Tracker, tracked: &'a Option<Tracker>) -> Vec<&'a Tracker> {
+    std::iter::once(main).chain(tracked).collect()
+}
+
 /// Runs (or resumes) a training run.
 pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let started = Instant::now();
@@ -353,7 +358,10 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     };
 
     let mut tracker = Tracker::new(&cfg.curvature, res.eig_method, res.hvp, seed, p);
-    let mut tracked = Tracker::sharpness_only(&cfg.curvature, res.hvp, seed, p);
+    // The sharpness-only tracker, only when `track_every` asks for it (its warm-start history is
+    // several parameter vectors).
+    let mut tracked = (cfg.curvature.track_every > 0)
+        .then(|| Tracker::sharpness_only(&cfg.curvature, res.hvp, seed, p));
     let mut st = State {
         params: vec![0.0; p],
         opt_buf: vec![0.0; res.opt.state_len(p)],
@@ -385,7 +393,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         }
         tracker
             .restore(&ck.extra)
-            .and_then(|()| tracked.restore(&ck.extra))
+            .and_then(|()| tracked.as_mut().map_or(Ok(()), |t| t.restore(&ck.extra)))
             .map_err(|e| Failure::input(format!("resume checkpoint: {e}")))?;
         st.t = step;
         let current;
@@ -503,10 +511,13 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                 Err(e) => return Err(e),
             }
         }
-        if finite && c.track_every > 0 && t % c.track_every == 0 {
+        if let Some(tr) = tracked
+            .as_mut()
+            .filter(|_| finite && t % c.track_every == 0)
+        {
             let mut hobj = ParObjective::new(&arch, hess, opts.threads, opts.tile, &mut ws_h)
                 .map_err(core_err("Hessian subset"))?;
-            match tracked.measure(&mut hobj, &st.params, t, true, false, None) {
+            match tr.measure(&mut hobj, &st.params, t, true, false, None) {
                 Ok(m) => {
                     row.tracked_sharpness = m.sharpness;
                     row.tracked_residual = m.residual;
@@ -560,7 +571,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                 &arch,
                 cfg,
                 &st.params,
-                Some((&st, &[&tracker, &tracked])),
+                Some((&st, &trackers(&tracker, &tracked))),
                 ep,
             )?;
         }
@@ -620,7 +631,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                 &arch,
                 cfg,
                 &st.params,
-                Some((&st, &[&tracker, &tracked])),
+                Some((&st, &trackers(&tracker, &tracked))),
                 st.t / bpe,
             )?;
         }

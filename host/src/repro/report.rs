@@ -1275,35 +1275,29 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
                 o(t.late_lr_x_sharpness, 2)
             );
         }
-        let all: Vec<f64> = plan
-            .experiments
-            .iter()
-            .zip(inp.records)
-            .flat_map(|(_, rs)| rs.iter().flat_map(|r| r.rows.iter()))
-            .filter_map(|x| x.tracked_hvps.map(f64::from))
-            .collect();
-        let stable: Vec<f64> = plan
-            .experiments
-            .iter()
-            .zip(inp.records)
-            .flat_map(|(e, rs)| rs.iter().map(move |r| (e.dir, r)))
-            .filter(|(dir, r)| {
-                let t = tracked
-                    .iter()
-                    .find(|t| t.experiment == *dir && t.lr == r.lr);
-                t.and_then(|t| t.late_lr_x_sharpness)
-                    .is_some_and(|x| x <= 2.0)
-            })
-            .flat_map(|(_, r)| r.rows.iter().filter_map(|x| x.tracked_hvps.map(f64::from)))
-            .collect();
+        // Pooled over learning rates: each one's mean weighted by its measurements.
+        let pooled = |keep: &dyn Fn(&TrackedStats) -> bool| {
+            let (n, sum) = tracked
+                .iter()
+                .filter(|t| keep(t))
+                .fold((0, 0.0), |(n, s), t| {
+                    (
+                        n + t.measurements,
+                        s + t.mean.unwrap_or(0.0) * t.measurements as f64,
+                    )
+                });
+            (n, (n > 0).then(|| sum / n as f64))
+        };
+        let (n_all, mean_all) = pooled(&|_| true);
+        let (n_stable, mean_stable) = pooled(&|t| t.late_lr_x_sharpness.is_some_and(|x| x <= 2.0));
         let _ = writeln!(
             md,
             "\nOver all {} per-step measurements of the GD runs: {} HVPs per measurement on average ({} over the {} \
              measurements of learning rates whose late mean lr x S is at most 2). Issue 6 targets <= 4.\n",
-            all.len(),
-            o(mean(&all), 2),
-            o(mean(&stable), 2),
-            stable.len()
+            n_all,
+            o(mean_all, 2),
+            o(mean_stable, 2),
+            n_stable
         );
     }
 
