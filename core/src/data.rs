@@ -143,6 +143,17 @@ impl<'a> Data<'a> {
         }
     }
 
+    /// The features of samples `start..start + n` as one row-major slice, when the view stores
+    /// them that way (`f32` features, no index list): the passes then read them in place instead
+    /// of copying them.
+    #[inline]
+    pub fn rows_f32(&self, start: usize, n: usize) -> Option<&'a [f32]> {
+        match (self.features, self.index) {
+            (Features::F32(x), None) => x.get(start * self.dim..(start + n) * self.dim),
+            _ => None,
+        }
+    }
+
     /// Copies the features of sample `i` of the view into `out` (`dim` values).
     #[inline]
     pub fn copy_features(&self, i: usize, out: &mut [f32]) {

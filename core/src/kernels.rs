@@ -39,6 +39,8 @@ const R_B: usize = 4;
 const R_RB: usize = 2;
 /// Parameter rows per block of the parameter phase.
 const R_P: usize = 4;
+/// Parameter rows per block of the R-gradient's two-term phase (two operands per column).
+const R_PH: usize = 2;
 /// Columns per block of the parameter phase's cache blocking: `a[.., j0..j0 + J_P]` of a
 /// whole tile stays in the L1 cache while every row's accumulators pass over it.
 const J_P: usize = 64;
@@ -738,13 +740,16 @@ fn grad_block<const R: usize, const C: usize>(
     for r in 0..R {
         acc[r] = *arr(&g[base + r * fi..]);
     }
+    // Whole rows of `d` (`chunks_exact`): the check that the block's `R` columns lie inside
+    // a row is the same for every sample, and the compiler hoists it out of the loop.
+    let ds = d[..n * fo].chunks_exact(fo);
     if stride == C && off == 0 {
-        for (xs, ds) in x[..n * C].chunks_exact(C).zip(d[o0..].chunks(fo)) {
-            grad_step(&mut acc, arr(xs), arr(ds));
+        for (xs, ds) in x[..n * C].chunks_exact(C).zip(ds) {
+            grad_step(&mut acc, arr(xs), arr(&ds[o0..]));
         }
     } else {
-        for (xs, ds) in x[off..].chunks(stride).zip(d[o0..].chunks(fo)).take(n) {
-            grad_step(&mut acc, arr(xs), arr(ds));
+        for (xs, ds) in x[off..].chunks(stride).zip(ds) {
+            grad_step(&mut acc, arr(xs), arr(&ds[o0..]));
         }
     }
     for r in 0..R {
@@ -772,16 +777,18 @@ fn hvp_block<const R: usize, const C: usize>(
     for r in 0..R {
         acc[r] = *arr(&g[base + r * fi..]);
     }
-    let ds = d[o0..].chunks(fo).zip(rd[o0..].chunks(fo));
+    let ds = d[..n * fo]
+        .chunks_exact(fo)
+        .zip(rd[..n * fo].chunks_exact(fo));
     if stride == C && off == 0 {
         let xs = x[..n * C].chunks_exact(C).zip(rx[..n * C].chunks_exact(C));
         for ((xv, rxv), (dv, rv)) in xs.zip(ds) {
-            hvp_step(&mut acc, arr(xv), arr(rxv), arr(dv), arr(rv));
+            hvp_step(&mut acc, arr(xv), arr(rxv), arr(&dv[o0..]), arr(&rv[o0..]));
         }
     } else {
         let xs = x[off..].chunks(stride).zip(rx[off..].chunks(stride));
-        for ((xv, rxv), (dv, rv)) in xs.zip(ds).take(n) {
-            hvp_step(&mut acc, arr(xv), arr(rxv), arr(dv), arr(rv));
+        for ((xv, rxv), (dv, rv)) in xs.zip(ds) {
+            hvp_step(&mut acc, arr(xv), arr(rxv), arr(&dv[o0..]), arr(&rv[o0..]));
         }
     }
     for r in 0..R {
@@ -860,12 +867,20 @@ pub(crate) fn accumulate(
         let mut jb = 0;
         while jb < fi {
             let je = (jb + J_P).min(fi);
-            rows!(R_P, o_lo, o_hi, |R, o0| {
-                lanes!(jb, je, |C, j0| {
-                    let base = (o0 - o_lo) * fi + j0;
-                    term_block::<R, C>(term, fi, fo, n, o0, j0, C, j0, g, base);
-                });
-            });
+            match term {
+                Term::Grad { .. } => rows!(R_P, o_lo, o_hi, |R, o0| {
+                    lanes!(jb, je, |C, j0| {
+                        let base = (o0 - o_lo) * fi + j0;
+                        term_block::<R, C>(term, fi, fo, n, o0, j0, C, j0, g, base);
+                    });
+                }),
+                Term::Hvp { .. } => rows!(R_PH, o_lo, o_hi, |R, o0| {
+                    lanes!(jb, je, |C, j0| {
+                        let base = (o0 - o_lo) * fi + j0;
+                        term_block::<R, C>(term, fi, fo, n, o0, j0, C, j0, g, base);
+                    });
+                }),
+            }
             jb = je;
         }
     } else {

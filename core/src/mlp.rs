@@ -241,8 +241,11 @@ impl Arch {
         let act = self.activation();
         let last = self.n_layers() - 1;
         let d0 = self.input_dim();
-        for i in 0..n {
-            data.copy_features(start + i, &mut s.a[i * d0..(i + 1) * d0]);
+        let rows = data.rows_f32(start, n);
+        if rows.is_none() {
+            for i in 0..n {
+                data.copy_features(start + i, &mut s.a[i * d0..(i + 1) * d0]);
+            }
         }
         for l in 0..self.n_layers() {
             let sp = self.layer(l);
@@ -252,14 +255,15 @@ impl Arch {
             let in_off = cap * self.width_prefix(l);
             let out_off = cap * self.width_prefix(l + 1);
             let z_out = &mut s.z[out_off..out_off + n * fo];
+            let a_in = layer_input(l, rows, &s.a[in_off..in_off + n * fi]);
             match wt {
                 Some(wt) => {
                     let wt = &wt[self.packed_offset(l)..][..fi * fo];
-                    kernels::forward_t(wt, b, fi, fo, &s.a[in_off..in_off + n * fi], n, z_out);
+                    kernels::forward_t(wt, b, fi, fo, a_in, n, z_out);
                 }
                 None => {
                     let at = &mut s.d[in_off..in_off + cap * fi];
-                    transpose(&s.a[in_off..in_off + n * fi], n, fi, at, cap);
+                    transpose(a_in, n, fi, at, cap);
                     kernels::forward(w, b, fi, fo, at, cap, n, z_out);
                 }
             }
@@ -401,7 +405,7 @@ impl Arch {
             let a = &s.a[in_off..in_off + n * fi];
             act.mul_deriv1_slice(z, a, din, m);
         }
-        self.panelize_inputs(&mut s, n, cap, false);
+        self.panelize_inputs(&mut s, data.rows_f32(start, n), n, cap, false);
         Ok(())
     }
 
@@ -469,6 +473,7 @@ impl Arch {
             cap,
             true,
         )?;
+        let rows = data.rows_f32(start, n);
         let m = self.math();
         let act = self.activation();
         let last = self.n_layers() - 1;
@@ -485,7 +490,7 @@ impl Arch {
             if let Some((wt, vt)) = packed {
                 let off = self.packed_offset(l);
                 let (wt, vt) = (&wt[off..][..fi * fo], &vt[off..][..fi * fo]);
-                let a = &s.a[in_off..in_off + n * fi];
+                let a = layer_input(l, rows, &s.a[in_off..in_off + n * fi]);
                 let ra = if l == 0 {
                     None
                 } else {
@@ -539,7 +544,7 @@ impl Arch {
             let rz = &s.rz[in_off..in_off + n * fi];
             act.r_backward_slice(z, a, rz, din, rdin, m);
         }
-        self.panelize_inputs(&mut s, n, cap, true);
+        self.panelize_inputs(&mut s, rows, n, cap, true);
         Ok(())
     }
 
@@ -547,11 +552,19 @@ impl Arch {
     /// copied in column panels over `Z` (and `R(z)`), which the parameter phase reads and
     /// nothing else needs any more (see [`kernels::panelize`]).
     #[inline(always)]
-    fn panelize_inputs(&self, s: &mut Slots<'_>, n: usize, cap: usize, hvp: bool) {
+    fn panelize_inputs(
+        &self,
+        s: &mut Slots<'_>,
+        rows: Option<&[f32]>,
+        n: usize,
+        cap: usize,
+        hvp: bool,
+    ) {
         for l in 0..self.n_layers() {
             let fi = self.layer(l).fan_in;
             let off = cap * self.width_prefix(l);
-            kernels::panelize(&s.a[off..off + n * fi], n, fi, &mut s.z[off..off + n * fi]);
+            let a = layer_input(l, rows, &s.a[off..off + n * fi]);
+            kernels::panelize(a, n, fi, &mut s.z[off..off + n * fi]);
             if hvp && l > 0 {
                 kernels::panelize(
                     &s.ra[off..off + n * fi],
@@ -906,6 +919,16 @@ impl Arch {
             }
         }
         Ok(())
+    }
+}
+
+/// The inputs of layer `l` for a tile: the data's own rows for the first layer when the view
+/// stores them contiguously (`rows`, see [`Data::rows_f32`]), else the copy in the `A` slot.
+#[inline(always)]
+fn layer_input<'x>(l: usize, rows: Option<&'x [f32]>, copied: &'x [f32]) -> &'x [f32] {
+    match rows {
+        Some(r) if l == 0 => r,
+        _ => copied,
     }
 }
 
