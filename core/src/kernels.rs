@@ -568,8 +568,10 @@ fn backward_block<const R: usize, const C: usize>(
 /// from `+0.0` in ascending `o`, each term `w * delta`.
 #[inline(always)]
 pub(crate) fn backward(w: &[f32], fi: usize, fo: usize, dout: &[f32], n: usize, din: &mut [f32]) {
-    rows!(R_B, 0, n, |R, i0| {
-        lanes!(0, fi, |C, j0| {
+    // Columns outer, samples inner: a column block of `w` (`fo` x `C`) stays in the L1 cache
+    // while every sample block passes over it.
+    lanes!(0, fi, |C, j0| {
+        rows!(R_B, 0, n, |R, i0| {
             backward_block::<R, C>(w, fi, fo, dout, i0, j0, din);
         });
     });
@@ -638,8 +640,10 @@ pub(crate) fn r_backward(
     din: &mut [f32],
     rdin: &mut [f32],
 ) {
-    rows!(R_RB, 0, n, |R, i0| {
-        lanes!(0, fi, |C, j0| {
+    // Columns outer, samples inner, as in [`backward`]: the column blocks of `w` and `v` stay
+    // in the L1 cache.
+    lanes!(0, fi, |C, j0| {
+        rows!(R_RB, 0, n, |R, i0| {
             r_backward_block::<R, C>(w, v, fi, fo, dout, rdout, i0, j0, din, rdin);
         });
     });
