@@ -89,6 +89,29 @@ pub fn build_id() -> Option<&'static str> {
     .as_deref()
 }
 
+/// The build name used when the executable cannot be read, or a checkpoint names none.
+const UNKNOWN_BUILD: &str = "unknown";
+
+/// The builds that wrote the steps up to a resume checkpoint, from its metadata (`builds`, else
+/// `build`; checkpoints of versions that recorded neither give `unknown`).
+fn lineage(meta: &std::collections::BTreeMap<String, String>) -> Vec<String> {
+    let list = meta
+        .get("builds")
+        .or_else(|| meta.get("build"))
+        .map(|s| {
+            s.split(',')
+                .filter(|b| !b.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    if list.is_empty() {
+        vec![UNKNOWN_BUILD.to_string()]
+    } else {
+        list
+    }
+}
+
 /// `summary.json`.
 #[derive(Serialize, Clone, Debug, Default)]
 pub struct Summary {
@@ -96,6 +119,10 @@ pub struct Summary {
     pub version: String,
     /// Fingerprint of the executable that wrote it ([`build_id`]).
     pub build: Option<String>,
+    /// Every build that wrote steps of this run, earliest first: one entry, unless the run was
+    /// resumed (`--resume`) by a different build (or from a checkpoint that names none:
+    /// `unknown`). Only a run with one build is the run of that build's code.
+    pub builds: Vec<String>,
     /// The run stopped on a NaN or infinite loss.
     pub diverged: bool,
     /// Step at which the loss was first non-finite.
@@ -294,8 +321,13 @@ fn save_checkpoint(
     params: &[f32],
     resume: Option<(&State, &[&Tracker])>,
     epoch: u64,
+    builds: &[String],
 ) -> Result<()> {
     let mut ck = Checkpoint::new(*arch, params.to_vec());
+    if let Some(b) = build_id() {
+        ck.metadata.insert("build".into(), b.to_string());
+    }
+    ck.metadata.insert("builds".into(), builds.join(","));
     ck.metadata
         .insert("seed".into(), cfg.model.seed.to_string());
     ck.metadata
@@ -369,6 +401,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     };
     let metrics_path = out.join("metrics.csv");
     let mut rows: Vec<Row> = Vec::new();
+    let mut builds: Vec<String> = Vec::new();
     if opts.resume {
         let ck = checkpoint::load_expecting(&out.join("checkpoints/resume.safetensors"), &arch)
             .map_err(ckpt_err)?;
@@ -396,6 +429,26 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
             .and_then(|()| tracked.as_mut().map_or(Ok(()), |t| t.restore(&ck.extra)))
             .map_err(|e| Failure::input(format!("resume checkpoint: {e}")))?;
         st.t = step;
+        builds = lineage(&ck.metadata);
+        let this = build_id().unwrap_or(UNKNOWN_BUILD);
+        if builds.iter().any(|b| b != this) {
+            let known: Vec<&str> = builds
+                .iter()
+                .map(String::as_str)
+                .filter(|&b| b != UNKNOWN_BUILD)
+                .collect();
+            let who = if known.is_empty() {
+                "a version that recorded no build id".to_string()
+            } else {
+                format!("build {}", known.join(", "))
+            };
+            eprintln!(
+                "warning: {} was written by {who}, and this is build {this}: its {step} steps come \
+                 from other code, so the continued run need not match an uninterrupted run of \
+                 either (summary.json lists every build under `builds`)",
+                out.join("checkpoints/resume.safetensors").display()
+            );
+        }
         let current;
         (rows, current) = metrics::read_layout(&metrics_path)?;
         rows.retain(|r| r.step < step);
@@ -423,6 +476,10 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
             .map_err(core_err("initialisation"))?;
         fsio::atomic_write(&metrics_path, format!("{}\n", metrics::header()).as_bytes())
             .map_err(io_err)?;
+    }
+    let this_build = build_id().unwrap_or(UNKNOWN_BUILD).to_string();
+    if !builds.contains(&this_build) {
+        builds.push(this_build);
     }
     let mut log = fsio::AppendFile::open(&metrics_path).map_err(io_err)?;
 
@@ -565,6 +622,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                 &st.params,
                 None,
                 ep,
+                &builds,
             )?;
             save_checkpoint(
                 &out.join("checkpoints/resume.safetensors"),
@@ -573,6 +631,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                 &st.params,
                 Some((&st, &trackers(&tracker, &tracked))),
                 ep,
+                &builds,
             )?;
         }
         if opts.interrupt_after == Some(st.t) {
@@ -624,6 +683,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
             fp,
             None,
             st.t / bpe,
+            &builds,
         )?;
         if !diverged {
             save_checkpoint(
@@ -633,6 +693,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                 &st.params,
                 Some((&st, &trackers(&tracker, &tracked))),
                 st.t / bpe,
+                &builds,
             )?;
         }
     }
@@ -646,6 +707,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let summary = Summary {
         version: env!("CARGO_PKG_VERSION").to_string(),
         build: build_id().map(str::to_string),
+        builds: builds.clone(),
         diverged,
         diverged_at_step: diverged_at,
         stopped_by,

@@ -303,6 +303,60 @@ fn a_legacy_metrics_file_resumes() {
     let _ = std::fs::remove_dir_all(d);
 }
 
+/// A run resumed by a different build warns and records both builds in summary.json; an
+/// uninterrupted run and a run resumed by its own build record one.
+#[test]
+fn a_run_resumed_by_another_build_says_so() {
+    let d = tmp("lineage");
+    let (full, cut) = (d.join("full"), d.join("cut"));
+    let extra = ["--checkpoint-every", "4", "--steps", "10"];
+    for (dir, interrupt) in [(&full, None), (&cut, Some("4"))] {
+        let mut a: Vec<&str> = vec!["train", "--out", dir.to_str().unwrap()];
+        if let Some(i) = interrupt {
+            a.extend(["--interrupt-after", i]);
+        }
+        a.extend_from_slice(SMALL);
+        a.extend_from_slice(&extra);
+        run(&a);
+    }
+    let builds = |dir: &Path| -> Vec<String> {
+        let s: serde_json::Value =
+            serde_json::from_slice(&read(&dir.join("summary.json"))).unwrap();
+        let this = s["build"].as_str().unwrap().to_string();
+        let list: Vec<String> = s["builds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(list.last(), Some(&this));
+        list
+    };
+    assert_eq!(builds(&full).len(), 1);
+    let ck_path = cut.join("checkpoints/resume.safetensors");
+    let mut ck = edgewise::checkpoint::load(&ck_path).unwrap();
+    assert_eq!(ck.metadata["builds"], builds(&full)[0]);
+    ck.metadata
+        .insert("builds".into(), "00000000000000aa".into());
+    edgewise::checkpoint::save(&ck_path, &ck).unwrap();
+    let o = ok(&["train", "--resume", cut.to_str().unwrap(), "--quiet"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("warning") && err.contains("00000000000000aa"),
+        "{err}"
+    );
+    assert_eq!(
+        builds(&cut),
+        vec!["00000000000000aa".to_string(), builds(&full)[0].clone()]
+    );
+    // The continuation itself is the same computation.
+    assert_eq!(
+        read(&full.join("metrics.csv")),
+        read(&cut.join("metrics.csv"))
+    );
+    let _ = std::fs::remove_dir_all(d);
+}
+
 #[test]
 fn an_interrupted_run_resumes_bit_identically() {
     let d = tmp("resume");

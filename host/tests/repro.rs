@@ -175,6 +175,19 @@ fn tiny_repro_end_to_end_is_deterministic() {
         std::fs::read(a.join(&metrics[0])).unwrap(),
         std::fs::read(b.join(&metrics[0])).unwrap()
     );
+
+    // So is a run of this build that resumed steps written by another build.
+    let spath = a.join(&metrics[1]).parent().unwrap().join("summary.json");
+    let mut s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&spath).unwrap()).unwrap();
+    let this = s["build"].clone();
+    assert_eq!(s["builds"], serde_json::json!([this.clone()]));
+    s["builds"] = serde_json::json!(["0000000000000000", this]);
+    std::fs::write(&spath, s.to_string()).unwrap();
+    let o = repro(&a, &[]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("1 runs trained, 12 reused"), "{err}");
 }
 
 #[test]

@@ -63,13 +63,21 @@ pub fn jobs(plan: &Plan, out: &Path) -> Vec<Job> {
     v
 }
 
-/// Whether `dir` holds a finished run of exactly `cfg`, written by this build.
+/// Whether `dir` holds a finished run of exactly `cfg`, written by this build alone (a run
+/// resumed across builds lists more than one in `builds` and is redone).
 pub fn is_complete(dir: &Path, cfg: &TrainConfig) -> bool {
-    let same_build = std::fs::read_to_string(dir.join("summary.json"))
+    let Some(this) = crate::train::build_id() else {
+        return false;
+    };
+    let summary = std::fs::read_to_string(dir.join("summary.json"))
         .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|s| s.get("build")?.as_str().map(str::to_string))
-        .is_some_and(|b| Some(b.as_str()) == crate::train::build_id());
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    let same_build = summary.as_ref().is_some_and(|s| {
+        s.get("build").and_then(|b| b.as_str()) == Some(this)
+            && s.get("builds")
+                .and_then(|b| b.as_array())
+                .is_none_or(|bs| bs.iter().all(|b| b.as_str() == Some(this)))
+    });
     same_build
         && dir.join("metrics.csv").is_file()
         && TrainConfig::from_file(&dir.join("config.toml")).is_ok_and(|c| &c == cfg)
