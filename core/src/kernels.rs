@@ -744,16 +744,13 @@ fn grad_block<const R: usize, const C: usize>(
     for r in 0..R {
         acc[r] = *arr(&g[base + r * fi..]);
     }
-    // Whole rows of `d` (`chunks_exact`): the check that the block's `R` columns lie inside
-    // a row is the same for every sample, and the compiler hoists it out of the loop.
-    let ds = d[..n * fo].chunks_exact(fo);
     if stride == C && off == 0 {
-        for (xs, ds) in x[..n * C].chunks_exact(C).zip(ds) {
-            grad_step(&mut acc, arr(xs), arr(&ds[o0..]));
+        for (xs, ds) in x[..n * C].chunks_exact(C).zip(d[o0..].chunks(fo)) {
+            grad_step(&mut acc, arr(xs), arr(ds));
         }
     } else {
-        for (xs, ds) in x[off..].chunks(stride).zip(ds) {
-            grad_step(&mut acc, arr(xs), arr(&ds[o0..]));
+        for (xs, ds) in x[off..].chunks(stride).zip(d[o0..].chunks(fo)).take(n) {
+            grad_step(&mut acc, arr(xs), arr(ds));
         }
     }
     for r in 0..R {
@@ -781,18 +778,16 @@ fn hvp_block<const R: usize, const C: usize>(
     for r in 0..R {
         acc[r] = *arr(&g[base + r * fi..]);
     }
-    let ds = d[..n * fo]
-        .chunks_exact(fo)
-        .zip(rd[..n * fo].chunks_exact(fo));
+    let ds = d[o0..].chunks(fo).zip(rd[o0..].chunks(fo));
     if stride == C && off == 0 {
         let xs = x[..n * C].chunks_exact(C).zip(rx[..n * C].chunks_exact(C));
         for ((xv, rxv), (dv, rv)) in xs.zip(ds) {
-            hvp_step(&mut acc, arr(xv), arr(rxv), arr(&dv[o0..]), arr(&rv[o0..]));
+            hvp_step(&mut acc, arr(xv), arr(rxv), arr(dv), arr(rv));
         }
     } else {
         let xs = x[off..].chunks(stride).zip(rx[off..].chunks(stride));
-        for ((xv, rxv), (dv, rv)) in xs.zip(ds) {
-            hvp_step(&mut acc, arr(xv), arr(rxv), arr(&dv[o0..]), arr(&rv[o0..]));
+        for ((xv, rxv), (dv, rv)) in xs.zip(ds).take(n) {
+            hvp_step(&mut acc, arr(xv), arr(rxv), arr(dv), arr(rv));
         }
     }
     for r in 0..R {
@@ -871,17 +866,21 @@ pub(crate) fn accumulate(
         let mut jb = 0;
         while jb < fi {
             let je = (jb + J_P).min(fi);
+            // Each term with its own block height (the two-term block in 4 rows would not fit
+            // in the 16 AVX2 registers), and only its own blocks compiled.
             match term {
-                Term::Grad { .. } => rows!(R_P, o_lo, o_hi, |R, o0| {
+                Term::Grad { d, a } => rows!(R_P, o_lo, o_hi, |R, o0| {
                     lanes!(jb, je, |C, j0| {
                         let base = (o0 - o_lo) * fi + j0;
-                        term_block::<R, C>(term, fi, fo, n, o0, j0, C, j0, g, base);
+                        let x = &a[j0 * n..];
+                        grad_block::<R, C>(d, x, C, 0, fi, fo, n, o0, g, base);
                     });
                 }),
-                Term::Hvp { .. } => rows!(R_PH, o_lo, o_hi, |R, o0| {
+                Term::Hvp { d, rd, a, ra } => rows!(R_PH, o_lo, o_hi, |R, o0| {
                     lanes!(jb, je, |C, j0| {
                         let base = (o0 - o_lo) * fi + j0;
-                        term_block::<R, C>(term, fi, fo, n, o0, j0, C, j0, g, base);
+                        let (x, rx) = (&a[j0 * n..], &ra[j0 * n..]);
+                        hvp_block::<R, C>(d, rd, x, rx, C, 0, fi, fo, n, o0, g, base);
                     });
                 }),
             }
