@@ -92,12 +92,11 @@ pub fn build_id() -> Option<&'static str> {
 /// The build name used when the executable cannot be read, or a checkpoint names none.
 const UNKNOWN_BUILD: &str = "unknown";
 
-/// The builds that wrote the steps up to a resume checkpoint, from its metadata (`builds`, else
-/// `build`; checkpoints of versions that recorded neither give `unknown`).
+/// The builds that wrote the steps up to a resume checkpoint, from its `builds` metadata
+/// (checkpoints of versions that did not record it give `unknown`).
 fn lineage(meta: &std::collections::BTreeMap<String, String>) -> Vec<String> {
     let list = meta
         .get("builds")
-        .or_else(|| meta.get("build"))
         .map(|s| {
             s.split(',')
                 .filter(|b| !b.is_empty())
@@ -707,7 +706,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let summary = Summary {
         version: env!("CARGO_PKG_VERSION").to_string(),
         build: build_id().map(str::to_string),
-        builds: builds.clone(),
+        builds,
         diverged,
         diverged_at_step: diverged_at,
         stopped_by,
