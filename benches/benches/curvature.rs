@@ -2,8 +2,9 @@
 //!
 //! - S = 64-32-10 tanh, N = 1797; M = 784-32-32-32-10, N = 1000; L = 3072-200-200-10, N = 5000
 //!   (all tanh, mean squared error on one-hot targets, PyTorch's default initialisation);
-//! - forward (loss and accuracy), loss + gradient, exact Hessian-vector product, finite-difference
-//!   Hessian-vector product, power iteration from a random start ("cold") and from the converged
+//! - forward (loss and accuracy), loss + gradient, exact Hessian-vector product (from scratch,
+//!   and `hvp_exact_reuse` at the previous product's parameters, which reuses the first layer's
+//!   pre-activations), finite-difference Hessian-vector product, power iteration from a random start ("cold") and from the converged
 //!   eigenvector ("warm", as sharpness tracking does), warm-started Lanczos stopped at the
 //!   tolerance (the default tracker) from the converged eigenvector, Lanczos with 20 steps, and
 //!   one full-batch GD training step with warm-started sharpness tracking (gradient, update, and
@@ -116,9 +117,18 @@ fn bench(c: &mut Criterion) {
             g.bench_function(BenchmarkId::new("gradient", format!("{threads}t")), |b| {
                 b.iter(|| obj.loss_grad(&st.params, &mut out).unwrap())
             });
+            // From scratch (as at new parameters, and as `jax.jvp(jax.grad(loss))` computes),
+            // then at the previous product's parameters, reusing the first layer's
+            // pre-activations (power iteration's and Lanczos' later products).
+            obj.set_first_layer_cache(false);
             g.bench_function(BenchmarkId::new("hvp_exact", format!("{threads}t")), |b| {
                 b.iter(|| obj.hvp(&st.params, &st.v, &mut out).unwrap())
             });
+            obj.set_first_layer_cache(true);
+            g.bench_function(
+                BenchmarkId::new("hvp_exact_reuse", format!("{threads}t")),
+                |b| b.iter(|| obj.hvp(&st.params, &st.v, &mut out).unwrap()),
+            );
             if all == 1 {
                 break;
             }
@@ -146,6 +156,8 @@ fn bench(c: &mut Criterion) {
         g.bench_function("power_cold", |b| {
             b.iter(|| {
                 vec.copy_from_slice(&st.v);
+                // As at a new measurement: the first product stores the first layer's values.
+                obj.set_first_layer_cache(true);
                 let mut op = HessianOp::exact(&mut obj, &st.params);
                 power_iteration(&mut op, &mut vec, &mut scratch, &cfg).unwrap()
             })
@@ -168,6 +180,8 @@ fn bench(c: &mut Criterion) {
         g.bench_function("power_warm", |b| {
             b.iter(|| {
                 vec.copy_from_slice(&warm);
+                // As at a new measurement: the first product stores the first layer's values.
+                obj.set_first_layer_cache(true);
                 let mut op = HessianOp::exact(&mut obj, &st.params);
                 power_iteration(&mut op, &mut vec, &mut scratch, &cfg).unwrap()
             })
@@ -188,6 +202,8 @@ fn bench(c: &mut Criterion) {
         g.bench_function("lanczos_warm", |b| {
             b.iter(|| {
                 vec.copy_from_slice(&warm);
+                // As at a new measurement: the first product stores the first layer's values.
+                obj.set_first_layer_cache(true);
                 let mut op = HessianOp::exact(&mut obj, &st.params);
                 warm_lanczos(&mut op, &wcfg, &mut vec, &mut wbasis, &mut wwork, &mut pair).unwrap()
             })
@@ -198,6 +214,8 @@ fn bench(c: &mut Criterion) {
         let (mut vals, mut res) = (vec![0.0f32; steps], vec![0.0f32; steps]);
         g.bench_function("lanczos_20", |b| {
             b.iter(|| {
+                // As at a new measurement: the first product stores the first layer's values.
+                obj.set_first_layer_cache(true);
                 let mut op = HessianOp::exact(&mut obj, &st.params);
                 lanczos(
                     &mut op,

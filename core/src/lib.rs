@@ -102,6 +102,7 @@ pub use init::Init;
 pub use loss::Loss;
 pub use math::MathBackend;
 pub use mlp::Eval;
+pub use mlp::FirstLayer;
 pub use objective::{MlpObjective, Objective};
 pub use operator::{
     fd_step, DenseOp, HessianOp, HvpMethod, LinearOperator, PreconditionedOp, ShiftedOp,

@@ -58,6 +58,19 @@ pub struct Eval {
     pub n: u32,
 }
 
+/// What a tile pass does with the first layer's pre-activations `W_0 x + b_0`
+/// ([`Arch::tile_hvp_pass_cached`]).
+#[derive(Debug)]
+pub enum FirstLayer<'c> {
+    /// Compute them (as every other pass does).
+    Compute,
+    /// Compute them and copy them into the slice (`n x fan_out` of layer 0, sample-major).
+    Store(&'c mut [f32]),
+    /// Read them from the slice (what `Store` wrote for the same parameters and samples)
+    /// instead of computing them.
+    Reuse(&'c [f32]),
+}
+
 /// The workspace of one tile, cut into its slots.
 struct Slots<'w> {
     a: &'w mut [f32],
@@ -236,6 +249,7 @@ impl Arch {
         s: &mut Slots<'_>,
         cap: usize,
         grad: bool,
+        mut first: FirstLayer<'_>,
     ) -> Result<(), Error> {
         let m = self.math();
         let act = self.activation();
@@ -256,16 +270,20 @@ impl Arch {
             let out_off = cap * self.width_prefix(l + 1);
             let z_out = &mut s.z[out_off..out_off + n * fo];
             let a_in = layer_input(l, rows, &s.a[in_off..in_off + n * fi]);
-            match wt {
-                Some(wt) => {
+            match (l, &mut first, wt) {
+                (0, FirstLayer::Reuse(z0), _) => z_out.copy_from_slice(&z0[..n * fo]),
+                (_, _, Some(wt)) => {
                     let wt = &wt[self.packed_offset(l)..][..fi * fo];
                     kernels::forward_t(wt, b, fi, fo, a_in, n, z_out);
                 }
-                None => {
+                (_, _, None) => {
                     let at = &mut s.d[in_off..in_off + cap * fi];
                     transpose(a_in, n, fi, at, cap);
                     kernels::forward(w, b, fi, fo, at, cap, n, z_out);
                 }
+            }
+            if let (0, FirstLayer::Store(z0)) = (l, &mut first) {
+                z0[..n * fo].copy_from_slice(z_out);
             }
             let a_out = &mut s.a[out_off..out_off + n * fo];
             if l == last {
@@ -340,7 +358,17 @@ impl Arch {
         self.check_params("params", params)?;
         self.check_tile(data, start, n, ws, cap, false)?;
         let mut s = slots(ws, cap, self.width_sum(), false);
-        self.forward_into(params, wt, data, start, n, &mut s, cap, false)
+        self.forward_into(
+            params,
+            wt,
+            data,
+            start,
+            n,
+            &mut s,
+            cap,
+            false,
+            FirstLayer::Compute,
+        )
     }
 
     /// Sample phase of the gradient for one tile: forward pass, per-sample losses and all deltas
@@ -389,7 +417,17 @@ impl Arch {
         self.check_params("params", params)?;
         self.check_tile(data, start, n, ws, cap, false)?;
         let mut s = slots(ws, cap, self.width_sum(), false);
-        self.forward_into(params, wt, data, start, n, &mut s, cap, true)?;
+        self.forward_into(
+            params,
+            wt,
+            data,
+            start,
+            n,
+            &mut s,
+            cap,
+            true,
+            FirstLayer::Compute,
+        )?;
         let m = self.math();
         let act = self.activation();
         for l in (1..self.n_layers()).rev() {
@@ -423,7 +461,17 @@ impl Arch {
         ws: &mut [f32],
         cap: usize,
     ) -> Result<(), Error> {
-        self.hvp_pass(params, v, None, data, start, n, ws, cap)
+        self.hvp_pass(
+            params,
+            v,
+            None,
+            data,
+            start,
+            n,
+            ws,
+            cap,
+            FirstLayer::Compute,
+        )
     }
 
     /// [`Arch::tile_hvp_pass`] with the transposed weights `wt` of `params` and the transposed
@@ -444,7 +492,52 @@ impl Arch {
     ) -> Result<(), Error> {
         check_len("packed weights", wt, self.packed_len())?;
         check_len("packed direction", vt, self.packed_len())?;
-        self.hvp_pass(params, v, Some((wt, vt)), data, start, n, ws, cap)
+        self.hvp_pass(
+            params,
+            v,
+            Some((wt, vt)),
+            data,
+            start,
+            n,
+            ws,
+            cap,
+            FirstLayer::Compute,
+        )
+    }
+
+    /// [`Arch::tile_hvp_pass_packed`] that keeps the tile's first-layer pre-activations
+    /// `W_0 x + b_0` between products at the same parameters: [`FirstLayer::Store`] computes
+    /// them and copies them out (`n x fan_out` values of layer 0, sample-major), and
+    /// [`FirstLayer::Reuse`] reads them back instead of computing them. Power iteration and
+    /// Lanczos take all their products at the same parameters, and the first layer's forward
+    /// product is about a third of the first layer's work in a product (most of the work at
+    /// wide inputs). The same bits as computing them, provided that what `Reuse` is given is
+    /// what `Store` wrote for the same `params`, samples and tile (the caller's contract: the
+    /// engine keys its copy on the parameters' bits).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub fn tile_hvp_pass_cached(
+        &self,
+        params: &[f32],
+        wt: &[f32],
+        v: &[f32],
+        vt: &[f32],
+        data: &Data<'_>,
+        start: usize,
+        n: usize,
+        ws: &mut [f32],
+        cap: usize,
+        first: FirstLayer<'_>,
+    ) -> Result<(), Error> {
+        check_len("packed weights", wt, self.packed_len())?;
+        check_len("packed direction", vt, self.packed_len())?;
+        let need = n * self.layer(0).fan_out;
+        match &first {
+            FirstLayer::Compute => {}
+            FirstLayer::Store(z) => check_min("first-layer pre-activations", z, need)?,
+            FirstLayer::Reuse(z) => check_min("first-layer pre-activations", z, need)?,
+        }
+        self.hvp_pass(params, v, Some((wt, vt)), data, start, n, ws, cap, first)
     }
 
     #[inline(always)]
@@ -458,6 +551,7 @@ impl Arch {
         n: usize,
         ws: &mut [f32],
         cap: usize,
+        first: FirstLayer<'_>,
     ) -> Result<(), Error> {
         self.check_params("params", params)?;
         self.check_params("direction", v)?;
@@ -472,6 +566,7 @@ impl Arch {
             &mut s,
             cap,
             true,
+            first,
         )?;
         let rows = data.rows_f32(start, n);
         let m = self.math();

@@ -360,6 +360,92 @@ fn in_place_and_copied_inputs_agree() {
 }
 
 #[test]
+fn reused_first_layer_pre_activations_give_the_same_products() {
+    // Products at the same parameters in different directions: computed from scratch, and with
+    // the first layer's pre-activations stored by the first and reused by the others.
+    let arch = Arch::new(&[6, 5, 4, 3], Activation::Tanh, Loss::CrossEntropy).unwrap();
+    let mut params = vec![0.0; arch.n_params()];
+    arch.init(&mut params, Init::default(), 4).unwrap();
+    let p = arch.n_params();
+    let dirs: Vec<Vec<f32>> = (0..3)
+        .map(|d| {
+            (0..p)
+                .map(|k| ((k * (5 + 2 * d) % 13) as f32 - 6.0) * 0.07)
+                .collect()
+        })
+        .collect();
+    let x: Vec<f32> = (0..6 * 9)
+        .map(|k| ((k * 7 % 17) as f32 - 8.0) * 0.11)
+        .collect();
+    let y = [0u16, 2, 1, 1, 0, 2, 2, 1, 0];
+    let data = Data::new(&x, 6, Targets::Classes(&y)).unwrap();
+    let mut wt = vec![0.0; arch.packed_len()];
+    arch.pack_transposed(&params, &mut wt).unwrap();
+    let tile = 4;
+    let starts = [(0, 4), (4, 4), (8, 1)];
+    let mut z0 = vec![vec![f32::NAN; tile * 5]; 3];
+    let mut ws = vec![0.0; arch.workspace_len(tile)];
+    for (d, v) in dirs.iter().enumerate() {
+        let mut vt = vec![0.0; arch.packed_len()];
+        arch.pack_transposed(v, &mut vt).unwrap();
+        let (mut plain, mut cached) = (vec![0.0; p], vec![0.0; p]);
+        for (t, &(start, n)) in starts.iter().enumerate() {
+            arch.tile_hvp_pass_packed(&params, &wt, v, &vt, &data, start, n, &mut ws, tile)
+                .unwrap();
+            arch.tile_accumulate_hvp(&ws, tile, n, 0..p, &mut plain)
+                .unwrap();
+            let first = if d == 0 {
+                FirstLayer::Store(&mut z0[t])
+            } else {
+                FirstLayer::Reuse(&z0[t])
+            };
+            arch.tile_hvp_pass_cached(&params, &wt, v, &vt, &data, start, n, &mut ws, tile, first)
+                .unwrap();
+            arch.tile_accumulate_hvp(&ws, tile, n, 0..p, &mut cached)
+                .unwrap();
+        }
+        assert_eq!(bits(&plain), bits(&cached), "direction {d}");
+        edgewise_core::mlp::finish_mean(&mut plain, 9);
+        let mut reference = vec![0.0; p];
+        arch.hvp(&params, &data, v, &mut reference, &mut ws, tile)
+            .unwrap();
+        assert_eq!(bits(&plain), bits(&reference), "direction {d}");
+    }
+    // What was stored is the first layer's `W x + b`, and a short slice is an error.
+    let (w0, b0) = (&params[..30], &params[30..35]);
+    for (i, row) in x.chunks_exact(6).enumerate() {
+        for o in 0..5 {
+            let mut z = b0[o];
+            for j in 0..6 {
+                z += w0[o * 6 + j] * row[j];
+            }
+            let got = z0[i / 4][(i % 4) * 5 + o];
+            assert!(
+                (got - z).abs() <= 1e-5 * (1.0 + z.abs()),
+                "sample {i} output {o}"
+            );
+        }
+    }
+    let mut short = [0.0; 4 * 5 - 1];
+    let v = &dirs[0];
+    let mut vt = vec![0.0; arch.packed_len()];
+    arch.pack_transposed(v, &mut vt).unwrap();
+    for first in [
+        FirstLayer::Store(&mut short[..]),
+        FirstLayer::Reuse(&[0.0; 19]),
+    ] {
+        assert!(matches!(
+            arch.tile_hvp_pass_cached(&params, &wt, v, &vt, &data, 0, 4, &mut ws, tile, first),
+            Err(Error::BufferTooSmall {
+                need: 20,
+                got: 19,
+                ..
+            })
+        ));
+    }
+}
+
+#[test]
 fn bad_inputs_are_errors_not_panics() {
     let arch = Arch::new(&[2, 3, 2], Activation::Tanh, Loss::CrossEntropy).unwrap();
     let params = vec![0.1; arch.n_params()];

@@ -38,7 +38,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 
-use edgewise_core::{Arch, Data, Error, Eval, Objective};
+use edgewise_core::{Arch, Data, Error, Eval, FirstLayer, Objective};
 
 /// The tile size that asks for [`auto_tile`] (the default everywhere).
 pub const DEFAULT_TILE: usize = 0;
@@ -93,6 +93,17 @@ pub struct Workspace {
     packed_from: Vec<f32>,
     wt: Vec<f32>,
     vt: Vec<f32>,
+    /// Per tile, its first-layer pre-activations at `packed_from` (Hessian-vector products
+    /// at the same parameters reuse them: [`ParObjective::set_first_layer_cache`]).
+    z0: Vec<Mutex<Vec<f32>>>,
+}
+
+/// What an evaluation's tile passes do with the first layer's pre-activations.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Z0 {
+    Compute,
+    Store,
+    Reuse,
 }
 
 /// The network's mean loss over a data view, evaluated with `threads` threads.
@@ -103,6 +114,11 @@ pub struct ParObjective<'a> {
     tile: usize,
     chunk_tiles: usize,
     ws: &'a mut Workspace,
+    /// Whether Hessian-vector products keep the first layer's pre-activations.
+    z0_cache: bool,
+    /// Whether `ws.z0` holds them for the parameters `ws.packed_from` (this objective's data
+    /// and tiles: it is reset with every new objective, and whenever the parameters change).
+    z0_ready: bool,
 }
 
 /// What one evaluation computes.
@@ -209,7 +225,21 @@ impl<'a> ParObjective<'a> {
             tile,
             chunk_tiles,
             ws,
+            z0_cache: true,
+            z0_ready: false,
         })
+    }
+
+    /// Whether Hessian-vector products keep each tile's first-layer pre-activations `W_0 x +
+    /// b_0` and reuse them for the next products at bit-identical parameters (on by default).
+    /// Power iteration and Lanczos take all their products at the same parameters; the first
+    /// product computes everything and every later one skips the first layer's forward
+    /// product (about a third of the first layer's work; [`Arch::tile_hvp_pass_cached`]).
+    /// The same bits either way. Costs `N x fan_out(0)` floats (not kept when that is over the
+    /// workspace budget). `edgewise bench` turns it off to time a product from scratch.
+    pub fn set_first_layer_cache(&mut self, on: bool) {
+        self.z0_cache = on;
+        self.z0_ready = false;
     }
 
     /// Sets the ring of tile buffers to `tiles` buffers (at least 1, at most the number of tiles):
@@ -299,6 +329,7 @@ impl<'a> ParObjective<'a> {
                 .zip(params)
                 .all(|(a, b)| a.to_bits() == b.to_bits());
         if !same {
+            self.z0_ready = false;
             ws.wt.resize(len, 0.0);
             arch.pack_transposed(params, &mut ws.wt)?;
             ws.packed_from.clear();
@@ -312,21 +343,41 @@ impl<'a> ParObjective<'a> {
     }
 
     /// The sample phase of one tile (AVX2 kernels when available).
+    #[allow(clippy::too_many_arguments)]
     fn pass(
         &self,
         kind: Kind<'_>,
+        z0: Z0,
         params: &[f32],
+        k: usize,
         start: usize,
         n: usize,
         w: &mut [f32],
     ) -> Result<(), Error> {
         let (arch, data, tile) = (self.arch, &self.data, self.tile);
-        let wt = &self.ws.wt;
+        let (wt, vt) = (&self.ws.wt, &self.ws.vt);
         match kind {
             Kind::Eval => simd::eval_pass(arch, params, wt, data, start, n, w, tile),
             Kind::Grad => simd::grad_pass(arch, params, wt, data, start, n, w, tile),
             Kind::Hvp(v) => {
-                simd::hvp_pass(arch, params, wt, v, &self.ws.vt, data, start, n, w, tile)
+                let slot = match z0 {
+                    Z0::Compute => None,
+                    _ => self.ws.z0.get(k),
+                };
+                match slot {
+                    None => simd::hvp_pass(arch, params, wt, v, vt, data, start, n, w, tile),
+                    Some(slot) => {
+                        let mut z = slot.lock().unwrap_or_else(|p| p.into_inner());
+                        let first = if z0 == Z0::Reuse {
+                            FirstLayer::Reuse(&z)
+                        } else {
+                            FirstLayer::Store(&mut z)
+                        };
+                        simd::hvp_pass_cached(
+                            arch, params, wt, v, vt, data, start, n, w, tile, first,
+                        )
+                    }
+                }
             }
         }
     }
@@ -351,6 +402,27 @@ impl<'a> ParObjective<'a> {
         out.fill(0.0);
         let n_tiles = self.data.len().div_ceil(self.tile);
         let threads = self.threads.min(n_tiles).max(1);
+        let z0_len = self.tile * self.arch.layer(0).fan_out;
+        let z0 = if !matches!(kind, Kind::Hvp(_))
+            || !self.z0_cache
+            || n_tiles.saturating_mul(z0_len) > CHUNK_BUDGET
+        {
+            Z0::Compute
+        } else if self.z0_ready {
+            Z0::Reuse
+        } else {
+            let slots = &mut self.ws.z0;
+            if slots.len() < n_tiles {
+                slots.resize_with(n_tiles, Default::default);
+            }
+            for z in slots.iter_mut().take(n_tiles) {
+                let z = z.get_mut().unwrap_or_else(|p| p.into_inner());
+                if z.len() < z0_len {
+                    z.resize(z0_len, 0.0);
+                }
+            }
+            Z0::Store
+        };
         // The tally, and (gradient, HVP) the parameter ranges: a few per thread, so that a thread
         // slowed down by something else does not hold the others up.
         let mut consumers = vec![Mutex::new(Consumer {
@@ -391,12 +463,17 @@ impl<'a> ParObjective<'a> {
         };
         let this = &*self;
         if threads == 1 {
-            this.worker(params, kind, &shared);
-        } else if crate::pool::run_on(threads, &|| this.worker(params, kind, &shared)).is_err() {
+            this.worker(params, kind, z0, &shared);
+        } else if crate::pool::run_on(threads, &|| this.worker(params, kind, z0, &shared)).is_err()
+        {
             return Err(Error::InvalidConfig("worker thread panicked"));
         }
         if let Some(e) = shared.error.into_inner().unwrap_or_else(|p| p.into_inner()) {
             return Err(e);
+        }
+        if z0 == Z0::Store {
+            // Every tile's pass ran (no error), so every tile's slot holds its values.
+            self.z0_ready = true;
         }
         let mut consumers = shared.consumers.into_iter();
         match consumers
@@ -411,7 +488,7 @@ impl<'a> ParObjective<'a> {
     /// What every thread does in an evaluation, until all consumers have taken all tiles:
     /// advance any consumer (not held by another thread) over the tiles that are ready, in order;
     /// otherwise compute the next unclaimed tile once its ring buffer is free.
-    fn worker(&self, params: &[f32], kind: Kind<'_>, sh: &Shared<'_>) {
+    fn worker(&self, params: &[f32], kind: Kind<'_>, z0: Z0, sh: &Shared<'_>) {
         let n_all = self.data.len();
         let tile = self.tile;
         let n_tiles = sh.done.len();
@@ -474,7 +551,7 @@ impl<'a> ParObjective<'a> {
                         let mut w = self.ws.bufs[k % ring]
                             .write()
                             .unwrap_or_else(|p| p.into_inner());
-                        self.pass(kind, params, start, n, &mut w)
+                        self.pass(kind, z0, params, k, start, n, &mut w)
                     });
                     if let Err(e) = r {
                         sh.fail(e);
@@ -571,7 +648,7 @@ impl Objective for ParObjective<'_> {
 mod simd {
     use std::ops::Range;
 
-    use edgewise_core::{Arch, Data, Error};
+    use edgewise_core::{Arch, Data, Error, FirstLayer};
 
     use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -630,7 +707,7 @@ mod simd {
 
             #[cfg(target_arch = "x86_64")]
             mod x86 {
-                use super::{Arch, Data, Error, Range};
+                use super::{Arch, Data, Error, FirstLayer, Range};
                 $(
                     #[allow(clippy::too_many_arguments)]
                     #[target_feature(enable = "avx2")]
@@ -660,6 +737,13 @@ mod simd {
             n: usize, w: &mut [f32], cap: usize
         ) {
             a.tile_hvp_pass_packed(p, wt, v, vt, d, s, n, w, cap)
+        }
+
+        fn hvp_pass_cached(
+            a: &Arch, p: &[f32], wt: &[f32], v: &[f32], vt: &[f32], d: &Data<'_>, s: usize,
+            n: usize, w: &mut [f32], cap: usize, first: FirstLayer<'_>
+        ) {
+            a.tile_hvp_pass_cached(p, wt, v, vt, d, s, n, w, cap, first)
         }
 
         fn accumulate(
@@ -698,6 +782,55 @@ mod tests {
         let mut ws = Workspace::default();
         let obj = ParObjective::new(&arch, data, 2, DEFAULT_TILE, &mut ws).unwrap();
         assert_eq!(obj.tile(), 128);
+    }
+
+    #[test]
+    fn the_first_layer_cache_follows_the_parameters() {
+        let arch = Arch::new(&[20, 9, 4], Activation::Tanh, Loss::CrossEntropy).unwrap();
+        let mut params = vec![0.0; arch.n_params()];
+        arch.init(&mut params, Init::default(), 5).unwrap();
+        let mut rng = SplitMix64::new(2);
+        let n = 70;
+        let x: Vec<f32> = (0..n * 20).map(|_| rng.normal()).collect();
+        let y: Vec<u16> = (0..n).map(|_| rng.below(4) as u16).collect();
+        let data = Data::new(&x, 20, Targets::Classes(&y)).unwrap();
+        let v: Vec<f32> = (0..arch.n_params()).map(|_| rng.normal()).collect();
+        // The same parameters but for one bit of one first-layer weight.
+        let mut nudged = params.clone();
+        nudged[3] = f32::from_bits(nudged[3].to_bits() ^ 1);
+        let mut ws = vec![0.0; arch.workspace_len(8)];
+        let reference = |p: &[f32], ws: &mut Vec<f32>| {
+            let mut h = vec![0.0; arch.n_params()];
+            arch.hvp(p, &data, &v, &mut h, ws, 8).unwrap();
+            bits(&h)
+        };
+        let (h_p, h_n) = (reference(&params, &mut ws), reference(&nudged, &mut ws));
+        assert_ne!(h_p, h_n);
+        for (threads, cache) in [(1, true), (2, true), (3, true), (2, false)] {
+            let mut wsp = Workspace::default();
+            let mut obj = ParObjective::new(&arch, data, threads, 8, &mut wsp).unwrap();
+            obj.set_first_layer_cache(cache);
+            let mut h = vec![0.0; arch.n_params()];
+            let mut g = vec![0.0; arch.n_params()];
+            let what = format!("threads {threads} cache {cache}");
+            // Stored, reused, dropped by new parameters (a product or a gradient), stored again.
+            for (p, want) in [
+                (&params, &h_p),
+                (&params, &h_p),
+                (&nudged, &h_n),
+                (&nudged, &h_n),
+                (&params, &h_p),
+            ] {
+                obj.hvp(p, &v, &mut h).unwrap();
+                assert_eq!(&bits(&h), want, "{what}");
+            }
+            obj.loss_grad(&nudged, &mut g).unwrap();
+            obj.hvp(&params, &v, &mut h).unwrap();
+            assert_eq!(bits(&h), h_p, "{what}");
+            obj.hvp(&params, &v, &mut h).unwrap();
+            assert_eq!(bits(&h), h_p, "{what}");
+            assert_eq!(obj.z0_ready, cache, "{what}");
+        }
     }
 
     #[test]
