@@ -239,7 +239,7 @@ impl Arch {
     /// `[j * cap + i]`) in the `D` slot's block of layer `l < n_layers`, which the R-forward
     /// pass reuses; the backward pass overwrites them.
     #[inline(always)]
-    fn forward_into(
+    fn forward_into<const CACHE: bool>(
         &self,
         params: &[f32],
         wt: Option<&[f32]>,
@@ -270,19 +270,27 @@ impl Arch {
             let out_off = cap * self.width_prefix(l + 1);
             let z_out = &mut s.z[out_off..out_off + n * fo];
             let a_in = layer_input(l, rows, &s.a[in_off..in_off + n * fi]);
-            match (l, &mut first, wt) {
-                (0, FirstLayer::Reuse(z0), _) => z_out.copy_from_slice(&z0[..n * fo]),
-                (_, _, Some(wt)) => {
-                    let wt = &wt[self.packed_offset(l)..][..fi * fo];
-                    kernels::forward_t(wt, b, fi, fo, a_in, n, z_out);
+            let reused = match (CACHE, l, &first) {
+                (true, 0, FirstLayer::Reuse(z0)) => {
+                    z_out.copy_from_slice(&z0[..n * fo]);
+                    true
                 }
-                (_, _, None) => {
-                    let at = &mut s.d[in_off..in_off + cap * fi];
-                    transpose(a_in, n, fi, at, cap);
-                    kernels::forward(w, b, fi, fo, at, cap, n, z_out);
+                _ => false,
+            };
+            if !reused {
+                match wt {
+                    Some(wt) => {
+                        let wt = &wt[self.packed_offset(l)..][..fi * fo];
+                        kernels::forward_t(wt, b, fi, fo, a_in, n, z_out);
+                    }
+                    None => {
+                        let at = &mut s.d[in_off..in_off + cap * fi];
+                        transpose(a_in, n, fi, at, cap);
+                        kernels::forward(w, b, fi, fo, at, cap, n, z_out);
+                    }
                 }
             }
-            if let (0, FirstLayer::Store(z0)) = (l, &mut first) {
+            if let (true, 0, FirstLayer::Store(z0)) = (CACHE, l, &mut first) {
                 z0[..n * fo].copy_from_slice(z_out);
             }
             let a_out = &mut s.a[out_off..out_off + n * fo];
@@ -358,7 +366,7 @@ impl Arch {
         self.check_params("params", params)?;
         self.check_tile(data, start, n, ws, cap, false)?;
         let mut s = slots(ws, cap, self.width_sum(), false);
-        self.forward_into(
+        self.forward_into::<false>(
             params,
             wt,
             data,
@@ -417,7 +425,7 @@ impl Arch {
         self.check_params("params", params)?;
         self.check_tile(data, start, n, ws, cap, false)?;
         let mut s = slots(ws, cap, self.width_sum(), false);
-        self.forward_into(
+        self.forward_into::<false>(
             params,
             wt,
             data,
@@ -461,7 +469,7 @@ impl Arch {
         ws: &mut [f32],
         cap: usize,
     ) -> Result<(), Error> {
-        self.hvp_pass(
+        self.hvp_pass::<false>(
             params,
             v,
             None,
@@ -492,7 +500,7 @@ impl Arch {
     ) -> Result<(), Error> {
         check_len("packed weights", wt, self.packed_len())?;
         check_len("packed direction", vt, self.packed_len())?;
-        self.hvp_pass(
+        self.hvp_pass::<false>(
             params,
             v,
             Some((wt, vt)),
@@ -537,11 +545,11 @@ impl Arch {
             FirstLayer::Store(z) => check_min("first-layer pre-activations", z, need)?,
             FirstLayer::Reuse(z) => check_min("first-layer pre-activations", z, need)?,
         }
-        self.hvp_pass(params, v, Some((wt, vt)), data, start, n, ws, cap, first)
+        self.hvp_pass::<true>(params, v, Some((wt, vt)), data, start, n, ws, cap, first)
     }
 
     #[inline(always)]
-    fn hvp_pass(
+    fn hvp_pass<const CACHE: bool>(
         &self,
         params: &[f32],
         v: &[f32],
@@ -557,7 +565,7 @@ impl Arch {
         self.check_params("direction", v)?;
         self.check_tile(data, start, n, ws, cap, true)?;
         let mut s = slots(ws, cap, self.width_sum(), true);
-        self.forward_into(
+        self.forward_into::<CACHE>(
             params,
             packed.map(|p| p.0),
             data,
