@@ -24,7 +24,9 @@
 //!
 //! The forward passes read the transposed weights (`Arch::pack_transposed`), packed once per
 //! evaluation (and reused while the parameters stay bit-identical, as in power iteration) into
-//! the [`Workspace`].
+//! the [`Workspace`]. Hessian-vector products likewise keep each tile's first-layer
+//! pre-activations and reuse them at bit-identical parameters
+//! ([`ParObjective::set_first_layer_cache`]).
 //!
 //! # Instruction sets
 //!

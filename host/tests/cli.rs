@@ -860,3 +860,70 @@ fn user_data_formats_train() {
     ]);
     let _ = std::fs::remove_dir_all(d);
 }
+
+#[test]
+fn bench_prints_one_json_line_with_its_timings_and_flop_counts() {
+    let o = ok(&[
+        "bench",
+        "--arch",
+        "12-7-5-3",
+        "--n",
+        "40",
+        "--threads",
+        "2",
+        "--repeats",
+        "2",
+        "--power-steps",
+        "3",
+        "--loss",
+        "ce",
+    ]);
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let r: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(r["arch"], "12-7-5-3");
+    assert_eq!(r["loss"], "ce");
+    assert_eq!(r["n"], 40);
+    assert_eq!(r["threads"], 2);
+    assert_eq!(r["power_steps"], 3);
+    assert_eq!(r["params"], 12 * 7 + 7 + 7 * 5 + 5 + 5 * 3 + 3);
+    // Flops: gradient N (4 P_w + 2 P_w'), product N (6 P_w + 10 P_w') (`host/src/bench.rs`).
+    let (pw, pw1) = (12.0 * 7.0 + 7.0 * 5.0 + 5.0 * 3.0, 7.0 * 5.0 + 5.0 * 3.0);
+    assert_eq!(
+        r["grad_flops"].as_f64(),
+        Some(40.0 * (4.0 * pw + 2.0 * pw1))
+    );
+    assert_eq!(
+        r["hvp_flops"].as_f64(),
+        Some(40.0 * (6.0 * pw + 10.0 * pw1))
+    );
+    for key in ["grad_s", "hvp_s", "hvp_reuse_s", "power_s"] {
+        let t = r[key].as_f64().unwrap_or(-1.0);
+        assert!(t > 0.0 && t < 60.0, "{key} = {t}");
+    }
+    let ratio = r["hvp_s"].as_f64().unwrap() / r["grad_s"].as_f64().unwrap();
+    // (serde_json's default float parsing may be one unit in the last place off.)
+    let reported = r["hvp_over_grad"].as_f64().unwrap();
+    assert!(
+        (reported - ratio).abs() <= 1e-12 * ratio,
+        "{reported} vs {ratio}"
+    );
+    assert!(["avx2", "baseline"].contains(&r["kernels"].as_str().unwrap()));
+    assert_eq!(r["stat"], "median");
+}
+
+#[test]
+fn bench_rejects_bad_arguments() {
+    bad(&["bench", "--arch", "8-4", "--n", "0"], "--n 0");
+    bad(&["bench", "--arch", "8-4", "--threads", "0"], "--threads 0");
+    bad(&["bench", "--arch", "8-4", "--act", "sine"], "--act sine");
+    bad(
+        &["bench", "--arch", "8-4", "--loss", "hinge"],
+        "--loss hinge",
+    );
+    bad(
+        &["bench", "--arch", "8-4", "--kernels", "sse9"],
+        "--kernels sse9",
+    );
+    bad(&["bench", "--arch", "8-x-4"], "8-x-4");
+}
