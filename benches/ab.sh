@@ -1,38 +1,48 @@
 #!/usr/bin/env bash
 # Interleaved A/B timing of two (or more) edgewise builds: per round, `edgewise bench --min` of
 # each binary in turn (one thread unless THREADS is set), then per binary the fastest and the
-# median over the rounds of the gradient and the exact HVP, in milliseconds. Interleaving makes
-# the builds share the machine's drift, which on a shared VM is larger than most differences.
+# median over the rounds of the gradient, the exact HVP from scratch, the HVP at the previous
+# product's parameters (`hvp_reuse_s`; "-" for builds that do not report it) and one power step
+# (`power_s / POWER_STEPS`), in milliseconds. Interleaving makes the builds share the machine's
+# drift, which on a shared VM is larger than most differences.
 #
 #   benches/ab.sh ROUNDS ARCH N OLD_BINARY NEW_BINARY [MORE ...]
 #   REPEATS=3 benches/ab.sh 4 3072-200-200-10 5000 /tmp/edgewise-old target/release/edgewise
+#   POWER_STEPS=20 benches/ab.sh 8 64-32-10 1797 /tmp/edgewise-old target/release/edgewise
 #
 # (Build the old binary from a checkout of the older commit: `cargo build --release -p edgewise`.)
 set -euo pipefail
-[ $# -ge 5 ] || { sed -n 2,10p "$0" >&2; exit 2; }
+[ $# -ge 5 ] || { sed -n 2,13p "$0" >&2; exit 2; }
 ROUNDS=$1 ARCH=$2 N=$3
 shift 3
 REPEATS=${REPEATS:-9}
 THREADS=${THREADS:-1}
+POWER_STEPS=${POWER_STEPS:-1}
 for _ in $(seq "$ROUNDS"); do
     for b in "$@"; do
         printf '%s\t' "$b"
         "$b" bench --arch "$ARCH" --n "$N" --threads "$THREADS" --min --repeats "$REPEATS" \
-            --power-steps 1
+            --power-steps "$POWER_STEPS"
     done
 done | python3 -c '
 import json, sys
-g, h, order = {}, {}, []
+res, order = {}, []
 for line in sys.stdin:
     b, js = line.split("\t", 1)
     d = json.loads(js)
-    if b not in g:
+    if b not in res:
         order.append(b)
-    g.setdefault(b, []).append(d["grad_s"] * 1e3)
-    h.setdefault(b, []).append(d["hvp_s"] * 1e3)
+        res[b] = {k: [] for k in "ghrp"}
+    e = res[b]
+    e["g"].append(d["grad_s"] * 1e3)
+    e["h"].append(d["hvp_s"] * 1e3)
+    if "hvp_reuse_s" in d:
+        e["r"].append(d["hvp_reuse_s"] * 1e3)
+    e["p"].append(d["power_s"] * 1e3 / d["power_steps"])
 med = lambda v: sorted(v)[len(v) // 2]
-print("| binary | gradient: fastest / median (ms) | HVP: fastest / median (ms) |")
-print("|---|---|---|")
+fmt = lambda v: f"{min(v):.3f} / {med(v):.3f}" if v else "-"
+print("| binary | gradient: fastest / median (ms) | HVP from scratch | HVP at the same parameters | power step |")
+print("|---|---|---|---|---|")
 for b in order:
-    print(f"| {b} | {min(g[b]):.3f} / {med(g[b]):.3f} | {min(h[b]):.3f} / {med(h[b]):.3f} |")
+    print("| " + " | ".join([b] + [fmt(res[b][k]) for k in "ghrp"]) + " |")
 '

@@ -213,8 +213,6 @@ pub fn bench(a: &BenchArgs) -> Result<BenchResult> {
     obj.set_first_layer_cache(true);
     // The warm-up run stores the first layer's pre-activations; the timed runs reuse them.
     let hvp_reuse_s = time_secs(reps, a.min, || obj.hvp(&params, &v, &mut hv).map_err(&err))?;
-    // Power iteration starts from new parameters' bits as a measurement does: the cache is
-    // dropped before each timed run.
     let steps = a.power_steps.max(1);
     let cfg = PowerConfig {
         tol: 0.0,
@@ -224,6 +222,7 @@ pub fn bench(a: &BenchArgs) -> Result<BenchResult> {
     let mut scratch = vec![0.0f32; p];
     let power_s = time_secs(reps.min(3), a.min, || {
         pv.copy_from_slice(&v);
+        // As a measurement at new parameters: the first step stores, the others reuse.
         obj.set_first_layer_cache(true);
         let mut op = HessianOp::exact(&mut obj, &params);
         power_iteration(&mut op, &mut pv, &mut scratch, &cfg).map_err(&err)?;
