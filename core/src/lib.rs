@@ -112,3 +112,4 @@ pub use quadratic::Quadratic;
 pub use rng::SplitMix64;
 pub use sampler::EpochSampler;
 pub use static_mlp::StaticMlp;
+pub use tanh::tanh_slice;

@@ -141,8 +141,11 @@ const BLOCK: usize = 64;
 /// ([`reduce`], [`expm1f_reduced`], [`tanhf_from`]), with the intermediate values in small
 /// arrays: short loop bodies whose iterations overlap. Same operations on the same operands,
 /// so the same bits; about twice as fast on the development machine (BENCHMARKS.md).
+/// Writes `min(z.len(), out.len())` values. Inlined everywhere, so that a caller compiled for a
+/// wider instruction set gets the wider vectors (the host's engine; its tests check this function
+/// against `libm` under each instruction set it dispatches to).
 #[inline(always)]
-pub(crate) fn tanh_slice(z: &[f32], out: &mut [f32]) {
+pub fn tanh_slice(z: &[f32], out: &mut [f32]) {
     for (zc, oc) in z.chunks(BLOCK).zip(out.chunks_mut(BLOCK)) {
         let n = zc.len().min(oc.len());
         let (zc, oc) = (&zc[..n], &mut oc[..n]);

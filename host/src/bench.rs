@@ -65,7 +65,8 @@ pub struct BenchArgs {
     /// Power-iteration steps to time.
     #[arg(long, default_value_t = 20)]
     pub power_steps: u32,
-    /// Kernels: auto (AVX2 when the CPU has it) | baseline (what every x86_64 CPU runs).
+    /// Kernels: auto (the widest the CPU has: AVX-512, AVX2 or the baseline) | avx512 | avx2 |
+    /// baseline (what every x86_64 CPU runs). The results are the same bits with each.
     #[arg(long, default_value = "auto")]
     pub kernels: String,
     /// Report the fastest run instead of the median (for comparisons on a busy machine).
@@ -118,7 +119,7 @@ pub struct BenchResult {
     pub grad_gflops: f64,
     /// Achieved GFLOP/s of the Hessian-vector product.
     pub hvp_gflops: f64,
-    /// Which kernels ran (`avx2` or `baseline`).
+    /// Which kernels ran (`avx512`, `avx2` or `baseline`).
     pub kernels: &'static str,
 }
 
@@ -180,13 +181,26 @@ pub fn bench(a: &BenchArgs) -> Result<BenchResult> {
             .unwrap_or(1),
     };
     let tile = a.tile.unwrap_or(DEFAULT_TILE);
-    match a.kernels.as_str() {
-        "auto" => crate::engine::use_baseline_kernels(false),
-        "baseline" => crate::engine::use_baseline_kernels(true),
-        k => {
+    use crate::engine::{use_baseline_kernels, use_kernels, Kernels};
+    if a.kernels == "auto" {
+        use_baseline_kernels(false);
+    } else {
+        let want = match Kernels::NAMES.iter().find(|(name, _)| *name == a.kernels) {
+            Some(&(_, want)) => want,
+            None => {
+                return Err(Failure::input(format!(
+                    "--kernels {}: expected auto, baseline, avx2 or avx512",
+                    a.kernels
+                )))
+            }
+        };
+        let got = use_kernels(want);
+        if got != want {
             return Err(Failure::input(format!(
-                "--kernels {k}: expected auto or baseline"
-            )))
+                "--kernels {}: this CPU (or this build) supports at most {}",
+                want.name(),
+                got.name()
+            )));
         }
     }
     let (x, y) = random_data(&arch, a.n, a.seed);

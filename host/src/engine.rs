@@ -69,20 +69,62 @@ const RING_PER_THREAD: usize = 4;
 /// Parameter ranges per thread in the parameter phase (with more than one thread).
 const PIECES_PER_THREAD: usize = 4;
 
-/// Makes the engine run the baseline kernels (`true`) or, when the CPU has AVX2, the AVX2 ones
-/// (`false`), for the whole process. The results are the same bits either way; this exists for
-/// tests and for measuring what the wider vectors bring (`edgewise bench --kernels baseline`).
-pub fn use_baseline_kernels(baseline: bool) {
-    simd::set_baseline(baseline);
+/// The instruction sets the engine's tile passes are compiled for, narrowest first. Every one
+/// computes the same bits (the same operations in the same order; only the vector width the
+/// compiler uses differs); they exist for speed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kernels {
+    /// The target's baseline (SSE2 on x86-64).
+    Baseline,
+    /// AVX2 (256-bit vectors).
+    Avx2,
+    /// AVX-512 (F, VL, BW, DQ: 512-bit vectors).
+    Avx512,
 }
 
-/// Which kernels the engine runs on this CPU: `avx2` or `baseline`.
-pub fn kernels() -> &'static str {
-    if simd::avx2() {
-        "avx2"
-    } else {
-        "baseline"
+impl Kernels {
+    /// The names `edgewise bench --kernels` accepts (besides `auto`) and reports.
+    pub const NAMES: [(&'static str, Kernels); 3] = [
+        ("baseline", Kernels::Baseline),
+        ("avx2", Kernels::Avx2),
+        ("avx512", Kernels::Avx512),
+    ];
+
+    /// The name of this set.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernels::Baseline => "baseline",
+            Kernels::Avx2 => "avx2",
+            Kernels::Avx512 => "avx512",
+        }
     }
+}
+
+/// The widest kernels this CPU (and this build's compiler) supports.
+pub fn best_kernels() -> Kernels {
+    simd::detect()
+}
+
+/// Makes the engine run `k` for the whole process, or the widest this CPU supports when it
+/// supports less (returned). The results are the same bits either way; this exists for tests
+/// and for measuring what the wider vectors bring (`edgewise bench --kernels baseline`).
+pub fn use_kernels(k: Kernels) -> Kernels {
+    simd::set(k.min(simd::detect()))
+}
+
+/// Makes the engine run the baseline kernels (`true`) or its default ones (`false`: the widest
+/// the CPU supports, unless `EDGEWISE_NO_AVX512` or `EDGEWISE_NO_AVX2` is set).
+pub fn use_baseline_kernels(baseline: bool) {
+    if baseline {
+        use_kernels(Kernels::Baseline);
+    } else {
+        simd::reset();
+    }
+}
+
+/// Which kernels the engine runs on this CPU: `avx512`, `avx2` or `baseline`.
+pub fn kernels() -> &'static str {
+    simd::mode().name()
 }
 
 /// Reusable buffers (so that a training loop does not allocate at every step): the tiles, and
@@ -640,57 +682,99 @@ impl Objective for ParObjective<'_> {
     }
 }
 
-/// The tile passes and the parameter phase, compiled for AVX2 when the CPU has it.
+/// The tile passes and the parameter phase, compiled for AVX-512 or AVX2 when the CPU has it.
 ///
-/// This is one of the crate's two uses of `unsafe` (the other is `crate::pool`): calling a `#[target_feature(enable = "avx2")]` function
-/// is sound only on a CPU with AVX2, which `is_x86_feature_detected!` checks at run time (once;
-/// the result is cached). The functions only call core's tile passes, which are
-/// `#[inline(always)]` so that they are compiled inside these functions with AVX2 enabled. FMA
-/// is deliberately not enabled (and Rust never contracts `a * b + c` anyway).
+/// This is one of the crate's two uses of `unsafe` (the other is `crate::pool`): calling a
+/// `#[target_feature(enable = "avx2")]` (or `"avx512f,..."`) function is sound only on a CPU
+/// with those features, which `is_x86_feature_detected!` checks at run time (once; the result
+/// is cached). The functions only call core's tile passes, which are `#[inline(always)]` so that
+/// they are compiled inside these functions with the wider instruction set enabled. FMA is
+/// never used: Rust never contracts `a * b + c` into a fused multiply-add (it emits no
+/// `contract` flags), so enabling AVX-512F, which implies the FMA extension to the compiler,
+/// changes the vector width and nothing else (the engine's bit-identity test runs every set).
+/// The AVX-512 instances need Rust 1.89 (where those target features became stable); built with
+/// an older compiler the AVX-512 instances are the AVX2 ones and `detect` never reports them.
 mod simd {
     use std::ops::Range;
 
     use edgewise_core::{Arch, Data, Error, FirstLayer};
 
+    use super::Kernels;
     use std::sync::atomic::{AtomicU8, Ordering};
 
-    /// 0: not decided yet, 1: baseline, 2: AVX2.
+    /// 0: not decided yet, else `1 + Kernels as u8`.
     static MODE: AtomicU8 = AtomicU8::new(0);
 
-    /// Whether the AVX2 versions run: the CPU has AVX2, and neither `EDGEWISE_NO_AVX2` is set
-    /// nor [`super::use_baseline_kernels`] asked for the baseline.
-    pub fn avx2() -> bool {
-        match MODE.load(Ordering::Relaxed) {
-            1 => false,
-            2 => true,
-            _ => {
-                let yes = detect() && std::env::var_os("EDGEWISE_NO_AVX2").is_none();
-                MODE.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
-                yes
-            }
+    fn decode(m: u8) -> Kernels {
+        match m {
+            3 => Kernels::Avx512,
+            2 => Kernels::Avx2,
+            _ => Kernels::Baseline,
         }
     }
 
-    fn detect() -> bool {
+    /// The kernels that run: the widest the CPU supports, capped by `EDGEWISE_NO_AVX512`
+    /// (at AVX2) or `EDGEWISE_NO_AVX2` (at the baseline) when set, unless [`set`] chose.
+    pub fn mode() -> Kernels {
+        match MODE.load(Ordering::Relaxed) {
+            0 => {
+                let mut k = detect();
+                if std::env::var_os("EDGEWISE_NO_AVX512").is_some() {
+                    k = k.min(Kernels::Avx2);
+                }
+                if std::env::var_os("EDGEWISE_NO_AVX2").is_some() {
+                    k = Kernels::Baseline;
+                }
+                set(k)
+            }
+            m => decode(m),
+        }
+    }
+
+    pub fn set(k: Kernels) -> Kernels {
+        MODE.store(1 + k as u8, Ordering::Relaxed);
+        k
+    }
+
+    /// Back to the default of [`mode`].
+    pub fn reset() {
+        MODE.store(0, Ordering::Relaxed);
+    }
+
+    /// The widest kernels the CPU supports (and this build has).
+    pub fn detect() -> Kernels {
         #[cfg(target_arch = "x86_64")]
         {
-            std::arch::is_x86_feature_detected!("avx2")
+            if avx512_built()
+                && std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512dq")
+            {
+                return Kernels::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return Kernels::Avx2;
+            }
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
+        Kernels::Baseline
     }
 
-    pub fn set_baseline(baseline: bool) {
-        let yes = !baseline && detect();
-        MODE.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+    #[rustversion::since(1.89)]
+    fn avx512_built() -> bool {
+        true
     }
 
-    /// Defines each pass twice from one body: a safe dispatcher that runs the AVX2 instance when
-    /// [`avx2`] says so and the baseline otherwise, and the AVX2 instance in `x86`. The AVX2
-    /// instances are `unsafe fn` (not safe `#[target_feature]` functions, which need Rust 1.86;
-    /// the workspace supports 1.85); each may only be called on a CPU that supports AVX2.
+    #[rustversion::before(1.89)]
+    fn avx512_built() -> bool {
+        false
+    }
+
+    /// Defines each pass three times from one body: a safe dispatcher that runs the widest
+    /// instance [`mode`] allows and the baseline otherwise, and the AVX2 and AVX-512 instances
+    /// in `x86` and `x86_512`. Those are `unsafe fn` (not safe `#[target_feature]` functions,
+    /// which need Rust 1.86; the workspace supports 1.85); each may only be called on a CPU that
+    /// supports its features.
     macro_rules! passes {
         ($(fn $name:ident($($arg:ident: $ty:ty),*) $body:block)*) => {
             $(
@@ -698,9 +782,12 @@ mod simd {
                 pub fn $name($($arg: $ty),*) -> Result<(), Error> {
                     #[cfg(target_arch = "x86_64")]
                     {
-                        if avx2() {
-                            // SAFETY: the CPU supports AVX2 (checked at run time just above).
-                            return unsafe { x86::$name($($arg),*) };
+                        match mode() {
+                            // SAFETY: the CPU supports AVX-512F/VL/BW/DQ (`detect`, run time).
+                            Kernels::Avx512 => return unsafe { x86_512::$name($($arg),*) },
+                            // SAFETY: the CPU supports AVX2 (checked at run time by `detect`).
+                            Kernels::Avx2 => return unsafe { x86::$name($($arg),*) },
+                            Kernels::Baseline => {}
                         }
                     }
                     $body
@@ -715,6 +802,24 @@ mod simd {
                     #[target_feature(enable = "avx2")]
                     pub unsafe fn $name($($arg: $ty),*) -> Result<(), Error> $body
                 )*
+            }
+
+            #[cfg(target_arch = "x86_64")]
+            #[rustversion::since(1.89)]
+            mod x86_512 {
+                use super::{Arch, Data, Error, FirstLayer, Range};
+                $(
+                    #[allow(clippy::too_many_arguments)]
+                    #[target_feature(enable = "avx2,avx512f,avx512vl,avx512bw,avx512dq")]
+                    pub unsafe fn $name($($arg: $ty),*) -> Result<(), Error> $body
+                )*
+            }
+
+            // Never called (`detect` does not report AVX-512 from these builds).
+            #[cfg(target_arch = "x86_64")]
+            #[rustversion::before(1.89)]
+            mod x86_512 {
+                pub use super::x86::*;
             }
         };
     }
@@ -784,6 +889,73 @@ mod tests {
         let mut ws = Workspace::default();
         let obj = ParObjective::new(&arch, data, 2, DEFAULT_TILE, &mut ws).unwrap();
         assert_eq!(obj.tile(), 128);
+    }
+
+    /// The vectorised `tanh` is `libm::tanhf` bit for bit when compiled for each instruction set
+    /// the engine dispatches to (core's own test covers the baseline; its exhaustive test, all
+    /// 2^32 inputs, is `--ignored`): every 1021st bit pattern and every pattern near the
+    /// branch thresholds of `tanhf` and `expm1f`.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn the_vectorised_tanh_is_libm_s_with_every_kernel_set() {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2(z: &[f32], out: &mut [f32]) {
+            edgewise_core::tanh_slice(z, out)
+        }
+        #[rustversion::since(1.89)]
+        #[target_feature(enable = "avx2,avx512f,avx512vl,avx512bw,avx512dq")]
+        unsafe fn avx512(z: &[f32], out: &mut [f32]) {
+            edgewise_core::tanh_slice(z, out)
+        }
+        #[rustversion::before(1.89)]
+        unsafe fn avx512(z: &[f32], out: &mut [f32]) {
+            avx2(z, out)
+        }
+        let mut z: Vec<f32> = (0..1u64 << 32)
+            .step_by(1021)
+            .map(|b| f32::from_bits(b as u32))
+            .collect();
+        for t in [
+            0x3f0c_9f54u32,
+            0x3e82_c578,
+            0x0080_0000,
+            0x4120_0000,
+            0x3eb1_7218,
+            0x3f85_1592,
+        ] {
+            for s in [0, 0x8000_0000] {
+                z.extend(((t | s) - 3000..(t | s) + 3000).map(f32::from_bits));
+            }
+        }
+        let want: Vec<f32> = z.iter().map(|&x| libm::tanhf(x)).collect();
+        let best = best_kernels();
+        let mut out = vec![0.0f32; z.len()];
+        let mut ran = 0;
+        for k in [Kernels::Avx2, Kernels::Avx512] {
+            if k > best {
+                continue;
+            }
+            out.fill(0.0);
+            // SAFETY: the CPU supports `k`'s features (`best_kernels` detected them).
+            unsafe {
+                match k {
+                    Kernels::Avx2 => avx2(&z, &mut out),
+                    _ => avx512(&z, &mut out),
+                }
+            }
+            for (i, (&g, &w)) in out.iter().zip(&want).enumerate() {
+                assert!(
+                    g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                    "{k:?}: tanh({:#010x}) = {:#010x}, libm {:#010x}",
+                    z[i].to_bits(),
+                    g.to_bits(),
+                    w.to_bits()
+                );
+            }
+            ran += 1;
+        }
+        // On a CPU without AVX2 there is nothing to compare (the baseline is core's test).
+        assert!(ran > 0 || best == Kernels::Baseline);
     }
 
     #[test]
@@ -861,8 +1033,18 @@ mod tests {
             arch.hvp(&params, &data, &v, &mut h_ref, &mut ws, 5)
                 .unwrap();
             let e_ref = arch.evaluate(&params, &data, &mut ws, 5).unwrap();
-            for (threads, baseline) in [(1, false), (2, false), (3, true), (8, false), (2, true)] {
-                use_baseline_kernels(baseline);
+            // Every kernel set this CPU has (capped: a CPU without AVX-512 runs AVX2 twice).
+            use Kernels::{Avx2, Avx512, Baseline};
+            for (threads, want) in [
+                (1, Avx512),
+                (2, Avx512),
+                (3, Baseline),
+                (8, Avx512),
+                (2, Baseline),
+                (1, Avx2),
+                (3, Avx2),
+            ] {
+                let kernels = use_kernels(want);
                 for tile in [1, 4, 32, 128, 200, DEFAULT_TILE] {
                     let chunk = if tile == 4 { 3 } else { usize::MAX };
                     let mut wsp = Workspace::default();
@@ -870,7 +1052,7 @@ mod tests {
                         .unwrap()
                         .with_chunk_tiles(chunk);
                     let what =
-                        format!("{widths:?} threads {threads} tile {tile} baseline {baseline}");
+                        format!("{widths:?} threads {threads} tile {tile} kernels {kernels:?}");
                     let mut g = vec![0.0; arch.n_params()];
                     let l = obj.loss_grad(&params, &mut g).unwrap();
                     assert_eq!(l.to_bits(), l_ref.to_bits(), "loss {what}");

@@ -255,6 +255,28 @@ fn metrics_are_identical_for_one_and_two_threads() {
             read(&b.join("checkpoints/final.safetensors")),
             "{tag}"
         );
+        // The narrower kernel sets (the default is the widest the CPU has).
+        for var in ["EDGEWISE_NO_AVX512", "EDGEWISE_NO_AVX2"] {
+            let c = d.join(format!("{tag}-{var}"));
+            let mut args: Vec<&str> = vec!["train", "--out", c.to_str().unwrap()];
+            args.extend_from_slice(SMALL);
+            args.extend_from_slice(&e2);
+            let o = exe()
+                .args(&args)
+                .env(var, "1")
+                .output()
+                .expect("run edgewise");
+            assert!(
+                o.status.success(),
+                "{tag} {var}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            assert_eq!(
+                read(&a.join("metrics.csv")),
+                read(&c.join("metrics.csv")),
+                "{tag}: metrics differ with {var}"
+            );
+        }
     }
     let _ = std::fs::remove_dir_all(d);
 }
@@ -908,8 +930,36 @@ fn bench_prints_one_json_line_with_its_timings_and_flop_counts() {
         (reported - ratio).abs() <= 1e-12 * ratio,
         "{reported} vs {ratio}"
     );
-    assert!(["avx2", "baseline"].contains(&r["kernels"].as_str().unwrap()));
+    assert!(["avx512", "avx2", "baseline"].contains(&r["kernels"].as_str().unwrap()));
     assert_eq!(r["stat"], "median");
+}
+
+/// `--kernels` runs the set asked for, or says that the CPU lacks it.
+#[test]
+fn bench_runs_the_kernels_asked_for() {
+    for k in ["baseline", "avx2", "avx512"] {
+        let o = run(&[
+            "bench",
+            "--arch",
+            "6-4-3",
+            "--n",
+            "20",
+            "--repeats",
+            "1",
+            "--kernels",
+            k,
+        ]);
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        if o.status.success() {
+            let r: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+            assert_eq!(r["kernels"], k);
+        } else {
+            assert_eq!(o.status.code(), Some(2), "{k}: {stderr}");
+            assert!(stderr.contains("supports at most"), "{k}: {stderr}");
+            assert_ne!(k, "baseline", "every CPU runs the baseline");
+        }
+    }
 }
 
 #[test]
