@@ -66,8 +66,11 @@ const CHUNK_BUDGET: usize = 64 << 20;
 /// Tile buffers per thread in the ring (enough that a thread rarely waits for a buffer).
 const RING_PER_THREAD: usize = 4;
 
-/// Parameter ranges per thread in the parameter phase (with more than one thread).
-const PIECES_PER_THREAD: usize = 4;
+/// Parameter ranges per thread in the parameter phase (with more than one thread). One: each
+/// range reads every tile's whole input panel, so fewer ranges read less; on the AVX-512
+/// machine one per thread was faster than 2 or 4 at S, M and L (BENCHMARKS.md), the previous
+/// machine (AVX2) measured no difference between 2 and 4.
+const PIECES_PER_THREAD: usize = 1;
 
 /// The instruction sets the engine's tile passes are compiled for, narrowest first. Every one
 /// computes the same bits (the same operations in the same order; only the vector width the
