@@ -9,10 +9,12 @@
 #   benches/ab.sh ROUNDS ARCH N OLD_BINARY NEW_BINARY [MORE ...]
 #   REPEATS=3 benches/ab.sh 4 3072-200-200-10 5000 /tmp/edgewise-old target/release/edgewise
 #   POWER_STEPS=20 benches/ab.sh 8 64-32-10 1797 /tmp/edgewise-old target/release/edgewise
+#   benches/ab.sh 8 784-32-32-32-10 1000 target/release/edgewise@avx2 target/release/edgewise@avx512
 #
+# An entry BINARY@K runs BINARY with `--kernels K` (the kernel sets of one build side by side).
 # (Build the old binary from a checkout of the older commit: `cargo build --release -p edgewise`.)
 set -euo pipefail
-[ $# -ge 5 ] || { sed -n 2,13p "$0" >&2; exit 2; }
+[ $# -ge 5 ] || { sed -n 2,16p "$0" >&2; exit 2; }
 ROUNDS=$1 ARCH=$2 N=$3
 shift 3
 REPEATS=${REPEATS:-9}
@@ -20,9 +22,11 @@ THREADS=${THREADS:-1}
 POWER_STEPS=${POWER_STEPS:-1}
 for _ in $(seq "$ROUNDS"); do
     for b in "$@"; do
+        kernels=()
+        [[ $b == *@* ]] && kernels=(--kernels "${b##*@}")
         printf '%s\t' "$b"
-        "$b" bench --arch "$ARCH" --n "$N" --threads "$THREADS" --min --repeats "$REPEATS" \
-            --power-steps "$POWER_STEPS"
+        "${b%@*}" bench --arch "$ARCH" --n "$N" --threads "$THREADS" --min --repeats "$REPEATS" \
+            --power-steps "$POWER_STEPS" "${kernels[@]}"
     done
 done | python3 -c '
 import json, sys

@@ -2,7 +2,8 @@
 # Thread scaling of the gradient and the exact HVP, measured interleaved: for each round and
 # size, `edgewise bench` with 1 thread, then with 2, each reporting the fastest of REPEATS timed
 # runs; the table gives the fastest over all rounds (the better estimate of the undisturbed speed
-# on a shared machine, where two-thread runs are disturbed most).
+# on a shared machine, where two-thread runs are disturbed most), and the median over the rounds
+# of each round's speedup.
 #
 #   benches/scaling.sh                       # S and M, 10 rounds
 #   ROUNDS=3 REPEATS=5 SIZES="L" benches/scaling.sh
@@ -33,15 +34,23 @@ for _ in $(seq "$ROUNDS"); do
 done
 python3 - "$RES" <<'PY'
 import json, sys
-best = {}
+best, ratios, one = {}, {}, {}
 for line in open(sys.argv[1]):
     r = json.loads(line)
     k = (r["arch"], r["threads"])
     b = best.setdefault(k, [float("inf"), float("inf")])
     b[0], b[1] = min(b[0], r["grad_s"]), min(b[1], r["hvp_s"])
-print("| size | 1 thread: gradient / HVP (ms) | 2 threads: gradient / HVP (ms) | speedup (gradient / HVP) |")
-print("|---|---|---|---|")
+    # Each round runs 1 thread, then 2: the ratio of the pair.
+    if r["threads"] == 1:
+        one[r["arch"]] = r
+    else:
+        o = one[r["arch"]]
+        ratios.setdefault(r["arch"], []).append((o["grad_s"] / r["grad_s"], o["hvp_s"] / r["hvp_s"]))
+med = lambda v: sorted(v)[len(v) // 2]
+print("| size | 1 thread: gradient / HVP (ms) | 2 threads: gradient / HVP (ms) | speedup (gradient / HVP) | median of the rounds' speedups |")
+print("|---|---|---|---|---|")
 for arch in sorted({a for a, _ in best}, key=lambda a: sum(int(x) for x in a.split("-"))):
     (g1, h1), (g2, h2) = best[(arch, 1)], best[(arch, 2)]
-    print(f"| {arch} | {g1*1e3:.3f} / {h1*1e3:.3f} | {g2*1e3:.3f} / {h2*1e3:.3f} | {g1/g2:.2f} / {h1/h2:.2f} |")
+    rg, rh = med([x for x, _ in ratios[arch]]), med([y for _, y in ratios[arch]])
+    print(f"| {arch} | {g1*1e3:.3f} / {h1*1e3:.3f} | {g2*1e3:.3f} / {h2*1e3:.3f} | {g1/g2:.2f} / {h1/h2:.2f} | {rg:.2f} / {rh:.2f} |")
 PY

@@ -86,7 +86,8 @@ pub enum Kernels {
 }
 
 impl Kernels {
-    /// The names `edgewise bench --kernels` accepts (besides `auto`) and reports.
+    /// The names `edgewise bench --kernels` accepts (besides `auto`) and reports, in the
+    /// order of the variants.
     pub const NAMES: [(&'static str, Kernels); 3] = [
         ("baseline", Kernels::Baseline),
         ("avx2", Kernels::Avx2),
@@ -95,11 +96,7 @@ impl Kernels {
 
     /// The name of this set.
     pub fn name(self) -> &'static str {
-        match self {
-            Kernels::Baseline => "baseline",
-            Kernels::Avx2 => "avx2",
-            Kernels::Avx512 => "avx512",
-        }
+        Self::NAMES[self as usize].0
     }
 }
 
@@ -709,11 +706,9 @@ mod simd {
     static MODE: AtomicU8 = AtomicU8::new(0);
 
     fn decode(m: u8) -> Kernels {
-        match m {
-            3 => Kernels::Avx512,
-            2 => Kernels::Avx2,
-            _ => Kernels::Baseline,
-        }
+        Kernels::NAMES
+            .get(usize::from(m.saturating_sub(1)))
+            .map_or(Kernels::Baseline, |&(_, k)| k)
     }
 
     /// The kernels that run: the widest the CPU supports, capped by `EDGEWISE_NO_AVX512`
@@ -892,6 +887,14 @@ mod tests {
         let mut ws = Workspace::default();
         let obj = ParObjective::new(&arch, data, 2, DEFAULT_TILE, &mut ws).unwrap();
         assert_eq!(obj.tile(), 128);
+    }
+
+    #[test]
+    fn kernel_names_follow_the_variants() {
+        for (i, &(name, k)) in Kernels::NAMES.iter().enumerate() {
+            assert_eq!(k as usize, i, "{name}");
+            assert_eq!(k.name(), name);
+        }
     }
 
     /// The vectorised `tanh` is `libm::tanhf` bit for bit when compiled for each instruction set
