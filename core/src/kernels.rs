@@ -11,59 +11,157 @@
 //! | kernel | accumulators of a block | lanes (contiguous) | reduction index (in order) |
 //! |---|---|---|---|
 //! | [`forward`] `z = W a` | `R_F` outputs x `C` samples | samples (of `a^T`) | inputs `j` |
+//! | [`forward_t`] `z = W a`, packed | `R_T` samples x `C` outputs | outputs (panels of `W^T`) | inputs `j` |
 //! | [`r_forward`] `V a + W R(a)` | `R_F` outputs x `C` samples | samples | inputs `j` |
+//! | [`r_forward_t`] packed | `R_RT` samples x `C` outputs | outputs | inputs `j` |
 //! | [`backward`] `W^T delta` | `R_B` samples x `C` inputs | inputs (rows of `W`) | outputs `o` |
 //! | [`r_backward`] fused | `R_RB` samples x `C` inputs, twice | inputs | outputs `o` |
-//! | [`accumulate`] `g += delta a^T` | `R_P` rows x `C` columns | columns `j` | samples `i` |
+//! | [`accumulate`] `g += delta a^T` | `R_P` (`R_PH` for the R-gradient) rows x `C` columns | columns `j` | samples `i` |
 //!
-//! `C` is [`LW`] (16 on CPUs with vector units, 4 on the microcontrollers), then [`LN`] (8 or
-//! 2), then 1 for the remainder. The forward passes read the activations
+//! `C` is [`LW`] (32 on x86, 16 on AArch64, 4 on the microcontrollers), then [`LN`] and [`LQ`]
+//! (half and a quarter of it), then 1 for the remainder. The forward passes read the activations
 //! transposed (`a^T`, inputs by samples), which the tile pass writes into a free slot of the
 //! workspace, so that the inner loop over samples is contiguous; every other operand is used in
 //! the workspace's sample-major layout or the parameters' row-major layout.
 //!
-//! No fused multiply-add anywhere: a term `w * x` is rounded, then added (see ARCHITECTURE.md).
+//! Every accumulation is a fused multiply-add, `acc = fma(w, x, acc)`: the product is not rounded
+//! on its own, only the sum (one IEEE 754 `fusedMultiplyAdd`, round to nearest even). A two-term
+//! step (`V a + W R(a)`) is two of them in the order of the rule, `fma(w, ra, fma(v, a, acc))`. The
+//! multiply-add comes from the instance's [`Isa`] (see there and ARCHITECTURE.md): it is correctly
+//! rounded on every target, so every target computes the same bits.
 //!
 //! Everything is `#[inline(always)]` so that a host may compile the passes for a wider
 //! instruction set by calling them from a function with more target features enabled (the
-//! host's engine does this for AVX2); the operations, hence the bits, are the same.
+//! host's engine does this for AVX2+FMA and AVX-512); the operations, hence the bits, are the
+//! same.
 
 // The register blocks are indexed loops over fixed-size arrays on purpose (`acc[r][c]`).
 #![allow(clippy::needless_range_loop)]
 
+/// What an instance of the kernels is compiled with: its multiply-add and its block shape.
+///
+/// The passes ([`crate::Arch`]'s `tile_*` methods) take it as a type parameter, so that a host
+/// can supply a multiply-add that its compiler turns into the CPU's vector FMA instruction (core
+/// cannot: `f32::mul_add` is not in `core`). Only speed may depend on the choice: every
+/// implementation must return the correctly rounded `a * b + c`, as [`libm::fmaf`] does.
+pub trait Isa {
+    /// `a * b + c` rounded once to nearest, ties to even (IEEE 754 `fusedMultiplyAdd`).
+    fn mul_add(a: f32, b: f32, c: f32) -> f32;
+    /// Blocks of fewer rows (each kernel's `_N` count: half or a quarter) for CPUs with half
+    /// the vector registers the block shapes are sized for, so that a block still fits in
+    /// registers: on x86, where the wide lane width is 32 (two AVX-512 registers, four AVX2
+    /// ones), the AVX2 and baseline instances. A block only decides which accumulators are
+    /// updated together, so this changes no bit.
+    const HALF_ROWS: bool = false;
+}
+
+/// The multiply-add of core's own API ([`crate::Arch::loss_grad`], [`crate::MlpObjective`], the
+/// firmware): [`libm::fmaf`] (the CPU's FMA instruction where `libm` detects one at run time, a
+/// correctly rounded software one elsewhere), or with the `arm-vfma` feature on a hard-float Arm
+/// target the `vfma.f32` instruction of the FPv4/FPv5 units (Cortex-M4F, M7, M33), which rounds
+/// identically.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Portable;
+
+impl Isa for Portable {
+    #[inline(always)]
+    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+        crate::math::fma(a, b, c)
+    }
+}
+
+// Rows per block. Each kernel's block is `R x C` accumulators (`C` lanes, see [`LW`]), and each
+// has a second, `_N` row count for instances with [`Isa::HALF_ROWS`]. The two-term kernels
+// (R-forward, R-backward, the R-gradient) chain two multiply-adds per accumulator and step, so
+// they want twice the accumulators to hide the latency where the registers allow it (x86:
+// 32 AVX-512 registers of 16 lanes).
+
 /// Output rows per block of the forward kernels.
 const R_F: usize = 4;
+const R_F_N: usize = 2;
+/// Sample rows per block of the packed forward kernel.
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+const R_T: usize = 8;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "x86")))]
+const R_T: usize = 4;
+const R_T_N: usize = 2;
+/// Sample rows per block of the packed R-forward kernel (two operands per step).
+const R_RT: usize = 4;
+const R_RT_N: usize = 2;
 /// Sample rows per block of the backward kernel.
 const R_B: usize = 4;
+const R_B_N: usize = 2;
 /// Sample rows per block of the fused R-backward kernel (two accumulator sets).
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+const R_RB: usize = 4;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "x86")))]
 const R_RB: usize = 2;
+const R_RB_N: usize = 2;
 /// Parameter rows per block of the parameter phase.
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+const R_P: usize = 8;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "x86")))]
 const R_P: usize = 4;
+const R_P_N: usize = 2;
 /// Parameter rows per block of the R-gradient's two-term phase (two operands per column).
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+const R_PH: usize = 4;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "x86")))]
 const R_PH: usize = 2;
+const R_PH_N: usize = 2;
 /// Columns per block of the parameter phase's cache blocking: `a[.., j0..j0 + J_P]` of a
 /// whole tile stays in the L1 cache while every row's accumulators pass over it.
 const J_P: usize = 64;
 
-/// The wide and the narrow lane width of the blocks (the columns `C` of the table above). On
-/// CPUs with vector units, 16 and 8: two and one 256-bit vectors of accumulators per block row.
-/// On the microcontrollers (scalar single-precision FPU, 32 registers on the Cortex-M4F, or none
-/// at all), 4 and 2, so that a whole block of accumulators (`R x C` = 16) stays in registers
-/// instead of spilling to the stack. Only the speed depends on this choice: a block only decides
-/// which independent accumulators are updated together, and the panel layouts follow the same
-/// widths on each target, so every target computes the same bits (the conformance goldens check
-/// it on the QEMU targets).
-#[cfg(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64"))]
+/// The lane widths of the blocks (the columns `C` of the table above): a range is cut into
+/// blocks of [`LW`] lanes, then at most one of [`LN`], one of [`LQ`], then single lanes, and
+/// the panel layouts ([`pack_panels`], [`panelize`]) are cut the same way. On x86, 32, 16 and
+/// 8: two AVX-512 registers per block row (four AVX2 ones, whose instances use blocks of half
+/// the rows, [`Isa::HALF_ROWS`]), so that an AVX-512 block has the 8 independent accumulators
+/// that keep two FMA units of four cycles' latency busy. On AArch64 16, 8, 4. On the
+/// microcontrollers (scalar single-precision FPU, 32 registers on the Cortex-M4F, or none at
+/// all), 4, 2 and 1, so that a whole block of accumulators (`R x C` = 16) stays in registers
+/// instead of spilling to the stack. Only the speed depends on this choice: a block only
+/// decides which independent accumulators are updated together, so every target computes the
+/// same bits (the conformance goldens check it on the QEMU targets).
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+const LW: usize = 32;
+/// The second lane width (see [`LW`]).
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+const LN: usize = 16;
+/// The third lane width (see [`LW`]).
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+const LQ: usize = 8;
+#[cfg(target_arch = "aarch64")]
 const LW: usize = 16;
-/// The narrow lane width (see [`LW`]).
-#[cfg(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64"))]
+#[cfg(target_arch = "aarch64")]
 const LN: usize = 8;
+#[cfg(target_arch = "aarch64")]
+const LQ: usize = 4;
 #[cfg(not(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64")))]
 const LW: usize = 4;
 #[cfg(not(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64")))]
 const LN: usize = 2;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64")))]
+const LQ: usize = 1;
 
-/// Calls `$body` with the lane widths [`LW`], [`LN`] and 1 over `$lo..$hi`: `$f!(C, start)`.
+/// The width of the block (and panel) starting at `s0` of a range ending at `hi`: the cut of
+/// [`LW`] (repeated), [`LN`], [`LQ`], 1 (repeated).
+#[inline(always)]
+const fn cut(s0: usize, hi: usize) -> usize {
+    if s0 + LW <= hi {
+        LW
+    } else if s0 + LN <= hi {
+        LN
+    } else if s0 + LQ <= hi {
+        LQ
+    } else {
+        1
+    }
+}
+
+/// Calls `$body` with the lane widths [`LW`], [`LN`], [`LQ`] and 1 over `$lo..$hi`, cut as
+/// [`cut`] cuts them.
 macro_rules! lanes {
     ($lo:expr, $hi:expr, |$c:ident, $s:ident| $body:block) => {{
         let hi = $hi;
@@ -84,6 +182,14 @@ macro_rules! lanes {
             }
             s0 += LN;
         }
+        if LQ > 1 && s0 + LQ <= hi {
+            {
+                const $c: usize = LQ;
+                let $s = s0;
+                $body
+            }
+            s0 += LQ;
+        }
         while s0 < hi {
             {
                 const $c: usize = 1;
@@ -95,9 +201,17 @@ macro_rules! lanes {
     }};
 }
 
-/// Calls `$body` with the row counts `$r` and 1 over `$lo..$hi`.
+/// Calls `$body` with the row count `$r` (`$rn` if the instance has [`Isa::HALF_ROWS`]) and 1
+/// over `$lo..$hi`.
 macro_rules! rows {
-    ($r:expr, $lo:expr, $hi:expr, |$rr:ident, $s:ident| $body:block) => {{
+    ($k:ty, $r:expr, $rn:expr, $lo:expr, $hi:expr, |$rr:ident, $s:ident| $body:block) => {{
+        if <$k as Isa>::HALF_ROWS {
+            rows!(@ $rn, $lo, $hi, |$rr, $s| $body)
+        } else {
+            rows!(@ $r, $lo, $hi, |$rr, $s| $body)
+        }
+    }};
+    (@ $r:expr, $lo:expr, $hi:expr, |$rr:ident, $s:ident| $body:block) => {{
         let hi = $hi;
         let mut s0 = $lo;
         while s0 + $r <= hi {
@@ -116,6 +230,48 @@ macro_rules! rows {
             }
             s0 += 1;
         }
+    }};
+}
+
+/// Runs `$body` for `r = 0, 1, ..., R - 1` (`R <= 8`) as straight-line code: each copy is guarded
+/// by a condition on the constant `R`, so no loop over the rows is left for the optimizer to
+/// decide whether to unroll. (Left as a loop, the two-term blocks of 4 rows x 32 lanes exceed
+/// LLVM's full-unroll threshold, their accumulators stay in memory and nothing is vectorised.)
+macro_rules! each_row {
+    ($n:expr, |$r:ident| $body:block) => {{
+        if 0 < $n {
+            let $r = 0;
+            $body
+        }
+        if 1 < $n {
+            let $r = 1;
+            $body
+        }
+        if 2 < $n {
+            let $r = 2;
+            $body
+        }
+        if 3 < $n {
+            let $r = 3;
+            $body
+        }
+        if 4 < $n {
+            let $r = 4;
+            $body
+        }
+        if 5 < $n {
+            let $r = 5;
+            $body
+        }
+        if 6 < $n {
+            let $r = 6;
+            $body
+        }
+        if 7 < $n {
+            let $r = 7;
+            $body
+        }
+        debug_assert!($n <= 8);
     }};
 }
 
@@ -138,6 +294,22 @@ fn zip4<'a, const R: usize>(rows: &[&'a [f32]; R]) -> impl Iterator<Item = [f32;
 fn zip2<'a, const R: usize>(rows: &[&'a [f32]; R]) -> impl Iterator<Item = [f32; 2]> + 'a {
     let (a, b) = (rows[0], rows[1 % R]);
     a.iter().zip(b).map(|(&a, &b)| [a, b])
+}
+
+/// [`zip4`] for eight rows (`R >= 8`): two [`zip4`]s zipped.
+#[inline(always)]
+fn zip8<'a, const R: usize>(rows: &[&'a [f32]; R]) -> impl Iterator<Item = [f32; 8]> + 'a {
+    let lo: [&[f32]; 4] = [rows[0], rows[1 % R], rows[2 % R], rows[3 % R]];
+    let hi: [&[f32]; 4] = [rows[4 % R], rows[5 % R], rows[6 % R], rows[7 % R]];
+    zip4(&lo)
+        .zip(zip4(&hi))
+        .map(|(a, b)| [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]])
+}
+
+/// [`zip4`] for one row.
+#[inline(always)]
+fn zip1<'a, const R: usize>(rows: &[&'a [f32]; R]) -> impl Iterator<Item = [f32; 1]> + 'a {
+    rows[0].iter().map(|&a| [a])
 }
 
 #[inline(always)]
@@ -174,7 +346,7 @@ pub(crate) fn transpose(a: &[f32], n: usize, k: usize, at: &mut [f32], ld: usize
 
 /// One block of [`forward`]: outputs `o0..o0 + R`, samples `i0..i0 + C`.
 #[inline(always)]
-fn forward_block<const R: usize, const C: usize>(
+fn forward_block<K: Isa, const R: usize, const C: usize>(
     w: &[f32],
     b: &[f32],
     fi: usize,
@@ -190,45 +362,57 @@ fn forward_block<const R: usize, const C: usize>(
     if R == 4 {
         for (xs, wv) in at[i0..].chunks(ld).zip(zip4(&rows)) {
             let x: &[f32; C] = arr(xs);
-            for r in 0..R {
+            each_row!(4, |r| {
                 for c in 0..C {
-                    acc[r][c] += wv[r] * x[c];
+                    acc[r][c] = K::mul_add(wv[r], x[c], acc[r][c]);
                 }
-            }
+            });
+        }
+    } else if R == 2 {
+        for (xs, wv) in at[i0..].chunks(ld).zip(zip2(&rows)) {
+            let x: &[f32; C] = arr(xs);
+            each_row!(2, |r| {
+                for c in 0..C {
+                    acc[r][c] = K::mul_add(wv[r], x[c], acc[r][c]);
+                }
+            });
+        }
+    } else if R == 1 {
+        for (xs, wv) in at[i0..].chunks(ld).zip(zip1(&rows)) {
+            let x: &[f32; C] = arr(xs);
+            each_row!(1, |r| {
+                for c in 0..C {
+                    acc[r][c] = K::mul_add(wv[r], x[c], acc[r][c]);
+                }
+            });
         }
     } else {
         for (j, xs) in (0..fi).zip(at[i0..].chunks(ld)) {
             let x: &[f32; C] = arr(xs);
-            for r in 0..R {
+            each_row!(R, |r| {
                 let wv = rows[r][j];
                 for c in 0..C {
-                    acc[r][c] += wv * x[c];
+                    acc[r][c] = K::mul_add(wv, x[c], acc[r][c]);
                 }
-            }
+            });
         }
     }
-    for r in 0..R {
+    each_row!(R, |r| {
         let bo = b[o0 + r];
         for c in 0..C {
             z[(i0 + c) * fo + o0 + r] = acc[r][c] + bo;
         }
-    }
+    });
 }
 
 /// Packs a weight matrix `w` (`fo` rows of `fi`) for [`forward_t`]: the outputs are cut into
-/// panels as the lane widths of the packed kernels cut them (`LW`, ..., `LW`, then `LN`, then 1s), and
+/// panels as the lane widths of the packed kernels cut them (`LW`, ..., `LW`, then `LN`, `LQ`, then 1s, see [`cut`]), and
 /// the panel of outputs `o0..o0 + c` is stored at `o0 * fi` as `[j][c]`:
 /// `wt[o0 * fi + j * c + k] = w[(o0 + k) * fi + j]`, so that the kernel reads it contiguously.
 pub(crate) fn pack_panels(w: &[f32], fi: usize, fo: usize, wt: &mut [f32]) {
     let mut o0 = 0;
     while o0 < fo {
-        let c = if o0 + LW <= fo {
-            LW
-        } else if o0 + LN <= fo {
-            LN
-        } else {
-            1
-        };
+        let c = cut(o0, fo);
         let panel = &mut wt[o0 * fi..(o0 + c) * fi];
         for k in 0..c {
             let row = &w[(o0 + k) * fi..(o0 + k + 1) * fi];
@@ -243,7 +427,7 @@ pub(crate) fn pack_panels(w: &[f32], fi: usize, fo: usize, wt: &mut [f32]) {
 /// Forward: `z[i * fo + o] = (sum_j w[o * fi + j] * at[j * ld + i]) + b[o]` for `i < n`,
 /// `o < fo`; the sum from `+0.0` in ascending `j`, each term `w * a`.
 #[inline(always)]
-pub(crate) fn forward(
+pub(crate) fn forward<K: Isa>(
     w: &[f32],
     b: &[f32],
     fi: usize,
@@ -255,8 +439,8 @@ pub(crate) fn forward(
 ) {
     let at = &at[..fi * ld];
     lanes!(0, n, |C, i0| {
-        rows!(R_F, 0, fo, |R, o0| {
-            forward_block::<R, C>(w, b, fi, fo, at, ld, o0, i0, z);
+        rows!(K, R_F, R_F_N, 0, fo, |R, o0| {
+            forward_block::<K, R, C>(w, b, fi, fo, at, ld, o0, i0, z);
         });
     });
 }
@@ -264,12 +448,10 @@ pub(crate) fn forward(
 /// Inputs per block of the packed forward kernels' cache blocking: a block's partial sums go to
 /// `z` between input blocks (an f32 store and load are exact, so the sum is unchanged).
 const J_T: usize = 512;
-/// Sample rows per block of the packed forward kernels.
-const R_T: usize = 4;
 
 /// One block of [`forward_t`]: samples `i0..i0 + R`, outputs `o0..o0 + C`, inputs `j0..j1`.
 #[inline(always)]
-fn forward_t_block<const R: usize, const C: usize>(
+fn forward_t_block<K: Isa, const R: usize, const C: usize>(
     wt: &[f32],
     b: &[f32],
     fi: usize,
@@ -286,48 +468,75 @@ fn forward_t_block<const R: usize, const C: usize>(
     let panel = &wt[o0 * fi + j0 * C..];
     let mut acc = [[0.0f32; C]; R];
     if j0 > 0 {
-        for r in 0..R {
+        each_row!(R, |r| {
             acc[r] = *arr(&z[(i0 + r) * fo + o0..]);
-        }
+        });
     }
-    if R == 4 {
+    if R == 8 {
+        for (wv, av) in panel.chunks_exact(C).zip(zip8(&rows)) {
+            let wv: &[f32; C] = arr(wv);
+            each_row!(8, |r| {
+                for c in 0..C {
+                    acc[r][c] = K::mul_add(wv[c], av[r], acc[r][c]);
+                }
+            });
+        }
+    } else if R == 4 {
         for (wv, av) in panel.chunks_exact(C).zip(zip4(&rows)) {
             let wv: &[f32; C] = arr(wv);
-            for r in 0..R {
+            each_row!(4, |r| {
                 for c in 0..C {
-                    acc[r][c] += wv[c] * av[r];
+                    acc[r][c] = K::mul_add(wv[c], av[r], acc[r][c]);
                 }
-            }
+            });
+        }
+    } else if R == 2 {
+        for (wv, av) in panel.chunks_exact(C).zip(zip2(&rows)) {
+            let wv: &[f32; C] = arr(wv);
+            each_row!(2, |r| {
+                for c in 0..C {
+                    acc[r][c] = K::mul_add(wv[c], av[r], acc[r][c]);
+                }
+            });
+        }
+    } else if R == 1 {
+        for (wv, av) in panel.chunks_exact(C).zip(zip1(&rows)) {
+            let wv: &[f32; C] = arr(wv);
+            each_row!(1, |r| {
+                for c in 0..C {
+                    acc[r][c] = K::mul_add(wv[c], av[r], acc[r][c]);
+                }
+            });
         }
     } else {
         for (j, wv) in (0..len).zip(panel.chunks_exact(C)) {
             let wv: &[f32; C] = arr(wv);
-            for r in 0..R {
+            each_row!(R, |r| {
                 let av = rows[r][j];
                 for c in 0..C {
-                    acc[r][c] += wv[c] * av;
+                    acc[r][c] = K::mul_add(wv[c], av, acc[r][c]);
                 }
-            }
+            });
         }
     }
     if j1 == fi {
         let bo: &[f32; C] = arr(&b[o0..]);
-        for r in 0..R {
+        each_row!(R, |r| {
             for c in 0..C {
                 acc[r][c] += bo[c];
             }
-        }
+        });
     }
-    for r in 0..R {
+    each_row!(R, |r| {
         *arr_mut::<C>(&mut z[(i0 + r) * fo + o0..]) = acc[r];
-    }
+    });
 }
 
 /// Forward with the weights packed in panels by [`pack_panels`]:
 /// `z[i * fo + o] = (sum_j w[o][j] * a[i * fi + j]) + b[o]` for `i < n`, the same sums as
 /// [`forward`], with the lanes over outputs and the activations in their sample-major layout.
 #[inline(always)]
-pub(crate) fn forward_t(
+pub(crate) fn forward_t<K: Isa>(
     wt: &[f32],
     b: &[f32],
     fi: usize,
@@ -341,8 +550,8 @@ pub(crate) fn forward_t(
     while j0 < fi {
         let j1 = (j0 + J_T).min(fi);
         lanes!(0, fo, |C, o0| {
-            rows!(R_T, 0, n, |R, i0| {
-                forward_t_block::<R, C>(wt, b, fi, fo, a, i0, o0, j0, j1, z);
+            rows!(K, R_T, R_T_N, 0, n, |R, i0| {
+                forward_t_block::<K, R, C>(wt, b, fi, fo, a, i0, o0, j0, j1, z);
             });
         });
         j0 = j1;
@@ -351,7 +560,7 @@ pub(crate) fn forward_t(
 
 /// One block of [`r_forward_t`] (not the first layer).
 #[inline(always)]
-fn r_forward_t_block<const R: usize, const C: usize>(
+fn r_forward_t_block<K: Isa, const R: usize, const C: usize>(
     wt: &[f32],
     vt: &[f32],
     vb: &[f32],
@@ -372,20 +581,42 @@ fn r_forward_t_block<const R: usize, const C: usize>(
     let vpanel = &vt[o0 * fi + j0 * C..];
     let mut acc = [[0.0f32; C]; R];
     if j0 > 0 {
-        for r in 0..R {
+        each_row!(R, |r| {
             acc[r] = *arr(&rz[(i0 + r) * fo + o0..]);
-        }
+        });
     }
     if R == 4 {
         let panels = wpanel.chunks_exact(C).zip(vpanel.chunks_exact(C));
         for ((wv, vv), (av, rav)) in panels.zip(zip4(&rows).zip(zip4(&rrows))) {
             let wv: &[f32; C] = arr(wv);
             let vv: &[f32; C] = arr(vv);
-            for r in 0..R {
+            each_row!(4, |r| {
                 for c in 0..C {
-                    acc[r][c] += vv[c] * av[r] + wv[c] * rav[r];
+                    acc[r][c] = K::mul_add(wv[c], rav[r], K::mul_add(vv[c], av[r], acc[r][c]));
                 }
-            }
+            });
+        }
+    } else if R == 2 {
+        let panels = wpanel.chunks_exact(C).zip(vpanel.chunks_exact(C));
+        for ((wv, vv), (av, rav)) in panels.zip(zip2(&rows).zip(zip2(&rrows))) {
+            let wv: &[f32; C] = arr(wv);
+            let vv: &[f32; C] = arr(vv);
+            each_row!(2, |r| {
+                for c in 0..C {
+                    acc[r][c] = K::mul_add(wv[c], rav[r], K::mul_add(vv[c], av[r], acc[r][c]));
+                }
+            });
+        }
+    } else if R == 1 {
+        let panels = wpanel.chunks_exact(C).zip(vpanel.chunks_exact(C));
+        for ((wv, vv), (av, rav)) in panels.zip(zip1(&rows).zip(zip1(&rrows))) {
+            let wv: &[f32; C] = arr(wv);
+            let vv: &[f32; C] = arr(vv);
+            each_row!(1, |r| {
+                for c in 0..C {
+                    acc[r][c] = K::mul_add(wv[c], rav[r], K::mul_add(vv[c], av[r], acc[r][c]));
+                }
+            });
         }
     } else {
         for ((j, wv), vv) in (0..len)
@@ -394,31 +625,31 @@ fn r_forward_t_block<const R: usize, const C: usize>(
         {
             let wv: &[f32; C] = arr(wv);
             let vv: &[f32; C] = arr(vv);
-            for r in 0..R {
+            each_row!(R, |r| {
                 let (av, rav) = (rows[r][j], rrows[r][j]);
                 for c in 0..C {
-                    acc[r][c] += vv[c] * av + wv[c] * rav;
+                    acc[r][c] = K::mul_add(wv[c], rav, K::mul_add(vv[c], av, acc[r][c]));
                 }
-            }
+            });
         }
     }
     if j1 == fi {
         let bo: &[f32; C] = arr(&vb[o0..]);
-        for r in 0..R {
+        each_row!(R, |r| {
             for c in 0..C {
                 acc[r][c] += bo[c];
             }
-        }
+        });
     }
-    for r in 0..R {
+    each_row!(R, |r| {
         *arr_mut::<C>(&mut rz[(i0 + r) * fo + o0..]) = acc[r];
-    }
+    });
 }
 
 /// R-forward with transposed weights and direction (`wt`, `vt`): the sums of [`r_forward`],
 /// lanes over outputs; `ra = None` on the first layer.
 #[inline(always)]
-pub(crate) fn r_forward_t(
+pub(crate) fn r_forward_t<K: Isa>(
     wt: &[f32],
     vt: &[f32],
     vb: &[f32],
@@ -430,15 +661,15 @@ pub(crate) fn r_forward_t(
     rz: &mut [f32],
 ) {
     match ra {
-        None => forward_t(vt, vb, fi, fo, a, n, rz),
+        None => forward_t::<K>(vt, vb, fi, fo, a, n, rz),
         Some(ra) => {
             let (wt, vt) = (&wt[..fi * fo], &vt[..fi * fo]);
             let mut j0 = 0;
             while j0 < fi {
                 let j1 = (j0 + J_T).min(fi);
                 lanes!(0, fo, |C, o0| {
-                    rows!(R_T, 0, n, |R, i0| {
-                        r_forward_t_block::<R, C>(wt, vt, vb, fi, fo, a, ra, i0, o0, j0, j1, rz);
+                    rows!(K, R_RT, R_RT_N, 0, n, |R, i0| {
+                        r_forward_t_block::<K, R, C>(wt, vt, vb, fi, fo, a, ra, i0, o0, j0, j1, rz);
                     });
                 });
                 j0 = j1;
@@ -449,7 +680,7 @@ pub(crate) fn r_forward_t(
 
 /// One block of [`r_forward`] (not the first layer).
 #[inline(always)]
-fn r_forward_block<const R: usize, const C: usize>(
+fn r_forward_block<K: Isa, const R: usize, const C: usize>(
     w: &[f32],
     v: &[f32],
     vb: &[f32],
@@ -470,37 +701,59 @@ fn r_forward_block<const R: usize, const C: usize>(
         for ((xs, rxs), (wv, vv)) in xs.zip(zip4(&wr).zip(zip4(&vr))) {
             let x: &[f32; C] = arr(xs);
             let rx: &[f32; C] = arr(rxs);
-            for r in 0..R {
+            each_row!(4, |r| {
                 for c in 0..C {
-                    acc[r][c] += vv[r] * x[c] + wv[r] * rx[c];
+                    acc[r][c] = K::mul_add(wv[r], rx[c], K::mul_add(vv[r], x[c], acc[r][c]));
                 }
-            }
+            });
+        }
+    } else if R == 2 {
+        let xs = at[i0..].chunks(ld).zip(rat[i0..].chunks(ld));
+        for ((xs, rxs), (wv, vv)) in xs.zip(zip2(&wr).zip(zip2(&vr))) {
+            let x: &[f32; C] = arr(xs);
+            let rx: &[f32; C] = arr(rxs);
+            each_row!(2, |r| {
+                for c in 0..C {
+                    acc[r][c] = K::mul_add(wv[r], rx[c], K::mul_add(vv[r], x[c], acc[r][c]));
+                }
+            });
+        }
+    } else if R == 1 {
+        let xs = at[i0..].chunks(ld).zip(rat[i0..].chunks(ld));
+        for ((xs, rxs), (wv, vv)) in xs.zip(zip1(&wr).zip(zip1(&vr))) {
+            let x: &[f32; C] = arr(xs);
+            let rx: &[f32; C] = arr(rxs);
+            each_row!(1, |r| {
+                for c in 0..C {
+                    acc[r][c] = K::mul_add(wv[r], rx[c], K::mul_add(vv[r], x[c], acc[r][c]));
+                }
+            });
         }
     } else {
         for ((j, xs), rxs) in (0..fi).zip(at[i0..].chunks(ld)).zip(rat[i0..].chunks(ld)) {
             let x: &[f32; C] = arr(xs);
             let rx: &[f32; C] = arr(rxs);
-            for r in 0..R {
+            each_row!(R, |r| {
                 let (vv, wv) = (vr[r][j], wr[r][j]);
                 for c in 0..C {
-                    acc[r][c] += vv * x[c] + wv * rx[c];
+                    acc[r][c] = K::mul_add(wv, rx[c], K::mul_add(vv, x[c], acc[r][c]));
                 }
-            }
+            });
         }
     }
-    for r in 0..R {
+    each_row!(R, |r| {
         let bo = vb[o0 + r];
         for c in 0..C {
             rz[(i0 + c) * fo + o0 + r] = acc[r][c] + bo;
         }
-    }
+    });
 }
 
 /// R-forward: `rz[i * fo + o] = (sum_j (v[o][j] * a[i][j] + w[o][j] * ra[i][j])) + vb[o]`,
 /// each pair rounded and added as one term; on the first layer (`rat = None`) the term is
 /// `v[o][j] * a[i][j]` alone. `at`, `rat` are transposed (`[j * ld + i]`).
 #[inline(always)]
-pub(crate) fn r_forward(
+pub(crate) fn r_forward<K: Isa>(
     w: &[f32],
     v: &[f32],
     vb: &[f32],
@@ -514,12 +767,12 @@ pub(crate) fn r_forward(
 ) {
     let at = &at[..fi * ld];
     match rat {
-        None => forward(v, vb, fi, fo, at, ld, n, rz),
+        None => forward::<K>(v, vb, fi, fo, at, ld, n, rz),
         Some(rat) => {
             let rat = &rat[..fi * ld];
             lanes!(0, n, |C, i0| {
-                rows!(R_F, 0, fo, |R, o0| {
-                    r_forward_block::<R, C>(w, v, vb, fi, fo, at, rat, ld, o0, i0, rz);
+                rows!(K, R_F, R_F_N, 0, fo, |R, o0| {
+                    r_forward_block::<K, R, C>(w, v, vb, fi, fo, at, rat, ld, o0, i0, rz);
                 });
             });
         }
@@ -528,7 +781,7 @@ pub(crate) fn r_forward(
 
 /// One block of [`backward`]: samples `i0..i0 + R`, inputs `j0..j0 + C`.
 #[inline(always)]
-fn backward_block<const R: usize, const C: usize>(
+fn backward_block<K: Isa, const R: usize, const C: usize>(
     w: &[f32],
     fi: usize,
     fo: usize,
@@ -542,44 +795,69 @@ fn backward_block<const R: usize, const C: usize>(
     if R == 4 {
         for (ws, dv) in w[j0..].chunks(fi).zip(zip4(&d)) {
             let wv: &[f32; C] = arr(ws);
-            for r in 0..R {
+            each_row!(4, |r| {
                 for c in 0..C {
-                    acc[r][c] += wv[c] * dv[r];
+                    acc[r][c] = K::mul_add(wv[c], dv[r], acc[r][c]);
                 }
-            }
+            });
+        }
+    } else if R == 2 {
+        for (ws, dv) in w[j0..].chunks(fi).zip(zip2(&d)) {
+            let wv: &[f32; C] = arr(ws);
+            each_row!(2, |r| {
+                for c in 0..C {
+                    acc[r][c] = K::mul_add(wv[c], dv[r], acc[r][c]);
+                }
+            });
+        }
+    } else if R == 1 {
+        for (ws, dv) in w[j0..].chunks(fi).zip(zip1(&d)) {
+            let wv: &[f32; C] = arr(ws);
+            each_row!(1, |r| {
+                for c in 0..C {
+                    acc[r][c] = K::mul_add(wv[c], dv[r], acc[r][c]);
+                }
+            });
         }
     } else {
         for (o, ws) in (0..fo).zip(w[j0..].chunks(fi)) {
             let wv: &[f32; C] = arr(ws);
-            for r in 0..R {
+            each_row!(R, |r| {
                 let dv = d[r][o];
                 for c in 0..C {
-                    acc[r][c] += wv[c] * dv;
+                    acc[r][c] = K::mul_add(wv[c], dv, acc[r][c]);
                 }
-            }
+            });
         }
     }
-    for r in 0..R {
+    each_row!(R, |r| {
         *arr_mut::<C>(&mut din[(i0 + r) * fi + j0..]) = acc[r];
-    }
+    });
 }
 
 /// Backward: `din[i * fi + j] = sum_o w[o * fi + j] * dout[i * fo + o]` for `i < n`, `j < fi`,
 /// from `+0.0` in ascending `o`, each term `w * delta`.
 #[inline(always)]
-pub(crate) fn backward(w: &[f32], fi: usize, fo: usize, dout: &[f32], n: usize, din: &mut [f32]) {
+pub(crate) fn backward<K: Isa>(
+    w: &[f32],
+    fi: usize,
+    fo: usize,
+    dout: &[f32],
+    n: usize,
+    din: &mut [f32],
+) {
     // Columns outer, samples inner: a column block of `w` (`fo` x `C`) stays in the L1 cache
     // while every sample block passes over it.
     lanes!(0, fi, |C, j0| {
-        rows!(R_B, 0, n, |R, i0| {
-            backward_block::<R, C>(w, fi, fo, dout, i0, j0, din);
+        rows!(K, R_B, R_B_N, 0, n, |R, i0| {
+            backward_block::<K, R, C>(w, fi, fo, dout, i0, j0, din);
         });
     });
 }
 
 /// One block of [`r_backward`].
 #[inline(always)]
-fn r_backward_block<const R: usize, const C: usize>(
+fn r_backward_block<K: Isa, const R: usize, const C: usize>(
     w: &[f32],
     v: &[f32],
     fi: usize,
@@ -595,41 +873,65 @@ fn r_backward_block<const R: usize, const C: usize>(
     let rd: [&[f32]; R] = core::array::from_fn(|r| &rdout[(i0 + r) * fo..][..fo]);
     let mut acc = [[0.0f32; C]; R];
     let mut racc = [[0.0f32; C]; R];
-    if R == 2 {
+    if R == 4 {
+        let panels = w[j0..].chunks(fi).zip(v[j0..].chunks(fi));
+        for ((ws, vs), (dv, rv)) in panels.zip(zip4(&d).zip(zip4(&rd))) {
+            let wv: &[f32; C] = arr(ws);
+            let vv: &[f32; C] = arr(vs);
+            each_row!(4, |r| {
+                for c in 0..C {
+                    acc[r][c] = K::mul_add(wv[c], dv[r], acc[r][c]);
+                    racc[r][c] = K::mul_add(wv[c], rv[r], K::mul_add(vv[c], dv[r], racc[r][c]));
+                }
+            });
+        }
+    } else if R == 2 {
         let panels = w[j0..].chunks(fi).zip(v[j0..].chunks(fi));
         for ((ws, vs), (dv, rv)) in panels.zip(zip2(&d).zip(zip2(&rd))) {
             let wv: &[f32; C] = arr(ws);
             let vv: &[f32; C] = arr(vs);
-            for r in 0..R {
+            each_row!(2, |r| {
                 for c in 0..C {
-                    acc[r][c] += wv[c] * dv[r];
-                    racc[r][c] += vv[c] * dv[r] + wv[c] * rv[r];
+                    acc[r][c] = K::mul_add(wv[c], dv[r], acc[r][c]);
+                    racc[r][c] = K::mul_add(wv[c], rv[r], K::mul_add(vv[c], dv[r], racc[r][c]));
                 }
-            }
+            });
+        }
+    } else if R == 1 {
+        let panels = w[j0..].chunks(fi).zip(v[j0..].chunks(fi));
+        for ((ws, vs), (dv, rv)) in panels.zip(zip1(&d).zip(zip1(&rd))) {
+            let wv: &[f32; C] = arr(ws);
+            let vv: &[f32; C] = arr(vs);
+            each_row!(1, |r| {
+                for c in 0..C {
+                    acc[r][c] = K::mul_add(wv[c], dv[r], acc[r][c]);
+                    racc[r][c] = K::mul_add(wv[c], rv[r], K::mul_add(vv[c], dv[r], racc[r][c]));
+                }
+            });
         }
     } else {
         for ((o, ws), vs) in (0..fo).zip(w[j0..].chunks(fi)).zip(v[j0..].chunks(fi)) {
             let wv: &[f32; C] = arr(ws);
             let vv: &[f32; C] = arr(vs);
-            for r in 0..R {
+            each_row!(R, |r| {
                 let (dv, rv) = (d[r][o], rd[r][o]);
                 for c in 0..C {
-                    acc[r][c] += wv[c] * dv;
-                    racc[r][c] += vv[c] * dv + wv[c] * rv;
+                    acc[r][c] = K::mul_add(wv[c], dv, acc[r][c]);
+                    racc[r][c] = K::mul_add(wv[c], rv, K::mul_add(vv[c], dv, racc[r][c]));
                 }
-            }
+            });
         }
     }
-    for r in 0..R {
+    each_row!(R, |r| {
         *arr_mut::<C>(&mut din[(i0 + r) * fi + j0..]) = acc[r];
         *arr_mut::<C>(&mut rdin[(i0 + r) * fi + j0..]) = racc[r];
-    }
+    });
 }
 
 /// Fused backward and R-backward: `din` as [`backward`], and
 /// `rdin[i][j] = sum_o (v[o][j] * dout[i][o] + w[o][j] * rdout[i][o])`, each pair one term.
 #[inline(always)]
-pub(crate) fn r_backward(
+pub(crate) fn r_backward<K: Isa>(
     w: &[f32],
     v: &[f32],
     fi: usize,
@@ -643,8 +945,8 @@ pub(crate) fn r_backward(
     // Columns outer, samples inner, as in [`backward`]: the column blocks of `w` and `v` stay
     // in the L1 cache.
     lanes!(0, fi, |C, j0| {
-        rows!(R_RB, 0, n, |R, i0| {
-            r_backward_block::<R, C>(w, v, fi, fo, dout, rdout, i0, j0, din, rdin);
+        rows!(K, R_RB, R_RB_N, 0, n, |R, i0| {
+            r_backward_block::<K, R, C>(w, v, fi, fo, dout, rdout, i0, j0, din, rdin);
         });
     });
 }
@@ -663,17 +965,22 @@ fn arr_mut<const N: usize>(s: &mut [f32]) -> &mut [f32; N] {
 fn panel_of(fi: usize, j: usize) -> (usize, usize) {
     let full = fi / LW * LW;
     if j < full {
-        (j / LW * LW, LW)
-    } else if fi - full >= LN && j < full + LN {
-        (full, LN)
-    } else {
-        (j, 1)
+        return (j / LW * LW, LW);
+    }
+    // The tail: at most one panel of LN and one of LQ, then single columns.
+    let mut p0 = full;
+    loop {
+        let c = cut(p0, fi);
+        if j < p0 + c || p0 + c >= fi {
+            return (p0, c);
+        }
+        p0 += c;
     }
 }
 
 /// Copies the sample-major activations `a` (`n` rows of `fi`) into `p` in column panels for
 /// the parameter phase: the columns are cut as the lane widths cut them (`LW`, ..., `LW`, then `LN`,
-/// then 1s) and the panel of columns `j0..j0 + c` is stored at `j0 * n` as `[i][c]`, so that
+/// `LQ`, then 1s, see [`cut`]) and the panel of columns `j0..j0 + c` is stored at `j0 * n` as `[i][c]`, so that
 /// [`accumulate`] streams it and its rows never collide in the cache whatever `fi` is.
 #[inline(always)]
 pub(crate) fn panelize(a: &[f32], n: usize, fi: usize, p: &mut [f32]) {
@@ -681,10 +988,14 @@ pub(crate) fn panelize(a: &[f32], n: usize, fi: usize, p: &mut [f32]) {
     while j0 < fi {
         let (_, c) = panel_of(fi, j0);
         let panel = &mut p[j0 * n..(j0 + c) * n];
-        match c {
-            LW => copy_rows::<LW>(a, fi, j0, panel),
-            LN => copy_rows::<LN>(a, fi, j0, panel),
-            _ => copy_rows::<1>(a, fi, j0, panel),
+        if c == LW {
+            copy_rows::<LW>(a, fi, j0, panel);
+        } else if c == LN {
+            copy_rows::<LN>(a, fi, j0, panel);
+        } else if c == LQ {
+            copy_rows::<LQ>(a, fi, j0, panel);
+        } else {
+            copy_rows::<1>(a, fi, j0, panel);
         }
         j0 += c;
     }
@@ -700,35 +1011,39 @@ fn copy_rows<const C: usize>(a: &[f32], fi: usize, j0: usize, panel: &mut [f32])
 
 /// One sample's terms of a gradient block: `acc[r][c] += d[r] * x[c]`.
 #[inline(always)]
-fn grad_step<const R: usize, const C: usize>(acc: &mut [[f32; C]; R], x: &[f32; C], d: &[f32; R]) {
-    for r in 0..R {
+fn grad_step<K: Isa, const R: usize, const C: usize>(
+    acc: &mut [[f32; C]; R],
+    x: &[f32; C],
+    d: &[f32; R],
+) {
+    each_row!(R, |r| {
         for c in 0..C {
-            acc[r][c] += d[r] * x[c];
+            acc[r][c] = K::mul_add(d[r], x[c], acc[r][c]);
         }
-    }
+    });
 }
 
 /// One sample's terms of an R-gradient block: `acc[r][c] += rd[r] * x[c] + d[r] * rx[c]`.
 #[inline(always)]
-fn hvp_step<const R: usize, const C: usize>(
+fn hvp_step<K: Isa, const R: usize, const C: usize>(
     acc: &mut [[f32; C]; R],
     x: &[f32; C],
     rx: &[f32; C],
     d: &[f32; R],
     rd: &[f32; R],
 ) {
-    for r in 0..R {
+    each_row!(R, |r| {
         for c in 0..C {
-            acc[r][c] += rd[r] * x[c] + d[r] * rx[c];
+            acc[r][c] = K::mul_add(d[r], rx[c], K::mul_add(rd[r], x[c], acc[r][c]));
         }
-    }
+    });
 }
 
 /// One block of [`accumulate`] with the gradient's term: rows `o0..o0 + R`, `C` columns whose
 /// per-sample values are at `x[i * stride + off..][..C]`, the accumulators at
 /// `g[base + r * fi + c]`.
 #[inline(always)]
-fn grad_block<const R: usize, const C: usize>(
+fn grad_block<K: Isa, const R: usize, const C: usize>(
     d: &[f32],
     x: &[f32],
     stride: usize,
@@ -741,26 +1056,26 @@ fn grad_block<const R: usize, const C: usize>(
     base: usize,
 ) {
     let mut acc = [[0.0f32; C]; R];
-    for r in 0..R {
+    each_row!(R, |r| {
         acc[r] = *arr(&g[base + r * fi..]);
-    }
+    });
     if stride == C && off == 0 {
         for (xs, ds) in x[..n * C].chunks_exact(C).zip(d[o0..].chunks(fo)) {
-            grad_step(&mut acc, arr(xs), arr(ds));
+            grad_step::<K, R, C>(&mut acc, arr(xs), arr(ds));
         }
     } else {
         for (xs, ds) in x[off..].chunks(stride).zip(d[o0..].chunks(fo)).take(n) {
-            grad_step(&mut acc, arr(xs), arr(ds));
+            grad_step::<K, R, C>(&mut acc, arr(xs), arr(ds));
         }
     }
-    for r in 0..R {
+    each_row!(R, |r| {
         *arr_mut::<C>(&mut g[base + r * fi..]) = acc[r];
-    }
+    });
 }
 
 /// One block of [`accumulate`] with the R-gradient's term.
 #[inline(always)]
-fn hvp_block<const R: usize, const C: usize>(
+fn hvp_block<K: Isa, const R: usize, const C: usize>(
     d: &[f32],
     rd: &[f32],
     x: &[f32],
@@ -775,24 +1090,24 @@ fn hvp_block<const R: usize, const C: usize>(
     base: usize,
 ) {
     let mut acc = [[0.0f32; C]; R];
-    for r in 0..R {
+    each_row!(R, |r| {
         acc[r] = *arr(&g[base + r * fi..]);
-    }
+    });
     let ds = d[o0..].chunks(fo).zip(rd[o0..].chunks(fo));
     if stride == C && off == 0 {
         let xs = x[..n * C].chunks_exact(C).zip(rx[..n * C].chunks_exact(C));
         for ((xv, rxv), (dv, rv)) in xs.zip(ds) {
-            hvp_step(&mut acc, arr(xv), arr(rxv), arr(dv), arr(rv));
+            hvp_step::<K, R, C>(&mut acc, arr(xv), arr(rxv), arr(dv), arr(rv));
         }
     } else {
         let xs = x[off..].chunks(stride).zip(rx[off..].chunks(stride));
         for ((xv, rxv), (dv, rv)) in xs.zip(ds).take(n) {
-            hvp_step(&mut acc, arr(xv), arr(rxv), arr(dv), arr(rv));
+            hvp_step::<K, R, C>(&mut acc, arr(xv), arr(rxv), arr(dv), arr(rv));
         }
     }
-    for r in 0..R {
+    each_row!(R, |r| {
         *arr_mut::<C>(&mut g[base + r * fi..]) = acc[r];
-    }
+    });
 }
 
 /// The per-sample term of the parameter phase; the activations are in panels ([`panelize`]).
@@ -812,7 +1127,7 @@ pub(crate) enum Term<'a> {
 /// One block of columns: rows `o0..o0 + R`, the `C` columns from `j0` of the panel starting at
 /// column `p0` of width `pw`.
 #[inline(always)]
-fn term_block<const R: usize, const C: usize>(
+fn term_block<K: Isa, const R: usize, const C: usize>(
     term: Term<'_>,
     fi: usize,
     fo: usize,
@@ -826,8 +1141,10 @@ fn term_block<const R: usize, const C: usize>(
 ) {
     let (start, off) = (p0 * n, j0 - p0);
     match term {
-        Term::Grad { d, a } => grad_block::<R, C>(d, &a[start..], pw, off, fi, fo, n, o0, g, base),
-        Term::Hvp { d, rd, a, ra } => hvp_block::<R, C>(
+        Term::Grad { d, a } => {
+            grad_block::<K, R, C>(d, &a[start..], pw, off, fi, fo, n, o0, g, base)
+        }
+        Term::Hvp { d, rd, a, ra } => hvp_block::<K, R, C>(
             d,
             rd,
             &a[start..],
@@ -850,7 +1167,7 @@ fn term_block<const R: usize, const C: usize>(
 /// order (the accumulator stays in a register over the samples; it is loaded from and stored
 /// back to `g`, which is exact).
 #[inline(always)]
-pub(crate) fn accumulate(
+pub(crate) fn accumulate<K: Isa>(
     term: Term<'_>,
     fi: usize,
     fo: usize,
@@ -869,18 +1186,18 @@ pub(crate) fn accumulate(
             // Each term with its own block height (the two-term block in 4 rows would not fit
             // in the 16 AVX2 registers), and only its own blocks compiled.
             match term {
-                Term::Grad { d, a } => rows!(R_P, o_lo, o_hi, |R, o0| {
+                Term::Grad { d, a } => rows!(K, R_P, R_P_N, o_lo, o_hi, |R, o0| {
                     lanes!(jb, je, |C, j0| {
                         let base = (o0 - o_lo) * fi + j0;
                         let x = &a[j0 * n..];
-                        grad_block::<R, C>(d, x, C, 0, fi, fo, n, o0, g, base);
+                        grad_block::<K, R, C>(d, x, C, 0, fi, fo, n, o0, g, base);
                     });
                 }),
-                Term::Hvp { d, rd, a, ra } => rows!(R_PH, o_lo, o_hi, |R, o0| {
+                Term::Hvp { d, rd, a, ra } => rows!(K, R_PH, R_PH_N, o_lo, o_hi, |R, o0| {
                     lanes!(jb, je, |C, j0| {
                         let base = (o0 - o_lo) * fi + j0;
                         let (x, rx) = (&a[j0 * n..], &ra[j0 * n..]);
-                        hvp_block::<R, C>(d, rd, x, rx, C, 0, fi, fo, n, o0, g, base);
+                        hvp_block::<K, R, C>(d, rd, x, rx, C, 0, fi, fo, n, o0, g, base);
                     });
                 }),
             }
@@ -890,7 +1207,7 @@ pub(crate) fn accumulate(
         // Part of one row: column by column.
         for j in j_lo..j_hi {
             let (p0, pw) = panel_of(fi, j);
-            term_block::<1, 1>(term, fi, fo, n, o_lo, p0, pw, j, g, j - j_lo);
+            term_block::<K, 1, 1>(term, fi, fo, n, o_lo, p0, pw, j, g, j - j_lo);
         }
     }
 }

@@ -99,6 +99,7 @@ pub use eig::power::{
 };
 pub use error::Error;
 pub use init::Init;
+pub use kernels::{Isa, Portable};
 pub use loss::Loss;
 pub use math::MathBackend;
 pub use mlp::Eval;

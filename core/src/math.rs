@@ -99,6 +99,23 @@ pub fn sqrt64(x: f64) -> f64 {
     libm::sqrt(x)
 }
 
+/// `a * b + c` rounded once (IEEE 754 `fusedMultiplyAdd`, round to nearest even), on every
+/// target: [`libm::fmaf`], or with the `arm-vfma` feature the FPU's `vfma.f32` on hard-float Arm
+/// targets (FPv4-SP and later: Cortex-M4F, M7, M33) through the `edgewise-vfma` crate, which
+/// computes the same correctly rounded result (the conformance goldens check it under QEMU).
+/// The accumulations of the dense layers ([`crate::mlp`]'s canonical order) use it.
+#[inline(always)]
+pub fn fma(a: f32, b: f32, c: f32) -> f32 {
+    #[cfg(feature = "arm-vfma")]
+    {
+        edgewise_vfma::fmaf(a, b, c)
+    }
+    #[cfg(not(feature = "arm-vfma"))]
+    {
+        libm::fmaf(a, b, c)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +137,42 @@ mod tests {
                 "ln({x}): {a} vs {b}"
             );
         }
+    }
+
+    /// The multiply-add core uses is the correctly rounded one: bit for bit the test machine's
+    /// own fused multiply-add (`f32::mul_add`: the FMA instruction on x86-64 and AArch64) on
+    /// seeded random operands over the whole range, subnormals, carries near 1 and
+    /// near-cancellations included, and exact where the rounded product would not be.
+    #[test]
+    fn fma_is_the_correctly_rounded_multiply_add() {
+        let mut rng = crate::SplitMix64::new(7);
+        let pick = |rng: &mut crate::SplitMix64| -> f32 {
+            let b = rng.next_u64();
+            match b % 4 {
+                // Any bit pattern.
+                0 => f32::from_bits((b >> 32) as u32),
+                // Near 1 (long carries).
+                1 => 1.0 + ((b >> 40) as f32) * f32::EPSILON,
+                // Subnormals and tiny values.
+                2 => f32::from_bits(((b >> 40) as u32) & 0x00ff_ffff),
+                // Moderate values of either sign.
+                _ => ((b >> 11) as f64 / (1u64 << 53) as f64 * 8.0 - 4.0) as f32,
+            }
+        };
+        for i in 0..2_000_000u32 {
+            let (a, b) = (pick(&mut rng), pick(&mut rng));
+            // Every fourth `c` nearly cancels the product.
+            let c = if i % 4 == 0 { -(a * b) } else { pick(&mut rng) };
+            let got = fma(a, b, c);
+            let want = a.mul_add(b, c);
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "fma({a:e}, {b:e}, {c:e}) = {got:e}, expected {want:e}"
+            );
+        }
+        assert_eq!(
+            fma(1.0 + f32::EPSILON, 1.0 - f32::EPSILON, -1.0),
+            -f32::EPSILON * f32::EPSILON
+        );
     }
 }

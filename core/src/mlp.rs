@@ -20,14 +20,21 @@
 //! Every result is defined by this order, and every implementation (tiled, multi-threaded,
 //! vectorised) must reproduce it exactly:
 //!
+//! Every product below is *fused* into its sum: `s = fma(x, y, s)`, one IEEE 754
+//! `fusedMultiplyAdd` (the exact `x * y + s` rounded once, to nearest even), from the
+//! instance's [`Isa`] (correctly rounded on every target, so the same bits everywhere).
+//!
 //! 1. **Over inputs** (forward): `z_o = (sum_j W_oj a_j) + b_o`, the sum in f32 from `+0.0`
-//!    in ascending `j`, the bias added last. `R(z)_o = (sum_j (V_oj a_j + W_oj R(a)_j)) + v_o`,
-//!    each pair added as one term (on the first layer the term is `V_oj a_j` alone).
-//! 2. **Over outputs** (backward): `(W^T delta)_j = sum_o W_oj delta_o` in f32 from `+0.0`, ascending
-//!    `o`; `R(W^T delta)_j = sum_o (V_oj delta_o + W_oj R(delta)_o)`, likewise.
+//!    in ascending `j`, each `W_oj a_j` fused into it, the bias added last.
+//!    `R(z)_o = (sum_j (V_oj a_j + W_oj R(a)_j)) + v_o`, for each `j` first `V_oj a_j` fused
+//!    into the sum, then `W_oj R(a)_j` (on the first layer `V_oj a_j` alone).
+//! 2. **Over outputs** (backward): `(W^T delta)_j = sum_o W_oj delta_o` in f32 from `+0.0`,
+//!    ascending `o`, fused; `R(W^T delta)_j = sum_o (V_oj delta_o + W_oj R(delta)_o)`, for each
+//!    `o` first `V_oj delta_o`, then `W_oj R(delta)_o`.
 //! 3. **Over samples** (gradient and Hessian-vector product): each parameter's accumulator
-//!    starts at `+0.0` and adds its per-sample term for sample 0, 1, 2, ... of the data view in
-//!    order (`delta_o a_j`; for `H v`: `R(delta)_o a_j + delta_o R(a)_j`); at the end it is divided
+//!    starts at `+0.0` and fuses its per-sample term in for sample 0, 1, 2, ... of the data view
+//!    in order (`delta_o a_j`; for `H v` first `R(delta)_o a_j`, then `delta_o R(a)_j`); at the
+//!    end it is divided
 //!    by `N` (one f32 division). The loss is `sum_i l_i` accumulated in f64 in sample order, divided
 //!    by `N` in f64 and rounded to f32 once.
 //!
@@ -41,9 +48,8 @@ use core::ops::Range;
 use crate::arch::Arch;
 use crate::data::Data;
 use crate::error::{check_len, check_min, Error};
-use crate::kernels::{self, transpose, Term};
+use crate::kernels::{self, transpose, Isa, Portable, Term};
 use crate::loss::{argmax, Loss, Target};
-use crate::vec::dot;
 
 /// Loss and accuracy of a network on a data view.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -239,7 +245,7 @@ impl Arch {
     /// `[j * cap + i]`) in the `D` slot's block of layer `l < n_layers`, which the R-forward
     /// pass reuses; the backward pass overwrites them.
     #[inline(always)]
-    fn forward_into<const CACHE: bool>(
+    fn forward_into<K: Isa, const CACHE: bool>(
         &self,
         params: &[f32],
         wt: Option<&[f32]>,
@@ -281,12 +287,12 @@ impl Arch {
                 match wt {
                     Some(wt) => {
                         let wt = &wt[self.packed_offset(l)..][..fi * fo];
-                        kernels::forward_t(wt, b, fi, fo, a_in, n, z_out);
+                        kernels::forward_t::<K>(wt, b, fi, fo, a_in, n, z_out);
                     }
                     None => {
                         let at = &mut s.d[in_off..in_off + cap * fi];
                         transpose(a_in, n, fi, at, cap);
-                        kernels::forward(w, b, fi, fo, at, cap, n, z_out);
+                        kernels::forward::<K>(w, b, fi, fo, at, cap, n, z_out);
                     }
                 }
             }
@@ -323,7 +329,7 @@ impl Arch {
     /// Sample phase of an evaluation for one tile: forward pass, per-sample losses and
     /// correctness of samples `start..start + n` (no deltas; tally with [`Arch::tile_tally`]).
     #[inline(always)]
-    pub fn tile_eval_pass(
+    pub fn tile_eval_pass<K: Isa>(
         &self,
         params: &[f32],
         data: &Data<'_>,
@@ -332,13 +338,13 @@ impl Arch {
         ws: &mut [f32],
         cap: usize,
     ) -> Result<(), Error> {
-        self.eval_pass(params, None, data, start, n, ws, cap)
+        self.eval_pass::<K>(params, None, data, start, n, ws, cap)
     }
 
     /// [`Arch::tile_eval_pass`] with the transposed weights `wt` of `params` (written by
     /// [`Arch::pack_transposed`]): the same bits, faster on CPUs with vector units.
     #[inline(always)]
-    pub fn tile_eval_pass_packed(
+    pub fn tile_eval_pass_packed<K: Isa>(
         &self,
         params: &[f32],
         wt: &[f32],
@@ -349,11 +355,11 @@ impl Arch {
         cap: usize,
     ) -> Result<(), Error> {
         check_len("packed weights", wt, self.packed_len())?;
-        self.eval_pass(params, Some(wt), data, start, n, ws, cap)
+        self.eval_pass::<K>(params, Some(wt), data, start, n, ws, cap)
     }
 
     #[inline(always)]
-    fn eval_pass(
+    fn eval_pass<K: Isa>(
         &self,
         params: &[f32],
         wt: Option<&[f32]>,
@@ -366,7 +372,7 @@ impl Arch {
         self.check_params("params", params)?;
         self.check_tile(data, start, n, ws, cap, false)?;
         let mut s = slots(ws, cap, self.width_sum(), false);
-        self.forward_into::<false>(
+        self.forward_into::<K, false>(
             params,
             wt,
             data,
@@ -382,7 +388,7 @@ impl Arch {
     /// Sample phase of the gradient for one tile: forward pass, per-sample losses and all deltas
     /// of samples `start..start + n` of `data`, into `ws` (laid out for tiles of `cap` samples).
     #[inline(always)]
-    pub fn tile_grad_pass(
+    pub fn tile_grad_pass<K: Isa>(
         &self,
         params: &[f32],
         data: &Data<'_>,
@@ -391,13 +397,13 @@ impl Arch {
         ws: &mut [f32],
         cap: usize,
     ) -> Result<(), Error> {
-        self.grad_pass(params, None, data, start, n, ws, cap)
+        self.grad_pass::<K>(params, None, data, start, n, ws, cap)
     }
 
     /// [`Arch::tile_grad_pass`] with the transposed weights `wt` of `params` (written by
     /// [`Arch::pack_transposed`]): the same bits, faster on CPUs with vector units.
     #[inline(always)]
-    pub fn tile_grad_pass_packed(
+    pub fn tile_grad_pass_packed<K: Isa>(
         &self,
         params: &[f32],
         wt: &[f32],
@@ -408,11 +414,11 @@ impl Arch {
         cap: usize,
     ) -> Result<(), Error> {
         check_len("packed weights", wt, self.packed_len())?;
-        self.grad_pass(params, Some(wt), data, start, n, ws, cap)
+        self.grad_pass::<K>(params, Some(wt), data, start, n, ws, cap)
     }
 
     #[inline(always)]
-    fn grad_pass(
+    fn grad_pass<K: Isa>(
         &self,
         params: &[f32],
         wt: Option<&[f32]>,
@@ -425,7 +431,7 @@ impl Arch {
         self.check_params("params", params)?;
         self.check_tile(data, start, n, ws, cap, false)?;
         let mut s = slots(ws, cap, self.width_sum(), false);
-        self.forward_into::<false>(
+        self.forward_into::<K, false>(
             params,
             wt,
             data,
@@ -446,7 +452,7 @@ impl Arch {
             let out_off = cap * self.width_prefix(l + 1);
             let (lo, hi) = s.d.split_at_mut(out_off);
             let din = &mut lo[in_off..in_off + n * fi];
-            kernels::backward(w, fi, fo, &hi[..n * fo], n, din);
+            kernels::backward::<K>(w, fi, fo, &hi[..n * fo], n, din);
             let z = &s.z[in_off..in_off + n * fi];
             let a = &s.a[in_off..in_off + n * fi];
             act.mul_deriv1_slice(z, a, din, m);
@@ -459,7 +465,7 @@ impl Arch {
     /// R-forward pass, and the fused backward / R-backward pass.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    pub fn tile_hvp_pass(
+    pub fn tile_hvp_pass<K: Isa>(
         &self,
         params: &[f32],
         v: &[f32],
@@ -469,7 +475,7 @@ impl Arch {
         ws: &mut [f32],
         cap: usize,
     ) -> Result<(), Error> {
-        self.hvp_pass::<false>(
+        self.hvp_pass::<K, false>(
             params,
             v,
             None,
@@ -486,7 +492,7 @@ impl Arch {
     /// weight part `vt` of `v` (both written by [`Arch::pack_transposed`]): the same bits, faster
     /// on CPUs with vector units.
     #[inline(always)]
-    pub fn tile_hvp_pass_packed(
+    pub fn tile_hvp_pass_packed<K: Isa>(
         &self,
         params: &[f32],
         wt: &[f32],
@@ -500,7 +506,7 @@ impl Arch {
     ) -> Result<(), Error> {
         check_len("packed weights", wt, self.packed_len())?;
         check_len("packed direction", vt, self.packed_len())?;
-        self.hvp_pass::<false>(
+        self.hvp_pass::<K, false>(
             params,
             v,
             Some((wt, vt)),
@@ -524,7 +530,7 @@ impl Arch {
     /// engine keys its copy on the parameters' bits).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    pub fn tile_hvp_pass_cached(
+    pub fn tile_hvp_pass_cached<K: Isa>(
         &self,
         params: &[f32],
         wt: &[f32],
@@ -545,11 +551,11 @@ impl Arch {
             FirstLayer::Store(z) => check_min("first-layer pre-activations", z, need)?,
             FirstLayer::Reuse(z) => check_min("first-layer pre-activations", z, need)?,
         }
-        self.hvp_pass::<true>(params, v, Some((wt, vt)), data, start, n, ws, cap, first)
+        self.hvp_pass::<K, true>(params, v, Some((wt, vt)), data, start, n, ws, cap, first)
     }
 
     #[inline(always)]
-    fn hvp_pass<const CACHE: bool>(
+    fn hvp_pass<K: Isa, const CACHE: bool>(
         &self,
         params: &[f32],
         v: &[f32],
@@ -565,7 +571,7 @@ impl Arch {
         self.check_params("direction", v)?;
         self.check_tile(data, start, n, ws, cap, true)?;
         let mut s = slots(ws, cap, self.width_sum(), true);
-        self.forward_into::<CACHE>(
+        self.forward_into::<K, CACHE>(
             params,
             packed.map(|p| p.0),
             data,
@@ -599,7 +605,7 @@ impl Arch {
                 } else {
                     Some(&s.ra[in_off..in_off + n * fi])
                 };
-                kernels::r_forward_t(wt, vt, vb, fi, fo, a, ra, n, rz);
+                kernels::r_forward_t::<K>(wt, vt, vb, fi, fo, a, ra, n, rz);
             } else {
                 // a_l^T is in the D slot (forward_into); R(a)_l^T goes to the free R(delta) slot.
                 let at = &s.d[in_off..in_off + cap * fi];
@@ -610,7 +616,7 @@ impl Arch {
                     transpose(&s.ra[in_off..in_off + n * fi], n, fi, rat, cap);
                     Some(&*rat)
                 };
-                kernels::r_forward(w, vw, vb, fi, fo, at, rat, cap, n, rz);
+                kernels::r_forward::<K>(w, vw, vb, fi, fo, at, rat, cap, n, rz);
             }
             let ra = &mut s.ra[out_off..out_off + n * fo];
             if l == last {
@@ -641,7 +647,7 @@ impl Arch {
             let (rlo, rhi) = s.rd.split_at_mut(out_off);
             let din = &mut dlo[in_off..in_off + n * fi];
             let rdin = &mut rlo[in_off..in_off + n * fi];
-            kernels::r_backward(w, vw, fi, fo, &dhi[..n * fo], &rhi[..n * fo], n, din, rdin);
+            kernels::r_backward::<K>(w, vw, fi, fo, &dhi[..n * fo], &rhi[..n * fo], n, din, rdin);
             let z = &s.z[in_off..in_off + n * fi];
             let a = &s.a[in_off..in_off + n * fi];
             let rz = &s.rz[in_off..in_off + n * fi];
@@ -684,7 +690,7 @@ impl Arch {
     /// `ws` must come from [`Arch::tile_grad_pass`] (or [`Arch::tile_hvp_pass`]) with the same
     /// `cap` and `n`.
     #[inline(always)]
-    pub fn tile_accumulate_grad(
+    pub fn tile_accumulate_grad<K: Isa>(
         &self,
         ws: &[f32],
         cap: usize,
@@ -692,13 +698,13 @@ impl Arch {
         range: Range<usize>,
         out: &mut [f32],
     ) -> Result<(), Error> {
-        self.accumulate(ws, cap, n, range, out, false)
+        self.accumulate::<K>(ws, cap, n, range, out, false)
     }
 
     /// Parameter phase of the Hessian-vector product, as [`Arch::tile_accumulate_grad`] but for
     /// the R-gradient; `ws` must come from [`Arch::tile_hvp_pass`].
     #[inline(always)]
-    pub fn tile_accumulate_hvp(
+    pub fn tile_accumulate_hvp<K: Isa>(
         &self,
         ws: &[f32],
         cap: usize,
@@ -706,11 +712,11 @@ impl Arch {
         range: Range<usize>,
         out: &mut [f32],
     ) -> Result<(), Error> {
-        self.accumulate(ws, cap, n, range, out, true)
+        self.accumulate::<K>(ws, cap, n, range, out, true)
     }
 
     #[inline(always)]
-    fn accumulate(
+    fn accumulate<K: Isa>(
         &self,
         ws: &[f32],
         cap: usize,
@@ -766,7 +772,7 @@ impl Arch {
                 let (o_b, j_b) = ((hi - sp.weight) / fi, (hi - sp.weight) % fi);
                 let at = |o: usize| sp.weight + o * fi - p0;
                 if o_a == o_b {
-                    kernels::accumulate(
+                    kernels::accumulate::<K>(
                         term,
                         fi,
                         fo,
@@ -780,7 +786,7 @@ impl Arch {
                 } else {
                     let mut o_full = o_a;
                     if j_a > 0 {
-                        kernels::accumulate(
+                        kernels::accumulate::<K>(
                             term,
                             fi,
                             fo,
@@ -794,7 +800,7 @@ impl Arch {
                         o_full += 1;
                     }
                     if o_full < o_b {
-                        kernels::accumulate(
+                        kernels::accumulate::<K>(
                             term,
                             fi,
                             fo,
@@ -807,7 +813,7 @@ impl Arch {
                         );
                     }
                     if j_b > 0 {
-                        kernels::accumulate(
+                        kernels::accumulate::<K>(
                             term,
                             fi,
                             fo,
@@ -906,9 +912,9 @@ impl Arch {
         let mut start = 0;
         while start < n_all {
             let n = tile.min(n_all - start);
-            self.tile_grad_pass(params, data, start, n, ws, tile)?;
+            self.tile_grad_pass::<Portable>(params, data, start, n, ws, tile)?;
             self.tile_tally(ws, tile, n, &mut loss_sum, &mut correct)?;
-            self.tile_accumulate_grad(ws, tile, n, 0..self.n_params(), grad)?;
+            self.tile_accumulate_grad::<Portable>(ws, tile, n, 0..self.n_params(), grad)?;
             start += n;
         }
         finish_mean(grad, n_all);
@@ -933,8 +939,8 @@ impl Arch {
         let mut start = 0;
         while start < n_all {
             let n = tile.min(n_all - start);
-            self.tile_hvp_pass(params, v, data, start, n, ws, tile)?;
-            self.tile_accumulate_hvp(ws, tile, n, 0..self.n_params(), out)?;
+            self.tile_hvp_pass::<Portable>(params, v, data, start, n, ws, tile)?;
+            self.tile_accumulate_hvp::<Portable>(ws, tile, n, 0..self.n_params(), out)?;
             start += n;
         }
         finish_mean(out, n_all);
@@ -956,7 +962,7 @@ impl Arch {
         let mut start = 0;
         while start < n_all {
             let n = tile.min(n_all - start);
-            self.tile_eval_pass(params, data, start, n, ws, tile)?;
+            self.tile_eval_pass::<Portable>(params, data, start, n, ws, tile)?;
             self.tile_tally(ws, tile, n, &mut loss_sum, &mut correct)?;
             start += n;
         }
@@ -1017,7 +1023,11 @@ impl Arch {
             let (lo, hi) = s.a.split_at_mut(out_off);
             let x = &lo[in_off..in_off + fi];
             for o in 0..fo {
-                let z = dot(&w[o * fi..(o + 1) * fi], x) + b[o];
+                let mut z = 0.0f32;
+                for (&wj, &xj) in w[o * fi..(o + 1) * fi].iter().zip(x) {
+                    z = Portable::mul_add(wj, xj, z);
+                }
+                let z = z + b[o];
                 hi[o] = if l == last { z } else { act.value(z, m) };
             }
         }

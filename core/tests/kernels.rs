@@ -5,9 +5,11 @@
 //! arbitrary parameter ranges.
 //!
 //! The reference is the definition in `core/src/mlp.rs`, one sample and one accumulator at a
-//! time: dot products from `+0.0` in ascending index order with the bias added last, the
-//! R-operator's paired terms added as one term, per-parameter accumulation over samples in
-//! order, one division by `N` at the end, the loss summed in f64.
+//! time: dot products from `+0.0` in ascending index order, each term fused into the sum
+//! (`f32::mul_add`, the hardware's FMA here, independent of core's `libm::fmaf`), with the bias
+//! added last, the R-operator's paired terms fused one after the other (first the `V` or
+//! `R(delta) a` term), per-parameter accumulation over samples in order, one division by `N`
+//! at the end, the loss summed in f64.
 
 // The reference loops index on purpose: they spell out the canonical order.
 #![allow(clippy::needless_range_loop)]
@@ -60,7 +62,7 @@ impl<'a> Reference<'a> {
             for o in 0..fo {
                 let mut acc = 0.0f32;
                 for j in 0..fi {
-                    acc += self.w(p, l, o, j) * a[l][j];
+                    acc = self.w(p, l, o, j).mul_add(a[l][j], acc);
                 }
                 zl[o] = acc + self.b(p, l, o);
                 al[o] = if l == last {
@@ -98,7 +100,7 @@ impl<'a> Reference<'a> {
             for j in 0..fi {
                 let mut acc = 0.0f32;
                 for o in 0..fo {
-                    acc += self.w(p, l, o, j) * d[l + 1][o];
+                    acc = self.w(p, l, o, j).mul_add(d[l + 1][o], acc);
                 }
                 dl[j] = acc * act.deriv1(f.z[l][j], f.a[l][j], m);
             }
@@ -108,7 +110,8 @@ impl<'a> Reference<'a> {
             let sp = self.arch.layer(l);
             for o in 0..sp.fan_out {
                 for j in 0..sp.fan_in {
-                    g[sp.weight + o * sp.fan_in + j] += d[l + 1][o] * f.a[l][j];
+                    let q = sp.weight + o * sp.fan_in + j;
+                    g[q] = d[l + 1][o].mul_add(f.a[l][j], g[q]);
                 }
                 g[sp.bias + o] += d[l + 1][o];
             }
@@ -124,12 +127,10 @@ impl<'a> Reference<'a> {
             for o in 0..fo {
                 let mut acc = 0.0f32;
                 for j in 0..fi {
-                    let vt = self.w(v, l, o, j) * f.a[l][j];
-                    acc += if l == 0 {
-                        vt
-                    } else {
-                        vt + self.w(p, l, o, j) * ra[l][j]
-                    };
+                    acc = self.w(v, l, o, j).mul_add(f.a[l][j], acc);
+                    if l > 0 {
+                        acc = self.w(p, l, o, j).mul_add(ra[l][j], acc);
+                    }
                 }
                 rzl[o] = acc + self.b(v, l, o);
                 ral[o] = if l == nl - 1 {
@@ -153,8 +154,9 @@ impl<'a> Reference<'a> {
             for j in 0..fi {
                 let (mut wtd, mut racc) = (0.0f32, 0.0f32);
                 for o in 0..fo {
-                    wtd += self.w(p, l, o, j) * dd[l + 1][o];
-                    racc += self.w(v, l, o, j) * dd[l + 1][o] + self.w(p, l, o, j) * rd[l + 1][o];
+                    wtd = self.w(p, l, o, j).mul_add(dd[l + 1][o], wtd);
+                    racc = self.w(v, l, o, j).mul_add(dd[l + 1][o], racc);
+                    racc = self.w(p, l, o, j).mul_add(rd[l + 1][o], racc);
                 }
                 let (d1, d2) = act.derivs(f.z[l][j], f.a[l][j], m);
                 rdl[j] = d1 * racc + (wtd * d2) * rz[l][j];
@@ -166,12 +168,11 @@ impl<'a> Reference<'a> {
             let sp = self.arch.layer(l);
             for o in 0..sp.fan_out {
                 for j in 0..sp.fan_in {
-                    let t = if l == 0 {
-                        rd[l + 1][o] * f.a[l][j]
-                    } else {
-                        rd[l + 1][o] * f.a[l][j] + d[l + 1][o] * ra[l][j]
-                    };
-                    h[sp.weight + o * sp.fan_in + j] += t;
+                    let q = sp.weight + o * sp.fan_in + j;
+                    h[q] = rd[l + 1][o].mul_add(f.a[l][j], h[q]);
+                    if l > 0 {
+                        h[q] = d[l + 1][o].mul_add(ra[l][j], h[q]);
+                    }
                 }
                 h[sp.bias + o] += rd[l + 1][o];
             }
@@ -279,27 +280,29 @@ fn tiled(
     while start < n_all {
         let n = tile.min(n_all - start);
         if packed {
-            arch.tile_grad_pass_packed(&pb.params, &wt, data, start, n, &mut ws, tile)
+            arch.tile_grad_pass_packed::<Portable>(&pb.params, &wt, data, start, n, &mut ws, tile)
                 .unwrap();
         } else {
-            arch.tile_grad_pass(&pb.params, data, start, n, &mut ws, tile)
+            arch.tile_grad_pass::<Portable>(&pb.params, data, start, n, &mut ws, tile)
                 .unwrap();
         }
         arch.tile_tally(&ws, tile, n, &mut loss, &mut correct)
             .unwrap();
         for c in cuts.windows(2) {
-            arch.tile_accumulate_grad(&ws, tile, n, c[0]..c[1], &mut g[c[0]..c[1]])
+            arch.tile_accumulate_grad::<Portable>(&ws, tile, n, c[0]..c[1], &mut g[c[0]..c[1]])
                 .unwrap();
         }
         if packed {
-            arch.tile_hvp_pass_packed(&pb.params, &wt, &pb.v, &vt, data, start, n, &mut ws, tile)
-                .unwrap();
+            arch.tile_hvp_pass_packed::<Portable>(
+                &pb.params, &wt, &pb.v, &vt, data, start, n, &mut ws, tile,
+            )
+            .unwrap();
         } else {
-            arch.tile_hvp_pass(&pb.params, &pb.v, data, start, n, &mut ws, tile)
+            arch.tile_hvp_pass::<Portable>(&pb.params, &pb.v, data, start, n, &mut ws, tile)
                 .unwrap();
         }
         for c in cuts.windows(2) {
-            arch.tile_accumulate_hvp(&ws, tile, n, c[0]..c[1], &mut h[c[0]..c[1]])
+            arch.tile_accumulate_hvp::<Portable>(&ws, tile, n, c[0]..c[1], &mut h[c[0]..c[1]])
                 .unwrap();
         }
         start += n;
@@ -388,13 +391,13 @@ fn packed_buffers_are_checked() {
     let data = Data::new(&x, 3, Targets::Classes(&y)).unwrap();
     let mut ws = vec![0.0; arch.workspace_len(2)];
     assert!(arch
-        .tile_grad_pass_packed(&params, &short, &data, 0, 2, &mut ws, 2)
+        .tile_grad_pass_packed::<Portable>(&params, &short, &data, 0, 2, &mut ws, 2)
         .is_err());
     assert!(arch
-        .tile_eval_pass_packed(&params, &short, &data, 0, 2, &mut ws, 2)
+        .tile_eval_pass_packed::<Portable>(&params, &short, &data, 0, 2, &mut ws, 2)
         .is_err());
     let wt = vec![0.0; arch.packed_len()];
     assert!(arch
-        .tile_hvp_pass_packed(&params, &wt, &params, &short, &data, 0, 2, &mut ws, 2)
+        .tile_hvp_pass_packed::<Portable>(&params, &wt, &params, &short, &data, 0, 2, &mut ws, 2)
         .is_err());
 }

@@ -210,11 +210,11 @@ fn parameter_ranges_split_like_threads_give_the_same_bits() {
     while start < data.len() {
         let n = tile.min(data.len() - start);
         c.arch
-            .tile_grad_pass(&c.params, &data, start, n, &mut ws, tile)
+            .tile_grad_pass::<Portable>(&c.params, &data, start, n, &mut ws, tile)
             .unwrap();
         for w in cuts.windows(2) {
             c.arch
-                .tile_accumulate_grad(&ws, tile, n, w[0]..w[1], &mut acc[w[0]..w[1]])
+                .tile_accumulate_grad::<Portable>(&ws, tile, n, w[0]..w[1], &mut acc[w[0]..w[1]])
                 .unwrap();
         }
         start += n;
@@ -346,9 +346,11 @@ fn in_place_and_copied_inputs_agree() {
             let mut start = 0;
             while start < 7 {
                 let n = tile.min(7 - start);
-                arch.tile_hvp_pass_packed(&params, &wt, &v, &vt, data, start, n, &mut ws, tile)
-                    .unwrap();
-                arch.tile_accumulate_hvp(&ws, tile, n, 0..p, &mut packed[k])
+                arch.tile_hvp_pass_packed::<Portable>(
+                    &params, &wt, &v, &vt, data, start, n, &mut ws, tile,
+                )
+                .unwrap();
+                arch.tile_accumulate_hvp::<Portable>(&ws, tile, n, 0..p, &mut packed[k])
                     .unwrap();
                 start += n;
             }
@@ -390,18 +392,22 @@ fn reused_first_layer_pre_activations_give_the_same_products() {
         arch.pack_transposed(v, &mut vt).unwrap();
         let (mut plain, mut cached) = (vec![0.0; p], vec![0.0; p]);
         for (t, &(start, n)) in starts.iter().enumerate() {
-            arch.tile_hvp_pass_packed(&params, &wt, v, &vt, &data, start, n, &mut ws, tile)
-                .unwrap();
-            arch.tile_accumulate_hvp(&ws, tile, n, 0..p, &mut plain)
+            arch.tile_hvp_pass_packed::<Portable>(
+                &params, &wt, v, &vt, &data, start, n, &mut ws, tile,
+            )
+            .unwrap();
+            arch.tile_accumulate_hvp::<Portable>(&ws, tile, n, 0..p, &mut plain)
                 .unwrap();
             let first = if d == 0 {
                 FirstLayer::Store(&mut z0[t])
             } else {
                 FirstLayer::Reuse(&z0[t])
             };
-            arch.tile_hvp_pass_cached(&params, &wt, v, &vt, &data, start, n, &mut ws, tile, first)
-                .unwrap();
-            arch.tile_accumulate_hvp(&ws, tile, n, 0..p, &mut cached)
+            arch.tile_hvp_pass_cached::<Portable>(
+                &params, &wt, v, &vt, &data, start, n, &mut ws, tile, first,
+            )
+            .unwrap();
+            arch.tile_accumulate_hvp::<Portable>(&ws, tile, n, 0..p, &mut cached)
                 .unwrap();
         }
         assert_eq!(bits(&plain), bits(&cached), "direction {d}");
@@ -435,7 +441,9 @@ fn reused_first_layer_pre_activations_give_the_same_products() {
         FirstLayer::Reuse(&[0.0; 19]),
     ] {
         assert!(matches!(
-            arch.tile_hvp_pass_cached(&params, &wt, v, &vt, &data, 0, 4, &mut ws, tile, first),
+            arch.tile_hvp_pass_cached::<Portable>(
+                &params, &wt, v, &vt, &data, 0, 4, &mut ws, tile, first
+            ),
             Err(Error::BufferTooSmall {
                 need: 20,
                 got: 19,

@@ -65,8 +65,9 @@ pub struct BenchArgs {
     /// Power-iteration steps to time.
     #[arg(long, default_value_t = 20)]
     pub power_steps: u32,
-    /// Kernels: auto (the widest the CPU has: AVX-512, AVX2 or the baseline) | avx512 | avx2 |
-    /// baseline (what every x86_64 CPU runs). The results are the same bits with each.
+    /// Kernels: auto (the widest the CPU has: AVX-512, AVX2 with FMA, or the baseline) |
+    /// avx512 | avx2 | baseline (what every x86_64 CPU runs). The results are the same bits with
+    /// each.
     #[arg(long, default_value = "auto")]
     pub kernels: String,
     /// Report the fastest run instead of the median (for comparisons on a busy machine).

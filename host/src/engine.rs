@@ -30,10 +30,13 @@
 //!
 //! # Instruction sets
 //!
-//! On x86_64 CPUs with AVX2 the tile passes run compiled for AVX2 ([`kernels`] says which).
-//! The core kernels keep independent accumulators in the lanes of a vector and never fuse a
-//! multiply with an add (AVX2 is enabled, FMA is not), so the wider vectors change the speed,
-//! not the bits; the tests compare both against core's plain single-threaded functions.
+//! On x86_64 CPUs with AVX-512, or AVX2 and FMA, the tile passes run compiled for them
+//! ([`kernels`] says which). The core kernels keep independent accumulators in the lanes of a
+//! vector, and every multiply-add of the canonical order is `f32::mul_add` (the correctly
+//! rounded fused multiply-add: one FMA instruction in these instances, the C library's `fmaf`
+//! in the baseline), so the instruction set changes the speed, not the bits; the tests compare
+//! every set against core's plain single-threaded functions (whose multiply-add is
+//! `libm::fmaf`).
 
 use std::ops::Range;
 use std::sync::atomic::AtomicBool;
@@ -77,9 +80,9 @@ const PIECES_PER_THREAD: usize = 1;
 /// compiler uses differs); they exist for speed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kernels {
-    /// The target's baseline (SSE2 on x86-64).
+    /// The target's baseline (SSE2 on x86-64; its multiply-adds call `fmaf`).
     Baseline,
-    /// AVX2 (256-bit vectors).
+    /// AVX2 and FMA (256-bit vectors).
     Avx2,
     /// AVX-512 (F, VL, BW, DQ: 512-bit vectors).
     Avx512,
@@ -386,7 +389,7 @@ impl<'a> ParObjective<'a> {
         Ok(())
     }
 
-    /// The sample phase of one tile (AVX2 kernels when available).
+    /// The sample phase of one tile (AVX-512 or AVX2 kernels when available).
     #[allow(clippy::too_many_arguments)]
     fn pass(
         &self,
@@ -682,22 +685,51 @@ impl Objective for ParObjective<'_> {
     }
 }
 
-/// The tile passes and the parameter phase, compiled for AVX-512 or AVX2 when the CPU has it.
+/// The tile passes and the parameter phase, compiled for AVX-512 or AVX2 (with FMA) when the
+/// CPU has it.
 ///
 /// This is one of the crate's two uses of `unsafe` (the other is `crate::pool`): calling a
-/// `#[target_feature(enable = "avx2")]` (or `"avx512f,..."`) function is sound only on a CPU
+/// `#[target_feature(enable = "avx2,fma")]` (or `"avx512f,..."`) function is sound only on a CPU
 /// with those features, which `is_x86_feature_detected!` checks at run time (once; the result
 /// is cached). The functions only call core's tile passes, which are `#[inline(always)]` so that
-/// they are compiled inside these functions with the wider instruction set enabled. FMA is
-/// never used: Rust never contracts `a * b + c` into a fused multiply-add (it emits no
-/// `contract` flags), so enabling AVX-512F, which implies the FMA extension to the compiler,
-/// changes the vector width and nothing else (the engine's bit-identity test runs every set).
-/// The AVX-512 instances need Rust 1.89 (where those target features became stable); built with
-/// an older compiler the AVX-512 instances are the AVX2 ones and `detect` never reports them.
+/// they are compiled inside these functions with the wider instruction set enabled, and which
+/// take their multiply-add from the [`Isa`] type they are instantiated with: here
+/// `f32::mul_add`, which the compiler emits as the vector FMA instructions inside these
+/// functions and as a call of the C library's correctly rounded `fmaf` in the baseline; the
+/// same bits either way (core's canonical order rounds every accumulation as one fused
+/// multiply-add; the engine's bit-identity test runs every set). The baseline and AVX2
+/// instances use blocks of half the rows ([`Isa::HALF_ROWS`]: 16 vector registers).
+/// They need Rust 1.89 (where those target features became stable); built with an older
+/// compiler the AVX-512 instances are the AVX2 ones and `detect` never reports them.
 mod simd {
     use std::ops::Range;
 
-    use edgewise_core::{Arch, Data, Error, FirstLayer};
+    use edgewise_core::{Arch, Data, Error, FirstLayer, Isa};
+
+    /// `f32::mul_add` with blocks of half the rows (the baseline and AVX2 instances: 16
+    /// vector registers).
+    pub struct HostFma;
+
+    impl Isa for HostFma {
+        #[inline(always)]
+        fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+            a.mul_add(b, c)
+        }
+        const HALF_ROWS: bool = true;
+    }
+
+    /// `f32::mul_add` with core's full blocks (the AVX-512 instances: 32 vector registers).
+    pub struct HostFma512;
+
+    impl Isa for HostFma512 {
+        #[inline(always)]
+        fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+            a.mul_add(b, c)
+        }
+    }
+
+    /// The multiply-add of the baseline instances (the body of each pass names it `K`).
+    use HostFma as K;
 
     use super::Kernels;
     use std::sync::atomic::{AtomicU8, Ordering};
@@ -748,10 +780,13 @@ mod simd {
                 && std::arch::is_x86_feature_detected!("avx512vl")
                 && std::arch::is_x86_feature_detected!("avx512bw")
                 && std::arch::is_x86_feature_detected!("avx512dq")
+                && std::arch::is_x86_feature_detected!("fma")
             {
                 return Kernels::Avx512;
             }
-            if std::arch::is_x86_feature_detected!("avx2") {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
                 return Kernels::Avx2;
             }
         }
@@ -781,9 +816,9 @@ mod simd {
                     #[cfg(target_arch = "x86_64")]
                     {
                         match mode() {
-                            // SAFETY: the CPU supports AVX-512F/VL/BW/DQ (`detect`, run time).
+                            // SAFETY: the CPU supports AVX-512F/VL/BW/DQ and FMA (`detect`, run time).
                             Kernels::Avx512 => return unsafe { x86_512::$name($($arg),*) },
-                            // SAFETY: the CPU supports AVX2 (checked at run time by `detect`).
+                            // SAFETY: the CPU supports AVX2 and FMA (checked at run time by `detect`).
                             Kernels::Avx2 => return unsafe { x86::$name($($arg),*) },
                             Kernels::Baseline => {}
                         }
@@ -795,9 +830,10 @@ mod simd {
             #[cfg(target_arch = "x86_64")]
             mod x86 {
                 use super::{Arch, Data, Error, FirstLayer, Range};
+                use super::HostFma as K;
                 $(
                     #[allow(clippy::too_many_arguments)]
-                    #[target_feature(enable = "avx2")]
+                    #[target_feature(enable = "avx2,fma")]
                     pub unsafe fn $name($($arg: $ty),*) -> Result<(), Error> $body
                 )*
             }
@@ -806,9 +842,10 @@ mod simd {
             #[rustversion::since(1.89)]
             mod x86_512 {
                 use super::{Arch, Data, Error, FirstLayer, Range};
+                use super::HostFma512 as K;
                 $(
                     #[allow(clippy::too_many_arguments)]
-                    #[target_feature(enable = "avx2,avx512f,avx512vl,avx512bw,avx512dq")]
+                    #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw,avx512dq")]
                     pub unsafe fn $name($($arg: $ty),*) -> Result<(), Error> $body
                 )*
             }
@@ -827,28 +864,28 @@ mod simd {
             a: &Arch, p: &[f32], wt: &[f32], d: &Data<'_>, s: usize, n: usize, w: &mut [f32],
             cap: usize
         ) {
-            a.tile_eval_pass_packed(p, wt, d, s, n, w, cap)
+            a.tile_eval_pass_packed::<K>(p, wt, d, s, n, w, cap)
         }
 
         fn grad_pass(
             a: &Arch, p: &[f32], wt: &[f32], d: &Data<'_>, s: usize, n: usize, w: &mut [f32],
             cap: usize
         ) {
-            a.tile_grad_pass_packed(p, wt, d, s, n, w, cap)
+            a.tile_grad_pass_packed::<K>(p, wt, d, s, n, w, cap)
         }
 
         fn hvp_pass(
             a: &Arch, p: &[f32], wt: &[f32], v: &[f32], vt: &[f32], d: &Data<'_>, s: usize,
             n: usize, w: &mut [f32], cap: usize
         ) {
-            a.tile_hvp_pass_packed(p, wt, v, vt, d, s, n, w, cap)
+            a.tile_hvp_pass_packed::<K>(p, wt, v, vt, d, s, n, w, cap)
         }
 
         fn hvp_pass_cached(
             a: &Arch, p: &[f32], wt: &[f32], v: &[f32], vt: &[f32], d: &Data<'_>, s: usize,
             n: usize, w: &mut [f32], cap: usize, first: FirstLayer<'_>
         ) {
-            a.tile_hvp_pass_cached(p, wt, v, vt, d, s, n, w, cap, first)
+            a.tile_hvp_pass_cached::<K>(p, wt, v, vt, d, s, n, w, cap, first)
         }
 
         fn accumulate(
@@ -856,9 +893,9 @@ mod simd {
             hvp: bool
         ) {
             if hvp {
-                a.tile_accumulate_hvp(w, cap, n, r, out)
+                a.tile_accumulate_hvp::<K>(w, cap, n, r, out)
             } else {
-                a.tile_accumulate_grad(w, cap, n, r, out)
+                a.tile_accumulate_grad::<K>(w, cap, n, r, out)
             }
         }
     }
@@ -904,12 +941,12 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn the_vectorised_tanh_is_libm_s_with_every_kernel_set() {
-        #[target_feature(enable = "avx2")]
+        #[target_feature(enable = "avx2,fma")]
         unsafe fn avx2(z: &[f32], out: &mut [f32]) {
             edgewise_core::tanh_slice(z, out)
         }
         #[rustversion::since(1.89)]
-        #[target_feature(enable = "avx2,avx512f,avx512vl,avx512bw,avx512dq")]
+        #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw,avx512dq")]
         unsafe fn avx512(z: &[f32], out: &mut [f32]) {
             edgewise_core::tanh_slice(z, out)
         }
