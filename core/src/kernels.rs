@@ -1183,8 +1183,8 @@ pub(crate) fn accumulate<K: Isa>(
         let mut jb = 0;
         while jb < fi {
             let je = (jb + J_P).min(fi);
-            // Each term with its own block height (the two-term block in 4 rows would not fit
-            // in the 16 AVX2 registers), and only its own blocks compiled.
+            // Each term with its own block height (the two-term block has twice the operands
+            // per accumulator), and only its own blocks compiled.
             match term {
                 Term::Grad { d, a } => rows!(K, R_P, R_P_N, o_lo, o_hi, |R, o0| {
                     lanes!(jb, je, |C, j0| {
