@@ -2,9 +2,11 @@
 # Per-kernel profile of one edgewise command: perf samples attributed to the innermost
 # edgewise_core function of each sample's inline chain (addr2line -i), which perf report cannot
 # do for inlined kernels. Used for BENCHMARKS.md, section "FMA version", "Where the time goes".
+# Caveat: identical-code folding and inlined debug info can credit samples to unrelated functions
+# (seen: optim::adam::step_sizes in a bench run); read it beside `perf annotate`.
 #
 #   benches/profile.sh target/release/edgewise bench --arch 784-32-32-32-10 --n 1000 --threads 1 --repeats 30 --power-steps 1
-b=$1; shift
+b=$(readlink -f "$1"); shift
 perf record -q -o /tmp/prof.data -- $b "$@" >/dev/null 2>&1
 base=$(perf script -i /tmp/prof.data --show-mmap-events 2>/dev/null | grep "MMAP" | grep "r-xp $b\$" | head -1 | sed -E 's/.*\[(0x[0-9a-f]+)\(0x[0-9a-f]+\) @ (0x[0-9a-f]+) .*/\1 \2/')
 set -- $base
