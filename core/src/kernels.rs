@@ -1115,6 +1115,9 @@ fn hvp_block<K: Isa, const R: usize, const C: usize>(
 pub(crate) enum Term<'a> {
     /// `d[i][o] * a[i][j]` (the gradient; the R-gradient of the first layer with `d = R(delta)`).
     Grad { d: &'a [f32], a: &'a [f32] },
+    /// [`Term::Grad`] with `a` in its sample-major rows of `fi` (the first layer's inputs, read
+    /// in place from the data set instead of copied into panels).
+    GradRows { d: &'a [f32], a: &'a [f32] },
     /// `rd[i][o] * a[i][j] + d[i][o] * ra[i][j]` (the R-gradient of the other layers).
     Hvp {
         d: &'a [f32],
@@ -1143,6 +1146,9 @@ fn term_block<K: Isa, const R: usize, const C: usize>(
     match term {
         Term::Grad { d, a } => {
             grad_block::<K, R, C>(d, &a[start..], pw, off, fi, fo, n, o0, g, base)
+        }
+        Term::GradRows { d, a } => {
+            grad_block::<K, R, C>(d, &a[j0..], fi, 0, fi, fo, n, o0, g, base)
         }
         Term::Hvp { d, rd, a, ra } => hvp_block::<K, R, C>(
             d,
@@ -1191,6 +1197,12 @@ pub(crate) fn accumulate<K: Isa>(
                         let base = (o0 - o_lo) * fi + j0;
                         let x = &a[j0 * n..];
                         grad_block::<K, R, C>(d, x, C, 0, fi, fo, n, o0, g, base);
+                    });
+                }),
+                Term::GradRows { d, a } => rows!(K, R_P, R_P_N, o_lo, o_hi, |R, o0| {
+                    lanes!(jb, je, |C, j0| {
+                        let base = (o0 - o_lo) * fi + j0;
+                        grad_block::<K, R, C>(d, &a[j0..], fi, 0, fi, fo, n, o0, g, base);
                     });
                 }),
                 Term::Hvp { d, rd, a, ra } => rows!(K, R_PH, R_PH_N, o_lo, o_hi, |R, o0| {

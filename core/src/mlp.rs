@@ -659,7 +659,9 @@ impl Arch {
 
     /// The last step of a gradient or Hessian-vector pass: the layer inputs `a` (and `R(a)`)
     /// copied in column panels over `Z` (and `R(z)`), which the parameter phase reads and
-    /// nothing else needs any more (see [`kernels::panelize`]).
+    /// nothing else needs any more (see [`kernels::panelize`]). Not the first layer's inputs
+    /// when they are the data set's contiguous f32 `rows`: the parameter phase reads those in
+    /// place ([`Term::GradRows`]; the copy cost more than the streaming saved).
     #[inline(always)]
     fn panelize_inputs(
         &self,
@@ -672,6 +674,10 @@ impl Arch {
         for l in 0..self.n_layers() {
             let fi = self.layer(l).fan_in;
             let off = cap * self.width_prefix(l);
+            if l == 0 && rows.is_some() {
+                // The parameter phase reads the data rows themselves.
+                continue;
+            }
             let a = layer_input(l, rows, &s.a[off..off + n * fi]);
             kernels::panelize(a, n, fi, &mut s.z[off..off + n * fi]);
             if hvp && l > 0 {
@@ -688,38 +694,49 @@ impl Arch {
     /// Parameter phase of the gradient: adds one tile's per-sample terms, sample by sample, to
     /// the accumulators of parameters `range` (`out[k - range.start]` holds parameter `k`).
     /// `ws` must come from [`Arch::tile_grad_pass`] (or [`Arch::tile_hvp_pass`]) with the same
-    /// `cap` and `n`.
+    /// `data`, `start`, `n` and `cap` (when the data set's features are contiguous f32 rows,
+    /// the first layer's inputs are read from `data` itself, not from a copy in `ws`).
+    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub fn tile_accumulate_grad<K: Isa>(
         &self,
         ws: &[f32],
         cap: usize,
+        data: &Data<'_>,
+        start: usize,
         n: usize,
         range: Range<usize>,
         out: &mut [f32],
     ) -> Result<(), Error> {
-        self.accumulate::<K>(ws, cap, n, range, out, false)
+        self.accumulate::<K>(ws, cap, data.rows_f32(start, n), n, range, out, false)
     }
 
     /// Parameter phase of the Hessian-vector product, as [`Arch::tile_accumulate_grad`] but for
     /// the R-gradient; `ws` must come from [`Arch::tile_hvp_pass`].
+    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub fn tile_accumulate_hvp<K: Isa>(
         &self,
         ws: &[f32],
         cap: usize,
+        data: &Data<'_>,
+        start: usize,
         n: usize,
         range: Range<usize>,
         out: &mut [f32],
     ) -> Result<(), Error> {
-        self.accumulate::<K>(ws, cap, n, range, out, true)
+        self.accumulate::<K>(ws, cap, data.rows_f32(start, n), n, range, out, true)
     }
 
+    /// `rows`: the tile's first-layer inputs in the data set, if they are contiguous f32 rows
+    /// (then the pass did not copy them into panels, see `Arch::panelize_inputs`).
+    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn accumulate<K: Isa>(
         &self,
         ws: &[f32],
         cap: usize,
+        rows: Option<&[f32]>,
         n: usize,
         range: Range<usize>,
         out: &mut [f32],
@@ -747,14 +764,16 @@ impl Arch {
             let out_off = cap * self.width_prefix(l + 1);
             let a_in = &s.ap[in_off..in_off + n * fi];
             let d = &s.d[out_off..out_off + n * fo];
+            // The first layer's term reads the data rows in place when there are any.
+            let first = |d| match rows {
+                Some(a) if l == 0 => Term::GradRows { d, a },
+                _ => Term::Grad { d, a: a_in },
+            };
             let term = if !hvp {
-                Term::Grad { d, a: a_in }
+                first(d)
             } else if l == 0 {
                 // R(a_0) = 0: the term is R(delta) a alone.
-                Term::Grad {
-                    d: &s.rd[out_off..out_off + n * fo],
-                    a: a_in,
-                }
+                first(&s.rd[out_off..out_off + n * fo])
             } else {
                 Term::Hvp {
                     d,
@@ -914,7 +933,15 @@ impl Arch {
             let n = tile.min(n_all - start);
             self.tile_grad_pass::<Portable>(params, data, start, n, ws, tile)?;
             self.tile_tally(ws, tile, n, &mut loss_sum, &mut correct)?;
-            self.tile_accumulate_grad::<Portable>(ws, tile, n, 0..self.n_params(), grad)?;
+            self.tile_accumulate_grad::<Portable>(
+                ws,
+                tile,
+                data,
+                start,
+                n,
+                0..self.n_params(),
+                grad,
+            )?;
             start += n;
         }
         finish_mean(grad, n_all);
@@ -940,7 +967,15 @@ impl Arch {
         while start < n_all {
             let n = tile.min(n_all - start);
             self.tile_hvp_pass::<Portable>(params, v, data, start, n, ws, tile)?;
-            self.tile_accumulate_hvp::<Portable>(ws, tile, n, 0..self.n_params(), out)?;
+            self.tile_accumulate_hvp::<Portable>(
+                ws,
+                tile,
+                data,
+                start,
+                n,
+                0..self.n_params(),
+                out,
+            )?;
             start += n;
         }
         finish_mean(out, n_all);

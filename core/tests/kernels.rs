@@ -289,8 +289,16 @@ fn tiled(
         arch.tile_tally(&ws, tile, n, &mut loss, &mut correct)
             .unwrap();
         for c in cuts.windows(2) {
-            arch.tile_accumulate_grad::<Portable>(&ws, tile, n, c[0]..c[1], &mut g[c[0]..c[1]])
-                .unwrap();
+            arch.tile_accumulate_grad::<Portable>(
+                &ws,
+                tile,
+                data,
+                start,
+                n,
+                c[0]..c[1],
+                &mut g[c[0]..c[1]],
+            )
+            .unwrap();
         }
         if packed {
             arch.tile_hvp_pass_packed::<Portable>(
@@ -302,8 +310,16 @@ fn tiled(
                 .unwrap();
         }
         for c in cuts.windows(2) {
-            arch.tile_accumulate_hvp::<Portable>(&ws, tile, n, c[0]..c[1], &mut h[c[0]..c[1]])
-                .unwrap();
+            arch.tile_accumulate_hvp::<Portable>(
+                &ws,
+                tile,
+                data,
+                start,
+                n,
+                c[0]..c[1],
+                &mut h[c[0]..c[1]],
+            )
+            .unwrap();
         }
         start += n;
     }

@@ -214,7 +214,15 @@ fn parameter_ranges_split_like_threads_give_the_same_bits() {
             .unwrap();
         for w in cuts.windows(2) {
             c.arch
-                .tile_accumulate_grad::<Portable>(&ws, tile, n, w[0]..w[1], &mut acc[w[0]..w[1]])
+                .tile_accumulate_grad::<Portable>(
+                    &ws,
+                    tile,
+                    &data,
+                    start,
+                    n,
+                    w[0]..w[1],
+                    &mut acc[w[0]..w[1]],
+                )
                 .unwrap();
         }
         start += n;
@@ -350,8 +358,16 @@ fn in_place_and_copied_inputs_agree() {
                     &params, &wt, &v, &vt, data, start, n, &mut ws, tile,
                 )
                 .unwrap();
-                arch.tile_accumulate_hvp::<Portable>(&ws, tile, n, 0..p, &mut packed[k])
-                    .unwrap();
+                arch.tile_accumulate_hvp::<Portable>(
+                    &ws,
+                    tile,
+                    data,
+                    start,
+                    n,
+                    0..p,
+                    &mut packed[k],
+                )
+                .unwrap();
                 start += n;
             }
         }
@@ -396,7 +412,7 @@ fn reused_first_layer_pre_activations_give_the_same_products() {
                 &params, &wt, v, &vt, &data, start, n, &mut ws, tile,
             )
             .unwrap();
-            arch.tile_accumulate_hvp::<Portable>(&ws, tile, n, 0..p, &mut plain)
+            arch.tile_accumulate_hvp::<Portable>(&ws, tile, &data, start, n, 0..p, &mut plain)
                 .unwrap();
             let first = if d == 0 {
                 FirstLayer::Store(&mut z0[t])
@@ -407,7 +423,7 @@ fn reused_first_layer_pre_activations_give_the_same_products() {
                 &params, &wt, v, &vt, &data, start, n, &mut ws, tile, first,
             )
             .unwrap();
-            arch.tile_accumulate_hvp::<Portable>(&ws, tile, n, 0..p, &mut cached)
+            arch.tile_accumulate_hvp::<Portable>(&ws, tile, &data, start, n, 0..p, &mut cached)
                 .unwrap();
         }
         assert_eq!(bits(&plain), bits(&cached), "direction {d}");

@@ -565,9 +565,17 @@ impl<'a> ParObjective<'a> {
                             Work::Tally { loss, correct } => {
                                 self.arch.tile_tally(&w, tile, n, loss, correct)
                             }
-                            Work::Range { range, acc } => {
-                                simd::accumulate(self.arch, &w, tile, n, range.clone(), acc, hvp)
-                            }
+                            Work::Range { range, acc } => simd::accumulate(
+                                self.arch,
+                                &w,
+                                tile,
+                                &self.data,
+                                span(k).0,
+                                n,
+                                range.clone(),
+                                acc,
+                                hvp,
+                            ),
                         }
                     });
                     if let Err(e) = r {
@@ -889,13 +897,13 @@ mod simd {
         }
 
         fn accumulate(
-            a: &Arch, w: &[f32], cap: usize, n: usize, r: Range<usize>, out: &mut [f32],
-            hvp: bool
+            a: &Arch, w: &[f32], cap: usize, d: &Data<'_>, s: usize, n: usize, r: Range<usize>,
+            out: &mut [f32], hvp: bool
         ) {
             if hvp {
-                a.tile_accumulate_hvp::<K>(w, cap, n, r, out)
+                a.tile_accumulate_hvp::<K>(w, cap, d, s, n, r, out)
             } else {
-                a.tile_accumulate_grad::<K>(w, cap, n, r, out)
+                a.tile_accumulate_grad::<K>(w, cap, d, s, n, r, out)
             }
         }
     }
