@@ -48,15 +48,20 @@ use edgewise_core::{Arch, Data, Error, Eval, FirstLayer, Objective};
 /// The tile size that asks for [`auto_tile`] (the default everywhere).
 pub const DEFAULT_TILE: usize = 0;
 
-/// The automatic tile size: 128 samples when that still leaves at least 8 tiles per thread, else
-/// 32. Larger tiles reuse each block of packed weights for more samples before the next block is
-/// loaded, which pays when a layer's weights do not fit in the L2 cache (size L's first layer,
-/// 3072 x 200 = 2.4 MB: the one-thread HVP is 4-10% faster with 128 than with 32 on the benchmark
-/// machine, BENCHMARKS.md); small data sets keep enough tiles for the threads to share. Like every
-/// tile size it changes the speed only, never a bit.
-pub fn auto_tile(n: usize, threads: usize) -> usize {
-    if n >= 128 * 8 * threads.max(1) {
+/// The automatic tile size for `n` samples, `threads` threads and a network whose largest layer
+/// has `max_weights` weights: 128 samples when that layer's weights exceed 1 MiB (they do not
+/// stay in the L2 cache, and a larger tile reuses each block of packed weights for more
+/// samples before the next block is loaded) and that still leaves at least 8 tiles per thread;
+/// else 64 when that leaves at least 4 tiles per thread; else 32. Measured interleaved on the
+/// benchmark machine (BENCHMARKS.md, "Tiles of 64"): 64 is 3-9% faster than 32 at S and M with one
+/// or two threads and up to 20% at S with two (32 was the old choice there), 128 is 3-7%
+/// faster than 64 at L. Like every tile size it changes the speed only, never a bit.
+pub fn auto_tile(n: usize, threads: usize, max_weights: usize) -> usize {
+    let threads = threads.max(1);
+    if max_weights * 4 > 1 << 20 && n >= 128 * 8 * threads {
         128
+    } else if n >= 64 * 4 * threads {
+        64
     } else {
         32
     }
@@ -254,7 +259,9 @@ impl<'a> ParObjective<'a> {
         arch.check_data(&data)?;
         let threads = threads.max(1);
         let tile = if tile == DEFAULT_TILE {
-            auto_tile(data.len(), threads)
+            let widths = arch.widths();
+            let max_weights = widths.windows(2).map(|w| w[0] * w[1]).max().unwrap_or(0);
+            auto_tile(data.len(), threads, max_weights)
         } else {
             tile
         };
@@ -919,19 +926,25 @@ mod tests {
     }
 
     #[test]
-    fn the_automatic_tile_is_128_with_8_tiles_per_thread_else_32() {
-        assert_eq!(auto_tile(1024, 1), 128);
-        assert_eq!(auto_tile(1023, 1), 32);
-        assert_eq!(auto_tile(5000, 2), 128);
-        assert_eq!(auto_tile(1797, 2), 32);
-        assert_eq!(auto_tile(10, 0), 32);
+    fn the_automatic_tile_follows_the_data_and_the_largest_layer() {
+        let (big, small) = (3072 * 200, 784 * 32);
+        assert_eq!(auto_tile(1024, 1, big), 128);
+        assert_eq!(auto_tile(1023, 1, big), 64);
+        assert_eq!(auto_tile(5000, 2, big), 128);
+        assert_eq!(auto_tile(5000, 2, small), 64);
+        assert_eq!(auto_tile(1000, 2, small), 64);
+        assert_eq!(auto_tile(1797, 2, 64 * 32), 64);
+        assert_eq!(auto_tile(511, 2, small), 32);
+        assert_eq!(auto_tile(256, 1, small), 64);
+        assert_eq!(auto_tile(255, 1, small), 32);
+        assert_eq!(auto_tile(10, 0, big), 32);
         let arch = Arch::new(&[3, 2], Activation::Tanh, Loss::Mse).unwrap();
         let x = vec![0.5f32; 3 * 2048];
         let y = vec![0u16; 2048];
         let data = Data::new(&x, 3, Targets::Classes(&y)).unwrap();
         let mut ws = Workspace::default();
         let obj = ParObjective::new(&arch, data, 2, DEFAULT_TILE, &mut ws).unwrap();
-        assert_eq!(obj.tile(), 128);
+        assert_eq!(obj.tile(), 64);
     }
 
     #[test]
