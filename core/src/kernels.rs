@@ -1064,8 +1064,12 @@ fn grad_block<K: Isa, const R: usize, const C: usize>(
             grad_step::<K, R, C>(&mut acc, arr(xs), arr(ds));
         }
     } else {
-        for (xs, ds) in x[off..].chunks(stride).zip(d[o0..].chunks(fo)).take(n) {
-            grad_step::<K, R, C>(&mut acc, arr(xs), arr(ds));
+        // Indexed: zipped `chunks(stride)` divide by the run-time stride to size themselves,
+        // which cost a tenth of a block at M (the first layer's rows read in place).
+        for i in 0..n {
+            let xs = arr::<C>(&x[i * stride + off..]);
+            let ds = arr::<R>(&d[i * fo + o0..]);
+            grad_step::<K, R, C>(&mut acc, xs, ds);
         }
     }
     each_row!(R, |r| {
