@@ -1060,8 +1060,8 @@ fn grad_block<K: Isa, const R: usize, const C: usize>(
         acc[r] = *arr(&g[base + r * fi..]);
     });
     if stride == C && off == 0 {
-        for (xs, ds) in x[..n * C].chunks_exact(C).zip(d[o0..].chunks(fo)) {
-            grad_step::<K, R, C>(&mut acc, arr(xs), arr(ds));
+        for (i, xs) in x[..n * C].chunks_exact(C).enumerate() {
+            grad_step::<K, R, C>(&mut acc, arr(xs), arr(&d[i * fo + o0..]));
         }
     } else {
         // Indexed: zipped `chunks(stride)` divide by the run-time stride to size themselves,
@@ -1097,16 +1097,18 @@ fn hvp_block<K: Isa, const R: usize, const C: usize>(
     each_row!(R, |r| {
         acc[r] = *arr(&g[base + r * fi..]);
     });
-    let ds = d[o0..].chunks(fo).zip(rd[o0..].chunks(fo));
+    // Indexed (see `grad_block`).
     if stride == C && off == 0 {
         let xs = x[..n * C].chunks_exact(C).zip(rx[..n * C].chunks_exact(C));
-        for ((xv, rxv), (dv, rv)) in xs.zip(ds) {
-            hvp_step::<K, R, C>(&mut acc, arr(xv), arr(rxv), arr(dv), arr(rv));
+        for (i, (xv, rxv)) in xs.enumerate() {
+            let (dv, rv) = (arr(&d[i * fo + o0..]), arr(&rd[i * fo + o0..]));
+            hvp_step::<K, R, C>(&mut acc, arr(xv), arr(rxv), dv, rv);
         }
     } else {
-        let xs = x[off..].chunks(stride).zip(rx[off..].chunks(stride));
-        for ((xv, rxv), (dv, rv)) in xs.zip(ds).take(n) {
-            hvp_step::<K, R, C>(&mut acc, arr(xv), arr(rxv), arr(dv), arr(rv));
+        for i in 0..n {
+            let (xv, rxv) = (arr(&x[i * stride + off..]), arr(&rx[i * stride + off..]));
+            let (dv, rv) = (arr(&d[i * fo + o0..]), arr(&rd[i * fo + o0..]));
+            hvp_step::<K, R, C>(&mut acc, xv, rxv, dv, rv);
         }
     }
     each_row!(R, |r| {
