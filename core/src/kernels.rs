@@ -312,6 +312,14 @@ fn zip1<'a, const R: usize>(rows: &[&'a [f32]; R]) -> impl Iterator<Item = [f32;
     rows[0].iter().map(|&a| [a])
 }
 
+/// `&s[k * stride..]` for `k = 0, 1, ..., count - 1` (empty once past the end): the rows of a
+/// strided operand without the division by the run-time stride with which a zipped
+/// `chunks(stride)` sizes itself, once per block (a tenth of a small block's time).
+#[inline(always)]
+fn strided(s: &[f32], stride: usize, count: usize) -> impl Iterator<Item = &[f32]> {
+    (0..count).map(move |k| s.get(k * stride..).unwrap_or(&[]))
+}
+
 #[inline(always)]
 fn arr<const N: usize>(s: &[f32]) -> &[f32; N] {
     match s.first_chunk::<N>() {
@@ -360,7 +368,7 @@ fn forward_block<K: Isa, const R: usize, const C: usize>(
     let rows: [&[f32]; R] = core::array::from_fn(|r| &w[(o0 + r) * fi..][..fi]);
     let mut acc = [[0.0f32; C]; R];
     if R == 4 {
-        for (xs, wv) in at[i0..].chunks(ld).zip(zip4(&rows)) {
+        for (xs, wv) in strided(&at[i0..], ld, fi).zip(zip4(&rows)) {
             let x: &[f32; C] = arr(xs);
             each_row!(4, |r| {
                 for c in 0..C {
@@ -369,7 +377,7 @@ fn forward_block<K: Isa, const R: usize, const C: usize>(
             });
         }
     } else if R == 2 {
-        for (xs, wv) in at[i0..].chunks(ld).zip(zip2(&rows)) {
+        for (xs, wv) in strided(&at[i0..], ld, fi).zip(zip2(&rows)) {
             let x: &[f32; C] = arr(xs);
             each_row!(2, |r| {
                 for c in 0..C {
@@ -378,7 +386,7 @@ fn forward_block<K: Isa, const R: usize, const C: usize>(
             });
         }
     } else if R == 1 {
-        for (xs, wv) in at[i0..].chunks(ld).zip(zip1(&rows)) {
+        for (xs, wv) in strided(&at[i0..], ld, fi).zip(zip1(&rows)) {
             let x: &[f32; C] = arr(xs);
             each_row!(1, |r| {
                 for c in 0..C {
@@ -387,7 +395,7 @@ fn forward_block<K: Isa, const R: usize, const C: usize>(
             });
         }
     } else {
-        for (j, xs) in (0..fi).zip(at[i0..].chunks(ld)) {
+        for (j, xs) in (0..fi).zip(strided(&at[i0..], ld, fi)) {
             let x: &[f32; C] = arr(xs);
             each_row!(R, |r| {
                 let wv = rows[r][j];
@@ -697,7 +705,7 @@ fn r_forward_block<K: Isa, const R: usize, const C: usize>(
     let vr: [&[f32]; R] = core::array::from_fn(|r| &v[(o0 + r) * fi..][..fi]);
     let mut acc = [[0.0f32; C]; R];
     if R == 4 {
-        let xs = at[i0..].chunks(ld).zip(rat[i0..].chunks(ld));
+        let xs = strided(&at[i0..], ld, fi).zip(strided(&rat[i0..], ld, fi));
         for ((xs, rxs), (wv, vv)) in xs.zip(zip4(&wr).zip(zip4(&vr))) {
             let x: &[f32; C] = arr(xs);
             let rx: &[f32; C] = arr(rxs);
@@ -708,7 +716,7 @@ fn r_forward_block<K: Isa, const R: usize, const C: usize>(
             });
         }
     } else if R == 2 {
-        let xs = at[i0..].chunks(ld).zip(rat[i0..].chunks(ld));
+        let xs = strided(&at[i0..], ld, fi).zip(strided(&rat[i0..], ld, fi));
         for ((xs, rxs), (wv, vv)) in xs.zip(zip2(&wr).zip(zip2(&vr))) {
             let x: &[f32; C] = arr(xs);
             let rx: &[f32; C] = arr(rxs);
@@ -719,7 +727,7 @@ fn r_forward_block<K: Isa, const R: usize, const C: usize>(
             });
         }
     } else if R == 1 {
-        let xs = at[i0..].chunks(ld).zip(rat[i0..].chunks(ld));
+        let xs = strided(&at[i0..], ld, fi).zip(strided(&rat[i0..], ld, fi));
         for ((xs, rxs), (wv, vv)) in xs.zip(zip1(&wr).zip(zip1(&vr))) {
             let x: &[f32; C] = arr(xs);
             let rx: &[f32; C] = arr(rxs);
@@ -730,7 +738,7 @@ fn r_forward_block<K: Isa, const R: usize, const C: usize>(
             });
         }
     } else {
-        for ((j, xs), rxs) in (0..fi).zip(at[i0..].chunks(ld)).zip(rat[i0..].chunks(ld)) {
+        for ((j, xs), rxs) in (0..fi).zip(strided(&at[i0..], ld, fi)).zip(strided(&rat[i0..], ld, fi)) {
             let x: &[f32; C] = arr(xs);
             let rx: &[f32; C] = arr(rxs);
             each_row!(R, |r| {
@@ -793,7 +801,7 @@ fn backward_block<K: Isa, const R: usize, const C: usize>(
     let d: [&[f32]; R] = core::array::from_fn(|r| &dout[(i0 + r) * fo..][..fo]);
     let mut acc = [[0.0f32; C]; R];
     if R == 4 {
-        for (ws, dv) in w[j0..].chunks(fi).zip(zip4(&d)) {
+        for (ws, dv) in strided(&w[j0..], fi, fo).zip(zip4(&d)) {
             let wv: &[f32; C] = arr(ws);
             each_row!(4, |r| {
                 for c in 0..C {
@@ -802,7 +810,7 @@ fn backward_block<K: Isa, const R: usize, const C: usize>(
             });
         }
     } else if R == 2 {
-        for (ws, dv) in w[j0..].chunks(fi).zip(zip2(&d)) {
+        for (ws, dv) in strided(&w[j0..], fi, fo).zip(zip2(&d)) {
             let wv: &[f32; C] = arr(ws);
             each_row!(2, |r| {
                 for c in 0..C {
@@ -811,7 +819,7 @@ fn backward_block<K: Isa, const R: usize, const C: usize>(
             });
         }
     } else if R == 1 {
-        for (ws, dv) in w[j0..].chunks(fi).zip(zip1(&d)) {
+        for (ws, dv) in strided(&w[j0..], fi, fo).zip(zip1(&d)) {
             let wv: &[f32; C] = arr(ws);
             each_row!(1, |r| {
                 for c in 0..C {
@@ -820,7 +828,7 @@ fn backward_block<K: Isa, const R: usize, const C: usize>(
             });
         }
     } else {
-        for (o, ws) in (0..fo).zip(w[j0..].chunks(fi)) {
+        for (o, ws) in (0..fo).zip(strided(&w[j0..], fi, fo)) {
             let wv: &[f32; C] = arr(ws);
             each_row!(R, |r| {
                 let dv = d[r][o];
@@ -874,7 +882,7 @@ fn r_backward_block<K: Isa, const R: usize, const C: usize>(
     let mut acc = [[0.0f32; C]; R];
     let mut racc = [[0.0f32; C]; R];
     if R == 4 {
-        let panels = w[j0..].chunks(fi).zip(v[j0..].chunks(fi));
+        let panels = strided(&w[j0..], fi, fo).zip(strided(&v[j0..], fi, fo));
         for ((ws, vs), (dv, rv)) in panels.zip(zip4(&d).zip(zip4(&rd))) {
             let wv: &[f32; C] = arr(ws);
             let vv: &[f32; C] = arr(vs);
@@ -886,7 +894,7 @@ fn r_backward_block<K: Isa, const R: usize, const C: usize>(
             });
         }
     } else if R == 2 {
-        let panels = w[j0..].chunks(fi).zip(v[j0..].chunks(fi));
+        let panels = strided(&w[j0..], fi, fo).zip(strided(&v[j0..], fi, fo));
         for ((ws, vs), (dv, rv)) in panels.zip(zip2(&d).zip(zip2(&rd))) {
             let wv: &[f32; C] = arr(ws);
             let vv: &[f32; C] = arr(vs);
@@ -898,7 +906,7 @@ fn r_backward_block<K: Isa, const R: usize, const C: usize>(
             });
         }
     } else if R == 1 {
-        let panels = w[j0..].chunks(fi).zip(v[j0..].chunks(fi));
+        let panels = strided(&w[j0..], fi, fo).zip(strided(&v[j0..], fi, fo));
         for ((ws, vs), (dv, rv)) in panels.zip(zip1(&d).zip(zip1(&rd))) {
             let wv: &[f32; C] = arr(ws);
             let vv: &[f32; C] = arr(vs);
@@ -910,7 +918,7 @@ fn r_backward_block<K: Isa, const R: usize, const C: usize>(
             });
         }
     } else {
-        for ((o, ws), vs) in (0..fo).zip(w[j0..].chunks(fi)).zip(v[j0..].chunks(fi)) {
+        for ((o, ws), vs) in (0..fo).zip(strided(&w[j0..], fi, fo)).zip(strided(&v[j0..], fi, fo)) {
             let wv: &[f32; C] = arr(ws);
             let vv: &[f32; C] = arr(vs);
             each_row!(R, |r| {
