@@ -53,7 +53,7 @@ pub struct BenchArgs {
     /// Loss: mse | ce.
     #[arg(long, default_value = "mse")]
     pub loss: String,
-    /// Samples per tile (default: automatic, 32 or 128 by the number of samples and threads).
+    /// Samples per tile (default: automatic, 32, 64 or 128 by samples, threads and layers).
     #[arg(long)]
     pub tile: Option<usize>,
     /// Seed of the data, the parameters and the directions.

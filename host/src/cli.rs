@@ -395,7 +395,7 @@ pub struct Execution {
     #[arg(long, help_heading = "Execution")]
     pub threads: Option<usize>,
     /// Samples per tile (performance only; results are bit-identical for every value). Default
-    /// 0: automatic (128 when that leaves at least 8 tiles per thread, else 32).
+    /// 0: automatic (`engine::auto_tile`: 128, 64 or 32 by the samples, threads and layers).
     #[arg(long, default_value_t = crate::engine::DEFAULT_TILE, help_heading = "Execution")]
     pub tile: usize,
     /// No progress output.
