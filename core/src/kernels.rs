@@ -738,7 +738,11 @@ fn r_forward_block<K: Isa, const R: usize, const C: usize>(
             });
         }
     } else {
-        for ((j, xs), rxs) in (0..fi).zip(strided(&at[i0..], ld, fi)).zip(strided(&rat[i0..], ld, fi)) {
+        for ((j, xs), rxs) in
+            (0..fi)
+                .zip(strided(&at[i0..], ld, fi))
+                .zip(strided(&rat[i0..], ld, fi))
+        {
             let x: &[f32; C] = arr(xs);
             let rx: &[f32; C] = arr(rxs);
             each_row!(R, |r| {
@@ -918,7 +922,10 @@ fn r_backward_block<K: Isa, const R: usize, const C: usize>(
             });
         }
     } else {
-        for ((o, ws), vs) in (0..fo).zip(strided(&w[j0..], fi, fo)).zip(strided(&v[j0..], fi, fo)) {
+        for ((o, ws), vs) in (0..fo)
+            .zip(strided(&w[j0..], fi, fo))
+            .zip(strided(&v[j0..], fi, fo))
+        {
             let wv: &[f32; C] = arr(ws);
             let vv: &[f32; C] = arr(vs);
             each_row!(R, |r| {
