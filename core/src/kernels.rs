@@ -1131,7 +1131,8 @@ fn hvp_block<K: Isa, const R: usize, const C: usize>(
     });
 }
 
-/// The per-sample term of the parameter phase; the activations are in panels ([`panelize`]).
+/// The per-sample term of the parameter phase; the activations are in panels ([`panelize`]),
+/// or for the first layer possibly the data rows themselves ([`Term::GradRows`]).
 #[derive(Clone, Copy)]
 pub(crate) enum Term<'a> {
     /// `d[i][o] * a[i][j]` (the gradient; the R-gradient of the first layer with `d = R(delta)`).
