@@ -86,6 +86,9 @@ const R_T: usize = 8;
 const R_T: usize = 4;
 const R_T_N: usize = 2;
 /// Sample rows per block of the packed R-forward kernel (two operands per step).
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+const R_RT: usize = 8;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "x86")))]
 const R_RT: usize = 4;
 const R_RT_N: usize = 2;
 /// Sample rows per block of the backward kernel.
@@ -593,7 +596,18 @@ fn r_forward_t_block<K: Isa, const R: usize, const C: usize>(
             acc[r] = *arr(&rz[(i0 + r) * fo + o0..]);
         });
     }
-    if R == 4 {
+    if R == 8 {
+        let panels = wpanel.chunks_exact(C).zip(vpanel.chunks_exact(C));
+        for ((wv, vv), (av, rav)) in panels.zip(zip8(&rows).zip(zip8(&rrows))) {
+            let wv: &[f32; C] = arr(wv);
+            let vv: &[f32; C] = arr(vv);
+            each_row!(8, |r| {
+                for c in 0..C {
+                    acc[r][c] = K::mul_add(wv[c], rav[r], K::mul_add(vv[c], av[r], acc[r][c]));
+                }
+            });
+        }
+    } else if R == 4 {
         let panels = wpanel.chunks_exact(C).zip(vpanel.chunks_exact(C));
         for ((wv, vv), (av, rav)) in panels.zip(zip4(&rows).zip(zip4(&rrows))) {
             let wv: &[f32; C] = arr(wv);
