@@ -317,7 +317,7 @@ fn zip1<'a, const R: usize>(rows: &[&'a [f32]; R]) -> impl Iterator<Item = [f32;
 
 /// `&s[k * stride..]` for `k = 0, 1, ..., count - 1` (empty once past the end): the rows of a
 /// strided operand without the division by the run-time stride with which a zipped
-/// `chunks(stride)` sizes itself, once per block (a tenth of a small block's time).
+/// `chunks(stride)` sizes itself, once per block (BENCHMARKS.md, "Evening version").
 #[inline(always)]
 fn strided(s: &[f32], stride: usize, count: usize) -> impl Iterator<Item = &[f32]> {
     (0..count).map(move |k| s.get(k * stride..).unwrap_or(&[]))
@@ -1094,7 +1094,7 @@ fn grad_block<K: Isa, const R: usize, const C: usize>(
         }
     } else {
         // Indexed: zipped `chunks(stride)` divide by the run-time stride to size themselves,
-        // which cost a tenth of a block at M (the first layer's rows read in place).
+        // once per block (4% of the M gradient with the first layer's rows read in place).
         for i in 0..n {
             let xs = arr::<C>(&x[i * stride + off..]);
             let ds = arr::<R>(&d[i * fo + o0..]);

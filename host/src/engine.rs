@@ -52,10 +52,10 @@ pub const DEFAULT_TILE: usize = 0;
 /// has `max_weights` weights: 128 samples when that layer's weights exceed 1 MiB (they do not
 /// stay in the L2 cache, and a larger tile reuses each block of packed weights for more
 /// samples before the next block is loaded) and that still leaves at least 8 tiles per thread;
-/// else 64 when that leaves at least 4 tiles per thread; else 32. Measured interleaved on the
-/// benchmark machine (BENCHMARKS.md, "Tiles of 64"): 64 is 3-9% faster than 32 at S and M with one
-/// or two threads and up to 20% at S with two (32 was the old choice there), 128 is 3-7%
-/// faster than 64 at L. Like every tile size it changes the speed only, never a bit.
+/// else 64 when that leaves at least 4 tiles per thread; else 32. Measured on the benchmark
+/// machine (BENCHMARKS.md, "Evening version", the tile sweep): 64 is 0-7% faster than 32 at S
+/// and M, 19% (gradient) at S with two threads, and 128 is 2-7% faster than 64 at L. Like
+/// every tile size it changes the speed only, never a bit.
 pub fn auto_tile(n: usize, threads: usize, max_weights: usize) -> usize {
     let threads = threads.max(1);
     if max_weights * 4 > 1 << 20 && n >= 128 * 8 * threads {
