@@ -6,6 +6,9 @@
 #   benches/peers/run.sh            # S, M, L
 #   SIZES="S M" benches/peers/run.sh
 #   STAT=min benches/peers/run.sh   # fastest run instead of the median (busy machines)
+#   STAT=min ROUNDS=4 THREADS=1 benches/peers/run.sh
+#                                   # 4 interleaved rounds (edgewise, JAX, edgewise, ...), one
+#                                   # thread only; the table takes the best of the rounds
 #
 # Thread control. edgewise: --threads T, under `taskset` on the first T cores. JAX: for 1 thread
 # XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" under
@@ -19,9 +22,11 @@ OUT=${OUT:-$ROOT/target/peers}
 SIZES=${SIZES:-"S M L"}
 REPEATS=${REPEATS:-7}
 STAT=${STAT:-median}
+ROUNDS=${ROUNDS:-1}
 EW_STAT=()
 [ "$STAT" = min ] && EW_STAT=(--min)
 ALL=$(nproc)
+THREADS=${THREADS:-"1 $ALL"}
 mkdir -p "$OUT"
 
 if [ ! -x "$VENV/bin/python" ]; then
@@ -43,20 +48,22 @@ size_args() {
 
 RES="$OUT/results.jsonl"
 : > "$RES"
-for t in 1 "$ALL"; do
-    cores="0-$((t - 1))"
-    if [ "$t" = 1 ]; then
-        xla="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-    else
-        xla=""
-    fi
-    for s in $SIZES; do
-        read -r arch n <<<"$(size_args "$s")"
-        echo "size $s ($arch, N=$n), $t thread(s)" >&2
-        taskset -c "$cores" "$EW" bench --arch "$arch" --n "$n" --threads "$t" \
-            --act tanh --loss mse --repeats "$REPEATS" "${EW_STAT[@]}" >> "$RES"
-        XLA_FLAGS="$xla" taskset -c "$cores" "$VENV/bin/python" "$HERE/jax_bench.py" \
-            --arch "$arch" --n "$n" --threads "$t" --repeats "$REPEATS" >> "$RES"
+for _ in $(seq "$ROUNDS"); do
+    for t in $THREADS; do
+        cores="0-$((t - 1))"
+        if [ "$t" = 1 ]; then
+            xla="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        else
+            xla=""
+        fi
+        for s in $SIZES; do
+            read -r arch n <<<"$(size_args "$s")"
+            echo "size $s ($arch, N=$n), $t thread(s)" >&2
+            taskset -c "$cores" "$EW" bench --arch "$arch" --n "$n" --threads "$t" \
+                --act tanh --loss mse --repeats "$REPEATS" "${EW_STAT[@]}" >> "$RES"
+            XLA_FLAGS="$xla" taskset -c "$cores" "$VENV/bin/python" "$HERE/jax_bench.py" \
+                --arch "$arch" --n "$n" --threads "$t" --repeats "$REPEATS" >> "$RES"
+        done
     done
 done
 echo "load after the runs: $(cat /proc/loadavg)" >&2

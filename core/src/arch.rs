@@ -187,23 +187,30 @@ impl Arch {
         s
     }
 
-    /// Length of the buffer of transposed weight matrices that [`Arch::pack_transposed`] writes
-    /// (the number of weights, biases excluded).
+    /// Length of the buffer of transposed weight matrices that [`Arch::pack_transposed`] writes:
+    /// the number of weights (biases excluded), plus on CPUs with vector units the zeros that
+    /// pad each layer's last panel of outputs to a whole vector (a layer of 10 outputs is
+    /// packed as 16; the bits of the results do not depend on it).
     pub const fn packed_len(&self) -> usize {
         let mut p = 0;
         let mut l = 1;
         while l < self.n_widths {
-            p += self.widths[l] * self.widths[l - 1];
+            p += crate::kernels::padded_outputs(self.widths[l]) * self.widths[l - 1];
             l += 1;
         }
         p
+    }
+
+    /// Length of layer `l`'s transposed weights in the buffer of [`Arch::pack_transposed`].
+    pub(crate) fn packed_layer_len(&self, l: usize) -> usize {
+        crate::kernels::padded_outputs(self.widths[l + 1]) * self.widths[l]
     }
 
     /// Offset of layer `l`'s transposed weights in the buffer of [`Arch::pack_transposed`].
     pub(crate) fn packed_offset(&self, l: usize) -> usize {
         let mut s = 0;
         for k in 0..l {
-            s += self.widths[k] * self.widths[k + 1];
+            s += self.packed_layer_len(k);
         }
         s
     }

@@ -163,6 +163,70 @@ const fn cut(s0: usize, hi: usize) -> usize {
     }
 }
 
+/// Whether the packed weight panels of a layer end in one zero-padded panel instead of single
+/// output columns (see [`panel_width`]): on CPUs with vector units, where a padded vector costs
+/// no more than one lane, not on the microcontrollers (`LQ == 1`: every cut is exact there).
+const PAD: bool = LQ > 1;
+
+/// The width of the packed weight panel (and of the packed forward kernels' block) starting at
+/// output `s0` of a layer with `hi` outputs: [`LW`] while a whole one fits, then, with [`PAD`],
+/// one last panel of the smallest lane width holding the remaining outputs (10 outputs: one
+/// panel of 16 lanes, 6 of them zero; 200: six of 32 and one of 8), else the cut of [`cut`].
+/// The padded lanes hold zero weights and their sums are never stored, so the padding changes
+/// no bit of the outputs: it only saves the single-lane blocks of a narrow last layer.
+#[inline(always)]
+const fn panel_width(s0: usize, hi: usize) -> usize {
+    if s0 + LW <= hi || !PAD {
+        return cut(s0, hi);
+    }
+    let rem = hi - s0;
+    if rem <= LQ {
+        LQ
+    } else if rem <= LN {
+        LN
+    } else {
+        LW
+    }
+}
+
+/// The number of outputs of a layer with `fo` outputs in its packed panels, padding included
+/// ([`panel_width`]): `fan_in` times it is the layer's share of [`crate::Arch::packed_len`].
+pub(crate) const fn padded_outputs(fo: usize) -> usize {
+    let mut o0 = 0;
+    while o0 < fo {
+        o0 += panel_width(o0, fo);
+    }
+    o0
+}
+
+/// Calls `$body` with the panel widths of [`panel_width`] over the outputs `0..$hi` and the
+/// number of real (not padded) outputs of the panel.
+macro_rules! panels {
+    ($hi:expr, |$c:ident, $s:ident, $real:ident| $body:block) => {{
+        let hi = $hi;
+        let mut s0 = 0;
+        while s0 < hi {
+            let w = panel_width(s0, hi);
+            let $s = s0;
+            let $real = w.min(hi - s0);
+            if w == LW {
+                const $c: usize = LW;
+                $body
+            } else if w == LN {
+                const $c: usize = LN;
+                $body
+            } else if w == LQ {
+                const $c: usize = LQ;
+                $body
+            } else {
+                const $c: usize = 1;
+                $body
+            }
+            s0 += w;
+        }
+    }};
+}
+
 /// Calls `$body` with the lane widths [`LW`], [`LN`], [`LQ`] and 1 over `$lo..$hi`, cut as
 /// [`cut`] cuts them.
 macro_rules! lanes {
@@ -417,18 +481,27 @@ fn forward_block<K: Isa, const R: usize, const C: usize>(
 }
 
 /// Packs a weight matrix `w` (`fo` rows of `fi`) for [`forward_t`]: the outputs are cut into
-/// panels as the lane widths of the packed kernels cut them (`LW`, ..., `LW`, then `LN`, `LQ`, then 1s, see [`cut`]), and
-/// the panel of outputs `o0..o0 + c` is stored at `o0 * fi` as `[j][c]`:
-/// `wt[o0 * fi + j * c + k] = w[(o0 + k) * fi + j]`, so that the kernel reads it contiguously.
+/// panels as [`panel_width`] cuts them (`LW`, ..., `LW`, then one zero-padded panel on CPUs
+/// with vector units, or `LN`, `LQ`, 1s on the microcontrollers), and the panel of outputs
+/// `o0..o0 + c` is stored at `o0 * fi` as `[j][c]`: `wt[o0 * fi + j * c + k] = w[(o0 + k) * fi + j]`
+/// (`0.0` for the padded `o0 + k >= fo`), so that the kernel reads it contiguously. `wt` holds
+/// `fi * padded_outputs(fo)` values.
 pub(crate) fn pack_panels(w: &[f32], fi: usize, fo: usize, wt: &mut [f32]) {
     let mut o0 = 0;
     while o0 < fo {
-        let c = cut(o0, fo);
+        let c = panel_width(o0, fo);
+        let real = c.min(fo - o0);
         let panel = &mut wt[o0 * fi..(o0 + c) * fi];
         for k in 0..c {
-            let row = &w[(o0 + k) * fi..(o0 + k + 1) * fi];
-            for (j, &x) in row.iter().enumerate() {
-                panel[j * c + k] = x;
+            if k < real {
+                let row = &w[(o0 + k) * fi..(o0 + k + 1) * fi];
+                for (j, &x) in row.iter().enumerate() {
+                    panel[j * c + k] = x;
+                }
+            } else {
+                for j in 0..fi {
+                    panel[j * c + k] = 0.0;
+                }
             }
         }
         o0 += c;
@@ -469,7 +542,7 @@ fn forward_t_block<K: Isa, const R: usize, const C: usize>(
     fo: usize,
     a: &[f32],
     i0: usize,
-    o0: usize,
+    (o0, real): (usize, usize),
     j0: usize,
     j1: usize,
     z: &mut [f32],
@@ -479,9 +552,7 @@ fn forward_t_block<K: Isa, const R: usize, const C: usize>(
     let panel = &wt[o0 * fi + j0 * C..];
     let mut acc = [[0.0f32; C]; R];
     if j0 > 0 {
-        each_row!(R, |r| {
-            acc[r] = *arr(&z[(i0 + r) * fo + o0..]);
-        });
+        load_rows::<R, C>(&mut acc, z, fo, i0, o0, real);
     }
     if R == 8 {
         for (wv, av) in panel.chunks_exact(C).zip(zip8(&rows)) {
@@ -531,16 +602,75 @@ fn forward_t_block<K: Isa, const R: usize, const C: usize>(
         }
     }
     if j1 == fi {
-        let bo: &[f32; C] = arr(&b[o0..]);
+        let bo = lanes_of::<C>(b, o0, real);
         each_row!(R, |r| {
             for c in 0..C {
                 acc[r][c] += bo[c];
             }
         });
     }
-    each_row!(R, |r| {
-        *arr_mut::<C>(&mut z[(i0 + r) * fo + o0..]) = acc[r];
-    });
+    store_rows::<R, C>(&acc, z, fo, i0, o0, real);
+}
+
+/// `acc[r] = z[(i0 + r) * fo + o0..][..C]` for the rows of a packed forward block, of which only
+/// the first `real` lanes exist in `z` (a zero-padded panel, [`panel_width`]; the rest are left
+/// as they are).
+#[inline(always)]
+fn load_rows<const R: usize, const C: usize>(
+    acc: &mut [[f32; C]; R],
+    z: &[f32],
+    fo: usize,
+    i0: usize,
+    o0: usize,
+    real: usize,
+) {
+    if real == C {
+        each_row!(R, |r| {
+            acc[r] = *arr(&z[(i0 + r) * fo + o0..]);
+        });
+    } else {
+        // Through a copy, so that `acc` is only ever indexed by constants and stays in
+        // registers.
+        each_row!(R, |r| {
+            let mut t = [0.0f32; C];
+            t[..real].copy_from_slice(&z[(i0 + r) * fo + o0..][..real]);
+            acc[r] = t;
+        });
+    }
+}
+
+/// `z[(i0 + r) * fo + o0..][..real] = acc[r][..real]`: the real lanes of a packed forward block.
+#[inline(always)]
+fn store_rows<const R: usize, const C: usize>(
+    acc: &[[f32; C]; R],
+    z: &mut [f32],
+    fo: usize,
+    i0: usize,
+    o0: usize,
+    real: usize,
+) {
+    if real == C {
+        each_row!(R, |r| {
+            *arr_mut::<C>(&mut z[(i0 + r) * fo + o0..]) = acc[r];
+        });
+    } else {
+        each_row!(R, |r| {
+            let t = acc[r];
+            z[(i0 + r) * fo + o0..][..real].copy_from_slice(&t[..real]);
+        });
+    }
+}
+
+/// `b[o0..o0 + real]` in `C` lanes, zero beyond `real`.
+#[inline(always)]
+fn lanes_of<const C: usize>(b: &[f32], o0: usize, real: usize) -> [f32; C] {
+    if real == C {
+        *arr(&b[o0..])
+    } else {
+        let mut v = [0.0f32; C];
+        v[..real].copy_from_slice(&b[o0..o0 + real]);
+        v
+    }
 }
 
 /// Forward with the weights packed in panels by [`pack_panels`]:
@@ -556,13 +686,13 @@ pub(crate) fn forward_t<K: Isa>(
     n: usize,
     z: &mut [f32],
 ) {
-    let wt = &wt[..fi * fo];
+    let wt = &wt[..fi * padded_outputs(fo)];
     let mut j0 = 0;
     while j0 < fi {
         let j1 = (j0 + J_T).min(fi);
-        lanes!(0, fo, |C, o0| {
+        panels!(fo, |C, o0, real| {
             rows!(K, R_T, R_T_N, 0, n, |R, i0| {
-                forward_t_block::<K, R, C>(wt, b, fi, fo, a, i0, o0, j0, j1, z);
+                forward_t_block::<K, R, C>(wt, b, fi, fo, a, i0, (o0, real), j0, j1, z);
             });
         });
         j0 = j1;
@@ -580,7 +710,7 @@ fn r_forward_t_block<K: Isa, const R: usize, const C: usize>(
     a: &[f32],
     ra: &[f32],
     i0: usize,
-    o0: usize,
+    (o0, real): (usize, usize),
     j0: usize,
     j1: usize,
     rz: &mut [f32],
@@ -592,9 +722,7 @@ fn r_forward_t_block<K: Isa, const R: usize, const C: usize>(
     let vpanel = &vt[o0 * fi + j0 * C..];
     let mut acc = [[0.0f32; C]; R];
     if j0 > 0 {
-        each_row!(R, |r| {
-            acc[r] = *arr(&rz[(i0 + r) * fo + o0..]);
-        });
+        load_rows::<R, C>(&mut acc, rz, fo, i0, o0, real);
     }
     if R == 8 {
         let panels = wpanel.chunks_exact(C).zip(vpanel.chunks_exact(C));
@@ -656,16 +784,14 @@ fn r_forward_t_block<K: Isa, const R: usize, const C: usize>(
         }
     }
     if j1 == fi {
-        let bo: &[f32; C] = arr(&vb[o0..]);
+        let bo = lanes_of::<C>(vb, o0, real);
         each_row!(R, |r| {
             for c in 0..C {
                 acc[r][c] += bo[c];
             }
         });
     }
-    each_row!(R, |r| {
-        *arr_mut::<C>(&mut rz[(i0 + r) * fo + o0..]) = acc[r];
-    });
+    store_rows::<R, C>(&acc, rz, fo, i0, o0, real);
 }
 
 /// R-forward with transposed weights and direction (`wt`, `vt`): the sums of [`r_forward`],
@@ -685,13 +811,15 @@ pub(crate) fn r_forward_t<K: Isa>(
     match ra {
         None => forward_t::<K>(vt, vb, fi, fo, a, n, rz),
         Some(ra) => {
-            let (wt, vt) = (&wt[..fi * fo], &vt[..fi * fo]);
+            let len = fi * padded_outputs(fo);
+            let (wt, vt) = (&wt[..len], &vt[..len]);
             let mut j0 = 0;
             while j0 < fi {
                 let j1 = (j0 + J_T).min(fi);
-                lanes!(0, fo, |C, o0| {
+                panels!(fo, |C, o0, real| {
                     rows!(K, R_RT, R_RT_N, 0, n, |R, i0| {
-                        r_forward_t_block::<K, R, C>(wt, vt, vb, fi, fo, a, ra, i0, o0, j0, j1, rz);
+                        let o = (o0, real);
+                        r_forward_t_block::<K, R, C>(wt, vt, vb, fi, fo, a, ra, i0, o, j0, j1, rz);
                     });
                 });
                 j0 = j1;

@@ -286,7 +286,7 @@ impl Arch {
             if !reused {
                 match wt {
                     Some(wt) => {
-                        let wt = &wt[self.packed_offset(l)..][..fi * fo];
+                        let wt = &wt[self.packed_offset(l)..][..self.packed_layer_len(l)];
                         kernels::forward_t::<K>(wt, b, fi, fo, a_in, n, z_out);
                     }
                     None => {
@@ -598,7 +598,8 @@ impl Arch {
             let rz = &mut s.rz[out_off..out_off + n * fo];
             if let Some((wt, vt)) = packed {
                 let off = self.packed_offset(l);
-                let (wt, vt) = (&wt[off..][..fi * fo], &vt[off..][..fi * fo]);
+                let len = self.packed_layer_len(l);
+                let (wt, vt) = (&wt[off..][..len], &vt[off..][..len]);
                 let a = layer_input(l, rows, &s.a[in_off..in_off + n * fi]);
                 let ra = if l == 0 {
                     None
@@ -870,8 +871,9 @@ impl Arch {
 
     /// Writes the weight matrices of the parameter-shaped vector `params` transposed, layer
     /// after layer, into `packed` ([`Arch::packed_len`] values), for the `*_packed` tile passes.
-    /// The layout within a layer is blocked for the kernels (panels of up to 16 outputs, each
-    /// `[fan_in][panel width]`); it is an implementation detail, only the packed passes read it.
+    /// The layout within a layer is blocked for the kernels (panels of up to 32 outputs, each
+    /// `[fan_in][panel width]`, the last one padded with zeros to a whole vector on CPUs with
+    /// vector units); it is an implementation detail, only the packed passes read it.
     pub fn pack_transposed(&self, params: &[f32], packed: &mut [f32]) -> Result<(), Error> {
         self.check_params("params", params)?;
         check_len("packed weights", packed, self.packed_len())?;
@@ -883,7 +885,7 @@ impl Arch {
                 &params[sp.weight..sp.bias],
                 fi,
                 fo,
-                &mut packed[off..off + fi * fo],
+                &mut packed[off..off + self.packed_layer_len(l)],
             );
         }
         Ok(())
