@@ -186,13 +186,10 @@ macro_rules! monomorphic {
 /// per-element operations as [`Activation::value`], [`Activation::deriv1`] and
 /// [`Activation::derivs`], in loops the compiler vectorises.
 impl Activation {
-    /// `a[k] = sigma(z[k])`. On CPUs with vector units, `tanh` with `libm` goes through
-    /// [`crate::tanh`], which gives the bits of `libm::tanhf` without branches; elsewhere (the
-    /// microcontrollers, where evaluating every branch would only cost time) it calls
-    /// `libm::tanhf`.
+    /// `a[k] = sigma(z[k])`; `tanh` with the `libm` backend is [`crate::tanh::tanh_slice`], the
+    /// slice form of edgewise's own branch-free `tanhf` (the bits of [`Activation::value`]).
     #[inline(always)]
     pub(crate) fn value_slice(self, z: &[f32], a: &mut [f32], m: MathBackend) {
-        #[cfg(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64"))]
         if self == Activation::Tanh && m == MathBackend::Libm {
             crate::tanh::tanh_slice(z, a);
             return;

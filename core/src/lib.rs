@@ -113,4 +113,4 @@ pub use quadratic::Quadratic;
 pub use rng::SplitMix64;
 pub use sampler::EpochSampler;
 pub use static_mlp::StaticMlp;
-pub use tanh::tanh_slice;
+pub use tanh::{tanh_slice, tanhf};
