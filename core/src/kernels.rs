@@ -1135,6 +1135,17 @@ fn panel_of(fi: usize, j: usize) -> (usize, usize) {
     }
 }
 
+/// Whether rows of `fi` values, read in place with their stride, would collide in an L1 data
+/// cache (64-byte lines in 64 sets, which repeat every 4 KiB): a stride that is a multiple of
+/// 1 KiB puts a whole tile's rows into at most 4 sets (3072 inputs, 12 KiB: into one), so the
+/// parameter phase reads such a first layer's inputs from panels ([`panelize`]) like the other
+/// layers' instead of in place. Measured at L (3072 inputs) on an AMD Zen 4 (32 KiB, 8-way L1):
+/// the copy costs 4 ms of a gradient and saves 8 ms of its parameter phase (BENCHMARKS.md).
+#[inline(always)]
+pub(crate) const fn rows_collide(fi: usize) -> bool {
+    (fi * 4) % 1024 == 0
+}
+
 /// Copies the sample-major activations `a` (`n` rows of `fi`) into `p` in column panels for
 /// the parameter phase: the columns are cut as the lane widths cut them (`LW`, ..., `LW`, then `LN`,
 /// `LQ`, then 1s, see [`cut`]) and the panel of columns `j0..j0 + c` is stored at `j0 * n` as `[i][c]`, so that

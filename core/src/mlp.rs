@@ -661,7 +661,8 @@ impl Arch {
     /// The last step of a gradient or Hessian-vector pass: the layer inputs `a` (and `R(a)`)
     /// copied in column panels over `Z` (and `R(z)`), which the parameter phase reads and
     /// nothing else needs any more (see [`kernels::panelize`]). Not the first layer's inputs
-    /// when they are the data set's contiguous f32 `rows`: the parameter phase reads those in
+    /// when they are the data set's contiguous f32 `rows`, unless their stride makes them
+    /// collide in the cache ([`kernels::rows_collide`]): the parameter phase reads those in
     /// place ([`Term::GradRows`]; the copy cost more than the streaming saved).
     #[inline(always)]
     fn panelize_inputs(
@@ -675,7 +676,7 @@ impl Arch {
         for l in 0..self.n_layers() {
             let fi = self.layer(l).fan_in;
             let off = cap * self.width_prefix(l);
-            if l == 0 && rows.is_some() {
+            if l == 0 && rows.is_some() && !kernels::rows_collide(fi) {
                 // The parameter phase reads the data rows themselves.
                 continue;
             }
@@ -767,7 +768,7 @@ impl Arch {
             let d = &s.d[out_off..out_off + n * fo];
             // The first layer's term reads the data rows in place when there are any.
             let first = |d| match rows {
-                Some(a) if l == 0 => Term::GradRows { d, a },
+                Some(a) if l == 0 && !kernels::rows_collide(fi) => Term::GradRows { d, a },
                 _ => Term::Grad { d, a: a_in },
             };
             let term = if !hvp {
