@@ -268,7 +268,21 @@ macro_rules! lanes {
     }};
 }
 
-/// Calls `$body` with the row count `$r` (`$rn` if the instance has [`Isa::HALF_ROWS`]) and 1
+/// Whether [`rows!`] cuts a remainder into halves and quarters of the block height before single
+/// rows (on CPUs with vector units; the microcontrollers keep fewer block shapes in flash).
+const HALVES: bool = LQ > 1;
+
+/// Half of a block height of at least 4, else 1 (no half block).
+const fn half(r: usize) -> usize {
+    if r >= 4 {
+        r / 2
+    } else {
+        1
+    }
+}
+
+/// Calls `$body` with the row count `$r` (`$rn` if the instance has [`Isa::HALF_ROWS`]), then for
+/// the remainder at most one block of half and one of a quarter of it (with [`HALVES`]), then 1,
 /// over `$lo..$hi`.
 macro_rules! rows {
     ($k:ty, $r:expr, $rn:expr, $lo:expr, $hi:expr, |$rr:ident, $s:ident| $body:block) => {{
@@ -288,6 +302,25 @@ macro_rules! rows {
                 $body
             }
             s0 += $r;
+        }
+        // The remainder in blocks of half and a quarter of the rows first (where there are
+        // vector units): a one-row block has too few independent accumulators to hide the
+        // multiply-add latency.
+        if HALVES && half($r) > 1 && s0 + half($r) <= hi {
+            {
+                const $rr: usize = half($r);
+                let $s = s0;
+                $body
+            }
+            s0 += half($r);
+        }
+        if HALVES && half(half($r)) > 1 && s0 + half(half($r)) <= hi {
+            {
+                const $rr: usize = half(half($r));
+                let $s = s0;
+                $body
+            }
+            s0 += half(half($r));
         }
         while s0 < hi {
             {
