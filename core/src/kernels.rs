@@ -379,7 +379,11 @@ macro_rules! each_row {
 /// loops that use it need no per-element bounds checks (with indexing, the compiler keeps the
 /// checks and reloads the other operand's panel for every row; zipped, the 4 x 16 forward
 /// micro-kernel and the passes built like it run about 20% faster at M and L, same bits).
-/// Only for `R >= 4`: the `k % R` indices only let the other instantiations compile.
+/// Only for `R >= 4`: the `k % R` indices only let the other instantiations compile. The
+/// two-term blocks zip one operand's rows with the panel and take the other's with `next`:
+/// zipped together as well, the nested iterator's `next` grew too large for the compiler to
+/// inline into the largest passes (it was called for every input, with the block's
+/// accumulators in memory).
 #[inline(always)]
 fn zip4<'a, const R: usize>(rows: &[&'a [f32]; R]) -> impl Iterator<Item = [f32; 4]> + 'a {
     let (a, b, c, d) = (rows[0], rows[1 % R], rows[2 % R], rows[3 % R]);
@@ -758,8 +762,11 @@ fn r_forward_t_block<K: Isa, const R: usize, const C: usize>(
         load_rows::<R, C>(&mut acc, rz, fo, i0, o0, real);
     }
     if R == 8 {
-        let panels = wpanel.chunks_exact(C).zip(vpanel.chunks_exact(C));
-        for ((wv, vv), (av, rav)) in panels.zip(zip8(&rows).zip(zip8(&rrows))) {
+        let (mut vp, mut rr) = (vpanel.chunks_exact(C), zip8(&rrows));
+        for (wv, av) in wpanel.chunks_exact(C).zip(zip8(&rows)) {
+            let (Some(vv), Some(rav)) = (vp.next(), rr.next()) else {
+                break;
+            };
             let wv: &[f32; C] = arr(wv);
             let vv: &[f32; C] = arr(vv);
             each_row!(8, |r| {
@@ -769,8 +776,11 @@ fn r_forward_t_block<K: Isa, const R: usize, const C: usize>(
             });
         }
     } else if R == 4 {
-        let panels = wpanel.chunks_exact(C).zip(vpanel.chunks_exact(C));
-        for ((wv, vv), (av, rav)) in panels.zip(zip4(&rows).zip(zip4(&rrows))) {
+        let (mut vp, mut rr) = (vpanel.chunks_exact(C), zip4(&rrows));
+        for (wv, av) in wpanel.chunks_exact(C).zip(zip4(&rows)) {
+            let (Some(vv), Some(rav)) = (vp.next(), rr.next()) else {
+                break;
+            };
             let wv: &[f32; C] = arr(wv);
             let vv: &[f32; C] = arr(vv);
             each_row!(4, |r| {
@@ -780,8 +790,11 @@ fn r_forward_t_block<K: Isa, const R: usize, const C: usize>(
             });
         }
     } else if R == 2 {
-        let panels = wpanel.chunks_exact(C).zip(vpanel.chunks_exact(C));
-        for ((wv, vv), (av, rav)) in panels.zip(zip2(&rows).zip(zip2(&rrows))) {
+        let (mut vp, mut rr) = (vpanel.chunks_exact(C), zip2(&rrows));
+        for (wv, av) in wpanel.chunks_exact(C).zip(zip2(&rows)) {
+            let (Some(vv), Some(rav)) = (vp.next(), rr.next()) else {
+                break;
+            };
             let wv: &[f32; C] = arr(wv);
             let vv: &[f32; C] = arr(vv);
             each_row!(2, |r| {
@@ -791,8 +804,11 @@ fn r_forward_t_block<K: Isa, const R: usize, const C: usize>(
             });
         }
     } else if R == 1 {
-        let panels = wpanel.chunks_exact(C).zip(vpanel.chunks_exact(C));
-        for ((wv, vv), (av, rav)) in panels.zip(zip1(&rows).zip(zip1(&rrows))) {
+        let (mut vp, mut rr) = (vpanel.chunks_exact(C), zip1(&rrows));
+        for (wv, av) in wpanel.chunks_exact(C).zip(zip1(&rows)) {
+            let (Some(vv), Some(rav)) = (vp.next(), rr.next()) else {
+                break;
+            };
             let wv: &[f32; C] = arr(wv);
             let vv: &[f32; C] = arr(vv);
             each_row!(1, |r| {
@@ -880,8 +896,11 @@ fn r_forward_block<K: Isa, const R: usize, const C: usize>(
     let vr: [&[f32]; R] = core::array::from_fn(|r| &v[(o0 + r) * fi..][..fi]);
     let mut acc = [[0.0f32; C]; R];
     if R == 4 {
-        let xs = strided(&at[i0..], ld, fi).zip(strided(&rat[i0..], ld, fi));
-        for ((xs, rxs), (wv, vv)) in xs.zip(zip4(&wr).zip(zip4(&vr))) {
+        let (mut rxi, mut vri) = (strided(&rat[i0..], ld, fi), zip4(&vr));
+        for (xs, wv) in strided(&at[i0..], ld, fi).zip(zip4(&wr)) {
+            let (Some(rxs), Some(vv)) = (rxi.next(), vri.next()) else {
+                break;
+            };
             let x: &[f32; C] = arr(xs);
             let rx: &[f32; C] = arr(rxs);
             each_row!(4, |r| {
@@ -891,8 +910,11 @@ fn r_forward_block<K: Isa, const R: usize, const C: usize>(
             });
         }
     } else if R == 2 {
-        let xs = strided(&at[i0..], ld, fi).zip(strided(&rat[i0..], ld, fi));
-        for ((xs, rxs), (wv, vv)) in xs.zip(zip2(&wr).zip(zip2(&vr))) {
+        let (mut rxi, mut vri) = (strided(&rat[i0..], ld, fi), zip2(&vr));
+        for (xs, wv) in strided(&at[i0..], ld, fi).zip(zip2(&wr)) {
+            let (Some(rxs), Some(vv)) = (rxi.next(), vri.next()) else {
+                break;
+            };
             let x: &[f32; C] = arr(xs);
             let rx: &[f32; C] = arr(rxs);
             each_row!(2, |r| {
@@ -902,8 +924,11 @@ fn r_forward_block<K: Isa, const R: usize, const C: usize>(
             });
         }
     } else if R == 1 {
-        let xs = strided(&at[i0..], ld, fi).zip(strided(&rat[i0..], ld, fi));
-        for ((xs, rxs), (wv, vv)) in xs.zip(zip1(&wr).zip(zip1(&vr))) {
+        let (mut rxi, mut vri) = (strided(&rat[i0..], ld, fi), zip1(&vr));
+        for (xs, wv) in strided(&at[i0..], ld, fi).zip(zip1(&wr)) {
+            let (Some(rxs), Some(vv)) = (rxi.next(), vri.next()) else {
+                break;
+            };
             let x: &[f32; C] = arr(xs);
             let rx: &[f32; C] = arr(rxs);
             each_row!(1, |r| {
@@ -1061,8 +1086,11 @@ fn r_backward_block<K: Isa, const R: usize, const C: usize>(
     let mut acc = [[0.0f32; C]; R];
     let mut racc = [[0.0f32; C]; R];
     if R == 4 {
-        let panels = strided(&w[j0..], fi, fo).zip(strided(&v[j0..], fi, fo));
-        for ((ws, vs), (dv, rv)) in panels.zip(zip4(&d).zip(zip4(&rd))) {
+        let (mut vsi, mut rdi) = (strided(&v[j0..], fi, fo), zip4(&rd));
+        for (ws, dv) in strided(&w[j0..], fi, fo).zip(zip4(&d)) {
+            let (Some(vs), Some(rv)) = (vsi.next(), rdi.next()) else {
+                break;
+            };
             let wv: &[f32; C] = arr(ws);
             let vv: &[f32; C] = arr(vs);
             each_row!(4, |r| {
@@ -1073,8 +1101,11 @@ fn r_backward_block<K: Isa, const R: usize, const C: usize>(
             });
         }
     } else if R == 2 {
-        let panels = strided(&w[j0..], fi, fo).zip(strided(&v[j0..], fi, fo));
-        for ((ws, vs), (dv, rv)) in panels.zip(zip2(&d).zip(zip2(&rd))) {
+        let (mut vsi, mut rdi) = (strided(&v[j0..], fi, fo), zip2(&rd));
+        for (ws, dv) in strided(&w[j0..], fi, fo).zip(zip2(&d)) {
+            let (Some(vs), Some(rv)) = (vsi.next(), rdi.next()) else {
+                break;
+            };
             let wv: &[f32; C] = arr(ws);
             let vv: &[f32; C] = arr(vs);
             each_row!(2, |r| {
@@ -1085,8 +1116,11 @@ fn r_backward_block<K: Isa, const R: usize, const C: usize>(
             });
         }
     } else if R == 1 {
-        let panels = strided(&w[j0..], fi, fo).zip(strided(&v[j0..], fi, fo));
-        for ((ws, vs), (dv, rv)) in panels.zip(zip1(&d).zip(zip1(&rd))) {
+        let (mut vsi, mut rdi) = (strided(&v[j0..], fi, fo), zip1(&rd));
+        for (ws, dv) in strided(&w[j0..], fi, fo).zip(zip1(&d)) {
+            let (Some(vs), Some(rv)) = (vsi.next(), rdi.next()) else {
+                break;
+            };
             let wv: &[f32; C] = arr(ws);
             let vv: &[f32; C] = arr(vs);
             each_row!(1, |r| {
