@@ -71,6 +71,14 @@ pub fn auto_tile(n: usize, threads: usize, max_weights: usize) -> usize {
 /// (64 Mi values = 256 MiB).
 const CHUNK_BUDGET: usize = 64 << 20;
 
+/// The first-layer cache ([`ParObjective::set_first_layer_cache`]) is only used when the first
+/// layer has at least this many inputs: below, the product that reuses the pre-activations was
+/// slower than one from scratch (the cached pass compiles less well, and the skipped product is
+/// small). Measured on the AMD Zen 4 (`edgewise bench`, one thread, N = 1797, fastest of 31;
+/// from scratch / reusing, ms): 40-32-32-10 0.795 / 0.870, 64-32-10 0.492 / 0.531, 96-32-10
+/// 0.594 / 0.604, 128-32-10 0.696 / 0.672, 256-32-10 1.139 / 0.985.
+const Z0_MIN_FAN_IN: usize = 128;
+
 /// Tile buffers per thread in the ring (enough that a thread rarely waits for a buffer).
 const RING_PER_THREAD: usize = 4;
 
@@ -290,7 +298,8 @@ impl<'a> ParObjective<'a> {
     /// product computes everything and every later one skips the first layer's forward
     /// product (about a third of the first layer's work; [`Arch::tile_hvp_pass_cached`]).
     /// The same bits either way. Costs `N x fan_out(0)` floats (not kept when that is over the
-    /// workspace budget). `edgewise bench` turns it off to time a product from scratch.
+    /// workspace budget, nor for first layers of fewer than 128 inputs, where it does not pay).
+    /// `edgewise bench` turns it off to time a product from scratch.
     pub fn set_first_layer_cache(&mut self, on: bool) {
         self.z0_cache = on;
         self.z0_ready = false;
@@ -460,6 +469,7 @@ impl<'a> ParObjective<'a> {
         let z0 = if !matches!(kind, Kind::Hvp(_))
             || !self.z0_cache
             || n_tiles.saturating_mul(z0_len) > CHUNK_BUDGET
+            || self.arch.layer(0).fan_in < Z0_MIN_FAN_IN
         {
             Z0::Compute
         } else if self.z0_ready {
@@ -1017,14 +1027,16 @@ mod tests {
 
     #[test]
     fn the_first_layer_cache_follows_the_parameters() {
-        let arch = Arch::new(&[20, 9, 4], Activation::Tanh, Loss::CrossEntropy).unwrap();
+        // A first layer wide enough for the cache (`Z0_MIN_FAN_IN`).
+        let d0 = Z0_MIN_FAN_IN + 2;
+        let arch = Arch::new(&[d0, 9, 4], Activation::Tanh, Loss::CrossEntropy).unwrap();
         let mut params = vec![0.0; arch.n_params()];
         arch.init(&mut params, Init::default(), 5).unwrap();
         let mut rng = SplitMix64::new(2);
         let n = 70;
-        let x: Vec<f32> = (0..n * 20).map(|_| rng.normal()).collect();
+        let x: Vec<f32> = (0..n * d0).map(|_| rng.normal()).collect();
         let y: Vec<u16> = (0..n).map(|_| rng.below(4) as u16).collect();
-        let data = Data::new(&x, 20, Targets::Classes(&y)).unwrap();
+        let data = Data::new(&x, d0, Targets::Classes(&y)).unwrap();
         let v: Vec<f32> = (0..arch.n_params()).map(|_| rng.normal()).collect();
         // The same parameters but for one bit of one first-layer weight.
         let mut nudged = params.clone();
@@ -1062,6 +1074,19 @@ mod tests {
             assert_eq!(bits(&h), h_p, "{what}");
             assert_eq!(obj.z0_ready, cache, "{what}");
         }
+        // A narrower first layer does not use it.
+        let narrow = Arch::new(&[Z0_MIN_FAN_IN - 1, 9, 4], Activation::Tanh, Loss::Mse).unwrap();
+        let xn: Vec<f32> = (0..n * (Z0_MIN_FAN_IN - 1)).map(|_| rng.normal()).collect();
+        let dn = Data::new(&xn, Z0_MIN_FAN_IN - 1, Targets::Classes(&y)).unwrap();
+        let mut pn = vec![0.0; narrow.n_params()];
+        narrow.init(&mut pn, Init::default(), 5).unwrap();
+        let vn: Vec<f32> = (0..narrow.n_params()).map(|_| rng.normal()).collect();
+        let mut wsp = Workspace::default();
+        let mut obj = ParObjective::new(&narrow, dn, 1, 8, &mut wsp).unwrap();
+        let mut h = vec![0.0; narrow.n_params()];
+        obj.hvp(&pn, &vn, &mut h).unwrap();
+        obj.hvp(&pn, &vn, &mut h).unwrap();
+        assert!(!obj.z0_ready);
     }
 
     #[test]
