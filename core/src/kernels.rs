@@ -209,17 +209,16 @@ macro_rules! panels {
             let w = panel_width(s0, hi);
             let $s = s0;
             let $real = w.min(hi - s0);
+            // `w` is one of the three widths: with `PAD` the last panel is padded to one, and
+            // without it (`LQ == 1`) `cut`'s single columns are `LQ`.
             if w == LW {
                 const $c: usize = LW;
                 $body
             } else if w == LN {
                 const $c: usize = LN;
                 $body
-            } else if w == LQ {
-                const $c: usize = LQ;
-                $body
             } else {
-                const $c: usize = 1;
+                const $c: usize = LQ;
                 $body
             }
             s0 += w;

@@ -7,8 +7,10 @@
 //!   WHICH=0,2 REPS=20 cargo run --release -p edgewise --example passes -- 784-32-32-32-10 1000 64
 //!
 //! WHICH picks the quantities: 0 forward, 1 forward + backward (the gradient's sample phase),
-//! 2 gradient (sample and parameter phase), 3 HVP sample phase, 4 HVP. The GFLOP/s column
-//! counts only the forward's flops (`2 N sum(fan_in fan_out)`), to compare the quantities.
+//! 2 gradient (sample and parameter phase), 3 HVP sample phase, 4 HVP; 5 `tanh_slice` alone over
+//! as many values as the first hidden layer has in a forward pass (`N x fan_out(0)`, a tile at
+//! a time; BENCHMARKS.md, "Zen 4 machine"). The GFLOP/s column counts only the forward's flops
+//! (`2 N sum(fan_in fan_out)`), to compare the quantities.
 
 #[cfg(target_arch = "x86_64")]
 mod probe {
@@ -22,6 +24,17 @@ mod probe {
         #[inline(always)]
         fn mul_add(a: f32, b: f32, c: f32) -> f32 {
             a.mul_add(b, c)
+        }
+    }
+
+    /// `tanh_slice` over `z`, `chunk` values at a time.
+    ///
+    /// # Safety
+    /// Only on a CPU with AVX-512F/VL/BW/DQ and FMA (`main` checks).
+    #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw,avx512dq")]
+    unsafe fn tanh512(z: &[f32], out: &mut [f32], chunk: usize) {
+        for (zc, oc) in z.chunks(chunk).zip(out.chunks_mut(chunk)) {
+            edgewise_core::tanh_slice(zc, oc);
         }
     }
 
@@ -88,7 +101,7 @@ mod probe {
         }
         let e = |e: edgewise_core::Error| e.to_string();
         let arch = Arch::new(&widths, Activation::Tanh, Loss::Mse).map_err(e)?;
-        if n == 0 || tile == 0 || which.iter().any(|&w| w > 4) {
+        if n == 0 || tile == 0 || which.iter().any(|&w| w > 5) {
             return Err(usage.into());
         }
         let (d0, k) = (arch.input_dim(), arch.output_dim());
@@ -115,15 +128,36 @@ mod probe {
             "gradient",
             "HVP sample phase",
             "HVP",
+            "tanh of the first hidden layer",
         ];
+        let h = n * arch.layer(0).fan_out;
+        let z: Vec<f32> = (0..h)
+            .map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0)
+            .collect();
+        let mut a = vec![0.0f32; h];
         for w in which {
             let mut best = f64::MAX;
             for _ in 0..reps {
                 let t = Instant::now();
+                if w == 5 {
+                    // SAFETY: AVX-512F/VL/BW/DQ and FMA were detected above.
+                    unsafe { tanh512(&z, &mut a, tile * arch.layer(0).fan_out) };
+                    best = best.min(t.elapsed().as_secs_f64());
+                    continue;
+                }
                 // SAFETY: AVX-512F/VL/BW/DQ and FMA were detected above.
                 unsafe { avx512(w, &arch, &p, (&wt, &v, &vt), &data, tile, &mut ws, &mut g) }
                     .map_err(e)?;
                 best = best.min(t.elapsed().as_secs_f64());
+            }
+            if w == 5 {
+                println!(
+                    "{}: {:.1} us, {:.2} ns per value ({h} values)",
+                    names[w],
+                    best * 1e6,
+                    best * 1e9 / h as f64
+                );
+                continue;
             }
             println!(
                 "{}: {:.3} ms, {:.1} GFLOP/s of forward flops",
