@@ -160,6 +160,7 @@ pub fn spectrum(
         None
     };
     let (dense, dense_trace) = if p <= s.dense_max {
+        dense_preflight(p)?;
         let mut op = HessianOp::exact(&mut obj, params);
         let mut h = vec![0.0f32; p * p];
         let (mut e, mut col) = (vec![0.0f32; p], vec![0.0f32; p]);
@@ -216,6 +217,17 @@ fn rel(a: &[f32], b: &[f32]) -> f64 {
     d / norm64(b).max(1e-300)
 }
 
+/// The dense Hessian of `p` parameters (f32, and its symmetrised f64 copy for the
+/// eigensolver) must be allocatable: a `--dense-max` far above the default can ask for more
+/// memory than exists ([`crate::mem`]).
+fn dense_preflight(p: usize) -> Result<()> {
+    let p2 = p as u128 * p as u128;
+    crate::mem::ensure_allocatable(
+        12 * p2,
+        &format!("the dense Hessian of {p} parameters (--dense-max)"),
+    )
+}
+
 /// Compares exact, finite-difference and dense-Hessian products on `directions` seeded random
 /// directions; the dense Hessian is formed when the model has at most `dense_max` parameters.
 pub fn hvp_check(
@@ -239,6 +251,7 @@ pub fn hvp_check(
         ParObjective::new(arch, data, threads, tile, &mut ws).map_err(core_err("data"))?;
     let err = core_err("hvp-check");
     let dense = if p <= dense_max {
+        dense_preflight(p)?;
         let mut op = HessianOp::exact(&mut obj, params);
         let mut h = vec![0.0f32; p * p];
         let (mut e, mut col) = (vec![0.0f32; p], vec![0.0f32; p]);

@@ -62,7 +62,7 @@ pub struct BenchArgs {
     /// Timed runs per quantity (the median is reported); at least 1.
     #[arg(long, default_value_t = 7)]
     pub repeats: usize,
-    /// Power-iteration steps to time.
+    /// Power-iteration steps to time; at least 1.
     #[arg(long, default_value_t = 20)]
     pub power_steps: u32,
     /// Kernels: auto (the widest the CPU has: AVX-512, AVX2 with FMA, or the baseline) |
@@ -204,9 +204,23 @@ pub fn bench(a: &BenchArgs) -> Result<BenchResult> {
             )));
         }
     }
+    if a.repeats == 0 {
+        return Err(Failure::input("--repeats 0: must be at least 1"));
+    }
+    if a.power_steps == 0 {
+        return Err(Failure::input("--power-steps 0: must be at least 1"));
+    }
+    let p = arch.n_params();
+    // The data (features and labels), six parameter-sized vectors and the engine's buffers.
+    let data_bytes =
+        crate::mem::f32_bytes(a.n as u128 * arch.input_dim() as u128) + 2 * a.n as u128;
+    let floats = 6 * p as u128 + crate::engine::objective_floats(&arch, a.n, threads, tile);
+    crate::mem::ensure_allocatable(
+        data_bytes + crate::mem::f32_bytes(floats),
+        &format!("--arch {} with --n {}", a.arch, a.n),
+    )?;
     let (x, y) = random_data(&arch, a.n, a.seed);
     let data = Data::new(&x, arch.input_dim(), Targets::Classes(&y)).map_err(core_err("data"))?;
-    let p = arch.n_params();
     let mut params = vec![0.0f32; p];
     arch.init(&mut params, Init::default(), a.seed)
         .map_err(core_err("init"))?;
@@ -219,7 +233,7 @@ pub fn bench(a: &BenchArgs) -> Result<BenchResult> {
     let mut g = vec![0.0f32; p];
     let mut hv = vec![0.0f32; p];
     let err = core_err("bench");
-    let reps = a.repeats.max(1);
+    let reps = a.repeats;
     let grad_s = time_secs(reps, a.min, || {
         obj.loss_grad(&params, &mut g).map(|_| ()).map_err(&err)
     })?;
@@ -228,7 +242,7 @@ pub fn bench(a: &BenchArgs) -> Result<BenchResult> {
     obj.set_first_layer_cache(true);
     // The warm-up run stores the first layer's pre-activations; the timed runs reuse them.
     let hvp_reuse_s = time_secs(reps, a.min, || obj.hvp(&params, &v, &mut hv).map_err(&err))?;
-    let steps = a.power_steps.max(1);
+    let steps = a.power_steps;
     let cfg = PowerConfig {
         tol: 0.0,
         max_iter: steps,

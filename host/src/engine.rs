@@ -254,6 +254,43 @@ fn guarded<F: FnOnce() -> Result<(), Error>>(f: F) -> Result<(), Error> {
         .unwrap_or(Err(Error::InvalidConfig("worker thread panicked")))
 }
 
+/// The tile size (resolving [`DEFAULT_TILE`]) and the number of tile buffers of an objective
+/// over `n` samples with `threads` threads.
+fn ring(arch: &Arch, n: usize, threads: usize, tile: usize) -> (usize, usize) {
+    let tile = if tile == DEFAULT_TILE {
+        let widths = arch.widths();
+        let max_weights = widths.windows(2).map(|w| w[0] * w[1]).max().unwrap_or(0);
+        auto_tile(n, threads, max_weights)
+    } else {
+        tile
+    };
+    let per_tile = arch.workspace_len(tile).max(1);
+    let n_tiles = n.div_ceil(tile);
+    let budget_tiles = (CHUNK_BUDGET / per_tile).max(1);
+    let chunk_tiles = n_tiles
+        .min(budget_tiles)
+        .min(RING_PER_THREAD * threads.max(1))
+        .max(1);
+    (tile, chunk_tiles)
+}
+
+/// The f32 values a [`ParObjective`] over `n` samples allocates for gradients and
+/// Hessian-vector products: its tile buffers, the packed weights and direction, and the
+/// first-layer cache (for [`crate::mem`]'s preflight).
+pub fn objective_floats(arch: &Arch, n: usize, threads: usize, tile: usize) -> u128 {
+    let (tile, ring) = ring(arch, n, threads.max(1), tile);
+    let bufs = ring as u128 * arch.workspace_len(tile) as u128;
+    let packed = 2 * arch.packed_len() as u128;
+    // The first-layer cache: a tile's pre-activations per tile, unless over the budget.
+    let z0 = n.div_ceil(tile) as u128 * tile as u128 * arch.layer(0).fan_out as u128;
+    let z0 = if arch.layer(0).fan_in >= Z0_MIN_FAN_IN && z0 <= CHUNK_BUDGET as u128 {
+        z0
+    } else {
+        0
+    };
+    bufs + packed + z0
+}
+
 impl<'a> ParObjective<'a> {
     /// An objective over `data` with `threads` threads (at least 1) and tiles of `tile` samples
     /// ([`DEFAULT_TILE`], 0: [`auto_tile`]).
@@ -266,20 +303,7 @@ impl<'a> ParObjective<'a> {
     ) -> Result<Self, Error> {
         arch.check_data(&data)?;
         let threads = threads.max(1);
-        let tile = if tile == DEFAULT_TILE {
-            let widths = arch.widths();
-            let max_weights = widths.windows(2).map(|w| w[0] * w[1]).max().unwrap_or(0);
-            auto_tile(data.len(), threads, max_weights)
-        } else {
-            tile
-        };
-        let per_tile = arch.workspace_len(tile).max(1);
-        let n_tiles = data.len().div_ceil(tile);
-        let budget_tiles = (CHUNK_BUDGET / per_tile).max(1);
-        let chunk_tiles = n_tiles
-            .min(budget_tiles)
-            .min(RING_PER_THREAD * threads)
-            .max(1);
+        let (tile, chunk_tiles) = ring(arch, data.len(), threads, tile);
         Ok(Self {
             arch,
             data,

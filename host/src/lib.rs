@@ -11,6 +11,7 @@ pub mod data;
 pub mod engine;
 pub mod error;
 pub mod fsio;
+pub mod mem;
 pub mod metrics;
 pub mod plot;
 pub mod plots;

@@ -174,6 +174,22 @@ impl Tracker {
         }
     }
 
+    /// The f32 values [`Tracker::new`] allocates (for [`crate::mem`]'s preflight); the Lanczos
+    /// basis, grown at the first measurement, comes on top.
+    pub fn initial_floats(cfg: &CurvatureConfig, method: EigMethod, p: usize) -> u128 {
+        let history = if method == EigMethod::WarmLanczos {
+            HISTORY
+        } else {
+            0
+        };
+        (cfg.eig_k + 2 + history) as u128 * p as u128
+    }
+
+    /// [`Tracker::initial_floats`] of [`Tracker::sharpness_only`].
+    pub fn sharpness_only_floats(p: usize) -> u128 {
+        (1 + 2 + HISTORY) as u128 * p as u128
+    }
+
     /// The sharpness-only tracker of `track_every`: warm-started Lanczos from the predicted
     /// eigenvector, the top eigenpair alone (no lambda_min, third derivative or preconditioned
     /// sharpness), its own random stream and checkpoint tensors (`tracked.*`).

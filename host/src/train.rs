@@ -353,12 +353,36 @@ fn trackers<'a>(main: &'a Tracker, tracked: &'a Option<Tracker>) -> Vec<&'a Trac
     std::iter::once(main).chain(tracked).collect()
 }
 
+/// Stops a run whose buffers cannot be allocated at all with a clear error, before anything
+/// is written ([`crate::mem`]): the parameters, gradient and last finite parameters, the
+/// optimizer's state, the trackers' vectors, and the engine's buffers for the training batches
+/// and evaluations and for the Hessian subset.
+fn preflight(cfg: &TrainConfig, res: &Resolved, prep: &Prepared, opts: &RunOptions) -> Result<()> {
+    let (arch, p) = (&res.arch, res.arch.n_params());
+    let n = prep.train.n;
+    let batch = cfg.optim.batch_size.unwrap_or(n).clamp(1, n.max(1));
+    let hess_n = prep.hessian_idx.as_ref().map_or(n, Vec::len);
+    let engine =
+        |m: usize| crate::engine::objective_floats(arch, m.max(1), opts.threads, opts.tile);
+    let eval = engine(batch).max(engine(n)).max(engine(prep.test.n));
+    let mut floats = 3 * p as u128 + res.opt.state_len(p) as u128 + eval + engine(hess_n);
+    floats += Tracker::initial_floats(&cfg.curvature, res.eig_method, p);
+    if cfg.curvature.track_every > 0 {
+        floats += Tracker::sharpness_only_floats(p);
+    }
+    crate::mem::ensure_allocatable(
+        crate::mem::f32_bytes(floats),
+        &format!("this run ({p} parameters)"),
+    )
+}
+
 /// Runs (or resumes) a training run.
 pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let started = Instant::now();
     let res: Resolved = cfg.resolve()?;
     let arch = res.arch;
     let prep = prepare(cfg, &arch)?;
+    preflight(cfg, &res, &prep, opts)?;
     prepare_dir(opts)?;
     let out = &opts.out;
     fsio::atomic_write(&out.join("config.toml"), cfg.to_toml().as_bytes())

@@ -976,4 +976,44 @@ fn bench_rejects_bad_arguments() {
         "--kernels sse9",
     );
     bad(&["bench", "--arch", "8-x-4"], "8-x-4");
+    bad(&["bench", "--arch", "8-4", "--repeats", "0"], "--repeats 0");
+    bad(
+        &["bench", "--arch", "8-4", "--power-steps", "0"],
+        "--power-steps 0",
+    );
+}
+
+/// A model or data set that needs more memory than can ever be allocated (two layers of 2^24
+/// units: about 8 PiB of weights) is refused with a clear error before anything is written,
+/// not an out-of-memory abort.
+#[test]
+fn impossible_memory_requests_are_bad_input() {
+    let huge = "64-16777216-16777216-10";
+    bad(&["bench", "--arch", huge, "--n", "10"], "PiB of memory");
+    bad(
+        &["bench", "--arch", "100000-100000-10", "--n", "100000000"],
+        "of memory, more than this process can allocate",
+    );
+    let out = tmp("impossible-memory").join("run");
+    let o = out.to_str().unwrap();
+    bad(
+        &[
+            "train", "--data", "digits", "--arch", huge, "--steps", "1", "--out", o,
+        ],
+        "PiB of memory",
+    );
+    assert!(
+        !out.exists(),
+        "nothing is written for a run that cannot start"
+    );
+    bad(
+        &[
+            "hvp-check",
+            "--arch",
+            "64-3000-10",
+            "--dense-max",
+            "100000000",
+        ],
+        "the dense Hessian of 225010 parameters (--dense-max) needs about",
+    );
 }
