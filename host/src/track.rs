@@ -174,20 +174,34 @@ impl Tracker {
         }
     }
 
-    /// The f32 values [`Tracker::new`] allocates (for [`crate::mem`]'s preflight); the Lanczos
-    /// basis, grown at the first measurement, comes on top.
-    pub fn initial_floats(cfg: &CurvatureConfig, method: EigMethod, p: usize) -> u128 {
+    /// The f32 values a tracker allocates (for [`crate::mem`]'s preflight): its vectors
+    /// ([`Tracker::new`]) and, when it measures (`measures`), the Lanczos basis and work
+    /// buffers it grows at the first measurement (f64 counted as two f32).
+    pub fn floats(cfg: &CurvatureConfig, method: EigMethod, p: usize, measures: bool) -> u128 {
         let history = if method == EigMethod::WarmLanczos {
             HISTORY
         } else {
             0
         };
-        (cfg.eig_k + 2 + history) as u128 * p as u128
+        let vectors = (cfg.eig_k + 2 + history) as u128 * p as u128;
+        let steps = match method {
+            _ if !measures => return vectors,
+            EigMethod::Lanczos => cfg.lanczos_steps.min(p),
+            EigMethod::WarmLanczos => cfg.lanczos_max_steps.min(p).max(cfg.eig_k),
+            EigMethod::Power => return vectors,
+        };
+        let basis = (steps as u128 + 1) * p as u128;
+        let work = 2 * (2 * steps as u128 * steps as u128 + 3 * steps as u128);
+        vectors + basis + work
     }
 
-    /// [`Tracker::initial_floats`] of [`Tracker::sharpness_only`].
-    pub fn sharpness_only_floats(p: usize) -> u128 {
-        (1 + 2 + HISTORY) as u128 * p as u128
+    /// [`Tracker::floats`] of [`Tracker::sharpness_only`].
+    pub fn sharpness_only_floats(cfg: &CurvatureConfig, p: usize) -> u128 {
+        let c = CurvatureConfig {
+            eig_k: 1,
+            ..cfg.clone()
+        };
+        Self::floats(&c, EigMethod::WarmLanczos, p, true)
     }
 
     /// The sharpness-only tracker of `track_every`: warm-started Lanczos from the predicted

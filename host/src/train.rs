@@ -355,8 +355,8 @@ fn trackers<'a>(main: &'a Tracker, tracked: &'a Option<Tracker>) -> Vec<&'a Trac
 
 /// Stops a run whose buffers cannot be allocated at all with a clear error, before anything
 /// is written ([`crate::mem`]): the parameters, gradient and last finite parameters, the
-/// optimizer's state, the trackers' vectors, and the engine's buffers for the training batches
-/// and evaluations and for the Hessian subset.
+/// optimizer's state, the trackers' vectors and Lanczos bases, and the engine's buffers for
+/// the training batches and evaluations and for the Hessian subset.
 fn preflight(cfg: &TrainConfig, res: &Resolved, prep: &Prepared, opts: &RunOptions) -> Result<()> {
     let (arch, p) = (&res.arch, res.arch.n_params());
     let n = prep.train.n;
@@ -366,9 +366,10 @@ fn preflight(cfg: &TrainConfig, res: &Resolved, prep: &Prepared, opts: &RunOptio
         |m: usize| crate::engine::objective_floats(arch, m.max(1), opts.threads, opts.tile);
     let eval = engine(batch).max(engine(n)).max(engine(prep.test.n));
     let mut floats = 3 * p as u128 + res.opt.state_len(p) as u128 + eval + engine(hess_n);
-    floats += Tracker::initial_floats(&cfg.curvature, res.eig_method, p);
+    let measures = cfg.curvature.eig_every > 0;
+    floats += Tracker::floats(&cfg.curvature, res.eig_method, p, measures);
     if cfg.curvature.track_every > 0 {
-        floats += Tracker::sharpness_only_floats(p);
+        floats += Tracker::sharpness_only_floats(&cfg.curvature, p);
     }
     crate::mem::ensure_allocatable(
         crate::mem::f32_bytes(floats),

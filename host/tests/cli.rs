@@ -1006,6 +1006,27 @@ fn impossible_memory_requests_are_bad_input() {
         !out.exists(),
         "nothing is written for a run that cannot start"
     );
+    // 75 million parameters fit, but not a Lanczos basis of a billion (capped at 75 million)
+    // steps of them.
+    let args = [
+        "train",
+        "--data",
+        "digits",
+        "--arch",
+        "64-1000000-10",
+        "--steps",
+        "1",
+        "--eig-every",
+        "1",
+        "--eig-method",
+        "lanczos",
+        "--lanczos-steps",
+        "1000000000",
+        "--out",
+        o,
+    ];
+    bad(&args, "PiB of memory");
+    assert!(!out.exists());
     bad(
         &[
             "hvp-check",
