@@ -254,15 +254,16 @@ fn guarded<F: FnOnce() -> Result<(), Error>>(f: F) -> Result<(), Error> {
         .unwrap_or(Err(Error::InvalidConfig("worker thread panicked")))
 }
 
-/// The tile size (resolving [`DEFAULT_TILE`]) and the number of tile buffers of an objective
-/// over `n` samples with `threads` threads.
+/// The tile size (resolving [`DEFAULT_TILE`]; never more than the `n` samples, since a larger
+/// tile only makes the buffers larger and gives the same bits) and the number of tile buffers
+/// of an objective over `n` samples with `threads` threads.
 fn ring(arch: &Arch, n: usize, threads: usize, tile: usize) -> (usize, usize) {
     let tile = if tile == DEFAULT_TILE {
         let widths = arch.widths();
         let max_weights = widths.windows(2).map(|w| w[0] * w[1]).max().unwrap_or(0);
         auto_tile(n, threads, max_weights)
     } else {
-        tile
+        tile.min(n.max(1))
     };
     let per_tile = arch.workspace_len(tile).max(1);
     let n_tiles = n.div_ceil(tile);
@@ -979,6 +980,9 @@ mod tests {
         let mut ws = Workspace::default();
         let obj = ParObjective::new(&arch, data, 2, DEFAULT_TILE, &mut ws).unwrap();
         assert_eq!(obj.tile(), 64);
+        // A tile larger than the data is cut to the data (the same bits, smaller buffers).
+        let obj = ParObjective::new(&arch, data, 2, usize::MAX, &mut ws).unwrap();
+        assert_eq!(obj.tile(), 2048);
     }
 
     #[test]

@@ -1027,6 +1027,13 @@ fn impossible_memory_requests_are_bad_input() {
     ];
     bad(&args, "PiB of memory");
     assert!(!out.exists());
+    // A tile larger than the data is cut to the data, not allocated.
+    let huge_tile = ["--tile", "1000000000"];
+    ok(&[
+        &["hvp-check", "--arch", "64-32-10", "--directions", "1"][..],
+        &huge_tile,
+    ]
+    .concat());
     bad(
         &[
             "hvp-check",
