@@ -282,14 +282,16 @@ pub fn objective_floats(arch: &Arch, n: usize, threads: usize, tile: usize) -> u
     let (tile, ring) = ring(arch, n, threads.max(1), tile);
     let bufs = ring as u128 * arch.workspace_len(tile) as u128;
     let packed = 2 * arch.packed_len() as u128;
-    // The first-layer cache: a tile's pre-activations per tile, unless over the budget.
-    let z0 = n.div_ceil(tile) as u128 * tile as u128 * arch.layer(0).fan_out as u128;
-    let z0 = if arch.layer(0).fan_in >= Z0_MIN_FAN_IN && z0 <= CHUNK_BUDGET as u128 {
-        z0
-    } else {
-        0
-    };
+    let z0 = z0_cache_len(arch, n.div_ceil(tile), tile).unwrap_or(0) as u128;
     bufs + packed + z0
+}
+
+/// The f32 values of the first-layer cache over `n_tiles` tiles of `tile` samples (each tile's
+/// pre-activations), or `None` where it is not kept: a first layer narrower than
+/// [`Z0_MIN_FAN_IN`], or a cache over the workspace budget.
+fn z0_cache_len(arch: &Arch, n_tiles: usize, tile: usize) -> Option<usize> {
+    let len = n_tiles.saturating_mul(tile * arch.layer(0).fan_out);
+    (arch.layer(0).fan_in >= Z0_MIN_FAN_IN && len <= CHUNK_BUDGET).then_some(len)
 }
 
 impl<'a> ParObjective<'a> {
@@ -493,8 +495,7 @@ impl<'a> ParObjective<'a> {
         let z0_len = self.tile * self.arch.layer(0).fan_out;
         let z0 = if !matches!(kind, Kind::Hvp(_))
             || !self.z0_cache
-            || n_tiles.saturating_mul(z0_len) > CHUNK_BUDGET
-            || self.arch.layer(0).fan_in < Z0_MIN_FAN_IN
+            || z0_cache_len(self.arch, n_tiles, self.tile).is_none()
         {
             Z0::Compute
         } else if self.z0_ready {

@@ -25,7 +25,7 @@ pub fn ensure_allocatable(bytes: u128, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// `bytes` in binary units with three significant digits: `512 B`, `1.50 KiB`, `3.00 PiB`.
+/// `bytes` in binary units with two decimals: `512 B`, `1.50 KiB`, `3.00 PiB`.
 pub fn human_bytes(bytes: u128) -> String {
     const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     let mut v = bytes as f64;

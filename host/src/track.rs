@@ -127,6 +127,15 @@ pub struct Tracker {
     work: Vec<f64>,
 }
 
+/// The previous eigenvectors a tracker keeps for its predicted start (warm-started Lanczos).
+fn history_vectors(method: EigMethod) -> usize {
+    if method == EigMethod::WarmLanczos {
+        HISTORY
+    } else {
+        0
+    }
+}
+
 /// Grows `v` to at least `len` values (never shrinks: the solvers take longer buffers).
 fn grow<T: Clone + Default>(v: &mut Vec<T>, len: usize) {
     if v.len() < len {
@@ -160,14 +169,7 @@ impl Tracker {
             has_min: false,
             pre_vec: vec![0.0; p],
             has_pre: false,
-            history: vec![
-                0.0;
-                if method == EigMethod::WarmLanczos {
-                    HISTORY * p
-                } else {
-                    0
-                }
-            ],
+            history: vec![0.0; history_vectors(method) * p],
             history_len: 0,
             basis: Vec::new(),
             work: Vec::new(),
@@ -178,12 +180,7 @@ impl Tracker {
     /// ([`Tracker::new`]) and, when it measures (`measures`), the Lanczos basis and work
     /// buffers it grows at the first measurement (f64 counted as two f32).
     pub fn floats(cfg: &CurvatureConfig, method: EigMethod, p: usize, measures: bool) -> u128 {
-        let history = if method == EigMethod::WarmLanczos {
-            HISTORY
-        } else {
-            0
-        };
-        let vectors = (cfg.eig_k + 2 + history) as u128 * p as u128;
+        let vectors = (cfg.eig_k + 2 + history_vectors(method)) as u128 * p as u128;
         let steps = match method {
             _ if !measures => return vectors,
             EigMethod::Lanczos => cfg.lanczos_steps.min(p),
@@ -191,6 +188,7 @@ impl Tracker {
             EigMethod::Power => return vectors,
         };
         let basis = (steps as u128 + 1) * p as u128;
+        // `lanczos_work_len(steps)` f64 values, in u128 (which cannot overflow here).
         let work = 2 * (2 * steps as u128 * steps as u128 + 3 * steps as u128);
         vectors + basis + work
     }
