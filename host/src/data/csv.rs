@@ -2,7 +2,8 @@
 //!
 //! # Format
 //!
-//! - One sample a line: the features, then the class label, separated by commas. No header.
+//! - One sample a line: the features, then the class label, separated by commas. No header (a
+//!   first line with a field that is no number is reported as a likely header).
 //! - Every line has the same number of fields as the first one (at least one feature).
 //! - Features are decimal numbers (anything Rust's `f32` parser accepts, e.g. `-1.5e-3`),
 //!   rounded to the nearest `f32`; NaN and infinities (also by overflow, e.g. `1e39`) are
@@ -101,9 +102,22 @@ pub(crate) fn parse_csv<R: BufRead>(mut reader: R, path: &Path) -> Result<Table,
                 abbreviate(text)
             )));
         };
+        // A first line with a field that is no number at all is most likely a header: say so.
+        let header = dim.is_none()
+            && text.split(',').any(|f| {
+                let f = f.trim();
+                !f.is_empty() && f.parse::<f64>().is_err()
+            });
+        let hint = |msg: String| {
+            err(if header {
+                format!("{msg} (a header line? these CSV files have none: remove it)")
+            } else {
+                msg
+            })
+        };
         let start = x.len();
         for (k, field) in features.split(',').enumerate() {
-            x.push(parse_feature(field, k + 1).map_err(err)?);
+            x.push(parse_feature(field, k + 1).map_err(hint)?);
         }
         let found = x.len() - start;
         match dim {
@@ -115,7 +129,7 @@ pub(crate) fn parse_csv<R: BufRead>(mut reader: R, path: &Path) -> Result<Table,
             }
             Some(_) => {}
         }
-        labels.push(parse_label(label, found + 1).map_err(err)?);
+        labels.push(parse_label(label, found + 1).map_err(hint)?);
     }
     match dim {
         Some(dim) => Ok(Table { x, labels, dim }),
@@ -218,6 +232,20 @@ mod tests {
         assert!(e.contains("found 3"), "{e}");
         let e = err("1,2,3\n4,x,6\n");
         assert!(e.contains("line 2: field 2: cannot parse `x`"), "{e}");
+        assert!(!e.contains("header"), "{e}");
+        let e = err("x,y,label\n1,2,0\n");
+        assert!(
+            e.contains("line 1: field 1: cannot parse `x` as a number (a header line?"),
+            "{e}"
+        );
+        let e = err("1,2,label\n1,2,0\n");
+        assert!(
+            e.contains("`label` is not a non-negative integer (a header line?"),
+            "{e}"
+        );
+        // A first line of numbers with a bad label is no header.
+        let e = err("1,2,0.5\n");
+        assert!(!e.contains("header"), "{e}");
         let e = err("1,,3\n");
         assert!(e.contains("line 1: field 2 is empty"), "{e}");
         for bad in ["nan", "NaN", "inf", "-infinity", "1e39"] {
