@@ -263,10 +263,9 @@ fn top_k_deflation_matches_nalgebra() {
     assert!(score > 0.9999, "score {score}");
 }
 
-#[test]
-fn jacobi_matches_nalgebra() {
-    let n = 12;
-    let mut rng = SplitMix64::new(4);
+/// A symmetric `n x n` matrix of seeded standard normals (upper triangle drawn row by row).
+fn random_symmetric(seed: u64, n: usize) -> Vec<f64> {
+    let mut rng = SplitMix64::new(seed);
     let mut a = vec![0.0f64; n * n];
     for i in 0..n {
         for j in i..n {
@@ -275,6 +274,13 @@ fn jacobi_matches_nalgebra() {
             a[j * n + i] = x;
         }
     }
+    a
+}
+
+#[test]
+fn jacobi_matches_nalgebra() {
+    let n = 12;
+    let a = random_symmetric(4, n);
     let af: Vec<f32> = a.iter().map(|&x| x as f32).collect();
     let want = nalgebra_eigs(&af, n);
     let mut work = a.clone();
@@ -291,6 +297,119 @@ fn jacobi_matches_nalgebra() {
         for r in 0..n {
             let av: f64 = (0..n).map(|c| a[r * n + c] * vecs[c * n + i]).sum();
             assert!((av - vals[i] * vecs[r * n + i]).abs() < 1e-9);
+        }
+    }
+}
+
+/// Checks an eigen-decomposition of the dense symmetric `a`: values against nalgebra's,
+/// `A v = lambda v` per column and orthonormal columns.
+fn check_eigen(a: &[f64], n: usize, vals: &[f64], vecs: &[f64], tol: f64) {
+    let m = DMatrix::from_fn(n, n, |i, j| a[i * n + j]);
+    let mut want: Vec<f64> = SymmetricEigen::new(m).eigenvalues.iter().copied().collect();
+    want.sort_by(|x, y| y.partial_cmp(x).unwrap());
+    let scale = want.iter().fold(1.0f64, |s, &x| s.max(x.abs()));
+    for i in 0..n {
+        assert!(
+            (vals[i] - want[i]).abs() <= tol * scale,
+            "n {n}, eigenvalue {i}: {} vs {}",
+            vals[i],
+            want[i]
+        );
+        if i > 0 {
+            assert!(vals[i] <= vals[i - 1], "not descending at {i}");
+        }
+        for r in 0..n {
+            let av: f64 = (0..n).map(|c| a[r * n + c] * vecs[c * n + i]).sum();
+            assert!(
+                (av - vals[i] * vecs[r * n + i]).abs() <= tol * scale,
+                "n {n}, residual of pair {i}, row {r}"
+            );
+        }
+        for j in 0..=i {
+            let d: f64 = (0..n).map(|r| vecs[r * n + i] * vecs[r * n + j]).sum();
+            let want = if i == j { 1.0 } else { 0.0 };
+            assert!(
+                (d - want).abs() <= 1e-12 * n as f64,
+                "n {n}: v{i} . v{j} = {d}"
+            );
+        }
+    }
+}
+
+#[test]
+fn householder_ql_above_the_jacobi_range_matches_nalgebra() {
+    use edgewise_core::eig::jacobi::JACOBI_MAX;
+    for (seed, n) in [(1u64, JACOBI_MAX + 1), (2, 100), (3, 157)] {
+        let a = random_symmetric(seed, n);
+        let mut work = a.clone();
+        let (mut vecs, mut vals) = (vec![0.0; n * n], vec![0.0; n]);
+        symmetric_eigen(&mut work, n, &mut vecs, &mut vals).unwrap();
+        check_eigen(&a, n, &vals, &vecs, 1e-12);
+    }
+    // Degenerate spectra: a multiple of the identity, a rank-one matrix, the zero matrix, and a
+    // diagonal one with values spanning 30 orders of magnitude.
+    let n = 80;
+    let mut rng = SplitMix64::new(9);
+    let u: Vec<f64> = (0..n).map(|_| rng.normal() as f64).collect();
+    let cases: Vec<Vec<f64>> = vec![
+        (0..n * n)
+            .map(|k| if k / n == k % n { 3.0 } else { 0.0 })
+            .collect(),
+        (0..n * n).map(|k| u[k / n] * u[k % n]).collect(),
+        vec![0.0; n * n],
+        (0..n * n)
+            .map(|k| {
+                if k / n == k % n {
+                    10f64.powi((k / n) as i32 % 31 - 15)
+                } else {
+                    0.0
+                }
+            })
+            .collect(),
+    ];
+    for a in cases {
+        let mut work = a.clone();
+        let (mut vecs, mut vals) = (vec![0.0; n * n], vec![0.0; n]);
+        symmetric_eigen(&mut work, n, &mut vecs, &mut vals).unwrap();
+        check_eigen(&a, n, &vals, &vecs, 1e-12);
+    }
+}
+
+#[test]
+fn tridiagonal_eigen_agrees_with_the_dense_solver() {
+    use edgewise_core::eig::jacobi::{symmetric_tridiagonal_eigen, JACOBI_MAX};
+    for n in [1, 2, 5, JACOBI_MAX, JACOBI_MAX + 1, 200] {
+        let mut rng = SplitMix64::new(n as u64);
+        let diag: Vec<f64> = (0..n).map(|_| rng.normal() as f64).collect();
+        let off: Vec<f64> = (0..n.saturating_sub(1))
+            .map(|_| rng.uniform() as f64)
+            .collect();
+        let mut a = vec![0.0f64; n * n];
+        for i in 0..n {
+            a[i * n + i] = diag[i];
+            if i + 1 < n {
+                a[i * n + i + 1] = off[i];
+                a[(i + 1) * n + i] = off[i];
+            }
+        }
+        let mut work = vec![0.0f64; n * n];
+        let (mut vecs, mut vals) = (vec![0.0; n * n], vec![0.0; n]);
+        symmetric_tridiagonal_eigen(&diag, &off, n, &mut work, &mut vecs, &mut vals).unwrap();
+        check_eigen(&a, n, &vals, &vecs, 1e-12);
+        let mut dense = a.clone();
+        let (mut dvecs, mut dvals) = (vec![0.0; n * n], vec![0.0; n]);
+        symmetric_eigen(&mut dense, n, &mut dvecs, &mut dvals).unwrap();
+        if n <= JACOBI_MAX {
+            // The same method: the same bits.
+            assert_eq!(vals, dvals, "n {n}");
+            assert_eq!(vecs, dvecs, "n {n}");
+        } else {
+            for i in 0..n {
+                assert!(
+                    (vals[i] - dvals[i]).abs() < 1e-12 * dvals[0].abs(),
+                    "n {n}, {i}"
+                );
+            }
         }
     }
 }

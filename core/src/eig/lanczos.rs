@@ -7,12 +7,13 @@
 //! `q_(j+1) = w / beta_j`. A tiny `beta_j` (an invariant subspace) ends the iteration early.
 //! The eigenvalues of the tridiagonal matrix `T = tridiag(beta, alpha, beta)` (the Ritz values)
 //! approximate the extreme eigenvalues at *both* ends of the spectrum; they come from
-//! [`crate::symmetric_eigen`]. The residual of Ritz pair `k` is `|beta_m s_mk|` with `s_k` its
+//! [`crate::eig::jacobi::symmetric_tridiagonal_eigen`] (the Jacobi method up to 64 steps, the QL
+//! method beyond). The residual of Ritz pair `k` is `|beta_m s_mk|` with `s_k` its
 //! eigenvector of `T`. All reductions are in f64 in ascending order.
 //!
 //! Storage is the caller's: the basis (`steps * dim` f32) and `lanczos_work_len(steps)` f64.
 
-use crate::eig::jacobi::symmetric_eigen;
+use crate::eig::jacobi::symmetric_tridiagonal_eigen;
 use crate::eig::power::Eigenpair;
 use crate::error::{check_len, check_min, Error};
 use crate::operator::LinearOperator;
@@ -75,8 +76,8 @@ fn extend<O: LinearOperator + ?Sized>(
     Ok((a, norm64(w)))
 }
 
-/// Eigen-decomposition of the `m x m` tridiagonal matrix `tridiag(beta, alpha, beta)`:
-/// Ritz values (descending) into `evals`, eigenvectors as the columns of `z`.
+/// The eigen-decomposition of the first `m` rows of `tridiag(beta, alpha, beta)` into the first
+/// `m * m` values of `z` (eigenvectors as columns) and `m` of `evals` (descending).
 fn tridiagonal_eigen(
     alpha: &[f64],
     beta: &[f64],
@@ -84,18 +85,9 @@ fn tridiagonal_eigen(
     t: &mut [f64],
     z: &mut [f64],
     evals: &mut [f64],
-) -> Result<(), Error> {
-    let t = &mut t[..m * m];
-    t.fill(0.0);
-    for i in 0..m {
-        t[i * m + i] = alpha[i];
-        if i + 1 < m {
-            t[i * m + i + 1] = beta[i];
-            t[(i + 1) * m + i] = beta[i];
-        }
-    }
-    symmetric_eigen(t, m, &mut z[..m * m], &mut evals[..m])?;
-    Ok(())
+) -> Result<usize, Error> {
+    let (z, evals) = (&mut z[..m * m], &mut evals[..m]);
+    symmetric_tridiagonal_eigen(&alpha[..m], &beta[..m.saturating_sub(1)], m, t, z, evals)
 }
 
 /// Normalises `basis[j * n..(j + 1) * n]` by `b` in place.
@@ -232,7 +224,7 @@ pub struct WarmLanczosResult {
 /// The start vector is the previous measurement's top eigenvector (`vecs[..dim]`) when
 /// `k == 1`, and the normalised sum of the `k` previous eigenvectors when `k > 1` (its Krylov
 /// space contains all of them after `k` steps, so each is refined). After every step the
-/// tridiagonal matrix is diagonalised ([`crate::symmetric_eigen`]) and the residual of each
+/// tridiagonal matrix is diagonalised (Jacobi, or QL beyond 64 steps) and the residual of each
 /// Ritz pair read off as `|beta_m s_mk|`; the run stops when the top `k` residuals are within
 /// the tolerance, after `max_steps` products, or on an invariant subspace. Unlike power
 /// iteration it does not need a gap between the top two eigenvalues to converge quickly:
