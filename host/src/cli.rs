@@ -678,6 +678,9 @@ pub fn cmd_spectrum(a: &SpectrumArgs) -> Result<u8> {
 
 /// Runs `hvp-check`.
 pub fn cmd_hvp_check(a: &HvpCheckArgs) -> Result<u8> {
+    if a.directions == 0 {
+        return Err(Failure::input("--directions 0: must be at least 1"));
+    }
     let (arch, params, cfg) = match &a.checkpoint {
         Some(p) => {
             let ck = load_ckpt(p)?;

@@ -48,12 +48,20 @@ pub struct GridRun {
 
 /// Parses `a,b,c` with `parse` for one item; errors name the flag.
 pub fn parse_list<T>(flag: &str, s: &str, parse: impl Fn(&str) -> Option<T>) -> Result<Vec<T>> {
-    s.split(',')
+    let v: Vec<T> = s
+        .split(',')
         .map(|x| x.trim())
         .filter(|x| !x.is_empty())
         .map(|x| parse(x).ok_or_else(|| Failure::input(format!("{flag}: cannot parse {x:?}"))))
-        .collect()
+        .collect::<Result<_>>()?;
+    if v.is_empty() {
+        return Err(Failure::input(format!("{flag} {s:?}: no values given")));
+    }
+    Ok(v)
 }
+
+/// The most learning rates of a geometric grid.
+const MAX_GRID: usize = 1000;
 
 /// Parses a geometric grid `START:FACTOR:COUNT` (e.g. `0.01:2:6` = 0.01, 0.02, ..., 0.32).
 pub fn parse_geometric(s: &str) -> Result<Vec<f32>> {
@@ -69,8 +77,15 @@ pub fn parse_geometric(s: &str) -> Result<Vec<f32>> {
     let start: f64 = f[0].parse().map_err(|_| bad())?;
     let factor: f64 = f[1].parse().map_err(|_| bad())?;
     let count: usize = f[2].parse().map_err(|_| bad())?;
-    if !(start > 0.0 && factor > 0.0 && count > 0 && count <= 1000) {
-        return Err(bad());
+    if !(start > 0.0 && start.is_finite() && factor > 0.0 && factor.is_finite()) {
+        return Err(Failure::input(format!(
+            "--lr-grid {s:?}: START and FACTOR must be positive and finite"
+        )));
+    }
+    if !(1..=MAX_GRID).contains(&count) {
+        return Err(Failure::input(format!(
+            "--lr-grid {s:?}: COUNT must be in 1..={MAX_GRID}"
+        )));
     }
     // Each value is start * factor^i computed in f64 by repeated multiplication, then rounded
     // to 6 significant digits so that names and configurations stay readable.
@@ -335,6 +350,16 @@ mod tests {
         assert!(parse_shard("4/4").is_err());
         let lrs = parse_geometric("0.01:2:4").unwrap();
         assert_eq!(lrs, vec![0.01, 0.02, 0.04, 0.08]);
+        let e = |r: Result<Vec<f32>>| r.unwrap_err().to_string();
+        assert!(e(parse_geometric("0.1:2:0")).contains("COUNT must be in 1..=1000"));
+        assert!(e(parse_geometric("0.1:2:1001")).contains("COUNT must be in 1..=1000"));
+        assert!(e(parse_geometric("0.1:-2:3")).contains("positive and finite"));
+        assert!(e(parse_geometric("inf:2:3")).contains("positive and finite"));
+        assert!(e(parse_geometric("0.1:2")).contains("expected START:FACTOR:COUNT"));
+        let list = |s: &str| parse_list("--lrs", s, |x| x.parse::<f32>().ok());
+        assert_eq!(list(" 0.1, ,0.2 ").unwrap(), vec![0.1, 0.2]);
+        assert!(e(list(" , ")).contains("--lrs \" , \": no values given"));
+        assert!(e(list("0.1,x")).contains("--lrs: cannot parse \"x\""));
         let g = Grid {
             opts: vec!["adam".into(), "clipped-adam".into()],
             clips: vec![0.1, 1.0],

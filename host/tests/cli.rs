@@ -764,6 +764,11 @@ fn bad_input_gets_one_clear_message_and_exit_code_2() {
     t(&["--data", &c, "--arch", "3-4-2"], "line 2");
     let c = csv("garbage.csv", b"1,2,3,0\n1,x,3,1\n");
     t(&["--data", &c, "--arch", "3-4-2"], "garbage.csv");
+    let c = csv("header.csv", b"a,b,c,label\n1,2,3,1\n");
+    t(
+        &["--data", &c, "--arch", "3-4-2"],
+        "line 1: field 1: cannot parse `a` as a number (a header line?",
+    );
     let c = csv(
         "labels.csv",
         b"1,2,3,0\n1,2,3,1\n1,2,3,4\n1,2,3,1\n1,2,3,0\n",
@@ -771,6 +776,21 @@ fn bad_input_gets_one_clear_message_and_exit_code_2() {
     t(&["--data", &c, "--arch", "3-4-2"], "last width");
     let c = csv("trunc.csv.gz", &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2]);
     t(&["--data", &c, "--arch", "3-4-2"], "trunc.csv.gz");
+    // Empty or out-of-range lists and counts of the other commands.
+    bad(
+        &["hvp-check", "--directions", "0"],
+        "--directions 0: must be at least 1",
+    );
+    let sw = o("sweep");
+    bad(
+        &["sweep", "--out", &sw, "--lrs", " , "],
+        "--lrs \" , \": no values given",
+    );
+    bad(
+        &["sweep", "--out", &sw, "--lr-grid", "0.1:2:5000"],
+        "COUNT must be in 1..=1000",
+    );
+    assert!(!Path::new(&sw).exists(), "a rejected sweep created {sw}");
     // Unwritable output directory (a path below a regular file).
     let file = o("file");
     std::fs::write(&file, b"x").unwrap();
