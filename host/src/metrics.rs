@@ -231,11 +231,23 @@ impl Row {
 
 /// Reads a whole `metrics.csv` (also one written before the `tracked_*` columns existed).
 pub fn read(path: &std::path::Path) -> Result<Vec<Row>> {
-    Ok(read_layout(path)?.0)
+    Ok(read_layout(path, false)?.rows)
 }
 
-/// [`read`], and whether the file has the current columns (`false`: the legacy layout).
-pub fn read_layout(path: &std::path::Path) -> Result<(Vec<Row>, bool)> {
+/// What [`read_layout`] found.
+pub struct Layout {
+    /// The rows.
+    pub rows: Vec<Row>,
+    /// Whether the file has the current columns (`false`: the legacy layout).
+    pub current: bool,
+    /// Whether an unterminated last line that is no row was left out (`torn_tail_ok`).
+    pub torn: bool,
+}
+
+/// [`read`], and the file's layout. With `torn_tail_ok`, a last line without its newline that
+/// does not parse is left out instead of failing: what a run killed (or out of disk space)
+/// while appending a row leaves behind, and what `--resume` cuts off anyway.
+pub fn read_layout(path: &std::path::Path, torn_tail_ok: bool) -> Result<Layout> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::input(format!("cannot read {}: {e}", path.display())))?;
     let mut lines = text.lines();
@@ -249,12 +261,22 @@ pub fn read_layout(path: &std::path::Path) -> Result<(Vec<Row>, bool)> {
             )))
         }
     };
-    let rows = lines
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| Row::from_cells(l, columns, &format!("{}, line {}", path.display(), i + 2)))
-        .collect::<Result<Vec<Row>>>()?;
-    Ok((rows, columns == COLUMNS.len()))
+    let unterminated = !text.ends_with('\n');
+    let last = text.lines().count().saturating_sub(2);
+    let mut torn = false;
+    let mut rows = Vec::new();
+    for (i, l) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        match Row::from_cells(l, columns, &format!("{}, line {}", path.display(), i + 2)) {
+            Ok(r) => rows.push(r),
+            Err(_) if torn_tail_ok && unterminated && i == last => torn = true,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Layout {
+        rows,
+        current: columns == COLUMNS.len(),
+        torn,
+    })
 }
 
 #[cfg(test)]
@@ -296,9 +318,9 @@ mod tests {
             .contains("line 2"));
     }
 
-    #[test]
-    fn legacy_files_are_read() {
-        let dir = std::env::temp_dir().join(format!("edgewise-legacy-{}", std::process::id()));
+    /// A scratch directory, the path of a `metrics.csv` in it, and a row to write there.
+    fn scratch(name: &str) -> (std::path::PathBuf, std::path::PathBuf, Row) {
+        let dir = std::env::temp_dir().join(format!("edgewise-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("metrics.csv");
         let r = Row {
@@ -308,6 +330,12 @@ mod tests {
             sharpness: Some(3.0),
             ..Default::default()
         };
+        (dir, path, r)
+    }
+
+    #[test]
+    fn legacy_files_are_read() {
+        let (dir, path, r) = scratch("legacy");
         let line = r.to_csv();
         let legacy: Vec<&str> = line.split(',').take(LEGACY_COLUMNS).collect();
         let text = format!(
@@ -316,9 +344,9 @@ mod tests {
             legacy.join(",")
         );
         std::fs::write(&path, text).unwrap();
-        let (rows, current) = read_layout(&path).unwrap();
-        assert!(!current);
-        assert_eq!(rows, vec![r]);
+        let l = read_layout(&path, false).unwrap();
+        assert!(!l.current && !l.torn);
+        assert_eq!(l.rows, vec![r]);
         // A legacy header with a current-layout row is an error, not a panic.
         std::fs::write(
             &path,
@@ -329,6 +357,28 @@ mod tests {
             .unwrap_err()
             .message
             .contains("expected 21 columns"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_torn_last_line_is_left_out_only_when_asked() {
+        let (dir, path, r) = scratch("torn");
+        let good = format!("{}\n{}\n", header(), r.to_csv());
+        std::fs::write(&path, format!("{good}1,0,0.1")).unwrap();
+        let l = read_layout(&path, true).unwrap();
+        assert!(l.torn && l.current);
+        assert_eq!(l.rows, vec![r.clone()]);
+        assert!(read(&path).unwrap_err().message.contains("line 3"));
+        // A complete last line, or a bad line before the last, is an error either way.
+        std::fs::write(&path, format!("{good}1,0,0.1\n")).unwrap();
+        assert!(read_layout(&path, true).is_err());
+        std::fs::write(&path, format!("{good}1,0,0.1\n{}", r.to_csv())).unwrap();
+        assert!(read_layout(&path, true).is_err());
+        // An unterminated last line that is a whole row is kept.
+        std::fs::write(&path, good.trim_end()).unwrap();
+        let l = read_layout(&path, true).unwrap();
+        assert!(!l.torn);
+        assert_eq!(l.rows, vec![r]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -473,8 +473,16 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                 out.join("checkpoints/resume.safetensors").display()
             );
         }
-        let current;
-        (rows, current) = metrics::read_layout(&metrics_path)?;
+        let layout = metrics::read_layout(&metrics_path, true)?;
+        if layout.torn {
+            eprintln!(
+                "warning: {}: its last line is incomplete (the run stopped while writing it); \
+                 it is dropped and rewritten",
+                metrics_path.display()
+            );
+        }
+        let current = layout.current;
+        rows = layout.rows;
         rows.retain(|r| r.step < step);
         if rows.len() as u64 != step {
             return Err(Failure::input(format!(

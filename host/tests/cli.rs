@@ -438,7 +438,17 @@ fn an_interrupted_run_resumes_bit_identically() {
         let o = run(&a);
         assert_eq!(o.status.code(), Some(137), "{label}: the simulated kill");
         assert!(!cut.join("summary.json").exists());
-        ok(&["train", "--resume", cut.to_str().unwrap(), "--quiet"]);
+        // A kill (or a full disk) while appending a row leaves an unterminated line behind:
+        // resume drops it with a warning.
+        let mut torn = read(&cut.join("metrics.csv"));
+        torn.extend_from_slice(b"8,0,0.01,0.2");
+        std::fs::write(cut.join("metrics.csv"), torn).unwrap();
+        let o = ok(&["train", "--resume", cut.to_str().unwrap(), "--quiet"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("metrics.csv: its last line is incomplete"),
+            "{label}: {err}"
+        );
         assert_eq!(
             read(&full.join("metrics.csv")),
             read(&cut.join("metrics.csv")),
