@@ -211,11 +211,14 @@ pub enum Scenario {
     DiagLinear,
     /// GD with the micromath backend.
     Micromath,
+    /// The dense Hessian's spectrum and a Lanczos run longer than 64 steps (the Householder + QL
+    /// eigen-solver of core, beyond the Jacobi range).
+    DenseSpectrum,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run.
-    pub const ALL: [Scenario; 16] = [
+    pub const ALL: [Scenario; 17] = [
         Scenario::GdStable,
         Scenario::GdEos,
         Scenario::SgdShuffle,
@@ -232,6 +235,7 @@ impl Scenario {
         Scenario::Hutchinson,
         Scenario::DiagLinear,
         Scenario::Micromath,
+        Scenario::DenseSpectrum,
     ];
 
     /// The scenario's name (also its golden file's stem).
@@ -253,6 +257,7 @@ impl Scenario {
             Scenario::Hutchinson => "hutchinson",
             Scenario::DiagLinear => "diag_linear",
             Scenario::Micromath => "micromath",
+            Scenario::DenseSpectrum => "dense_spectrum",
         }
     }
 

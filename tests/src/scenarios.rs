@@ -4,13 +4,14 @@
 use edgewise_core::eig::lanczos::{lanczos_work_len, ritz_vector};
 use edgewise_core::vec::dot64;
 use edgewise_core::{
-    extrapolate_start, lanczos, predict_start, sharpness, warm_lanczos, Activation, AdamConfig,
-    Arch, Clip, Data, DiagLinearNet, Eigenpair, EpochSampler, Error, HessianOp, HvpMethod, Init,
-    LanczosConfig, LinearOperator, Loss, MathBackend, MomentumConfig, Objective, OptState,
-    Optimizer, PowerConfig, PreconditionedOp, SplitMix64, WarmLanczosConfig, PREDICT_HISTORY,
+    dense_hessian, extrapolate_start, lanczos, param_count, predict_start, sharpness,
+    symmetric_eigen, warm_lanczos, Activation, AdamConfig, Arch, Clip, Data, DiagLinearNet,
+    Eigenpair, EpochSampler, Error, HessianOp, HvpMethod, Init, LanczosConfig, LinearOperator,
+    Loss, MathBackend, MomentumConfig, Objective, OptState, Optimizer, PowerConfig,
+    PreconditionedOp, SplitMix64, WarmLanczosConfig, PREDICT_HISTORY,
 };
 
-use crate::problem::{deep, shallow, Problem, MAX_PARAMS, N};
+use crate::problem::{deep, shallow, Problem, MAX_PARAMS, N, SHALLOW};
 use crate::{Evaluator, Fnv64, Scenario, Sink, NOT_MEASURED};
 
 /// Seed of the data set of every network scenario.
@@ -99,6 +100,13 @@ pub(crate) const fn describe(s: Scenario) -> &'static str {
         Scenario::Micromath => {
             "8-6-3 tanh, cross-entropy, micromath backend (exp, ln, tanh), GD lr 1, 30 steps; \
              sharpness every 10 steps"
+        }
+        Scenario::DenseSpectrum => {
+            "8-6-3 tanh (75 parameters), MSE, GD lr 0.5, 3 steps; at each step the dense \
+             Hessian's eigen-decomposition (Householder + QL: more than 64 rows) and a 72-step \
+             Lanczos run (its tridiagonal matrix by QL): sharpness column = top dense \
+             eigenvalue, hash = params, dense eigenvalues and top eigenvector (f64 bits), \
+             Lanczos steps, Ritz values, residuals"
         }
     }
 }
@@ -218,6 +226,7 @@ pub(crate) fn run<E: Evaluator + ?Sized, S: Sink + ?Sized>(
                 shallow(Activation::Tanh, Loss::CrossEntropy)?.with_math(MathBackend::Micromath);
             train(name, &fit(arch, pytorch, 12, gd, 1.0), classes, eval, sink)
         }
+        Scenario::DenseSpectrum => dense_spectrum(name, classes, eval, sink),
     }
 }
 
@@ -642,6 +651,81 @@ fn diag_linear<S: Sink + ?Sized>(name: &str, sink: &mut S) -> Result<u32, Error>
         sink.record(name, step, loss.to_bits(), l_max.to_bits(), hash);
         if step < STEPS {
             gd.step(LR, &mut theta, &grad, &mut state)?;
+        }
+    }
+    Ok(STEPS + 1)
+}
+
+/// GD on the 8-6-3 network (75 parameters, more than the Jacobi method's 64 rows); at each step
+/// the dense Hessian's eigen-decomposition and a 72-step Lanczos run.
+fn dense_spectrum<E: Evaluator + ?Sized, S: Sink + ?Sized>(
+    name: &str,
+    data: Data<'_>,
+    eval: &mut E,
+    sink: &mut S,
+) -> Result<u32, Error> {
+    const P: usize = param_count(&SHALLOW);
+    const K: usize = 72;
+    const STEPS: u32 = 3;
+    let arch = shallow(Activation::Tanh, Loss::Mse)?;
+    if arch.n_params() != P {
+        return Err(Error::InvalidArch(
+            "dense_spectrum: unexpected parameter count",
+        ));
+    }
+    let mut params = [0.0f32; P];
+    arch.init(&mut params, Init::PytorchDefault, 13)?;
+    let mut grad = [0.0f32; P];
+    let (mut h, mut e, mut col) = ([0.0f32; P * P], [0.0f32; P], [0.0f32; P]);
+    // The dense matrix and its eigenvectors, then the Lanczos work buffer.
+    let mut big = [0.0f64; 2 * P * P];
+    let mut values = [0.0f64; P];
+    let mut start = [0.0f32; P];
+    SplitMix64::new(START_SEED).fill_normal(&mut start);
+    let mut basis = [0.0f32; (K + 1) * P];
+    let (mut ritz, mut res) = ([0.0f32; K], [0.0f32; K]);
+    let cfg = LanczosConfig { steps: K };
+    let gd = Optimizer::Gd { weight_decay: 0.0 };
+    let mut state = OptState { t: 0, buf: &mut [] };
+    for step in 0..=STEPS {
+        let mut obj = eval.objective(&arch, data)?;
+        let loss = obj.loss_grad(&params, &mut grad)?;
+        check_finite(loss)?;
+        let mut op = HessianOp::exact(&mut obj, &params);
+        dense_hessian(&mut op, &mut h, &mut e, &mut col)?;
+        let (a, vecs) = big.split_at_mut(P * P);
+        for (k, x) in a.iter_mut().enumerate() {
+            *x = 0.5 * (h[k] as f64 + h[(k % P) * P + k / P] as f64);
+        }
+        symmetric_eigen(a, P, vecs, &mut values)?;
+        let mut hash = Fnv64::new();
+        hash.f32s(&params);
+        for &v in values.iter() {
+            hash.f64(v);
+        }
+        for r in 0..P {
+            hash.f64(vecs[r * P]);
+        }
+        let r = lanczos(
+            &mut op,
+            &cfg,
+            &start,
+            &mut basis,
+            &mut big[..lanczos_work_len(K)],
+            &mut ritz,
+            &mut res,
+        )?;
+        let m = r.steps;
+        let hash = hash.u32(m as u32).f32s(&ritz[..m]).f32s(&res[..m]).finish();
+        sink.record(
+            name,
+            step,
+            loss.to_bits(),
+            (values[0] as f32).to_bits(),
+            hash,
+        );
+        if step < STEPS {
+            gd.step(0.5, &mut params, &grad, &mut state)?;
         }
     }
     Ok(STEPS + 1)

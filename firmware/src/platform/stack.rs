@@ -21,7 +21,7 @@
 pub const PATTERN: u32 = 0x5afe_57ac;
 
 /// Bytes below the stack top that are painted (and so the largest stack that can be measured).
-pub const PAINT_WINDOW: usize = 64 * 1024;
+pub const PAINT_WINDOW: usize = 512 * 1024;
 
 /// Bytes left unpainted just below the stack pointer of [`paint`], for its own frame.
 const GUARD: usize = 256;
