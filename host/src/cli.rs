@@ -104,7 +104,7 @@ pub struct ReportArgs {
 pub struct SpectrumArgs {
     /// A checkpoint (.safetensors) written by edgewise.
     pub checkpoint: PathBuf,
-    /// Eigenvalues at each end.
+    /// Eigenvalues at each end (at most the parameter count; at most 16 with --method power).
     #[arg(long, default_value_t = 5)]
     pub k: usize,
     /// lanczos | power.
@@ -649,6 +649,18 @@ fn ckpt_config(ck: &crate::checkpoint::Checkpoint, settings: &Overrides) -> Resu
 
 /// Runs `spectrum`.
 pub fn cmd_spectrum(a: &SpectrumArgs) -> Result<u8> {
+    use crate::analyze::Method;
+    if a.k == 0 {
+        return Err(Failure::input("--k 0: must be at least 1"));
+    }
+    let most = edgewise_core::MAX_SUBSPACE_K;
+    if a.method == Method::Power && a.k > most {
+        return Err(Failure::input(format!(
+            "--k {}: power iteration with deflation gives at most {most} eigenvalues; \
+             --method lanczos gives more",
+            a.k
+        )));
+    }
     let ck = load_ckpt(&a.checkpoint)?;
     let cfg = ckpt_config(&ck, &a.settings)?;
     let s = crate::analyze::SpectrumSettings {

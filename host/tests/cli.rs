@@ -791,6 +791,21 @@ fn bad_input_gets_one_clear_message_and_exit_code_2() {
         &["hvp-check", "--directions", "0"],
         "--directions 0: must be at least 1",
     );
+    bad(
+        &["spectrum", "--k", "0", "x.safetensors"],
+        "--k 0: must be at least 1",
+    );
+    bad(
+        &[
+            "spectrum",
+            "--method",
+            "power",
+            "--k",
+            "17",
+            "x.safetensors",
+        ],
+        "gives at most 16 eigenvalues",
+    );
     let sw = o("sweep");
     bad(
         &["sweep", "--out", &sw, "--lrs", " , "],
