@@ -81,12 +81,21 @@ pub fn read_run(dir: &Path) -> Result<RunRecord> {
         .resolve()
         .map_err(|e| e.context(dir.join("config.toml").display()))?;
     let mpath = dir.join("metrics.csv");
+    let spath = dir.join("summary.json");
+    // A run without a summary was interrupted: a torn last row is what a kill leaves behind.
     let rows: Vec<Row> = if mpath.is_file() {
-        metrics::read(&mpath)?
+        let layout = metrics::read_layout(&mpath, !spath.is_file())?;
+        if layout.torn {
+            eprintln!(
+                "warning: {}: its last line is incomplete (the run was interrupted while \
+                 writing it); left out",
+                mpath.display()
+            );
+        }
+        layout.rows
     } else {
         Vec::new()
     };
-    let spath = dir.join("summary.json");
     let summary: Option<serde_json::Value> = if spath.is_file() {
         let text = std::fs::read_to_string(&spath)
             .map_err(|e| Failure::input(format!("cannot read {}: {e}", spath.display())))?;

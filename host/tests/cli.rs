@@ -443,6 +443,19 @@ fn an_interrupted_run_resumes_bit_identically() {
         let mut torn = read(&cut.join("metrics.csv"));
         torn.extend_from_slice(b"8,0,0.01,0.2");
         std::fs::write(cut.join("metrics.csv"), torn).unwrap();
+        // `report` of the interrupted run leaves the torn line out, too.
+        let rep = d.join("report");
+        let o = ok(&[
+            "report",
+            cut.to_str().unwrap(),
+            "--out",
+            rep.to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("its last line is incomplete"),
+            "{label}: {err}"
+        );
         let o = ok(&["train", "--resume", cut.to_str().unwrap(), "--quiet"]);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(
