@@ -262,13 +262,16 @@ pub fn read_layout(path: &std::path::Path, torn_tail_ok: bool) -> Result<Layout>
         }
     };
     let unterminated = !text.ends_with('\n');
-    let last = text.lines().count().saturating_sub(2);
     let mut torn = false;
     let mut rows = Vec::new();
-    for (i, l) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    let mut lines = lines.enumerate().peekable();
+    while let Some((i, l)) = lines.next() {
+        if l.trim().is_empty() {
+            continue;
+        }
         match Row::from_cells(l, columns, &format!("{}, line {}", path.display(), i + 2)) {
             Ok(r) => rows.push(r),
-            Err(_) if torn_tail_ok && unterminated && i == last => torn = true,
+            Err(_) if torn_tail_ok && unterminated && lines.peek().is_none() => torn = true,
             Err(e) => return Err(e),
         }
     }

@@ -5,10 +5,10 @@
 //! and applies the rotation that zeroes `a_pq` (`t = sign(tau) / (|tau| + sqrt(1 + tau^2))`,
 //! `tau = (a_qq - a_pp) / (2 a_pq)`; Golub and Van Loan, "Matrix Computations", section 8.5).
 //! Sweeps stop when the off-diagonal norm falls below `1e-14` times the Frobenius norm, or after
-//! `MAX_SWEEPS` (60 is plenty: convergence is quadratic). It costs about `6 n^3` per sweep, and
-//! random matrices of 8 to 64 rows, dense or tridiagonal, take 5 to 8 sweeps: nothing for the
-//! Lanczos tridiagonal matrices of tracking (at most a few dozen rows) and the subspace-angle
-//! matrix, whose results it has fixed since the first version.
+//! `MAX_SWEEPS` (60 is plenty: convergence is quadratic). It costs about `6 n^3` per sweep (the
+//! sweeps run are `symmetric_eigen`'s return value): nothing for the Lanczos tridiagonal
+//! matrices of tracking (at most a few dozen rows) and the subspace-angle matrix, whose results
+//! it has fixed since the first version.
 //!
 //! **Householder + QL** (`n > JACOBI_MAX`: long Lanczos runs and the dense Hessians of
 //! `spectrum`, hundreds to thousands of rows, where Jacobi took minutes: 93% of a 1210-step
