@@ -45,6 +45,9 @@ pub enum Error {
     ZeroVector,
     /// A NaN or infinity appeared where a finite number is required.
     NonFinite(&'static str),
+    /// An iterative method stopped at its iteration limit before meeting its own convergence
+    /// test (the results would not be trustworthy).
+    NotConverged(&'static str),
 }
 
 impl fmt::Display for Error {
@@ -74,6 +77,9 @@ impl fmt::Display for Error {
             Error::EmptyData => write!(f, "the data holds no sample"),
             Error::ZeroVector => write!(f, "a vector that must be non-zero is zero"),
             Error::NonFinite(what) => write!(f, "non-finite value in {what}"),
+            Error::NotConverged(what) => {
+                write!(f, "{what} did not converge within its iteration limit")
+            }
         }
     }
 }

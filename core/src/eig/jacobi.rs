@@ -38,7 +38,8 @@ const MAX_QL_ITER: usize = 60;
 /// Eigen-decomposition of the symmetric `n x n` row-major matrix `a` (destroyed). Writes the
 /// eigenvalues in descending order into `values` and the matching unit eigenvectors as the
 /// *columns* of `vecs` (row-major `n x n`). Returns the number of Jacobi sweeps, or of QL
-/// iterations above [`JACOBI_MAX`] rows (only the lower triangle of `a` is read there).
+/// iterations above [`JACOBI_MAX`] rows (only the lower triangle of `a` is read there), or
+/// [`Error::NotConverged`] if the QL iteration failed on an eigenvalue.
 pub fn symmetric_eigen(
     a: &mut [f64],
     n: usize,
@@ -55,7 +56,7 @@ pub fn symmetric_eigen(
         vecs.copy_from_slice(a);
         // `a` is free now: its first row holds the off-diagonal.
         householder_tridiagonalize(vecs, n, values, &mut a[..n]);
-        let iters = ql_implicit(values, &mut a[..n], vecs, n);
+        let iters = ql_implicit(values, &mut a[..n], vecs, n, MAX_QL_ITER)?;
         sort_descending(values, vecs, n);
         return Ok(iters);
     }
@@ -110,7 +111,7 @@ pub fn symmetric_tridiagonal_eigen(
     for (i, x) in vecs.iter_mut().enumerate() {
         *x = if i / n == i % n { 1.0 } else { 0.0 };
     }
-    let iters = ql_implicit(values, e, vecs, n);
+    let iters = ql_implicit(values, e, vecs, n, MAX_QL_ITER)?;
     sort_descending(values, vecs, n);
     Ok(iters)
 }
@@ -212,11 +213,18 @@ fn hypot64(a: f64, b: f64) -> f64 {
 /// diagonal `d` and off-diagonal `e[1..]` (`e[i]` joins rows `i - 1` and `i`), applying the
 /// rotations to the columns of `z`: eigenvalues (unsorted) into `d`, eigenvectors as the columns
 /// of `z`. An off-diagonal element counts as zero when `|e| <= 2^-52 (|d_m| + |d_m+1|)`. Returns
-/// the iterations run; an eigenvalue still unconverged after `MAX_QL_ITER` is left as it is
-/// (never seen: two or three iterations per eigenvalue are typical).
-fn ql_implicit(d: &mut [f64], e: &mut [f64], z: &mut [f64], n: usize) -> usize {
+/// the iterations run, or [`Error::NotConverged`] when an eigenvalue is still unconverged after
+/// `max_iter` iterations (never seen with `MAX_QL_ITER`: two or three per eigenvalue are
+/// typical; EISPACK's `tql2` reports the same failure).
+fn ql_implicit(
+    d: &mut [f64],
+    e: &mut [f64],
+    z: &mut [f64],
+    n: usize,
+    max_iter: usize,
+) -> Result<usize, Error> {
     if n == 0 {
-        return 0;
+        return Ok(0);
     }
     for i in 1..n {
         e[i - 1] = e[i];
@@ -234,8 +242,11 @@ fn ql_implicit(d: &mut [f64], e: &mut [f64], z: &mut [f64], n: usize) -> usize {
                 }
                 m += 1;
             }
-            if m == l || iter >= MAX_QL_ITER {
+            if m == l {
                 break;
+            }
+            if iter >= max_iter {
+                return Err(Error::NotConverged("the QL eigenvalue iteration"));
             }
             iter += 1;
             total += 1;
@@ -276,7 +287,7 @@ fn ql_implicit(d: &mut [f64], e: &mut [f64], z: &mut [f64], n: usize) -> usize {
             e[m] = 0.0;
         }
     }
-    total
+    Ok(total)
 }
 
 /// Selection sort of `values` into descending order, moving the columns of `vecs` along.
@@ -353,4 +364,35 @@ fn jacobi(a: &mut [f64], n: usize, vecs: &mut [f64], values: &mut [f64]) -> Resu
     }
     sort_descending(values, vecs, n);
     Ok(sweeps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tridiagonal matrix with diagonal `1, 2, ..., n` and off-diagonal `1`: no
+    /// off-diagonal element is negligible, so each eigenvalue needs at least one QL iteration.
+    fn tridiagonal(n: usize) -> ([f64; 80], [f64; 80]) {
+        let mut d = [0.0; 80];
+        let mut e = [0.0; 80];
+        for i in 0..n {
+            d[i] = (i + 1) as f64;
+            e[i] = if i == 0 { 0.0 } else { 1.0 };
+        }
+        (d, e)
+    }
+
+    #[test]
+    fn ql_reports_an_eigenvalue_left_unconverged_at_the_iteration_limit() {
+        let n = 80;
+        let mut z = [0.0; 80 * 80];
+        let (mut d, mut e) = tridiagonal(n);
+        assert_eq!(
+            ql_implicit(&mut d, &mut e, &mut z, n, 1),
+            Err(Error::NotConverged("the QL eigenvalue iteration"))
+        );
+        let (mut d, mut e) = tridiagonal(n);
+        let iters = ql_implicit(&mut d, &mut e, &mut z, n, MAX_QL_ITER).unwrap();
+        assert!(iters >= n - 1 && iters <= 3 * n, "{iters} iterations");
+    }
 }
