@@ -259,6 +259,40 @@ fn ckpt_err(e: checkpoint::CheckpointError) -> Failure {
     Failure::input(e.to_string())
 }
 
+/// The files a run (and a `report` of it alone) writes at the top of its directory.
+const RUN_FILES: [&str; 5] = [
+    "config.toml",
+    "metrics.csv",
+    "summary.json",
+    "report.md",
+    "report.csv",
+];
+
+/// The subdirectories a run writes.
+const RUN_DIRS: [&str; 2] = ["checkpoints", "plots"];
+
+/// Whether `--force` may replace the non-empty directory `out`: it holds a run's
+/// `config.toml`, or (a run stopped while its directory was being created) nothing but the
+/// run's own file names and empty subdirectories. Anything else is not ours to delete.
+fn holds_a_run(out: &Path) -> bool {
+    if out.join("config.toml").is_file() {
+        return true;
+    }
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return false;
+    };
+    entries.into_iter().all(|e| {
+        let Ok(e) = e else { return false };
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if RUN_FILES.contains(&name.as_ref()) {
+            return true;
+        }
+        RUN_DIRS.contains(&name.as_ref())
+            && std::fs::read_dir(e.path()).is_ok_and(|mut d| d.next().is_none())
+    })
+}
+
 /// Creates (or checks, for `--resume`) the run directory.
 fn prepare_dir(opts: &RunOptions) -> Result<()> {
     let out = &opts.out;
@@ -290,10 +324,16 @@ fn prepare_dir(opts: &RunOptions) -> Result<()> {
                     out.display()
                 )));
             }
-            for name in ["config.toml", "metrics.csv", "summary.json"] {
+            if !holds_a_run(out) {
+                return Err(Failure::input(format!(
+                    "--force replaces a run directory, and {} holds files but no config.toml (not an edgewise run): nothing was touched; choose another --out",
+                    out.display()
+                )));
+            }
+            for name in RUN_FILES {
                 let _ = std::fs::remove_file(out.join(name));
             }
-            for name in ["checkpoints", "plots"] {
+            for name in RUN_DIRS {
                 let _ = std::fs::remove_dir_all(out.join(name));
             }
         }
