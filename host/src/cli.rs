@@ -84,6 +84,10 @@ pub struct SweepArgs {
     /// No progress output.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Redo every run of this shard from scratch (by default finished runs are skipped,
+    /// interrupted ones resumed, and a run directory holding other settings is an error).
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub settings: Overrides,
 }
@@ -577,6 +581,7 @@ pub fn cmd_sweep(a: &SweepArgs) -> Result<u8> {
         shard,
         quiet: a.quiet,
         plots: !a.no_plots,
+        force: a.force,
     };
     let st = sweep(&base, &grid, &opts)?;
     let failed: Vec<_> = st

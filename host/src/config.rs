@@ -272,6 +272,48 @@ impl TrainConfig {
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_default()
     }
+
+    /// The settings in which `self` and `other` differ, as `section.key = this vs that`, in
+    /// the order of the TOML file.
+    pub fn differences(&self, other: &TrainConfig) -> Vec<String> {
+        fn flat(prefix: &str, v: &toml::Value, out: &mut Vec<(String, String)>) {
+            match v {
+                toml::Value::Table(t) => {
+                    for (k, v) in t {
+                        let key = if prefix.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{prefix}.{k}")
+                        };
+                        flat(&key, v, out);
+                    }
+                }
+                v => out.push((prefix.to_string(), v.to_string())),
+            }
+        }
+        let table = |c: &TrainConfig| {
+            let mut v = Vec::new();
+            if let Ok(t) = toml::Value::try_from(c) {
+                flat("", &t, &mut v);
+            }
+            v
+        };
+        let (a, b) = (table(self), table(other));
+        let mut diff = Vec::new();
+        for (k, va) in &a {
+            match b.iter().find(|(kb, _)| kb == k) {
+                Some((_, vb)) if vb == va => {}
+                Some((_, vb)) => diff.push(format!("{k} = {va} vs {vb}")),
+                None => diff.push(format!("{k} = {va} vs unset")),
+            }
+        }
+        for (k, vb) in &b {
+            if !a.iter().any(|(ka, _)| ka == k) {
+                diff.push(format!("{k} = unset vs {vb}"));
+            }
+        }
+        diff
+    }
 }
 
 /// Parses `64-32-10` into widths.

@@ -8,6 +8,11 @@
 //! default and `--jobs` runs go at once; every run is deterministic, so the results are
 //! byte-identical to running the grid serially. A run whose `summary.json` exists is skipped;
 //! an interrupted one is resumed from its checkpoint when it has one and restarted otherwise.
+//! Before anything runs or is written, every existing run directory of the shard must hold the
+//! configuration the grid gives it (a sweep re-run with other settings into the same `--out`
+//! would otherwise skip or resume runs of the old settings under the new listing); `--force`
+//! redoes the shard's runs from scratch instead. A grid that names one run twice (a repeated
+//! value) is refused: two jobs would write the same directory.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -226,15 +231,18 @@ pub struct SweepOptions {
     pub quiet: bool,
     /// Write per-run plots.
     pub plots: bool,
+    /// Redo every run of the shard from scratch.
+    pub force: bool,
 }
 
 fn run_one(run: &GridRun, opts: &SweepOptions) -> Result<String> {
     let dir = opts.out.join(&run.name);
-    if dir.join("summary.json").is_file() {
+    if !opts.force && dir.join("summary.json").is_file() {
         return Ok("skipped".into());
     }
-    let resume =
-        dir.join("checkpoints/resume.safetensors").is_file() && dir.join("metrics.csv").is_file();
+    let resume = !opts.force
+        && dir.join("checkpoints/resume.safetensors").is_file()
+        && dir.join("metrics.csv").is_file();
     let ro = RunOptions {
         out: dir,
         threads: opts.threads_per_run,
@@ -262,6 +270,14 @@ pub fn sweep(base: &TrainConfig, grid: &Grid, opts: &SweepOptions) -> Result<Vec
             .resolve()
             .map_err(|e| e.context(format!("grid run {}", r.name)))?;
     }
+    check_grid(&runs, grid)?;
+    let (si, sn) = opts.shard;
+    let mine: Vec<&GridRun> = runs.iter().filter(|r| r.index % sn == si).collect();
+    if !opts.force {
+        for r in &mine {
+            check_existing(&opts.out, r)?;
+        }
+    }
     std::fs::create_dir_all(&opts.out).map_err(|e| {
         Failure::input(format!(
             "cannot create output directory {}: {e}",
@@ -280,8 +296,6 @@ pub fn sweep(base: &TrainConfig, grid: &Grid, opts: &SweepOptions) -> Result<Vec
             .as_bytes(),
     )
     .map_err(|e| Failure::input(format!("cannot write to output directory: {e}")))?;
-    let (si, sn) = opts.shard;
-    let mine: Vec<&GridRun> = runs.iter().filter(|r| r.index % sn == si).collect();
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<RunStatus>> = Mutex::new(Vec::new());
     let total = mine.len();
@@ -314,6 +328,54 @@ pub fn sweep(base: &TrainConfig, grid: &Grid, opts: &SweepOptions) -> Result<Vec
     let mut v = results.into_inner().unwrap_or_default();
     v.sort_by_key(|s| s.index);
     Ok(v)
+}
+
+/// Refuses a grid that names a run twice (a value repeated in a list, or a geometric grid
+/// whose rounded values repeat) and clip values that no listed optimizer uses.
+fn check_grid(runs: &[GridRun], grid: &Grid) -> Result<()> {
+    for (i, r) in runs.iter().enumerate() {
+        if runs[..i].iter().any(|q| q.name == r.name) {
+            return Err(Failure::input(format!(
+                "the grid holds run {} twice (a value repeated in --lrs, --lr-grid, --seeds, --batch-sizes, --opts or --clips): both would write the same directory",
+                r.name
+            )));
+        }
+    }
+    if !grid.clips.is_empty()
+        && !runs
+            .iter()
+            .any(|r| r.config.optim.opt.starts_with("clipped-"))
+    {
+        return Err(Failure::input(
+            "--clips: no optimizer of the grid uses a clip value (only clipped-adam and clipped-rmsprop do; add one with --opts or --opt)",
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses an existing run directory of `run` that holds another configuration than the
+/// grid's, or no readable one.
+fn check_existing(out: &Path, run: &GridRun) -> Result<()> {
+    let dir = out.join(&run.name);
+    let path = dir.join("config.toml");
+    if !path.is_file() {
+        return Ok(());
+    }
+    let old = TrainConfig::from_file(&path).map_err(|e| {
+        Failure::input(format!(
+            "{e}; the sweep cannot tell whether {} is its run (pass --force to redo it)",
+            dir.display()
+        ))
+    })?;
+    let diff = old.differences(&run.config);
+    if diff.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::input(format!(
+        "{} holds a run with other settings than this sweep gives it (existing vs this sweep: {}); use another --out, or pass --force to redo the sweep's runs",
+        dir.display(),
+        diff.join(", ")
+    )))
 }
 
 /// Run directories under `dir` (those holding a `config.toml`), sorted by name.

@@ -174,6 +174,31 @@ fn train_writes_every_output() {
         ],
         "already exists",
     );
+    // --force replaces a run, but never deletes a directory that is not one.
+    let mine = d.join("mine");
+    std::fs::create_dir_all(mine.join("plots")).unwrap();
+    std::fs::create_dir_all(mine.join("checkpoints")).unwrap();
+    std::fs::write(mine.join("plots/figure1.svg"), "<svg/>").unwrap();
+    std::fs::write(mine.join("checkpoints/model.pt"), "weights").unwrap();
+    bad(
+        &[
+            "train",
+            "--out",
+            mine.to_str().unwrap(),
+            "--steps",
+            "1",
+            "--force",
+            "--quiet",
+        ],
+        "holds files but no config.toml (not an edgewise run): nothing was touched",
+    );
+    assert_eq!(read(&mine.join("plots/figure1.svg")), b"<svg/>");
+    assert_eq!(read(&mine.join("checkpoints/model.pt")), b"weights");
+    // A run stopped while creating its directory (an empty checkpoints/) is replaced.
+    let half = d.join("half");
+    std::fs::create_dir_all(half.join("checkpoints")).unwrap();
+    train(&half, &["--steps", "1", "--force"]);
+    assert!(half.join("summary.json").is_file());
     let _ = std::fs::remove_dir_all(d);
 }
 
@@ -603,6 +628,40 @@ fn sweep_shards_union_equals_the_full_sweep_and_restarts_skip() {
         .modified()
         .unwrap();
     assert_eq!(before, after);
+    // A re-run with other settings into the same directory is refused before anything is
+    // written (it would skip or resume runs of the old settings), naming the setting.
+    let listing = read(&full.join("sweep.json"));
+    let config0 = read(&full.join(&names[0]).join("config.toml"));
+    let longer: Vec<&str> = base
+        .iter()
+        .map(|&x| if x == "12" { "14" } else { x })
+        .collect();
+    let mut a = vec!["sweep", "--out", full.to_str().unwrap()];
+    a.extend_from_slice(&longer);
+    a.extend_from_slice(&grid);
+    bad(
+        &a,
+        "holds a run with other settings than this sweep gives it (existing vs this sweep: run.steps = 12 vs 14)",
+    );
+    assert_eq!(read(&full.join("sweep.json")), listing);
+    assert_eq!(read(&full.join(&names[0]).join("config.toml")), config0);
+    // --force redoes the runs with the new settings.
+    a.push("--force");
+    ok(&a);
+    let cfg = String::from_utf8(read(&full.join(&names[0]).join("config.toml"))).unwrap();
+    assert!(cfg.contains("steps = 14"), "{cfg}");
+    let rows = std::fs::read_to_string(full.join(&names[0]).join("metrics.csv")).unwrap();
+    assert_eq!(rows.lines().count(), 14 + 1, "{rows}");
+    // A repeated grid value would make two jobs write one directory; clip values need a
+    // clipped optimizer.
+    let dup = d.join("dup");
+    let mut a = vec!["sweep", "--out", dup.to_str().unwrap(), "--lrs", "0.1,0.1"];
+    a.extend_from_slice(&base);
+    bad(&a, "the grid holds run lr=0.1 twice");
+    assert!(!dup.exists());
+    let mut a = vec!["sweep", "--out", dup.to_str().unwrap(), "--clips", "0.1"];
+    a.extend_from_slice(&base);
+    bad(&a, "--clips: no optimizer of the grid uses a clip value");
     // The report merges the shards.
     ok(&["report", shards.to_str().unwrap()]);
     let md = String::from_utf8(read(&shards.join("report.md"))).unwrap();
