@@ -285,9 +285,7 @@ pub fn bench(a: &BenchArgs) -> Result<BenchResult> {
 /// Runs `bench` and prints its JSON line.
 pub fn cmd_bench(a: &BenchArgs) -> Result<u8> {
     let r = bench(a)?;
-    println!(
-        "{}",
-        serde_json::to_string(&r).map_err(|e| Failure::internal(e.to_string()))?
-    );
+    let line = serde_json::to_string(&r).map_err(|e| Failure::internal(e.to_string()))?;
+    crate::cli::print_stdout(&format!("{line}\n"))?;
     Ok(0)
 }

@@ -688,9 +688,19 @@ pub fn cmd_spectrum(a: &SpectrumArgs) -> Result<u8> {
     match &a.json {
         Some(p) => crate::fsio::atomic_write(p, json.as_bytes())
             .map_err(|e| Failure::input(format!("--json: {e}")))?,
-        None => println!("{json}"),
+        None => print_stdout(&format!("{json}\n"))?,
     }
     Ok(0)
+}
+
+/// Writes `text` to standard output; a failed write (a closed pipe, a full disk) is exit code 1
+/// with a message, not a panic as with `println!`.
+pub fn print_stdout(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::internal(format!("cannot write to standard output: {e}")))
 }
 
 /// Runs `hvp-check`.
@@ -724,12 +734,15 @@ pub fn cmd_hvp_check(a: &HvpCheckArgs) -> Result<u8> {
         a.exec.threads()?,
         a.exec.tile,
     )?;
+    use std::fmt::Write;
+    let mut text = String::new();
     if a.json {
         for r in &rows {
-            println!("{}", serde_json::to_string(r).unwrap_or_default());
+            let _ = writeln!(text, "{}", serde_json::to_string(r).unwrap_or_default());
         }
     } else {
-        println!(
+        let _ = writeln!(
+            text,
             "model {} {} {} ({} parameters) on {}",
             crate::config::format_widths(arch.widths()),
             arch.activation().name(),
@@ -737,13 +750,15 @@ pub fn cmd_hvp_check(a: &HvpCheckArgs) -> Result<u8> {
             arch.n_params(),
             cfg.data.name
         );
-        println!(
+        let _ = writeln!(
+            text,
             "{:>4} {:>12} {:>14} {:>16} {:>14} {:>12}",
             "dir", "|Hv|", "exact vs fd", "exact vs dense", "fd vs dense", "symmetry"
         );
         let o = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.3e}"));
         for r in &rows {
-            println!(
+            let _ = writeln!(
+                text,
                 "{:>4} {:>12.5e} {:>14.3e} {:>16} {:>14} {:>12}",
                 r.direction,
                 r.norm,
@@ -754,6 +769,7 @@ pub fn cmd_hvp_check(a: &HvpCheckArgs) -> Result<u8> {
             );
         }
     }
+    print_stdout(&text)?;
     Ok(0)
 }
 

@@ -1162,3 +1162,41 @@ fn impossible_memory_requests_are_bad_input() {
         "the dense Hessian of 225010 parameters (--dense-max) needs about",
     );
 }
+
+/// A write to standard output that fails (here a full disk, `/dev/full`) ends with exit code 1
+/// and a message, not a panic.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_failed_write_to_standard_output_is_exit_code_1() {
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full")
+    };
+    let args = [
+        "hvp-check",
+        "--data",
+        "digits",
+        "--per-class",
+        "5",
+        "--arch",
+        "64-4-10",
+        "--directions",
+        "1",
+    ];
+    for json in [false, true] {
+        let mut a = args.to_vec();
+        if json {
+            a.push("--json");
+        }
+        let o = exe().args(&a).stdout(full()).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{a:?}: {err}");
+        assert!(
+            err.contains("cannot write to standard output: No space left on device"),
+            "{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
