@@ -136,7 +136,11 @@ pub fn read_run(dir: &Path) -> Result<RunRecord> {
         test_acc: get("test_acc"),
         sharpness: get("sharpness").or_else(|| measured.last().and_then(|r| r.sharpness)),
         sharpness_0: measured.first().and_then(|r| r.sharpness),
-        max_sharpness: measured.iter().filter_map(|r| r.sharpness).reduce(f32::max),
+        max_sharpness: measured
+            .iter()
+            .filter_map(|r| r.sharpness)
+            .chain(get("sharpness"))
+            .reduce(f32::max),
         mean_rotation: mean(measured.iter().filter_map(|r| r.rotation)),
         mean_subspace_score: mean(measured.iter().filter_map(|r| r.subspace_score)),
         precond_sharpness: measured.iter().rev().find_map(|r| r.precond_sharpness),

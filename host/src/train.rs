@@ -134,7 +134,8 @@ pub struct Summary {
     pub epochs: u64,
     /// Final values (absent when the run diverged before any finite state).
     pub final_values: Option<FinalValues>,
-    /// Largest measured sharpness.
+    /// Largest measured sharpness: over the rows of `metrics.csv` and the final parameters'
+    /// measurement (`final_values.sharpness`, taken after the last step).
     pub max_sharpness: Option<f32>,
     /// Measured steps above the optimizer's stability threshold: `lr * sharpness` for GD and
     /// momentum, the preconditioned sharpness for RMSProp and Adam.
@@ -771,6 +772,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     }
 
     let measured: Vec<&Row> = rows.iter().filter(|r| r.sharpness.is_some()).collect();
+    let final_sharpness = final_values.as_ref().and_then(|f| f.sharpness);
     let tracked_hvps: Vec<f64> = rows
         .iter()
         .filter_map(|r| r.tracked_hvps.map(f64::from))
@@ -786,9 +788,11 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         steps: st.t,
         epochs: if st.t == 0 { 0 } else { (st.t - 1) / bpe + 1 },
         final_values,
+        // The rows' measurements and the final parameters' (which has no row of its own).
         max_sharpness: measured
             .iter()
             .filter_map(|r| r.sharpness)
+            .chain(final_sharpness)
             .fold(None, |m, s| Some(m.map_or(s, |m: f32| m.max(s)))),
         // Adaptive optimizers are unstable when their preconditioned sharpness passes the
         // threshold; the others when lr * sharpness does.

@@ -125,6 +125,17 @@ fn train_writes_every_output() {
     assert!(summary["final_values"]["test_acc"].as_f64().unwrap() > 0.1);
     assert!(summary["wall_time_s"].as_f64().is_some());
     assert!(summary["version"].as_str().is_some());
+    // The largest sharpness is over the rows and the final parameters' measurement.
+    let col = header.split(',').position(|c| c == "sharpness").unwrap();
+    let measured: Vec<f64> = metrics
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(col).and_then(|x| x.parse().ok()))
+        .collect();
+    assert!(!measured.is_empty());
+    let last = summary["final_values"]["sharpness"].as_f64().unwrap();
+    let max = measured.iter().copied().fold(last, f64::max);
+    assert_eq!(summary["max_sharpness"].as_f64().unwrap(), max);
     let cfg = String::from_utf8(read(&out.join("config.toml"))).unwrap();
     assert!(cfg.contains("lr = 0.2") && cfg.contains("arch = \"64-12-10\""));
     for f in [
