@@ -126,7 +126,8 @@ pub struct Summary {
     pub diverged: bool,
     /// Step at which the loss was first non-finite.
     pub diverged_at_step: Option<u64>,
-    /// Why the run stopped: `steps`, `until_loss`, `until_train_acc` or `diverged`.
+    /// Why the run stopped: `steps` or `epochs` (the length it was given), `until_loss`,
+    /// `until_train_acc` or `diverged`.
     pub stopped_by: String,
     /// Optimizer steps taken.
     pub steps: u64,
@@ -564,7 +565,13 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let mut ws_h = Workspace::default();
     let full_batch = sampler.is_full_batch();
     let threshold = res.opt.stability_threshold();
-    let mut stopped_by = "steps".to_string();
+    // The length the run was given: `--steps`, or `--epochs` (turned into steps).
+    let mut stopped_by = if cfg.run.epochs.is_some() {
+        "epochs"
+    } else {
+        "steps"
+    }
+    .to_string();
     let mut diverged_at = None;
     let progress = Progress::new(total, st.t, opts.quiet);
 

@@ -122,6 +122,7 @@ fn train_writes_every_output() {
         serde_json::from_slice(&read(&out.join("summary.json"))).unwrap();
     assert_eq!(summary["diverged"], false);
     assert_eq!(summary["steps"], 30);
+    assert_eq!(summary["stopped_by"], "steps");
     assert!(summary["final_values"]["test_acc"].as_f64().unwrap() > 0.1);
     assert!(summary["wall_time_s"].as_f64().is_some());
     assert!(summary["version"].as_str().is_some());
@@ -208,8 +209,12 @@ fn train_writes_every_output() {
     // A run stopped while creating its directory (an empty checkpoints/) is replaced.
     let half = d.join("half");
     std::fs::create_dir_all(half.join("checkpoints")).unwrap();
-    train(&half, &["--steps", "1", "--force"]);
-    assert!(half.join("summary.json").is_file());
+    train(&half, &["--epochs", "2", "--batch-size", "100", "--force"]);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&read(&half.join("summary.json"))).unwrap();
+    // 2 epochs of 200 training samples (20 per class) in batches of 100: 4 steps.
+    assert_eq!(summary["stopped_by"], "epochs");
+    assert_eq!(summary["steps"], 4);
     let _ = std::fs::remove_dir_all(d);
 }
 
