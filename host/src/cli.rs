@@ -471,12 +471,7 @@ pub fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
         }
         return Ok(cfg);
     }
-    let mut cfg = match &a.config {
-        Some(p) => TrainConfig::from_file(p)?,
-        None => TrainConfig::default(),
-    };
-    a.settings.apply(&mut cfg);
-    Ok(cfg)
+    base_config(&a.config, &a.settings)
 }
 
 /// Runs `train`; returns the exit code.
@@ -528,6 +523,7 @@ fn base_config(config: &Option<PathBuf>, settings: &Overrides) -> Result<TrainCo
         None => TrainConfig::default(),
     };
     settings.apply(&mut cfg);
+    cfg.data.name = crate::data::absolute_spec(&cfg.data.name);
     Ok(cfg)
 }
 

@@ -1013,6 +1013,40 @@ fn user_data_formats_train() {
         "2",
         "--quiet",
     ]);
+    // A CSV file named relative to the working directory: the run's config.toml names it
+    // absolutely, so that the run resumes from any directory.
+    let csv: String = (0..30)
+        .map(|i| format!("{},{},{},{},{}\n", i % 7, i % 5, i % 3, i % 2, i % 3))
+        .collect();
+    std::fs::write(d.join("small.csv"), csv).unwrap();
+    let o = exe()
+        .current_dir(&d)
+        .args([
+            "train",
+            "--out",
+            "r4",
+            "--data",
+            "csv:small.csv",
+            "--arch",
+            "4-3-3",
+            "--steps",
+            "2",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cfg = String::from_utf8(read(&d.join("r4/config.toml"))).unwrap();
+    let expected = format!("csv:{}", d.join("small.csv").display());
+    assert!(cfg.contains(&expected), "{cfg}");
+    ok(&[
+        "train",
+        "--resume",
+        d.join("r4").to_str().unwrap(),
+        "--steps",
+        "4",
+        "--quiet",
+    ]);
     let _ = std::fs::remove_dir_all(d);
 }
 

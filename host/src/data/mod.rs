@@ -226,6 +226,24 @@ pub const DATASETS: &[DatasetKind] = &[
     },
 ];
 
+/// `spec` with the path of a file-based data set (`csv:`, `fashion-mnist:`, `cifar10:`) made
+/// absolute against the working directory, so that a run's `config.toml` names its data from
+/// anywhere (`--resume`, `spectrum` and `report` may run in another directory). Other specs,
+/// absolute paths, and a working directory that cannot be read are left as they are.
+pub fn absolute_spec(spec: &str) -> String {
+    let Some((kind, path)) = spec.split_once(':') else {
+        return spec.to_string();
+    };
+    let p = std::path::Path::new(path);
+    if !matches!(kind, "csv" | "fashion-mnist" | "cifar10") || path.is_empty() || p.is_absolute() {
+        return spec.to_string();
+    }
+    match std::env::current_dir() {
+        Ok(cwd) => format!("{kind}:{}", cwd.join(p).display()),
+        Err(_) => spec.to_string(),
+    }
+}
+
 /// Loads the data set named by `spec` (see the [module documentation](self) and [`DATASETS`]).
 ///
 /// `seed` is used only by generated data (`synthetic:teacher`, unless the spec sets its own
