@@ -240,7 +240,8 @@ pub struct Overrides {
     /// Test evaluation every K steps (default 10).
     #[arg(long, help_heading = "Length")]
     pub eval_every: Option<u64>,
-    /// Checkpoint every K steps (enables --resume).
+    /// Checkpoint every K steps (step_NNNNNN.safetensors, and the resume state, so that an
+    /// interrupted run resumes from there; a finished run's resume state is always written).
     #[arg(long, help_heading = "Length")]
     pub checkpoint_every: Option<u64>,
 

@@ -303,7 +303,7 @@ fn prepare_dir(opts: &RunOptions) -> Result<()> {
             || !out.join("checkpoints/resume.safetensors").is_file()
         {
             return Err(Failure::input(format!(
-                "--resume {}: not a run directory with a checkpoint (config.toml and checkpoints/resume.safetensors are needed; was it run with --checkpoint-every?)",
+                "--resume {}: not a run directory with a checkpoint (config.toml and checkpoints/resume.safetensors are needed: a run writes its resume state when it finishes and every --checkpoint-every K steps, so a run interrupted before either cannot be resumed)",
                 out.display()
             )));
         }
