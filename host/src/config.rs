@@ -600,6 +600,13 @@ impl TrainConfig {
         if c.hessian_subset == Some(0) {
             return Err(Failure::input("--hessian-subset must be at least 1"));
         }
+        for (on, flag) in [(c.hocm, "--hocm"), (c.lambda_min, "--lambda-min")] {
+            if on && c.eig_every == 0 {
+                return Err(Failure::input(format!(
+                    "{flag} is measured at the eigen measurements, and there are none: give --eig-every K"
+                )));
+            }
+        }
         let adaptive = matches!(opt, Optimizer::Adam(_) | Optimizer::RmsProp(_));
         Ok(Resolved {
             arch,
@@ -627,6 +634,22 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_flag() {
+        let mut c = TrainConfig::default();
+        c.curvature.hocm = true;
+        assert!(c
+            .resolve()
+            .unwrap_err()
+            .message
+            .contains("--hocm is measured at the eigen"));
+        c.curvature.eig_every = 5;
+        c.resolve().unwrap();
+        let mut c = TrainConfig::default();
+        c.curvature.lambda_min = true;
+        assert!(c
+            .resolve()
+            .unwrap_err()
+            .message
+            .contains("--lambda-min is measured"));
         let mut c = TrainConfig::default();
         c.optim.lr = -1.0;
         assert!(c.resolve().unwrap_err().message.contains("--lr"));
