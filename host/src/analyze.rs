@@ -7,7 +7,8 @@ use edgewise_core::operator::fd_hvp;
 use edgewise_core::vec::{dot64, norm64};
 use edgewise_core::{
     dense_hessian, hutchinson_trace, lambda_min, lanczos, sharpness, symmetric_eigen,
-    top_k_deflation, Arch, Eigenpair, HessianOp, LanczosConfig, Objective, PowerConfig, SplitMix64,
+    top_k_deflation, Arch, Eigenpair, HessianOp, LanczosConfig, LinearOperator, Objective,
+    PowerConfig, ShiftedOp, SplitMix64,
 };
 
 use crate::config::TrainConfig;
@@ -19,9 +20,9 @@ use crate::train::{prepare, view};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
-    /// 20-step (or `--lanczos-steps`) Lanczos with full re-orthogonalisation.
+    /// Lanczos with full re-orthogonalisation, `--lanczos-steps` steps (default: the run's, 20).
     Lanczos,
-    /// Power iteration with deflation (top-k) and a spectral shift (bottom).
+    /// Power iteration with deflation on spectrally shifted operators (top-k and bottom-k).
     Power,
 }
 
@@ -44,23 +45,65 @@ pub struct SpectrumSettings {
     pub tile: usize,
 }
 
+/// A reported eigenvalue is flagged as unconverged when its residual bound exceeds this
+/// fraction of the spectral scale (the largest reported magnitude): the test warm-started
+/// Lanczos tracking stops on ([`edgewise_core::WarmLanczosConfig`]'s default tolerance).
+pub const RESIDUAL_RTOL: f64 = 1e-3;
+
+/// The training split a spectrum was measured on (the `[data]` settings and the seed).
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct SplitUsed {
+    /// Seed of the split and of the Hessian subset.
+    pub seed: u64,
+    /// Training samples per class (per-class mode).
+    pub per_class: Option<usize>,
+    /// Test samples per class (per-class mode).
+    pub test_per_class: Option<usize>,
+    /// Training samples (size mode).
+    pub train_size: Option<usize>,
+    /// Test samples (size mode).
+    pub test_size: Option<usize>,
+}
+
 /// `spectrum`'s JSON output.
 #[derive(Serialize, Debug)]
 pub struct Spectrum {
     /// The checkpoint or model.
     pub model: String,
+    /// Where the data set, split and Hessian subset came from: `checkpoint metadata`, the
+    /// run's `config.toml`, or `defaults` (neither: the data set's default split), with
+    /// `+ flags` when flags overrode it.
+    pub config_source: String,
     /// Data set.
     pub data: String,
+    /// The split of the data set.
+    pub split: SplitUsed,
+    /// Samples of the training split.
+    pub train_samples: usize,
+    /// The Hessian subset setting (absent: the whole training split).
+    pub hessian_subset: Option<usize>,
     /// Samples the Hessian averages over.
     pub samples: usize,
     /// Parameters.
     pub n_params: usize,
     /// Solver.
     pub method: Method,
+    /// Lanczos steps run (Lanczos only).
+    pub lanczos_steps: Option<usize>,
     /// Largest eigenvalues, descending.
     pub top: Vec<f32>,
+    /// Residual bound of each `top` value (Lanczos: `|beta_m s_mk|`, which bounds the distance
+    /// to the nearest eigenvalue; power: `||H v - lambda v||`).
+    pub top_residuals: Vec<f32>,
     /// Smallest eigenvalues, ascending.
     pub bottom: Vec<f32>,
+    /// Residual bound of each `bottom` value.
+    pub bottom_residuals: Vec<f32>,
+    /// Residual above which a value counts as unconverged: [`RESIDUAL_RTOL`] times the
+    /// largest reported magnitude.
+    pub residual_tolerance: f64,
+    /// The reported values whose residual exceeds `residual_tolerance`.
+    pub unconverged: Vec<f32>,
     /// Hutchinson trace estimate and its standard error.
     pub trace: Option<(f64, f64)>,
     /// Exact trace of the dense Hessian.
@@ -71,13 +114,91 @@ pub struct Spectrum {
     pub hvps: u32,
 }
 
-/// Computes the spectrum of `arch` at `params` on the training split described by `cfg`.
+/// Eigenvalues and residuals at one end of the spectrum.
+type End = (Vec<f32>, Vec<f32>);
+
+fn zero_pairs(k: usize) -> Vec<Eigenpair> {
+    vec![
+        Eigenpair {
+            value: 0.0,
+            residual: 0.0,
+            iterations: 0,
+            converged: false
+        };
+        k
+    ]
+}
+
+/// The `k` eigenpairs of `op` of largest magnitude after shifting it by `shift`
+/// (`top_k_deflation` on `op - shift I`), shifted back; `seed` draws the start vectors.
+fn deflated<O: LinearOperator + ?Sized>(
+    op: &mut O,
+    shift: f32,
+    k: usize,
+    seed: u64,
+    pc: &PowerConfig,
+) -> std::result::Result<Vec<Eigenpair>, edgewise_core::Error> {
+    let p = op.dim();
+    let mut vecs = vec![0.0f32; k * p];
+    SplitMix64::new(seed).fill_normal(&mut vecs);
+    let mut scratch = vec![0.0f32; p];
+    let mut pairs = zero_pairs(k);
+    let mut shifted = ShiftedOp::new(op, shift);
+    top_k_deflation(&mut shifted, &mut vecs, &mut pairs, &mut scratch, pc)?;
+    for e in &mut pairs {
+        e.value += shift;
+    }
+    Ok(pairs)
+}
+
+/// Top-k and bottom-k by power iteration. Deflation finds the eigenvalues of largest
+/// *magnitude*, so each end is found on a shifted operator whose spectrum has one sign:
+/// `H - lambda_min I` (all `>= 0`) for the top, `H - lambda_max I` (all `<= 0`) for the bottom.
+/// The top is first tried unshifted (faster when the top dominates) and kept when it is
+/// provably the algebraic top: all values positive and the smallest at least `|lambda_min|`.
+fn power_ends<O: LinearOperator + ?Sized>(
+    op: &mut O,
+    k: usize,
+    seed: u64,
+) -> std::result::Result<(End, End), edgewise_core::Error> {
+    let pc = PowerConfig {
+        tol: 1e-4,
+        max_iter: 1000,
+    };
+    let p = op.dim();
+    let mut scratch = vec![0.0f32; p];
+    let mut v = vec![0.0f32; p];
+    SplitMix64::new(seed + 1).fill_normal(&mut v);
+    let lmax = sharpness(op, &mut v, &mut scratch, &pc)?.value;
+    let mut w = vec![0.0f32; p];
+    SplitMix64::new(seed + 2).fill_normal(&mut w);
+    let lmin = lambda_min(op, lmax, &mut w, &mut scratch, &pc)?.value;
+    let mut top = deflated(op, 0.0, k, seed, &pc)?;
+    let ok = top.iter().all(|e| e.value > 0.0 && e.value >= lmin.abs());
+    if !ok {
+        top = deflated(op, lmin.min(0.0), k, seed, &pc)?;
+    }
+    let mut bottom = deflated(op, lmax.max(0.0), k, seed + 3, &pc)?;
+    top.sort_by(|a, b| b.value.total_cmp(&a.value));
+    bottom.sort_by(|a, b| a.value.total_cmp(&b.value));
+    let split = |v: Vec<Eigenpair>| -> End {
+        (
+            v.iter().map(|e| e.value).collect(),
+            v.iter().map(|e| e.residual).collect(),
+        )
+    };
+    Ok((split(top), split(bottom)))
+}
+
+/// Computes the spectrum of `arch` at `params` on the training split described by `cfg`;
+/// `config_source` says where `cfg` came from (reported as is).
 pub fn spectrum(
     arch: &Arch,
     params: &[f32],
     cfg: &TrainConfig,
     s: &SpectrumSettings,
     model_name: &str,
+    config_source: &str,
 ) -> Result<Spectrum> {
     let prep = prepare(cfg, arch)?;
     let train = view(&prep.train).map_err(core_err("data"))?;
@@ -92,7 +213,8 @@ pub fn spectrum(
     let err = core_err("spectrum");
     let mut hvps = 0;
     let k = s.k.clamp(1, p);
-    let (top, bottom) = {
+    let mut lanczos_steps = None;
+    let ((top, top_res), (bottom, bottom_res)) = {
         let mut op = HessianOp::exact(&mut obj, params);
         let r = match s.method {
             Method::Lanczos => {
@@ -108,46 +230,43 @@ pub fn spectrum(
                 )
                 .map_err(&err)?;
                 let m = r.steps;
+                lanczos_steps = Some(m);
                 let kk = k.min(m);
+                let bottom = |v: &[f32]| v[m - kk..m].iter().rev().copied().collect();
                 (
-                    vals[..kk].to_vec(),
-                    vals[m - kk..m].iter().rev().copied().collect(),
+                    (vals[..kk].to_vec(), res[..kk].to_vec()),
+                    (bottom(&vals), bottom(&res)),
                 )
             }
-            Method::Power => {
-                let pc = PowerConfig {
-                    tol: 1e-4,
-                    max_iter: 1000,
-                };
-                let kk = k.min(edgewise_core::MAX_SUBSPACE_K);
-                let mut vecs = vec![0.0f32; kk * p];
-                SplitMix64::new(cfg.model.seed).fill_normal(&mut vecs);
-                let mut scratch = vec![0.0f32; p];
-                let mut pairs = vec![
-                    Eigenpair {
-                        value: 0.0,
-                        residual: 0.0,
-                        iterations: 0,
-                        converged: false
-                    };
-                    kk
-                ];
-                top_k_deflation(&mut op, &mut vecs, &mut pairs, &mut scratch, &pc).map_err(&err)?;
-                let mut v = vec![0.0f32; p];
-                SplitMix64::new(cfg.model.seed + 1).fill_normal(&mut v);
-                let top = sharpness(&mut op, &mut v, &mut scratch, &pc).map_err(&err)?;
-                let mut w = vec![0.0f32; p];
-                SplitMix64::new(cfg.model.seed + 2).fill_normal(&mut w);
-                let bot =
-                    lambda_min(&mut op, top.value, &mut w, &mut scratch, &pc).map_err(&err)?;
-                let mut t: Vec<f32> = pairs.iter().map(|e| e.value).collect();
-                t.sort_by(|a, b| b.total_cmp(a));
-                (t, vec![bot.value])
-            }
+            Method::Power => power_ends(
+                &mut op,
+                k.min(edgewise_core::MAX_SUBSPACE_K),
+                cfg.model.seed,
+            )
+            .map_err(&err)?,
         };
         hvps += op.products();
         r
     };
+    let scale = top
+        .iter()
+        .chain(&bottom)
+        .map(|v| v.abs() as f64)
+        .fold(0.0f64, f64::max);
+    let residual_tolerance = RESIDUAL_RTOL * scale;
+    let mut unconverged: Vec<f32> = Vec::new();
+    for (v, r) in top
+        .iter()
+        .zip(&top_res)
+        .chain(bottom.iter().zip(&bottom_res))
+    {
+        // A NaN residual is unconverged too. A value at both ends (k beyond half the Krylov
+        // dimension) is named once.
+        let over = r.is_nan() || *r as f64 > residual_tolerance;
+        if over && !unconverged.contains(v) {
+            unconverged.push(*v);
+        }
+    }
     let trace = if s.trace_probes > 0 {
         let mut op = HessianOp::exact(&mut obj, params);
         let (mut z, mut hz) = (vec![0.0f32; p], vec![0.0f32; p]);
@@ -175,14 +294,30 @@ pub fn spectrum(
     } else {
         (None, None)
     };
+    let d = &cfg.data;
     Ok(Spectrum {
         model: model_name.to_string(),
-        data: cfg.data.name.clone(),
+        config_source: config_source.to_string(),
+        data: d.name.clone(),
+        split: SplitUsed {
+            seed: cfg.model.seed,
+            per_class: d.per_class,
+            test_per_class: d.test_per_class,
+            train_size: d.train_size,
+            test_size: d.test_size,
+        },
+        train_samples: prep.train.n,
+        hessian_subset: cfg.curvature.hessian_subset,
         samples: data.len(),
         n_params: p,
         method: s.method,
+        lanczos_steps,
         top,
+        top_residuals: top_res,
         bottom,
+        bottom_residuals: bottom_res,
+        residual_tolerance,
+        unconverged,
         trace,
         dense_trace,
         dense,

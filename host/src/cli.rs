@@ -1,7 +1,7 @@
 //! Command-line parsing (clap) and dispatch. Arguments are parsed here and validated into core
 //! objects by [`crate::config`]; `main` only maps the result to an exit code.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -28,6 +28,7 @@ pub enum Command {
     /// Merge runs and sweeps (and shards) into a table and plots across runs.
     Report(ReportArgs),
     /// Top-k / bottom-k eigenvalues, trace and (small models) the dense spectrum of a checkpoint.
+    #[command(after_help = SPECTRUM_AFTER_HELP)]
     Spectrum(SpectrumArgs),
     /// Compare exact, finite-difference and dense-Hessian Hessian-vector products.
     HvpCheck(HvpCheckArgs),
@@ -103,15 +104,30 @@ pub struct ReportArgs {
     pub out: Option<PathBuf>,
 }
 
+/// The end of `edgewise spectrum --help`.
+const SPECTRUM_AFTER_HELP: &str = "\
+The Hessian is the one the run measured: the data set, split (--per-class or --train-size) and
+--hessian-subset come from the checkpoint's `config` metadata, or, for checkpoints of earlier
+versions, from RUN/config.toml when the checkpoint is RUN/checkpoints/*.safetensors; otherwise
+the data set's default split and every training sample, with a warning. Data flags override
+them (a --hessian-subset at least the training-split size means the whole split); the output's
+config_source, split, train_samples, hessian_subset and samples say what was used.
+--arch, --act, --loss and --math are read from the checkpoint; a flag contradicting it is an
+error.
+Every reported eigenvalue comes with a residual bound (top_residuals, bottom_residuals);
+values whose bound exceeds 1e-3 of the largest magnitude are listed in `unconverged` and named
+in a warning: raise --lanczos-steps.";
+
 /// `edgewise spectrum`.
 #[derive(Args, Debug)]
 pub struct SpectrumArgs {
-    /// A checkpoint (.safetensors) written by edgewise.
+    /// A checkpoint (.safetensors) written by edgewise; the run's data split and Hessian subset
+    /// are used unless flags say otherwise.
     pub checkpoint: PathBuf,
     /// Eigenvalues at each end (at most the parameter count; at most 16 with --method power).
     #[arg(long, default_value_t = 5)]
     pub k: usize,
-    /// lanczos | power.
+    /// lanczos | power (both give --k values at each end).
     #[arg(long, value_enum, default_value_t = crate::analyze::Method::Lanczos)]
     pub method: crate::analyze::Method,
     /// Hutchinson probes (0: no trace estimate).
@@ -621,32 +637,157 @@ fn load_ckpt(path: &std::path::Path) -> Result<crate::checkpoint::Checkpoint> {
     crate::checkpoint::load(path).map_err(|e| Failure::input(e.to_string()))
 }
 
-/// The configuration a checkpoint was trained with (from its metadata), overridden by flags.
-fn ckpt_config(ck: &crate::checkpoint::Checkpoint, settings: &Overrides) -> Result<TrainConfig> {
-    let mut cfg = match ck.metadata.get("config") {
-        Some(t) => TrainConfig::from_toml(t, "checkpoint metadata")?,
-        None => {
-            let mut c = TrainConfig::default();
-            if let Some(d) = ck.metadata.get("data") {
-                c.data.name = d.clone();
+/// The run directory of a checkpoint at `RUN/checkpoints/NAME.safetensors`, where `train`
+/// writes them.
+fn run_dir_of(checkpoint: &Path) -> Option<PathBuf> {
+    let dir = checkpoint.parent()?;
+    if dir.file_name()? != "checkpoints" {
+        return None;
+    }
+    let parent = dir.parent()?;
+    Some(if parent.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        parent.to_path_buf()
+    })
+}
+
+/// Why `cfg` (a run's `config.toml`) does not describe checkpoint `ck`, if it does not.
+fn config_mismatch(cfg: &TrainConfig, ck: &crate::checkpoint::Checkpoint) -> Option<String> {
+    let arch = crate::config::format_widths(ck.arch.widths());
+    let mut diffs = Vec::new();
+    let mut chk = |what: &str, run: &str, ckpt: &str| {
+        if run != ckpt {
+            diffs.push(format!("{what} {run} vs {ckpt}"));
+        }
+    };
+    chk("arch", &cfg.model.arch, &arch);
+    chk("act", &cfg.model.act, ck.arch.activation().name());
+    chk("loss", &cfg.model.loss, ck.arch.loss().name());
+    if let Some(d) = ck.metadata.get("data") {
+        chk("data", &cfg.data.name, d);
+    }
+    if let Some(s) = ck.metadata.get("seed") {
+        chk("seed", &cfg.model.seed.to_string(), s);
+    }
+    (!diffs.is_empty()).then(|| diffs.join(", "))
+}
+
+/// The configuration a checkpoint was trained with, overridden by flags, and where it came
+/// from. In order: the `config` metadata entry (every checkpoint `train` writes carries it),
+/// the run's `config.toml` when the checkpoint lies in `RUN/checkpoints/` (checkpoints of
+/// earlier versions carry the configuration only in resume checkpoints), else the data set
+/// and seed of the metadata with the default split and the whole training split for the
+/// Hessian (with a warning unless data flags were given). Flags contradicting the checkpoint's
+/// architecture, activation, loss or math backend are bad input.
+fn ckpt_config(
+    ck: &crate::checkpoint::Checkpoint,
+    path: &Path,
+    settings: &Overrides,
+) -> Result<(TrainConfig, String)> {
+    let from_metadata = |c: &mut TrainConfig| {
+        if let Some(d) = ck.metadata.get("data") {
+            c.data.name = d.clone();
+        }
+        if let Some(s) = ck.metadata.get("seed").and_then(|s| s.parse().ok()) {
+            c.model.seed = s;
+        }
+    };
+    let (mut cfg, mut source) = if let Some(t) = ck.metadata.get("config") {
+        (
+            TrainConfig::from_toml(t, &format!("{} (metadata)", path.display()))?,
+            "checkpoint metadata".to_string(),
+        )
+    } else {
+        let run_cfg = run_dir_of(path)
+            .map(|d| d.join("config.toml"))
+            .filter(|c| c.is_file());
+        let mut found = None;
+        if let Some(file) = run_cfg {
+            // What `--resume` reads.
+            let c = TrainConfig::from_file(&file)?;
+            match config_mismatch(&c, ck) {
+                None => found = Some((c, file.display().to_string())),
+                Some(why) => eprintln!(
+                    "warning: {} does not describe {} ({why}); ignoring it",
+                    file.display(),
+                    path.display()
+                ),
             }
-            if let Some(s) = ck.metadata.get("seed").and_then(|s| s.parse().ok()) {
-                c.model.seed = s;
+        }
+        match found {
+            Some(f) => f,
+            None => {
+                let mut c = TrainConfig::default();
+                from_metadata(&mut c);
+                let d = &settings;
+                let data_flags = d.data.is_some()
+                    || d.per_class.is_some()
+                    || d.train_size.is_some()
+                    || d.test_size.is_some()
+                    || d.hessian_subset.is_some();
+                if !data_flags {
+                    eprintln!(
+                        "warning: {} carries no split, and no run's config.toml describes it \
+                         (one is read for checkpoints in RUN/checkpoints/): using the default \
+                         split of {} and every training sample for the Hessian; give \
+                         --per-class or --train-size and --hessian-subset to match the run",
+                        path.display(),
+                        c.data.name
+                    );
+                }
+                (c, "defaults".to_string())
             }
-            c
         }
     };
     let w = ck.arch.widths();
-    cfg.model.arch = crate::config::format_widths(w);
-    cfg.model.act = ck.arch.activation().name().into();
-    cfg.model.loss = ck.arch.loss().name().into();
+    let (arch, act, loss) = (
+        crate::config::format_widths(w),
+        ck.arch.activation().name(),
+        ck.arch.loss().name(),
+    );
+    let math = crate::checkpoint::math_name(ck.arch.math());
+    cfg.model.arch = arch.clone();
+    cfg.model.act = act.into();
+    cfg.model.loss = loss.into();
+    cfg.model.math = math.into();
     settings.apply(&mut cfg);
-    if cfg.model.arch != crate::config::format_widths(w) {
-        return Err(Failure::input(
-            "--arch cannot differ from the checkpoint's architecture",
-        ));
+    // A flag of one split mode replaces the other mode's settings of the run.
+    let sizes = settings.train_size.is_some() || settings.test_size.is_some();
+    let per_class = settings.per_class.is_some() || settings.test_per_class.is_some();
+    if sizes && !per_class {
+        cfg.data.per_class = None;
+        cfg.data.test_per_class = None;
     }
-    Ok(cfg)
+    if per_class && !sizes {
+        cfg.data.train_size = None;
+        cfg.data.test_size = None;
+    }
+    for (flag, given, ours) in [
+        ("--arch", &cfg.model.arch, arch.as_str()),
+        ("--act", &cfg.model.act, act),
+        ("--loss", &cfg.model.loss, loss),
+        ("--math", &cfg.model.math, math),
+    ] {
+        if given != ours {
+            return Err(Failure::input(format!(
+                "{flag} {given} contradicts the checkpoint, which is {ours} (omit {flag}: it \
+                 is read from the checkpoint)"
+            )));
+        }
+    }
+    if cfg.curvature.hessian_subset == Some(0) {
+        return Err(Failure::input("--hessian-subset 0: must be at least 1"));
+    }
+    let overridden = settings.data.is_some()
+        || sizes
+        || per_class
+        || settings.seed.is_some()
+        || settings.hessian_subset.is_some();
+    if overridden {
+        source.push_str(" + flags");
+    }
+    Ok((cfg, source))
 }
 
 /// Runs `spectrum`.
@@ -664,7 +805,7 @@ pub fn cmd_spectrum(a: &SpectrumArgs) -> Result<u8> {
         )));
     }
     let ck = load_ckpt(&a.checkpoint)?;
-    let cfg = ckpt_config(&ck, &a.settings)?;
+    let (cfg, source) = ckpt_config(&ck, &a.checkpoint, &a.settings)?;
     let s = crate::analyze::SpectrumSettings {
         k: a.k,
         method: a.method,
@@ -680,7 +821,26 @@ pub fn cmd_spectrum(a: &SpectrumArgs) -> Result<u8> {
         &cfg,
         &s,
         &a.checkpoint.display().to_string(),
+        &source,
     )?;
+    if !sp.unconverged.is_empty() {
+        let vals: Vec<String> = sp.unconverged.iter().map(|v| v.to_string()).collect();
+        let advice = match a.method {
+            Method::Lanczos => format!(
+                "raise --lanczos-steps (now {})",
+                sp.lanczos_steps.unwrap_or(s.lanczos_steps)
+            ),
+            Method::Power => "try --method lanczos with more --lanczos-steps".to_string(),
+        };
+        eprintln!(
+            "warning: {} of the reported eigenvalues may be unconverged (residual bound above \
+             {:.3e}, {} of the largest magnitude): {}; {advice}",
+            vals.len(),
+            sp.residual_tolerance,
+            crate::analyze::RESIDUAL_RTOL,
+            vals.join(", ")
+        );
+    }
     let json = serde_json::to_string_pretty(&sp).map_err(|e| Failure::internal(e.to_string()))?;
     match &a.json {
         Some(p) => crate::fsio::atomic_write(p, json.as_bytes())
@@ -708,7 +868,7 @@ pub fn cmd_hvp_check(a: &HvpCheckArgs) -> Result<u8> {
     let (arch, params, cfg) = match &a.checkpoint {
         Some(p) => {
             let ck = load_ckpt(p)?;
-            let cfg = ckpt_config(&ck, &a.settings)?;
+            let (cfg, _) = ckpt_config(&ck, p, &a.settings)?;
             (ck.arch, ck.params, cfg)
         }
         None => {

@@ -376,9 +376,11 @@ fn save_checkpoint(
     ck.metadata.insert("lr".into(), cfg.optim.lr.to_string());
     ck.metadata.insert("epoch".into(), epoch.to_string());
     ck.metadata.insert("data".into(), cfg.data.name.clone());
+    // The whole configuration, so that `spectrum` and `hvp-check` measure the Hessian the run
+    // measured (split, Hessian subset) from the checkpoint alone.
+    ck.metadata.insert("config".into(), cfg.to_toml());
     if let Some((st, trackers)) = resume {
         ck.metadata.insert("step".into(), st.t.to_string());
-        ck.metadata.insert("config".into(), cfg.to_toml());
         if !st.opt_buf.is_empty() {
             ck.extra
                 .insert("optimizer.state".into(), st.opt_buf.clone());

@@ -1,0 +1,355 @@
+//! `edgewise spectrum` on checkpoints of runs: the run's data split and Hessian subset by
+//! default (from the checkpoint's metadata, or the run's `config.toml` for checkpoints that
+//! lack it), flags contradicting the checkpoint refused, residual bounds reported with a
+//! warning for unconverged values, and power iteration's top-k and bottom-k.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("edgewise-spec-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_edgewise"))
+        .args(args)
+        .output()
+        .expect("run edgewise")
+}
+
+fn ok(args: &[&str]) -> Output {
+    let o = run(args);
+    assert!(
+        o.status.success(),
+        "edgewise {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// Bad input: exit code 2, one error line naming `needle`, no panic.
+fn bad(args: &[&str], needle: &str) {
+    let o = run(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "edgewise {args:?}: {err}");
+    assert!(err.contains(needle), "{args:?}: no {needle:?} in {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+}
+
+/// `spectrum CKPT ARGS` (no trace): its JSON and its standard error.
+fn spectrum(ckpt: &Path, args: &[&str]) -> (Value, String) {
+    let mut a = vec!["spectrum", ckpt.to_str().unwrap(), "--probes", "0"];
+    a.extend_from_slice(args);
+    let o = ok(&a);
+    (
+        serde_json::from_slice(&o.stdout).unwrap(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+fn close(a: f64, b: f64, rel: f64) -> bool {
+    (a - b).abs() <= rel * b.abs().max(1e-12)
+}
+
+/// A checkpoint as written before every checkpoint carried the configuration: the same file
+/// without the `config` metadata entry.
+fn strip_config(from: &Path, to: &Path) {
+    let mut ck = edgewise::checkpoint::load(from).unwrap();
+    assert!(
+        ck.metadata.remove("config").is_some(),
+        "new checkpoints carry it"
+    );
+    edgewise::checkpoint::save(to, &ck).unwrap();
+}
+
+#[test]
+fn spectrum_measures_the_hessian_the_run_measured() {
+    let d = tmp("split");
+    let out = d.join("run");
+    let o = out.to_str().unwrap();
+    ok(&[
+        "train",
+        "--out",
+        o,
+        "--data",
+        "digits",
+        "--per-class",
+        "20",
+        "--arch",
+        "64-6-10",
+        "--lr",
+        "0.3",
+        "--steps",
+        "10",
+        "--eig-every",
+        "5",
+        "--eig-method",
+        "lanczos",
+        "--lanczos-steps",
+        "40",
+        "--hessian-subset",
+        "50",
+        "--quiet",
+        "--no-plots",
+    ]);
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let run_sharpness = f(&summary["final_values"]["sharpness"]);
+    let same_hessian = |j: &Value, what: &str| {
+        assert_eq!(j["samples"], 50, "{what}: the Hessian subset");
+        assert_eq!(j["hessian_subset"], 50, "{what}");
+        assert_eq!(j["train_samples"], 200, "{what}: 20 per class");
+        assert_eq!(j["split"]["per_class"], 20, "{what}");
+        let top = f(&j["top"][0]);
+        assert!(
+            close(top, run_sharpness, 1e-4),
+            "{what}: spectrum {top} vs the run's {run_sharpness}"
+        );
+    };
+    let steps = ["--k", "1", "--lanczos-steps", "40"];
+
+    // A checkpoint carries the configuration, also outside its run directory.
+    let moved = d.join("final.safetensors");
+    std::fs::copy(out.join("checkpoints/final.safetensors"), &moved).unwrap();
+    let (j, err) = spectrum(&moved, &steps);
+    assert_eq!(j["config_source"], "checkpoint metadata");
+    assert!(!err.contains("warning"), "{err}");
+    same_hessian(&j, "final checkpoint, moved");
+
+    // An older checkpoint without it: the run's config.toml next to it.
+    let legacy = out.join("checkpoints/legacy.safetensors");
+    strip_config(&out.join("checkpoints/final.safetensors"), &legacy);
+    let (j, _) = spectrum(&legacy, &steps);
+    assert_eq!(
+        j["config_source"],
+        out.join("config.toml").display().to_string()
+    );
+    same_hessian(&j, "legacy checkpoint in its run directory");
+
+    // ... and outside a run directory: the default split and all samples, with a warning,
+    // unless flags give the split.
+    let lone = d.join("legacy.safetensors");
+    std::fs::rename(&legacy, &lone).unwrap();
+    let (j, err) = spectrum(&lone, &steps);
+    assert_eq!(j["config_source"], "defaults");
+    assert!(err.contains("carries no split"), "{err}");
+    assert!(err.contains("--hessian-subset"), "{err}");
+    assert_eq!(j["hessian_subset"], Value::Null);
+    assert_eq!(j["samples"], j["train_samples"]);
+    assert!(f(&j["samples"]) > 200.0);
+    let mut flags = steps.to_vec();
+    flags.extend_from_slice(&["--per-class", "20", "--hessian-subset", "50"]);
+    let (j, err) = spectrum(&lone, &flags);
+    assert_eq!(j["config_source"], "defaults + flags");
+    assert!(!err.contains("carries no split"), "{err}");
+    same_hessian(&j, "legacy checkpoint with flags");
+
+    // A config.toml that does not describe the checkpoint is not used.
+    let other = d.join("other");
+    std::fs::create_dir_all(other.join("checkpoints")).unwrap();
+    let cfg = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(cfg.contains("arch = \"64-6-10\""));
+    std::fs::write(
+        other.join("config.toml"),
+        cfg.replace("arch = \"64-6-10\"", "arch = \"64-8-10\""),
+    )
+    .unwrap();
+    let misplaced = other.join("checkpoints/final.safetensors");
+    std::fs::copy(&lone, &misplaced).unwrap();
+    let (j, err) = spectrum(&misplaced, &steps);
+    assert!(err.contains("does not describe"), "{err}");
+    assert_eq!(j["config_source"], "defaults");
+
+    // Flags override the run's settings; a flag of the other split mode replaces the run's.
+    let (j, _) = spectrum(&moved, &["--k", "1", "--train-size", "100"]);
+    assert_eq!(j["config_source"], "checkpoint metadata + flags");
+    assert_eq!(j["split"]["per_class"], Value::Null);
+    assert_eq!(j["split"]["train_size"], 100);
+    assert_eq!(j["train_samples"], 100);
+    assert_eq!(j["samples"], 50);
+    let (j, _) = spectrum(&moved, &["--k", "1", "--hessian-subset", "1000"]);
+    assert_eq!(j["samples"], 200, "a subset beyond the split: all of it");
+    let _ = std::fs::remove_dir_all(d);
+}
+
+#[test]
+fn flags_contradicting_the_checkpoint_are_bad_input() {
+    let d = tmp("contradict");
+    let out = d.join("run");
+    ok(&[
+        "train",
+        "--out",
+        out.to_str().unwrap(),
+        "--data",
+        "digits",
+        "--per-class",
+        "10",
+        "--arch",
+        "64-4-10",
+        "--steps",
+        "2",
+        "--quiet",
+        "--no-plots",
+    ]);
+    let ck = out.join("checkpoints/final.safetensors");
+    let c = ck.to_str().unwrap();
+    bad(&["spectrum", c, "--act", "relu"], "--act relu contradicts");
+    bad(&["spectrum", c, "--loss", "ce"], "--loss ce contradicts");
+    bad(
+        &["spectrum", c, "--arch", "64-5-10"],
+        "--arch 64-5-10 contradicts",
+    );
+    bad(&["spectrum", c, "--math", "micromath"], "--math");
+    bad(
+        &["spectrum", c, "--hessian-subset", "0"],
+        "--hessian-subset 0",
+    );
+    bad(&["hvp-check", "--checkpoint", c, "--act", "relu"], "--act");
+    // Agreeing flags are fine.
+    let (j, _) = spectrum(
+        &ck,
+        &["--act", "tanh", "--loss", "mse", "--arch", "64-4-10"],
+    );
+    assert_eq!(j["n_params"], 64 * 4 + 4 + 4 * 10 + 10);
+    let _ = std::fs::remove_dir_all(d);
+}
+
+/// On a 67-parameter model, 20 Lanczos steps leave the bottom of the spectrum unconverged: the
+/// residual bounds say so, every value lies within its bound of an eigenvalue, and a warning
+/// names the values; with as many steps as parameters nothing is flagged.
+#[test]
+fn unconverged_eigenvalues_are_reported_with_their_residuals() {
+    let d = tmp("residuals");
+    let out = d.join("run");
+    ok(&[
+        "train",
+        "--out",
+        out.to_str().unwrap(),
+        "--data",
+        "synthetic:teacher?n=200&dim=4&out=3",
+        "--arch",
+        "4-8-3",
+        "--lr",
+        "0.1",
+        "--steps",
+        "50",
+        "--quiet",
+        "--no-plots",
+    ]);
+    let ck = out.join("checkpoints/final.safetensors");
+    let (j, err) = spectrum(&ck, &["--k", "3"]);
+    assert_eq!(j["n_params"], 67);
+    assert_eq!(j["lanczos_steps"], 20);
+    let dense: Vec<f64> = j["dense"].as_array().unwrap().iter().map(f).collect();
+    let tol = f(&j["residual_tolerance"]);
+    assert!(close(tol, 1e-3 * dense[0].abs(), 1e-5), "tolerance {tol}");
+    let nearest = |v: f64| dense.iter().map(|e| (e - v).abs()).fold(f64::MAX, f64::min);
+    let mut flagged = Vec::new();
+    for (vals, res) in [("top", "top_residuals"), ("bottom", "bottom_residuals")] {
+        let (vals, res) = (j[vals].as_array().unwrap(), j[res].as_array().unwrap());
+        assert_eq!((vals.len(), res.len()), (3, 3));
+        for (v, r) in vals.iter().zip(res) {
+            let (v, r) = (f(v), f(r));
+            assert!(
+                nearest(v) <= r * 1.01 + 1e-5 * dense[0].abs(),
+                "{v}: off by more than its bound {r}"
+            );
+            if r > tol {
+                flagged.push(v);
+            }
+        }
+    }
+    // The bottom is what 20 steps do not resolve here: its values are off.
+    let bottom = f(&j["bottom"][2]);
+    assert!(
+        (bottom - dense[dense.len() - 3]).abs() > tol,
+        "{bottom} vs {}",
+        dense[dense.len() - 3]
+    );
+    let unconverged: Vec<f64> = j["unconverged"].as_array().unwrap().iter().map(f).collect();
+    assert!(!unconverged.is_empty());
+    assert_eq!(unconverged, flagged);
+    assert!(err.contains("--lanczos-steps"), "{err}");
+    for v in j["unconverged"].as_array().unwrap() {
+        assert!(err.contains(&v.to_string()), "warning names {v}: {err}");
+    }
+    let (j, err) = spectrum(&ck, &["--k", "3", "--lanczos-steps", "67"]);
+    assert_eq!(j["unconverged"].as_array().unwrap().len(), 0);
+    assert!(!err.contains("warning"), "{err}");
+    for i in 0..3 {
+        let b = f(&j["bottom"][i]);
+        let e = dense[dense.len() - 1 - i];
+        assert!(
+            (b - e).abs() < 1e-4 * dense[0],
+            "bottom {i}: {b} vs dense {e}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(d);
+}
+
+/// Power iteration gives k values at each end, the algebraic top (not the largest
+/// magnitudes: here the most negative eigenvalue is larger in magnitude than the 4th and 5th
+/// largest) and the bottom, each with its residual.
+#[test]
+fn power_gives_the_top_k_and_the_bottom_k() {
+    let d = tmp("power");
+    let out = d.join("run");
+    ok(&[
+        "train",
+        "--out",
+        out.to_str().unwrap(),
+        "--data",
+        "digits",
+        "--per-class",
+        "10",
+        "--arch",
+        "64-4-4-10",
+        "--act",
+        "relu",
+        "--loss",
+        "ce",
+        "--lr",
+        "0.5",
+        "--steps",
+        "20",
+        "--quiet",
+        "--no-plots",
+    ]);
+    let ck = out.join("checkpoints/final.safetensors");
+    let (j, _) = spectrum(&ck, &["--k", "5", "--method", "power"]);
+    let dense: Vec<f64> = j["dense"].as_array().unwrap().iter().map(f).collect();
+    let n = dense.len();
+    assert!(
+        -dense[n - 1] > dense[4],
+        "the case this test is about: |lambda_min| {} > lambda_5 {}",
+        -dense[n - 1],
+        dense[4]
+    );
+    assert_eq!(j["lanczos_steps"], Value::Null);
+    for i in 0..5 {
+        let (t, b) = (f(&j["top"][i]), f(&j["bottom"][i]));
+        assert!(
+            (t - dense[i]).abs() < 1e-3 * dense[0],
+            "top {i}: {t} vs {}",
+            dense[i]
+        );
+        assert!(
+            (b - dense[n - 1 - i]).abs() < 1e-3 * dense[0],
+            "bottom {i}: {b} vs {}",
+            dense[n - 1 - i]
+        );
+        assert!(f(&j["top_residuals"][i]) <= f(&j["residual_tolerance"]));
+        assert!(f(&j["bottom_residuals"][i]) <= f(&j["residual_tolerance"]));
+    }
+    let _ = std::fs::remove_dir_all(d);
+}
