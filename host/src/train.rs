@@ -430,8 +430,15 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     preflight(cfg, &res, &prep, opts)?;
     prepare_dir(opts)?;
     let out = &opts.out;
-    fsio::atomic_write(&out.join("config.toml"), cfg.to_toml().as_bytes())
-        .map_err(|e| Failure::input(format!("cannot write to output directory: {e}")))?;
+    let write_config = || {
+        fsio::atomic_write(&out.join("config.toml"), cfg.to_toml().as_bytes())
+            .map_err(|e| Failure::input(format!("cannot write to output directory: {e}")))
+    };
+    // A resumed run's config.toml is rewritten (with its new length) only once the
+    // checkpoint and metrics have been checked against it: a refused resume changes nothing.
+    if !opts.resume {
+        write_config()?;
+    }
 
     let p = arch.n_params();
     let seed = cfg.model.seed;
@@ -497,6 +504,12 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
             .and_then(|()| tracked.as_mut().map_or(Ok(()), |t| t.restore(&ck.extra)))
             .map_err(|e| Failure::input(format!("resume checkpoint: {e}")))?;
         st.t = step;
+        if total < step {
+            return Err(Failure::input(format!(
+                "--resume {}: the run has taken {step} steps already, more than the {total} asked for; --steps / --epochs give the new total length",
+                out.display()
+            )));
+        }
         builds = lineage(&ck.metadata);
         let this = build_id().unwrap_or(UNKNOWN_BUILD);
         if builds.iter().any(|b| b != this) {
@@ -535,6 +548,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                 rows.len()
             )));
         }
+        write_config()?;
         if current {
             fsio::truncate_to_lines(&metrics_path, rows.len() + 1).map_err(io_err)?;
         } else {

@@ -186,6 +186,21 @@ fn train_writes_every_output() {
         ],
         "already exists",
     );
+    // A resume asking for fewer steps than the run has taken is refused, and leaves the run's
+    // config.toml as it was.
+    let config = read(&out.join("config.toml"));
+    bad(
+        &[
+            "train",
+            "--resume",
+            out.to_str().unwrap(),
+            "--steps",
+            "10",
+            "--quiet",
+        ],
+        "the run has taken 30 steps already, more than the 10 asked for",
+    );
+    assert_eq!(read(&out.join("config.toml")), config);
     // --force replaces a run, but never deletes a directory that is not one.
     let mine = d.join("mine");
     std::fs::create_dir_all(mine.join("plots")).unwrap();
