@@ -450,7 +450,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub force: bool,
     /// Continue the interrupted (or finished) run in DIR, bit-identically; --steps/--epochs may extend it.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["config", "force"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["config", "force", "out"])]
     pub resume: Option<PathBuf>,
     /// Do not write plots.
     #[arg(long)]

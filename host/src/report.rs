@@ -195,8 +195,16 @@ fn group_key(r: &RunRecord) -> String {
     k
 }
 
+/// `digits` decimals, or scientific notation with as many for magnitudes of a million and
+/// more (a diverging run's loss would otherwise print dozens of digits).
 fn opt_str(v: Option<f32>, digits: usize) -> String {
-    v.map_or("".into(), |x| format!("{x:.digits$}"))
+    v.map_or("".into(), |x| {
+        if x.abs() >= 1e6 {
+            format!("{x:.digits$e}")
+        } else {
+            format!("{x:.digits$}")
+        }
+    })
 }
 
 /// Writes `report.md`, `report.csv` and `plots/*.svg` into `out`; returns the records.
@@ -373,4 +381,19 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Vec<RunRecord>> {
     crate::fsio::atomic_write(&out.join("report.md"), md.as_bytes()).map_err(io)?;
     crate::fsio::atomic_write(&out.join("report.csv"), csv.as_bytes()).map_err(io)?;
     Ok(recs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::opt_str;
+
+    #[test]
+    fn large_values_are_printed_in_scientific_notation() {
+        assert_eq!(opt_str(Some(0.123456), 5), "0.12346");
+        assert_eq!(opt_str(Some(999_999.0), 1), "999999.0");
+        assert_eq!(opt_str(Some(3.4e37), 5), "3.40000e37");
+        assert_eq!(opt_str(Some(-2.5e6), 3), "-2.500e6");
+        assert_eq!(opt_str(Some(f32::INFINITY), 3), "inf");
+        assert_eq!(opt_str(None, 3), "");
+    }
 }

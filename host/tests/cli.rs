@@ -847,6 +847,12 @@ fn bad_input_gets_one_clear_message_and_exit_code_2() {
         bad(&a, needle);
     };
     t(&["--act", "sigmoid"], "--act");
+    // A resumed run continues in its own directory.
+    t(
+        &["--resume", "elsewhere"],
+        "'--resume <DIR>' cannot be used with '--out <OUT>'",
+    );
+    t(&["--hocm"], "--hocm is measured at the eigen measurements");
     t(&["--opt", "lbfgs"], "--opt");
     t(&["--lr", "-0.1"], "--lr");
     t(&["--lr", "0"], "--lr");
