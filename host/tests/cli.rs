@@ -850,7 +850,7 @@ fn bad_input_gets_one_clear_message_and_exit_code_2() {
     // A resumed run continues in its own directory.
     t(
         &["--resume", "elsewhere"],
-        "'--resume <DIR>' cannot be used with '--out <OUT>'",
+        "'--out <OUT>' cannot be used with '--resume <DIR>'",
     );
     t(&["--hocm"], "--hocm is measured at the eigen measurements");
     t(&["--opt", "lbfgs"], "--opt");
