@@ -324,6 +324,18 @@ impl Overrides {
     /// Applies the flags given over `cfg`.
     pub fn apply(&self, cfg: &mut TrainConfig) {
         set!(self.data, cfg.data.name);
+        // A flag of one split mode (sizes or per class) replaces the other mode's settings
+        // from a config file or checkpoint, rather than conflicting with them.
+        let sizes = self.train_size.is_some() || self.test_size.is_some();
+        let per_class = self.per_class.is_some() || self.test_per_class.is_some();
+        if sizes && !per_class {
+            cfg.data.per_class = None;
+            cfg.data.test_per_class = None;
+        }
+        if per_class && !sizes {
+            cfg.data.train_size = None;
+            cfg.data.test_size = None;
+        }
         set!(self.train_size, cfg.data.train_size, opt);
         set!(self.test_size, cfg.data.test_size, opt);
         set!(self.per_class, cfg.data.per_class, opt);
@@ -752,17 +764,8 @@ fn ckpt_config(
     cfg.model.loss = loss.into();
     cfg.model.math = math.into();
     settings.apply(&mut cfg);
-    // A flag of one split mode replaces the other mode's settings of the run.
     let sizes = settings.train_size.is_some() || settings.test_size.is_some();
     let per_class = settings.per_class.is_some() || settings.test_per_class.is_some();
-    if sizes && !per_class {
-        cfg.data.per_class = None;
-        cfg.data.test_per_class = None;
-    }
-    if per_class && !sizes {
-        cfg.data.train_size = None;
-        cfg.data.test_size = None;
-    }
     for (flag, given, ours) in [
         ("--arch", &cfg.model.arch, arch.as_str()),
         ("--act", &cfg.model.act, act),

@@ -1271,3 +1271,50 @@ fn a_failed_write_to_standard_output_is_exit_code_1() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+/// A flag of one split mode replaces the other mode's settings of a config file (they used to
+/// conflict: "per_class cannot be combined").
+#[test]
+fn a_split_flag_replaces_the_config_files_other_split_mode() {
+    let d = tmp("splitmode");
+    let cfg = d.join("exp.toml");
+    std::fs::write(
+        &cfg,
+        "[data]\nname = \"digits\"\nper_class = 10\n\n[model]\narch = \"64-4-10\"\n",
+    )
+    .unwrap();
+    let summary = |out: &Path| -> serde_json::Value {
+        serde_json::from_slice(&read(&out.join("summary.json"))).unwrap()
+    };
+    let a = d.join("a");
+    let c = cfg.to_str().unwrap();
+    ok(&[
+        "train",
+        "--config",
+        c,
+        "--out",
+        a.to_str().unwrap(),
+        "--steps",
+        "1",
+        "--quiet",
+    ]);
+    assert_eq!(summary(&a)["n_train"], 100);
+    let b = d.join("b");
+    ok(&[
+        "train",
+        "--config",
+        c,
+        "--out",
+        b.to_str().unwrap(),
+        "--steps",
+        "1",
+        "--train-size",
+        "300",
+        "--test-size",
+        "50",
+        "--quiet",
+    ]);
+    assert_eq!(summary(&b)["n_train"], 300);
+    assert_eq!(summary(&b)["n_test"], 50);
+    let _ = std::fs::remove_dir_all(d);
+}
