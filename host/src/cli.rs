@@ -274,7 +274,8 @@ pub struct Overrides {
     /// exact (forward-over-reverse) | fd (finite differences).
     #[arg(long, help_heading = "Curvature")]
     pub hvp: Option<String>,
-    /// Size of the fixed seeded training subset used for curvature.
+    /// Size of the fixed seeded training subset used for curvature (at least the training
+    /// split's size: the whole split).
     #[arg(long, help_heading = "Curvature")]
     pub hessian_subset: Option<usize>,
     /// Also measure lambda_min by shifted power iteration (Lanczos always gives it).
