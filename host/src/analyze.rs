@@ -33,8 +33,11 @@ pub struct SpectrumSettings {
     pub k: usize,
     /// Solver.
     pub method: Method,
-    /// Lanczos steps.
+    /// Lanczos steps (the first run's length when `lanczos_max_steps` is set).
     pub lanczos_steps: usize,
+    /// When set, Lanczos is rerun from the same start with twice the steps, up to this many,
+    /// until every reported value meets the residual tolerance ([`RESIDUAL_RTOL`]).
+    pub lanczos_max_steps: Option<usize>,
     /// Hutchinson probes (0: no trace).
     pub trace_probes: u32,
     /// Compute the full dense spectrum when the model has at most this many parameters.
@@ -116,6 +119,31 @@ pub struct Spectrum {
 
 /// Eigenvalues and residuals at one end of the spectrum.
 type End = (Vec<f32>, Vec<f32>);
+
+/// The residual tolerance ([`RESIDUAL_RTOL`] times the largest reported magnitude) and the
+/// reported values whose residual bound exceeds it.
+fn unconverged(
+    top: &[f32],
+    top_res: &[f32],
+    bottom: &[f32],
+    bottom_res: &[f32],
+) -> (f64, Vec<f32>) {
+    let scale = top
+        .iter()
+        .chain(bottom)
+        .map(|v| v.abs() as f64)
+        .fold(0.0f64, f64::max);
+    let tol = RESIDUAL_RTOL * scale;
+    let mut over: Vec<f32> = Vec::new();
+    for (v, r) in top.iter().zip(top_res).chain(bottom.iter().zip(bottom_res)) {
+        // A NaN residual is unconverged too. A value at both ends (k beyond half the Krylov
+        // dimension) is named once.
+        if (r.is_nan() || *r as f64 > tol) && !over.contains(v) {
+            over.push(*v);
+        }
+    }
+    (tol, over)
+}
 
 fn zero_pairs(k: usize) -> Vec<Eigenpair> {
     vec![
@@ -218,25 +246,36 @@ pub fn spectrum(
         let mut op = HessianOp::exact(&mut obj, params);
         let r = match s.method {
             Method::Lanczos => {
-                let steps = s.lanczos_steps.max(k).min(p);
-                let lc = LanczosConfig { steps };
-                let mut basis = vec![0.0f32; (steps + 1) * p];
-                let mut work = vec![0.0f64; lanczos_work_len(steps)];
-                let (mut vals, mut res) = (vec![0.0f32; steps], vec![0.0f32; steps]);
                 let mut start = vec![0.0f32; p];
                 SplitMix64::new(cfg.model.seed).fill_normal(&mut start);
-                let r = lanczos(
-                    &mut op, &lc, &start, &mut basis, &mut work, &mut vals, &mut res,
-                )
-                .map_err(&err)?;
-                let m = r.steps;
-                lanczos_steps = Some(m);
-                let kk = k.min(m);
-                let bottom = |v: &[f32]| v[m - kk..m].iter().rev().copied().collect();
-                (
-                    (vals[..kk].to_vec(), res[..kk].to_vec()),
-                    (bottom(&vals), bottom(&res)),
-                )
+                let most = s.lanczos_max_steps.unwrap_or(0).min(p);
+                let mut steps = s.lanczos_steps.max(k).min(p);
+                loop {
+                    let lc = LanczosConfig { steps };
+                    let mut basis = vec![0.0f32; (steps + 1) * p];
+                    let mut work = vec![0.0f64; lanczos_work_len(steps)];
+                    let (mut vals, mut res) = (vec![0.0f32; steps], vec![0.0f32; steps]);
+                    let r = lanczos(
+                        &mut op, &lc, &start, &mut basis, &mut work, &mut vals, &mut res,
+                    )
+                    .map_err(&err)?;
+                    let m = r.steps;
+                    lanczos_steps = Some(m);
+                    let kk = k.min(m);
+                    let bottom =
+                        |v: &[f32]| -> Vec<f32> { v[m - kk..m].iter().rev().copied().collect() };
+                    let ends = (
+                        (vals[..kk].to_vec(), res[..kk].to_vec()),
+                        (bottom(&vals), bottom(&res)),
+                    );
+                    // Done when converged, at the most steps, or on an invariant subspace
+                    // (fewer steps than asked: more cannot help).
+                    let ((t, tr), (b, br)) = &ends;
+                    if unconverged(t, tr, b, br).1.is_empty() || steps >= most || m < steps {
+                        break ends;
+                    }
+                    steps = (2 * steps).min(most);
+                }
             }
             Method::Power => power_ends(
                 &mut op,
@@ -248,25 +287,7 @@ pub fn spectrum(
         hvps += op.products();
         r
     };
-    let scale = top
-        .iter()
-        .chain(&bottom)
-        .map(|v| v.abs() as f64)
-        .fold(0.0f64, f64::max);
-    let residual_tolerance = RESIDUAL_RTOL * scale;
-    let mut unconverged: Vec<f32> = Vec::new();
-    for (v, r) in top
-        .iter()
-        .zip(&top_res)
-        .chain(bottom.iter().zip(&bottom_res))
-    {
-        // A NaN residual is unconverged too. A value at both ends (k beyond half the Krylov
-        // dimension) is named once.
-        let over = r.is_nan() || *r as f64 > residual_tolerance;
-        if over && !unconverged.contains(v) {
-            unconverged.push(*v);
-        }
-    }
+    let (residual_tolerance, unconverged) = unconverged(&top, &top_res, &bottom, &bottom_res);
     let trace = if s.trace_probes > 0 {
         let mut op = HessianOp::exact(&mut obj, params);
         let (mut z, mut hz) = (vec![0.0f32; p], vec![0.0f32; p]);

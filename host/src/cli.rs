@@ -116,7 +116,16 @@ config_source, split, train_samples, hessian_subset and samples say what was use
 error.
 Every reported eigenvalue comes with a residual bound (top_residuals, bottom_residuals);
 values whose bound exceeds 1e-3 of the largest magnitude are listed in `unconverged` and named
-in a warning: raise --lanczos-steps.";
+in a warning. Without --lanczos-steps, Lanczos reruns with twice the steps (from the run's
+length, at most 320) until every reported value meets that tolerance; --lanczos-steps N runs
+exactly N steps.";
+
+/// The most Lanczos steps `spectrum` runs to converge the reported values when
+/// `--lanczos-steps` is not given.
+const SPECTRUM_MAX_STEPS: usize = 320;
+
+/// The largest Lanczos basis `spectrum` grows to on its own (bytes).
+const SPECTRUM_BASIS_BYTES: usize = 512 << 20;
 
 /// `edgewise spectrum`.
 #[derive(Args, Debug)]
@@ -814,6 +823,15 @@ pub fn cmd_spectrum(a: &SpectrumArgs) -> Result<u8> {
         k: a.k,
         method: a.method,
         lanczos_steps: cfg.curvature.lanczos_steps.max(a.k),
+        // Given on the command line: exactly that many steps. Otherwise doubled from the
+        // run's until the reported values converge, within SPECTRUM_MAX_STEPS and a basis of
+        // SPECTRUM_BASIS_BYTES.
+        lanczos_max_steps: a.settings.lanczos_steps.is_none().then(|| {
+            let p = ck.arch.n_params().max(1);
+            SPECTRUM_MAX_STEPS
+                .min(SPECTRUM_BASIS_BYTES / (4 * p))
+                .max(cfg.curvature.lanczos_steps.max(a.k))
+        }),
         trace_probes: a.probes,
         dense_max: a.dense_max,
         threads: a.exec.threads()?,

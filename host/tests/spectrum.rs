@@ -224,9 +224,11 @@ fn flags_contradicting_the_checkpoint_are_bad_input() {
     let _ = std::fs::remove_dir_all(d);
 }
 
-/// On a 67-parameter model, 20 Lanczos steps leave the bottom of the spectrum unconverged: the
-/// residual bounds say so, every value lies within its bound of an eigenvalue, and a warning
-/// names the values; with as many steps as parameters nothing is flagged.
+/// On a 67-parameter model, 20 Lanczos steps (`--lanczos-steps 20`: exactly that many) leave the
+/// bottom of the spectrum unconverged: the residual bounds say so, every value lies within its
+/// bound of an eigenvalue, and a warning names the values; with as many steps as parameters
+/// nothing is flagged. Without `--lanczos-steps`, spectrum doubles the steps from the run's 20
+/// until the reported values converge.
 #[test]
 fn unconverged_eigenvalues_are_reported_with_their_residuals() {
     let d = tmp("residuals");
@@ -247,7 +249,7 @@ fn unconverged_eigenvalues_are_reported_with_their_residuals() {
         "--no-plots",
     ]);
     let ck = out.join("checkpoints/final.safetensors");
-    let (j, err) = spectrum(&ck, &["--k", "3"]);
+    let (j, err) = spectrum(&ck, &["--k", "3", "--lanczos-steps", "20"]);
     assert_eq!(j["n_params"], 67);
     assert_eq!(j["lanczos_steps"], 20);
     let dense: Vec<f64> = j["dense"].as_array().unwrap().iter().map(f).collect();
@@ -293,6 +295,25 @@ fn unconverged_eigenvalues_are_reported_with_their_residuals() {
             (b - e).abs() < 1e-4 * dense[0],
             "bottom {i}: {b} vs dense {e}"
         );
+    }
+    // By default: 20, then 40, then (at most the parameter count) 67 steps, until converged;
+    // every run's products are counted.
+    let (j, err) = spectrum(&ck, &["--k", "3"]);
+    let steps = j["lanczos_steps"].as_u64().unwrap();
+    assert!(steps == 40 || steps == 67, "{steps} steps");
+    assert_eq!(
+        j["hvps"].as_u64().unwrap(),
+        20 + if steps == 40 { 40 } else { 40 + 67 }
+    );
+    assert_eq!(j["unconverged"].as_array().unwrap().len(), 0);
+    assert!(!err.contains("warning"), "{err}");
+    for end in ["top", "bottom"] {
+        for v in j[end].as_array().unwrap() {
+            assert!(
+                nearest(f(v)) <= tol,
+                "{end} {v}: not within {tol} of an eigenvalue"
+            );
+        }
     }
     let _ = std::fs::remove_dir_all(d);
 }
