@@ -2,7 +2,7 @@
 //!
 //! - [`MathBackend::Libm`] (the default): the `libm` crate, a pure-Rust port of musl's libm
 //!   (correctly rounded or within about 1 ulp), except `tanh`, which is edgewise's own
-//!   ([`crate::tanh`]: at most 1.13 ulp, against 2.19 for `libm::tanhf`, and vectorisable). It
+//!   (module `tanh`: at most 1.13 ulp, against 2.19 for `libm::tanhf`, and vectorisable). It
 //!   is the same code on every target, so results agree bit for bit between x86_64, Cortex-M
 //!   and RISC-V.
 //! - [`MathBackend::Micromath`]: the `micromath` crate's fast approximations of `exp` and `ln`

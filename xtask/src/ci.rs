@@ -180,6 +180,28 @@ pub fn cmd_test(args: &[String]) -> Result<ExitCode> {
             Err(anyhow::anyhow!("exit {:?}", st.code()))
         },
     );
+    // The API documentation of the two library crates: no broken or private links.
+    let mut doc = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    doc.current_dir(root())
+        .args([
+            "doc",
+            "--no-deps",
+            "-q",
+            "-p",
+            "edgewise-core",
+            "-p",
+            "edgewise",
+        ])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    let st = doc.status().context("running cargo doc")?;
+    step(
+        "API documentation builds without warnings (cargo doc)",
+        if st.success() {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("exit {:?}", st.code()))
+        },
+    );
     if !host_only {
         let r = crate::digits::cmd_gen_digits(&["--check".to_string()]).and_then(|c| {
             if c == ExitCode::SUCCESS {

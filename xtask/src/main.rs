@@ -4,7 +4,8 @@
 //! cargo xtask test [--no-install] [--host-only]
 //!     The whole test suite, as CI runs it: installs the firmware toolchain and QEMU if missing
 //!     (as root), builds edgewise-core for thumbv7em-none-eabihf, runs `cargo test --workspace`
-//!     (including the QEMU conformance tests) and the firmware demo on every target.
+//!     (including the QEMU conformance tests), checks that the API documentation builds without
+//!     warnings, and runs the firmware demo on every target.
 //!
 //! cargo xtask firmware [--target thumbv7em|thumbv7m|riscv32|all] [--features F[,G]] [--release]
 //!                      [--timeout SECS] [--locations] [--quiet]
