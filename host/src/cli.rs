@@ -403,32 +403,6 @@ impl Overrides {
         set!(self.lanczos_max_steps, cfg.curvature.lanczos_max_steps);
         set!(self.track_every, cfg.curvature.track_every);
     }
-
-    /// Names of the flags that change results, other than the run length, that were given.
-    fn result_flags(&self) -> Vec<&'static str> {
-        let mut v = Vec::new();
-        let mut chk = |given: bool, name: &'static str| {
-            if given {
-                v.push(name)
-            }
-        };
-        chk(self.data.is_some(), "--data");
-        chk(self.arch.is_some(), "--arch");
-        chk(self.act.is_some(), "--act");
-        chk(self.loss.is_some(), "--loss");
-        chk(self.seed.is_some(), "--seed");
-        chk(self.opt.is_some(), "--opt");
-        chk(self.lr.is_some(), "--lr");
-        chk(self.batch_size.is_some(), "--batch-size");
-        chk(self.eig_every.is_some(), "--eig-every");
-        chk(self.init.is_some(), "--init");
-        chk(self.clip.is_some(), "--clip");
-        chk(self.schedule.is_some(), "--schedule");
-        chk(self.hvp.is_some(), "--hvp");
-        chk(self.eig_method.is_some(), "--eig-method");
-        chk(self.track_every.is_some(), "--track-every");
-        v
-    }
 }
 
 /// How a command runs (never changes results).
@@ -489,14 +463,6 @@ pub struct TrainArgs {
 /// Builds the configuration of a `train` invocation.
 pub fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
     if let Some(dir) = &a.resume {
-        let given = a.settings.result_flags();
-        if !given.is_empty() {
-            return Err(Failure::input(format!(
-                "--resume continues the configuration in {}; {} cannot change it (only --steps / --epochs and execution flags may be given)",
-                dir.join("config.toml").display(),
-                given.join(", ")
-            )));
-        }
         if !dir.join("config.toml").is_file() {
             return Err(Failure::input(format!(
                 "--resume {}: not a run directory (no config.toml)",
@@ -507,6 +473,22 @@ pub fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
         if a.settings.steps.is_some() || a.settings.epochs.is_some() {
             cfg.run.steps = a.settings.steps;
             cfg.run.epochs = a.settings.epochs;
+        }
+        if let Some(k) = a.settings.checkpoint_every {
+            cfg.run.checkpoint_every = k;
+        }
+        // Any other flag that would change the run's settings is refused (not silently
+        // ignored): the checkpoint holds the state of those settings.
+        let mut asked = cfg.clone();
+        a.settings.apply(&mut asked);
+        (asked.run.steps, asked.run.epochs) = (cfg.run.steps, cfg.run.epochs);
+        let diff = cfg.differences(&asked);
+        if !diff.is_empty() {
+            return Err(Failure::input(format!(
+                "--resume continues the configuration in {}; flags cannot change it (the run's vs the flags': {}; only --steps / --epochs, --checkpoint-every and execution flags may be given)",
+                dir.join("config.toml").display(),
+                diff.join(", ")
+            )));
         }
         return Ok(cfg);
     }

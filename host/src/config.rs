@@ -288,6 +288,10 @@ impl TrainConfig {
                         flat(&key, v, out);
                     }
                 }
+                // Settings are f32: print them as such (0.9, not 0.8999999761581421).
+                toml::Value::Float(x) if (*x as f32) as f64 == *x => {
+                    out.push((prefix.to_string(), format!("{}", *x as f32)))
+                }
                 v => out.push((prefix.to_string(), v.to_string())),
             }
         }

@@ -570,10 +570,35 @@ fn an_interrupted_run_resumes_bit_identically() {
         read(&long.join("metrics.csv")),
         read(&short.join("metrics.csv"))
     );
-    bad(
-        &["train", "--resume", short.to_str().unwrap(), "--lr", "0.5"],
-        "--lr",
-    );
+    // Flags that would change the run's settings are refused, not ignored; naming the
+    // settings and both values.
+    let config = read(&short.join("config.toml"));
+    for (flag, value, needle) in [
+        ("--lr", "0.5", "optim.lr = "),
+        ("--momentum", "0.5", "optim.momentum = 0.9 vs 0.5"),
+        ("--weight-decay", "0.01", "optim.weight_decay = 0 vs 0.01"),
+        ("--eval-every", "3", "run.eval_every = 10 vs 3"),
+    ] {
+        bad(
+            &["train", "--resume", short.to_str().unwrap(), flag, value],
+            needle,
+        );
+    }
+    assert_eq!(read(&short.join("config.toml")), config);
+    // --checkpoint-every (files only, not results) may change on a resume.
+    ok(&[
+        "train",
+        "--resume",
+        short.to_str().unwrap(),
+        "--steps",
+        "35",
+        "--checkpoint-every",
+        "7",
+        "--quiet",
+    ]);
+    assert!(short.join("checkpoints/step_000035.safetensors").is_file());
+    let cfg = String::from_utf8(read(&short.join("config.toml"))).unwrap();
+    assert!(cfg.contains("checkpoint_every = 7"), "{cfg}");
     bad(
         &["train", "--resume", d.join("nothing").to_str().unwrap()],
         "--resume",
