@@ -755,7 +755,34 @@ fn ckpt_config(
     cfg.model.act = act.into();
     cfg.model.loss = loss.into();
     cfg.model.math = math.into();
+    let before = cfg.clone();
     settings.apply(&mut cfg);
+    // Only the data, split, seed, Hessian subset and Lanczos length matter here (the model
+    // flags are checked below); a training flag that would change a setting is refused
+    // rather than silently ignored.
+    let matters = |key: &str| {
+        key.starts_with("data.")
+            || key.starts_with("model.")
+            || key.starts_with("curvature.hessian_subset")
+            || key.starts_with("curvature.lanczos_steps")
+    };
+    let ignored: Vec<String> = before
+        .differences(&cfg)
+        .into_iter()
+        .filter_map(|d| {
+            let key = d.split(" = ").next().unwrap_or_default().to_string();
+            let flag = key.rsplit('.').next().unwrap_or_default().replace('_', "-");
+            (!matters(&key)).then(|| format!("--{flag}"))
+        })
+        .collect();
+    if !ignored.is_empty() {
+        return Err(Failure::input(format!(
+            "{} {} no effect on the Hessian of a checkpoint (only the data, split, --seed, --hessian-subset and --lanczos-steps do): omit {}",
+            ignored.join(", "),
+            if ignored.len() == 1 { "has" } else { "have" },
+            if ignored.len() == 1 { "it" } else { "them" }
+        )));
+    }
     let sizes = settings.train_size.is_some() || settings.test_size.is_some();
     let per_class = settings.per_class.is_some() || settings.test_per_class.is_some();
     for (flag, given, ours) in [

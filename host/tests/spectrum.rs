@@ -215,6 +215,15 @@ fn flags_contradicting_the_checkpoint_are_bad_input() {
         "--hessian-subset 0",
     );
     bad(&["hvp-check", "--checkpoint", c, "--act", "relu"], "--act");
+    // Training flags have no effect on a checkpoint's Hessian: refused, not ignored.
+    bad(
+        &["spectrum", c, "--lr", "0.5", "--weight-decay", "0.1"],
+        "--lr, --weight-decay have no effect on the Hessian of a checkpoint",
+    );
+    bad(
+        &["hvp-check", "--checkpoint", c, "--steps", "3"],
+        "--steps has no effect on the Hessian of a checkpoint",
+    );
     // Agreeing flags are fine.
     let (j, _) = spectrum(
         &ck,
