@@ -913,6 +913,13 @@ pub fn cmd_hvp_check(a: &HvpCheckArgs) -> Result<u8> {
             (res.arch, params, cfg)
         }
     };
+    if arch.activation() == edgewise_core::Activation::Relu {
+        eprintln!(
+            "warning: with relu, finite differences step across the activation's kinks, where \
+             the gradient jumps, so they do not approximate the Hessian of the piece the \
+             parameters lie in: exact vs fd is not expected to agree"
+        );
+    }
     let rows = crate::analyze::hvp_check(
         &arch,
         &params,

@@ -810,6 +810,25 @@ fn spectrum_and_hvp_check() {
         assert!(r["exact_vs_fd"].as_f64().unwrap() < 1e-2);
         assert!(r["exact_vs_dense"].as_f64().unwrap() < 1e-5);
     }
+    // With relu, finite differences are not a check of the Hessian: a warning says so.
+    let o = ok(&[
+        "hvp-check",
+        "--data",
+        "digits",
+        "--per-class",
+        "5",
+        "--arch",
+        "64-4-10",
+        "--act",
+        "relu",
+        "--directions",
+        "1",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("with relu, finite differences step across"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(d);
 }
 
