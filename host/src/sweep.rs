@@ -10,8 +10,9 @@
 //! an interrupted one is resumed from its checkpoint when it has one and restarted otherwise.
 //! Before anything runs or is written, every existing run directory of the shard must hold the
 //! configuration the grid gives it (a sweep re-run with other settings into the same `--out`
-//! would otherwise skip or resume runs of the old settings under the new listing); `--force`
-//! redoes the shard's runs from scratch instead. A grid that names one run twice (a repeated
+//! would otherwise skip or resume runs of the old settings under the new listing), except for
+//! its length: a re-run with a larger `--steps` / `--epochs` extends the runs bit-identically
+//! from their resume checkpoints. `--force` redoes the shard's runs from scratch instead. A grid that names one run twice (a repeated
 //! value) is refused: two jobs would write the same directory.
 
 use std::path::{Path, PathBuf};
@@ -237,9 +238,12 @@ pub struct SweepOptions {
 
 fn run_one(run: &GridRun, opts: &SweepOptions) -> Result<String> {
     let dir = opts.out.join(&run.name);
-    if !opts.force && dir.join("summary.json").is_file() {
+    // `check_existing` has made sure that an existing run differs at most in its length.
+    let same = TrainConfig::from_file(&dir.join("config.toml")).is_ok_and(|c| c == run.config);
+    if !opts.force && same && dir.join("summary.json").is_file() {
         return Ok("skipped".into());
     }
+    // An interrupted run, or a finished one given a new length, continues from its checkpoint.
     let resume = !opts.force
         && dir.join("checkpoints/resume.safetensors").is_file()
         && dir.join("metrics.csv").is_file();
@@ -354,7 +358,8 @@ fn check_grid(runs: &[GridRun], grid: &Grid) -> Result<()> {
 }
 
 /// Refuses an existing run directory of `run` that holds another configuration than the
-/// grid's, or no readable one.
+/// grid's, or no readable one; a different length alone (`--steps`, `--epochs`) is allowed:
+/// the run is extended from its resume checkpoint, as `train --resume --steps` does.
 fn check_existing(out: &Path, run: &GridRun) -> Result<()> {
     let dir = out.join(&run.name);
     let path = dir.join("config.toml");
@@ -367,7 +372,10 @@ fn check_existing(out: &Path, run: &GridRun) -> Result<()> {
             dir.display()
         ))
     })?;
-    let diff = old.differences(&run.config);
+    let mut same_but_length = old.clone();
+    same_but_length.run.steps = run.config.run.steps;
+    same_but_length.run.epochs = run.config.run.epochs;
+    let diff = same_but_length.differences(&run.config);
     if diff.is_empty() {
         return Ok(());
     }

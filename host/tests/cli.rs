@@ -688,16 +688,16 @@ fn sweep_shards_union_equals_the_full_sweep_and_restarts_skip() {
     // written (it would skip or resume runs of the old settings), naming the setting.
     let listing = read(&full.join("sweep.json"));
     let config0 = read(&full.join(&names[0]).join("config.toml"));
-    let longer: Vec<&str> = base
-        .iter()
-        .map(|&x| if x == "12" { "14" } else { x })
-        .collect();
-    let mut a = vec!["sweep", "--out", full.to_str().unwrap()];
-    a.extend_from_slice(&longer);
-    a.extend_from_slice(&grid);
+    let with = |from: &str, to: &'static str| -> Vec<&str> {
+        let mut v: Vec<&str> = vec!["sweep", "--out", full.to_str().unwrap()];
+        v.extend(base.iter().map(|&x| if x == from { to } else { x }));
+        v.extend_from_slice(&grid);
+        v
+    };
+    let mut a = with("4", "3");
     bad(
         &a,
-        "holds a run with other settings than this sweep gives it (existing vs this sweep: run.steps = 12 vs 14)",
+        "holds a run with other settings than this sweep gives it (existing vs this sweep: curvature.eig_every = 4 vs 3)",
     );
     assert_eq!(read(&full.join("sweep.json")), listing);
     assert_eq!(read(&full.join(&names[0]).join("config.toml")), config0);
@@ -705,9 +705,27 @@ fn sweep_shards_union_equals_the_full_sweep_and_restarts_skip() {
     a.push("--force");
     ok(&a);
     let cfg = String::from_utf8(read(&full.join(&names[0]).join("config.toml"))).unwrap();
-    assert!(cfg.contains("steps = 14"), "{cfg}");
-    let rows = std::fs::read_to_string(full.join(&names[0]).join("metrics.csv")).unwrap();
-    assert_eq!(rows.lines().count(), 14 + 1, "{rows}");
+    assert!(cfg.contains("eig_every = 3"), "{cfg}");
+    // The same settings again: nothing to do.
+    ok(&with("4", "3"));
+    // A larger --steps extends every run from its checkpoint, bit-identically: the same rows
+    // as a fresh sweep of the longer length.
+    let fresh = d.join("fresh");
+    let mut a = vec!["sweep", "--out", fresh.to_str().unwrap()];
+    let longer: Vec<&str> = with("4", "3")[3..]
+        .iter()
+        .map(|&x| if x == "12" { "14" } else { x })
+        .collect();
+    a.extend_from_slice(&longer);
+    ok(&a);
+    let mut a = vec!["sweep", "--out", full.to_str().unwrap()];
+    a.extend_from_slice(&longer);
+    ok(&a);
+    for n in &names {
+        let rows = read(&full.join(n).join("metrics.csv"));
+        assert_eq!(rows, read(&fresh.join(n).join("metrics.csv")), "run {n}");
+        assert_eq!(rows.iter().filter(|&&b| b == b'\n').count(), 14 + 1);
+    }
     // A repeated grid value would make two jobs write one directory; clip values need a
     // clipped optimizer.
     let dup = d.join("dup");
