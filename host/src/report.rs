@@ -116,6 +116,23 @@ pub fn read_run(dir: &Path) -> Result<RunRecord> {
             .map(|x| x as f32)
     };
     let measured: Vec<&Row> = rows.iter().filter(|r| r.sharpness.is_some()).collect();
+    let diverged = summary
+        .as_ref()
+        .and_then(|s| s.get("diverged"))
+        .and_then(|d| d.as_bool())
+        .unwrap_or(false);
+    // summary.json's step count; the rows of a diverged run include the non-finite last one.
+    let steps = summary
+        .as_ref()
+        .and_then(|s| s.get("steps"))
+        .and_then(|x| x.as_u64())
+        .unwrap_or(rows.len() as u64);
+    // The final sharpness is summary.json's (null for a diverged run); only an interrupted run
+    // (no summary) falls back to its last measurement.
+    let sharpness = match &summary {
+        Some(_) => get("sharpness"),
+        None => measured.last().and_then(|r| r.sharpness),
+    };
     Ok(RunRecord {
         dir: dir.to_path_buf(),
         opt: cfg.optim.opt.clone(),
@@ -124,17 +141,13 @@ pub fn read_run(dir: &Path) -> Result<RunRecord> {
         lr: cfg.optim.lr,
         seed: cfg.model.seed,
         threshold: res.opt.stability_threshold(),
-        steps: rows.len() as u64,
-        diverged: summary
-            .as_ref()
-            .and_then(|s| s.get("diverged"))
-            .and_then(|d| d.as_bool())
-            .unwrap_or(false),
+        steps,
+        diverged,
         finished: summary.is_some(),
         train_loss: get("train_loss"),
         train_acc: get("train_acc"),
         test_acc: get("test_acc"),
-        sharpness: get("sharpness").or_else(|| measured.last().and_then(|r| r.sharpness)),
+        sharpness,
         sharpness_0: measured.first().and_then(|r| r.sharpness),
         max_sharpness: measured
             .iter()
@@ -207,10 +220,33 @@ fn opt_str(v: Option<f32>, digits: usize) -> String {
     })
 }
 
+/// Orders runs by their grid values, numerically: parent directory, optimizer, clip value, batch
+/// size (full batch last), learning rate, seed, then directory (`lr=0.1` before `lr=0.16`).
+pub fn sort_runs(recs: &mut [RunRecord]) {
+    recs.sort_by(|a, b| {
+        a.dir
+            .parent()
+            .cmp(&b.dir.parent())
+            .then_with(|| a.opt.cmp(&b.opt))
+            .then_with(|| {
+                let c = |r: &RunRecord| r.clip.unwrap_or(f32::NEG_INFINITY);
+                c(a).total_cmp(&c(b))
+            })
+            .then_with(|| {
+                let k = |r: &RunRecord| r.batch_size.unwrap_or(usize::MAX);
+                k(a).cmp(&k(b))
+            })
+            .then_with(|| a.lr.total_cmp(&b.lr))
+            .then_with(|| a.seed.cmp(&b.seed))
+            .then_with(|| a.dir.cmp(&b.dir))
+    });
+}
+
 /// Writes `report.md`, `report.csv` and `plots/*.svg` into `out`; returns the records.
 pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Vec<RunRecord>> {
     let dirs = collect(inputs)?;
-    let recs: Vec<RunRecord> = dirs.iter().map(|d| read_run(d)).collect::<Result<_>>()?;
+    let mut recs: Vec<RunRecord> = dirs.iter().map(|d| read_run(d)).collect::<Result<_>>()?;
+    sort_runs(&mut recs);
     std::fs::create_dir_all(out.join("plots"))
         .map_err(|e| Failure::input(format!("cannot create {}: {e}", out.display())))?;
     let mut groups: BTreeMap<String, Vec<&RunRecord>> = BTreeMap::new();
@@ -385,7 +421,125 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Vec<RunRecord>> {
 
 #[cfg(test)]
 mod tests {
-    use super::opt_str;
+    use super::*;
+
+    fn rec(dir: &str, lr: f32, seed: u64, batch: Option<usize>) -> RunRecord {
+        RunRecord {
+            dir: PathBuf::from(dir),
+            opt: "gd".into(),
+            clip: None,
+            batch_size: batch,
+            lr,
+            seed,
+            threshold: 2.0,
+            steps: 0,
+            diverged: false,
+            finished: true,
+            train_loss: None,
+            train_acc: None,
+            test_acc: None,
+            sharpness: None,
+            sharpness_0: None,
+            max_sharpness: None,
+            mean_rotation: None,
+            mean_subspace_score: None,
+            precond_sharpness: None,
+            mean_sharpness_hvps: None,
+            mean_tracked_hvps: None,
+        }
+    }
+
+    #[test]
+    fn runs_sort_by_their_grid_values_numerically() {
+        let mut v = vec![
+            rec("s/lr=0.16_seed=0", 0.16, 0, None),
+            rec("s/lr=0.1_seed=10", 0.1, 10, None),
+            rec("s/lr=0.1_seed=2", 0.1, 2, None),
+            rec("s/bs=100_lr=0.1_seed=0", 0.1, 0, Some(100)),
+            rec("s/bs=25_lr=0.1_seed=0", 0.1, 0, Some(25)),
+            rec("s/lr=1_seed=0", 1.0, 0, None),
+        ];
+        sort_runs(&mut v);
+        let names: Vec<String> = v.iter().map(|r| r.dir.display().to_string()).collect();
+        assert_eq!(
+            names,
+            [
+                "s/bs=25_lr=0.1_seed=0",
+                "s/bs=100_lr=0.1_seed=0",
+                "s/lr=0.1_seed=2",
+                "s/lr=0.1_seed=10",
+                "s/lr=0.16_seed=0",
+                "s/lr=1_seed=0",
+            ]
+        );
+    }
+
+    fn row(step: u64, loss: f32, sharpness: Option<f32>) -> Row {
+        Row {
+            step,
+            epoch: step,
+            lr: 0.5,
+            loss,
+            sharpness,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_diverged_run_reports_its_summary_steps_and_no_final_sharpness() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut cfg = TrainConfig::default();
+        cfg.optim.lr = 0.5;
+        std::fs::write(d.join("config.toml"), cfg.to_toml()).unwrap();
+        // Three rows (steps 0, 1 and the non-finite step 2); 2 steps were taken.
+        let mut csv = metrics::header() + "\n";
+        for r in [
+            row(0, 1.0, Some(3.0)),
+            row(1, 1e30, Some(7e9)),
+            row(2, f32::INFINITY, None),
+        ] {
+            csv.push_str(&r.to_csv());
+            csv.push('\n');
+        }
+        std::fs::write(d.join("metrics.csv"), &csv).unwrap();
+        let summary = serde_json::json!({
+            "diverged": true,
+            "steps": 2,
+            "final_values": {"train_loss": 1e30, "train_acc": 0.1, "test_acc": 0.1, "sharpness": null}
+        });
+        std::fs::write(d.join("summary.json"), summary.to_string()).unwrap();
+        let r = read_run(d).unwrap();
+        assert!(r.diverged && r.finished);
+        assert_eq!(r.steps, 2);
+        assert_eq!(r.sharpness, None, "not the last measured 7e9");
+        assert_eq!(r.sharpness_0, Some(3.0));
+
+        // A finished run: summary.json's sharpness. An interrupted one (no summary): the last
+        // measurement and the rows' count.
+        let summary = serde_json::json!({
+            "diverged": false,
+            "steps": 3,
+            "final_values": {"sharpness": 4.5}
+        });
+        std::fs::write(d.join("summary.json"), summary.to_string()).unwrap();
+        let mut csv = metrics::header() + "\n";
+        for r in [
+            row(0, 1.0, Some(3.0)),
+            row(1, 0.9, None),
+            row(2, 0.8, Some(4.0)),
+        ] {
+            csv.push_str(&r.to_csv());
+            csv.push('\n');
+        }
+        std::fs::write(d.join("metrics.csv"), &csv).unwrap();
+        let r = read_run(d).unwrap();
+        assert_eq!((r.steps, r.sharpness), (3, Some(4.5)));
+        std::fs::remove_file(d.join("summary.json")).unwrap();
+        let r = read_run(d).unwrap();
+        assert!(!r.finished);
+        assert_eq!((r.steps, r.sharpness), (3, Some(4.0)));
+    }
 
     #[test]
     fn large_values_are_printed_in_scientific_notation() {

@@ -326,7 +326,7 @@ fn ce_adaptive(s: Scale) -> Experiment {
         title: "Adam vs clipped Adam vs RMSProp (paper setting)",
         setting: ce_setting(&base),
         grid_text: format!(
-            "full batch, lr {} , beta1 0.9 (Adam), beta2 0.99, eps 1e-8; clipped Adam (upper bound: min(sqrt v, c)) with c in {{{}}}; \
+            "full batch, lr {}, beta1 0.9 (Adam), beta2 0.99, eps 1e-8; clipped Adam (upper bound: min(sqrt v, c)) with c in {{{}}}; \
              RMSProp; {} steps, seeds {}; sharpness by warm-started Lanczos and preconditioned sharpness by warm-started power iteration every {} steps on a \
              {}-sample Hessian subset",
             base.optim.lr,

@@ -14,7 +14,7 @@ use crate::plot::{palette_color, render_grid_svg, render_svg, Chart, RefLine, Se
 
 use super::diag::{self, DiagRun};
 use super::plan::{Kind, Plan};
-use super::stats::{mean, median, run_stats, MeanSd, RunRecord};
+use super::stats::{mean, median, run_stats, used_text, MeanSd, RunRecord, COLLAPSE_MARGIN};
 use super::verdict::{criterion, Assessment, Verdict, CLAIMS};
 
 /// The assessment of one claim: the primary experiment's verdict and, where another setting
@@ -77,6 +77,8 @@ pub struct TrackedStats {
     pub max_lr_x_sharpness: Option<f64>,
     /// Mean of `lr * tracked sharpness` over the second half of the runs' steps.
     pub late_lr_x_sharpness: Option<f64>,
+    /// Runs that diverged: counted in the products, left out of the two `lr x sharpness` values.
+    pub diverged_runs: usize,
 }
 
 /// Per-learning-rate statistics of the sharpness-only tracker of an experiment's runs (empty
@@ -88,13 +90,17 @@ pub fn tracked_stats(dir: &str, runs: &[RunRecord]) -> Vec<TrackedStats> {
     let mut out = Vec::new();
     for lr in lrs {
         let (mut hv, mut lxs, mut late) = (Vec::new(), Vec::new(), Vec::new());
-        let mut n = 0;
+        let (mut n, mut diverged) = (0, 0);
         for r in runs.iter().filter(|r| r.lr == lr) {
             n += 1;
+            diverged += usize::from(r.diverged);
             let half = r.rows.len() / 2;
             for (i, x) in r.rows.iter().enumerate() {
                 if let Some(h) = x.tracked_hvps {
                     hv.push(f64::from(h));
+                }
+                if r.diverged {
+                    continue;
                 }
                 if let Some(s) = x.tracked_sharpness {
                     let v = f64::from(lr) * f64::from(s);
@@ -117,6 +123,7 @@ pub fn tracked_stats(dir: &str, runs: &[RunRecord]) -> Vec<TrackedStats> {
             median: median(&hv),
             max_lr_x_sharpness: lxs.iter().copied().reduce(f64::max),
             late_lr_x_sharpness: mean(&late),
+            diverged_runs: diverged,
         });
     }
     out
@@ -301,39 +308,57 @@ fn add_vs_lr(
     c.add_series(Series::scatter(format!("{name} (seeds)"), all).with_color(color));
 }
 
+/// The crossing runs of a group, and the statistics of those that did not diverge.
+fn crossing_used<'a>(g: &[&'a RunRecord]) -> (Vec<&'a RunRecord>, Vec<super::stats::RunStats>) {
+    let mut crossing = Vec::new();
+    let mut st = Vec::new();
+    for r in g {
+        let s = run_stats(r);
+        if s.crossed {
+            crossing.push(*r);
+            if !r.diverged {
+                st.push(s);
+            }
+        }
+    }
+    (crossing, st)
+}
+
 fn lr_table(md: &mut String, runs: &[RunRecord]) {
-    md.push_str("| lr | seeds | crossed | diverged | initial sharpness | final sharpness | lr x final sharpness | loss spikes | mean rotation | test acc | train acc |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    let _ = writeln!(
+        md,
+        "Initial sharpness is over all seeds; every other mean ± sd is over the seeds that did not diverge (a diverged run's \
+         metrics after its divergence are meaningless), whose number is `used`. Collapsed runs (final training accuracy at most \
+         chance + {COLLAPSE_MARGIN}) are in the means and counted in `collapsed`; claims 1 and 3 treat them separately.\n"
+    );
+    md.push_str("| lr | seeds | crossed | diverged | collapsed | used | initial sharpness | final sharpness | lr x final sharpness | loss spikes | mean rotation | test acc | train acc |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (lr, g) in group_lr(runs) {
-        let st: Vec<_> = g.iter().map(|r| run_stats(r)).collect();
-        let f = |h: &dyn Fn(&super::stats::RunStats) -> Option<f64>| -> Vec<f64> {
-            st.iter().filter_map(h).collect()
+        let st: Vec<_> = g.iter().map(|r| (*r, run_stats(r))).collect();
+        let ok = |h: &dyn Fn(&RunRecord, &super::stats::RunStats) -> Option<f64>| -> Vec<f64> {
+            st.iter()
+                .filter(|(r, _)| !r.diverged)
+                .filter_map(|(r, s)| h(r, s))
+                .collect()
         };
         let _ = writeln!(
             md,
-            "| {} | {} | {}/{} | {}/{} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {}/{} | {}/{} | {}/{} | {} | {} | {} | {} | {} | {} | {} | {} |",
             fmt_lr(lr),
             g.len(),
-            st.iter().filter(|s| s.crossed).count(),
+            st.iter().filter(|(_, s)| s.crossed).count(),
             g.len(),
             g.iter().filter(|r| r.diverged).count(),
             g.len(),
-            ms(&f(&|s| s.s0), 2),
-            ms(&f(&|s| s.final_s), 2),
-            ms(&f(&|s| s.final_lxs), 2),
-            ms(&st.iter().map(|s| s.spikes as f64).collect::<Vec<_>>(), 1),
-            ms(&f(&|s| s.mean_rotation), 4),
-            ms(
-                &g.iter()
-                    .filter_map(|r| r.test_acc.map(f64::from))
-                    .collect::<Vec<_>>(),
-                3
-            ),
-            ms(
-                &g.iter()
-                    .filter_map(|r| r.train_acc.map(f64::from))
-                    .collect::<Vec<_>>(),
-                3
-            ),
+            g.iter().filter(|r| r.collapsed()).count(),
+            g.len(),
+            g.iter().filter(|r| !r.diverged).count(),
+            ms(&st.iter().filter_map(|(_, s)| s.s0).collect::<Vec<_>>(), 2),
+            ms(&ok(&|_, s| s.final_s), 2),
+            ms(&ok(&|_, s| s.final_lxs), 2),
+            ms(&ok(&|_, s| Some(s.spikes as f64)), 1),
+            ms(&ok(&|_, s| s.mean_rotation), 4),
+            ms(&ok(&|r, _| r.test_acc.map(f64::from)), 3),
+            ms(&ok(&|r, _| r.train_acc.map(f64::from)), 3),
         );
     }
     md.push('\n');
@@ -589,7 +614,15 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
          fixed Hessian subset) exceeds 2. *Loss spike*: a step whose full-batch loss exceeds the previous step's by more than \
          0.1% (relative). *Unstable window* of a measurement: a spike between the previous measurement and the step right \
          after this one; otherwise *stable*. *Final sharpness*: mean of the last 20% of the sharpness measurements. Means are \
-         over seeds, ± is the sample standard deviation over seeds.\n\n",
+         over seeds, ± is the sample standard deviation over seeds.",
+    );
+    let _ = writeln!(
+        md,
+        " *Diverged*: the run stopped on a non-finite loss; its metrics after the divergence are meaningless, so every mean of a \
+         final or late quantity (final sharpness, accuracies, spikes, rotation, lr x S) leaves diverged runs out, and each \
+         table and claim shows how many it left out. *Collapsed*: a run that did not diverge but ended with a training accuracy \
+         of at most chance (1 / classes) + {COLLAPSE_MARGIN}, e.g. predicting one class or the uniform distribution; it is not \
+         a success in claim 1 and is left out of claim 3's fit (its sharpness is that of a network that stopped learning).\n"
     );
 
     md.push_str("## Experiments\n\n| directory | experiment | data and model | grid | runs |\n|---|---|---|---|---|\n");
@@ -789,16 +822,12 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
     )
     .log_x()
     .log_y();
-    md.push_str("| setting | lr | crossing runs | rotation, unstable windows | rotation, stable windows | measurements unstable / stable |\n|---|---|---|---|---|---|\n");
+    md.push_str("Over the crossing runs that did not diverge (`crossing runs used`: of the crossing runs at that lr).\n\n");
+    md.push_str("| setting | lr | crossing runs used | rotation, unstable windows | rotation, stable windows | measurements unstable / stable |\n|---|---|---|---|---|---|\n");
     for (i, (name, runs)) in [("MSE", mse), ("CE", ce)].iter().enumerate() {
         let (mut u, mut s) = (Vec::new(), Vec::new());
         for (lr, g) in group_lr(runs) {
-            let st: Vec<_> = g
-                .iter()
-                .filter(|r| !r.diverged)
-                .map(|r| run_stats(r))
-                .filter(|s| s.crossed)
-                .collect();
+            let (crossing, st) = crossing_used(&g);
             if st.is_empty() {
                 continue;
             }
@@ -816,7 +845,7 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
                 md,
                 "| {name} | {} | {} | {} | {} | {nu} / {ns} |",
                 fmt_lr(lr),
-                st.len(),
+                used_text(&crossing, false),
                 ms(&uu, 4),
                 ms(&ss, 4)
             );
@@ -882,15 +911,11 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
         let _ = writeln!(md, "{name}, run `{}`:\n", r.name);
         img(&mut md, &format!("higher-order curvature ({tag})"), &path);
     }
-    md.push_str("| setting | lr | crossing runs | mean abs(lambda_min), unstable / stable | mean abs(T(v,v,v)), unstable / stable | ended episodes | of which abs(lambda_min) fell |\n|---|---|---|---|---|---|---|\n");
+    md.push_str("Over the crossing runs that did not diverge (`crossing runs used`: of the crossing runs at that lr).\n\n");
+    md.push_str("| setting | lr | crossing runs used | mean abs(lambda_min), unstable / stable | mean abs(T(v,v,v)), unstable / stable | ended episodes | of which abs(lambda_min) fell |\n|---|---|---|---|---|---|---|\n");
     for (name, runs) in [("MSE", mse), ("CE", ce)] {
         for (lr, g) in group_lr(runs) {
-            let st: Vec<_> = g
-                .iter()
-                .filter(|r| !r.diverged)
-                .map(|r| run_stats(r))
-                .filter(|s| s.crossed)
-                .collect();
+            let (crossing, st) = crossing_used(&g);
             if st.is_empty() {
                 continue;
             }
@@ -901,7 +926,7 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
                 md,
                 "| {name} | {} | {} | {} / {} | {} / {} | {} | {} |",
                 fmt_lr(lr),
-                st.len(),
+                used_text(&crossing, false),
                 v(&|s| s.lmin_unstable),
                 v(&|s| s.lmin_stable),
                 v(&|s| s.hocm_unstable),
@@ -929,7 +954,7 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
             continue;
         }
         add_vs_lr(&mut acc, name, palette_color(i), runs, &|r| {
-            r.test_acc.map(f64::from)
+            r.test_acc.filter(|_| !r.diverged).map(f64::from)
         });
         let lr_c = group_lr(runs)
             .into_iter()
@@ -946,7 +971,7 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
         "test accuracy vs lr",
         &p.put("test_acc_vs_lr.svg", &acc)?,
     );
-    md.push_str("Accuracies are after the same number of steps for every learning rate (the paper's fixed epoch budget); the tables above give the training accuracy reached.\n\n");
+    md.push_str("Accuracies are after the same number of steps for every learning rate (the paper's fixed epoch budget), over the runs that did not diverge; the tables above give the training accuracy reached.\n\n");
 
     // 6: SGD.
     if let (Some(e), false) = (exp(Kind::CeSgd), sgd.is_empty()) {
@@ -1004,35 +1029,31 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
             "SGD sharpness vs epoch",
             &p.put("sgd_sharpness.svg", &s)?,
         );
-        md.push_str("| B | lr | seeds | crossed | final sharpness | lr x final sharpness | max lr x sharpness | test acc | train acc |\n|---|---|---|---|---|---|---|---|---|\n");
+        md.push_str("Means ± sd over the seeds that did not diverge. Claim 6's trend is over the minibatch rows (B < N) alone; the full-batch row is for reference.\n\n");
+        md.push_str("| B | lr | seeds | crossed | diverged | final sharpness | lr x final sharpness | max lr x sharpness | test acc | train acc |\n|---|---|---|---|---|---|---|---|---|---|\n");
         for (lr, g) in group_lr(sgd).into_iter().rev() {
-            let st: Vec<_> = g.iter().map(|r| run_stats(r)).collect();
+            let st: Vec<_> = g.iter().map(|r| (*r, run_stats(r))).collect();
+            let ok = |h: &dyn Fn(&RunRecord, &super::stats::RunStats) -> Option<f64>| -> Vec<f64> {
+                st.iter()
+                    .filter(|(r, _)| !r.diverged)
+                    .filter_map(|(r, s)| h(r, s))
+                    .collect()
+            };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {}/{} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {}/{} | {}/{} | {} | {} | {} | {} | {} |",
                 g[0].batch_label(),
                 fmt_lr(lr),
                 g.len(),
-                st.iter().filter(|s| s.crossed).count(),
+                st.iter().filter(|(_, s)| s.crossed).count(),
                 g.len(),
-                ms(&st.iter().filter_map(|s| s.final_s).collect::<Vec<_>>(), 2),
-                ms(
-                    &st.iter().filter_map(|s| s.final_lxs).collect::<Vec<_>>(),
-                    2
-                ),
-                ms(&st.iter().filter_map(|s| s.max_lxs).collect::<Vec<_>>(), 2),
-                ms(
-                    &g.iter()
-                        .filter_map(|r| r.test_acc.map(f64::from))
-                        .collect::<Vec<_>>(),
-                    3
-                ),
-                ms(
-                    &g.iter()
-                        .filter_map(|r| r.train_acc.map(f64::from))
-                        .collect::<Vec<_>>(),
-                    3
-                ),
+                g.iter().filter(|r| r.diverged).count(),
+                g.len(),
+                ms(&ok(&|_, s| s.final_s), 2),
+                ms(&ok(&|_, s| s.final_lxs), 2),
+                ms(&ok(&|_, s| s.max_lxs), 2),
+                ms(&ok(&|r, _| r.test_acc.map(f64::from)), 3),
+                ms(&ok(&|r, _| r.train_acc.map(f64::from)), 3),
             );
         }
         md.push('\n');
@@ -1102,38 +1123,55 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
             "adaptive test accuracy",
             &p.put("adaptive_test_acc.svg", &ta)?,
         );
-        md.push_str("| optimizer | seeds | diverged | loss spikes | final sharpness | final preconditioned sharpness / threshold | test acc | train acc |\n|---|---|---|---|---|---|---|---|\n");
         let mut groups: BTreeMap<String, Vec<&RunRecord>> = BTreeMap::new();
         for r in ada {
             groups.entry(label(r)).or_default().push(r);
         }
-        for (name, g) in &groups {
-            let st: Vec<_> = g.iter().map(|r| run_stats(r)).collect();
-            let pre: Vec<f64> = g
+        let mut thresholds: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for g in groups.values() {
+            let opt = g[0].opt.clone();
+            let t = thresholds
+                .entry(fmt_lr(f64::from(g[0].threshold)))
+                .or_default();
+            if !t.contains(&opt) {
+                t.push(opt);
+            }
+        }
+        let _ = writeln!(
+            md,
+            "The preconditioned sharpness is lambda_max of the Hessian scaled by the optimizer's per-coordinate step sizes, \
+             lr x lambda_max(P^-1 H) (P = sqrt(v) + eps, or its clipped bound; metrics column `precond_sharpness`, which includes lr). \
+             It is compared with the optimizer's stability threshold: {} (Adam's (2 + 2 beta1) / (1 - beta1) with beta1 0.9 is 38, \
+             RMSProp's is 2, as for GD). The ratio is computed per run and averaged; means ± sd are over the seeds that did not diverge.\n",
+            thresholds
                 .iter()
-                .zip(&st)
-                .filter_map(|(r, s)| s.final_precond.map(|p| p / r.threshold as f64))
-                .collect();
+                .map(|(t, opts)| format!("{t} for {}", opts.join(" and ")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        md.push_str("| optimizer | seeds | diverged | loss spikes | final sharpness | threshold | final preconditioned sharpness / threshold | test acc | train acc |\n|---|---|---|---|---|---|---|---|---|\n");
+        for (name, g) in &groups {
+            let st: Vec<_> = g.iter().map(|r| (*r, run_stats(r))).collect();
+            let ok = |h: &dyn Fn(&RunRecord, &super::stats::RunStats) -> Option<f64>| -> Vec<f64> {
+                st.iter()
+                    .filter(|(r, _)| !r.diverged)
+                    .filter_map(|(r, s)| h(r, s))
+                    .collect()
+            };
             let _ = writeln!(
                 md,
-                "| {name} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 g.len(),
                 g.iter().filter(|r| r.diverged).count(),
-                ms(&st.iter().map(|s| s.spikes as f64).collect::<Vec<_>>(), 1),
-                ms(&st.iter().filter_map(|s| s.final_s).collect::<Vec<_>>(), 2),
-                ms(&pre, 2),
+                ms(&ok(&|_, s| Some(s.spikes as f64)), 1),
+                ms(&ok(&|_, s| s.final_s), 2),
+                fmt_lr(f64::from(g[0].threshold)),
                 ms(
-                    &g.iter()
-                        .filter_map(|r| r.test_acc.map(f64::from))
-                        .collect::<Vec<_>>(),
-                    3
+                    &ok(&|r, s| s.final_precond.map(|p| p / r.threshold as f64)),
+                    2
                 ),
-                ms(
-                    &g.iter()
-                        .filter_map(|r| r.train_acc.map(f64::from))
-                        .collect::<Vec<_>>(),
-                    3
-                ),
+                ms(&ok(&|r, _| r.test_acc.map(f64::from)), 3),
+                ms(&ok(&|r, _| r.train_acc.map(f64::from)), 3),
             );
         }
         md.push('\n');
@@ -1151,16 +1189,17 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
     for path in diag_plots(&mut p, inp.diag)? {
         img(&mut md, "diagonal network", &path);
     }
-    md.push_str("| start | m | lr | lambda_ref | final lambda_max | 2/lr | abs(c0) | abs(c_final) | final top eigenvector vs gradient-flow minimum's (deg) | loss spikes | outcome |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("| start | m | lr | lambda_ref | initial lambda_max | final lambda_max | 2/lr | abs(c0) | abs(c_final) | final top eigenvector vs gradient-flow minimum's (deg) | loss spikes | outcome |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in inp.diag {
         let _ = writeln!(
             md,
-            "| ({}, {}) | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.2} | {} | {} |",
+            "| ({}, {}) | {} | {} | {:.3} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.2} | {} | {} |",
             r.start[0],
             r.start[1],
             r.multiple,
             fmt_lr(r.lr as f64),
             r.lambda_ref,
+            o(r.points.first().map(|q| f64::from(q.lambda_max)), 3),
             r.final_lambda,
             2.0 / r.lr as f64,
             r.c0.abs(),
@@ -1256,18 +1295,20 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
              measurements (`edgewise_core::predict_start`: the linear extrapolation of the last two, or, when GD oscillates \
              with period two across the sharpest direction, the vector two steps back or its extrapolation within the \
              orbit, whichever predicted the latest measurements best), stopped at the same tolerance. `lr x S` is the \
-             largest and the late mean (second half of the steps) of lr x tracked sharpness over the seeds; above 2 the \
-             run is at or beyond the edge of stability.\n\n\
-             | experiment | lr | runs | measurements | mean HVPs per measurement | median | max / late mean lr x S |\n\
-             |---|---|---|---|---|---|---|\n",
+             largest and the late mean (second half of the steps) of lr x tracked sharpness over the seeds that did not \
+             diverge (a diverged run's last measurements are meaningless); above 2 the run is at or beyond the edge of stability. \
+             The HVP counts are over every measurement, of diverged runs too (they were paid).\n\n\
+             | experiment | lr | runs | diverged | measurements | mean HVPs per measurement | median | max / late mean lr x S |\n\
+             |---|---|---|---|---|---|---|---|\n",
         );
         for t in &tracked {
             let _ = writeln!(
                 md,
-                "| `{}` | {} | {} | {} | {} | {} | {} / {} |",
+                "| `{}` | {} | {} | {} | {} | {} | {} | {} / {} |",
                 t.experiment,
                 fmt_lr(f64::from(t.lr)),
                 t.runs,
+                t.diverged_runs,
                 t.measurements,
                 o(t.mean, 2),
                 o(t.median, 1),
@@ -1311,29 +1352,6 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
          (see the training accuracies).\n\
          - MNIST replaces Fashion-MNIST; the results are for these data and networks, not a claim about the paper's.\n",
     );
-    for (name, runs) in [("mse-lr", mse), ("ce-lr", ce)] {
-        let lxs: Vec<f64> = runs
-            .iter()
-            .filter(|r| !r.diverged)
-            .map(run_stats)
-            .filter(|s| s.crossed)
-            .filter_map(|s| s.final_lxs)
-            .collect();
-        if let Some(m) = median(&lxs) {
-            let lo = lxs.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = lxs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let where_ = if m >= 1.9 {
-                "at or above the edge 2/lr: typically the final sharpness falls with lr as the threshold 2/lr does, not below it"
-            } else {
-                "below the edge 2/lr: typically flatter than stability alone requires"
-            };
-            let _ = writeln!(
-                md,
-                "- Claim 3 in `{name}/`: lr x final sharpness over the {} runs past the threshold has median {m:.2} (range {lo:.2}..{hi:.2}), {where_}.",
-                lxs.len()
-            );
-        }
-    }
     if plan.scale != super::plan::Scale::Full {
         md.push_str("- This is the quick scale: fewer seeds, learning rates and steps than `--full`; more verdicts may be inconclusive.\n");
     }
@@ -1395,4 +1413,76 @@ pub fn assess(plan: &Plan, records: &[Vec<RunRecord>], diag: &[DiagRun]) -> Vec<
         mk(7, "ce-adaptive", claim7(ada), None),
         mk(8, "diag", claim8(diag), None),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(lr: f32, diverged: bool, tracked: &[f32]) -> RunRecord {
+        RunRecord {
+            lr,
+            diverged,
+            threshold: 2.0,
+            rows: tracked
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| Row {
+                    step: i as u64,
+                    lr,
+                    loss: 1.0,
+                    tracked_sharpness: Some(s),
+                    tracked_hvps: Some(3),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn tracked_lr_x_sharpness_leaves_diverged_runs_out() {
+        let runs = [
+            run(0.5, false, &[2.0, 4.0, 5.0, 4.0]),
+            run(0.5, true, &[4.0, 1e9, 1e12]),
+            run(0.25, true, &[4.0, 1e9]),
+        ];
+        let t = tracked_stats("x", &runs);
+        assert_eq!(t.len(), 2);
+        // Sorted by lr; the lr whose every run diverged has no lr x S.
+        assert_eq!(t[0].lr, 0.25);
+        assert_eq!(t[0].diverged_runs, 1);
+        assert_eq!(t[0].max_lr_x_sharpness, None);
+        assert_eq!(t[0].late_lr_x_sharpness, None);
+        assert_eq!(t[1].runs, 2);
+        assert_eq!(t[1].diverged_runs, 1);
+        // lr x S of the surviving run: 1, 2, 2.5, 2; late half: rows 2 and 3.
+        assert_eq!(t[1].max_lr_x_sharpness, Some(2.5));
+        assert_eq!(t[1].late_lr_x_sharpness, Some(2.25));
+        // The HVPs of every measurement count, the diverged run's too.
+        assert_eq!(t[1].measurements, 7);
+    }
+
+    #[test]
+    fn lr_table_states_its_runs_and_leaves_diverged_ones_out() {
+        let mut runs = vec![run(0.5, false, &[2.0, 4.0]), run(0.5, true, &[4.0, 1e9])];
+        for (i, r) in runs.iter_mut().enumerate() {
+            r.seed = i as u64;
+            r.classes = 10;
+            r.train_acc = Some(if r.diverged { 0.1 } else { 0.9 });
+            r.test_acc = r.train_acc;
+            r.rows[0].sharpness = Some(3.0);
+            r.rows[1].sharpness = Some(if r.diverged { 1e9 } else { 5.0 });
+        }
+        let mut md = String::new();
+        lr_table(&mut md, &runs);
+        let row = md.lines().find(|l| l.starts_with("| 0.5 |")).unwrap();
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        // lr, seeds, crossed, diverged, collapsed, used, initial, final, lr x final, ...
+        assert_eq!(&cells[1..7], ["0.5", "2", "2/2", "1/2", "0/2", "1"]);
+        assert_eq!(cells[7], "3.00 ± 0.00", "initial sharpness over all seeds");
+        assert_eq!(cells[8], "5.00", "final sharpness without the diverged run");
+        assert_eq!(cells[12], "0.900");
+        assert!(md.contains("over the seeds that did not diverge"));
+    }
 }

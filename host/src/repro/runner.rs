@@ -175,6 +175,7 @@ pub fn load(dir: &Path, cfg: &TrainConfig, name: &str) -> Result<RunRecord> {
         seed: cfg.model.seed,
         batch: cfg.optim.batch_size,
         n_train: s.get("n_train").and_then(|x| x.as_u64()).unwrap_or(0) as usize,
+        classes: res.arch.output_dim(),
         opt: cfg.optim.opt.clone(),
         clip: cfg.optim.clip,
         threshold: res.opt.stability_threshold(),

@@ -10,6 +10,12 @@ pub const SPIKE_REL: f64 = 1e-3;
 /// Fraction of the (last) measurements averaged into the "final" sharpness.
 pub const FINAL_FRACTION: f64 = 0.2;
 
+/// A run that did not diverge has *collapsed* when its final training accuracy is at most chance
+/// (`1 / classes`) plus this: it ended (close to) predicting one class or the uniform
+/// distribution, so its final loss, sharpness and accuracies do not describe a trained network.
+/// With 10 classes the bound is 0.2, twice chance.
+pub const COLLAPSE_MARGIN: f64 = 0.1;
+
 /// Mean of the finite values (None when there are none).
 pub fn mean(xs: &[f64]) -> Option<f64> {
     let v: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
@@ -140,6 +146,8 @@ pub struct RunRecord {
     pub batch: Option<usize>,
     /// Training set size.
     pub n_train: usize,
+    /// Number of classes (the network's output width; 0 when unknown: never collapsed).
+    pub classes: usize,
     /// Optimizer name.
     pub opt: String,
     /// Clip value of the clipped optimizers.
@@ -167,6 +175,56 @@ impl RunRecord {
     /// Minibatch (not full batch).
     pub fn is_minibatch(&self) -> bool {
         self.batch.is_some_and(|b| b < self.n_train)
+    }
+
+    /// Accuracy of guessing: `1 / classes` (None when the number of classes is unknown).
+    pub fn chance(&self) -> Option<f64> {
+        (self.classes > 0).then(|| 1.0 / self.classes as f64)
+    }
+
+    /// Did not diverge but ended with a training accuracy of at most chance plus
+    /// [`COLLAPSE_MARGIN`].
+    pub fn collapsed(&self) -> bool {
+        match (self.chance(), self.train_acc) {
+            // f32 accuracies: 0.2f32 is 0.2000000030 in f64.
+            (Some(c), Some(a)) => !self.diverged && f64::from(a) <= c + COLLAPSE_MARGIN + 1e-6,
+            _ => false,
+        }
+    }
+}
+
+/// The runs of `runs` a statistic leaves out, as text (`3 diverged`, `1 diverged, 2 collapsed`;
+/// None when it uses them all): diverged runs always, collapsed runs when `drop_collapsed`.
+pub fn left_out(runs: &[&RunRecord], drop_collapsed: bool) -> Option<String> {
+    let d = runs.iter().filter(|r| r.diverged).count();
+    let c = if drop_collapsed {
+        runs.iter().filter(|r| r.collapsed()).count()
+    } else {
+        0
+    };
+    let mut why = Vec::new();
+    if d > 0 {
+        why.push(format!("{d} diverged"));
+    }
+    if c > 0 {
+        why.push(format!("{c} collapsed"));
+    }
+    (!why.is_empty()).then(|| why.join(", "))
+}
+
+/// Whether a statistic uses run `r`: it did not diverge and, with `drop_collapsed`, did not
+/// collapse.
+pub fn used(r: &RunRecord, drop_collapsed: bool) -> bool {
+    !(r.diverged || (drop_collapsed && r.collapsed()))
+}
+
+/// The run count of a statistic over `runs`: `5`, or `2 of 5 (3 diverged, excluded)`.
+pub fn used_text(runs: &[&RunRecord], drop_collapsed: bool) -> String {
+    let n = runs.len();
+    let k = runs.iter().filter(|r| used(r, drop_collapsed)).count();
+    match left_out(runs, drop_collapsed) {
+        None => format!("{n}"),
+        Some(w) => format!("{k} of {n} ({w}, excluded)"),
     }
 }
 
@@ -450,5 +508,51 @@ mod tests {
         // The largest lr x sharpness is 0.1 * 18 = 1.8, below the threshold 2.
         assert!(!s.crossed);
         assert!((s.max_lxs.unwrap() - 1.8).abs() < 1e-6);
+    }
+
+    #[test]
+    fn collapse_rule_and_run_counts() {
+        let rec = |acc: f32, diverged: bool, classes: usize| RunRecord {
+            classes,
+            diverged,
+            train_acc: Some(acc),
+            ..Default::default()
+        };
+        // Chance 0.1 with 10 classes: collapsed at or below 0.1 + COLLAPSE_MARGIN = 0.2.
+        assert_eq!(rec(0.5, false, 10).chance(), Some(0.1));
+        assert!(rec(0.1, false, 10).collapsed());
+        assert!(rec(0.2, false, 10).collapsed());
+        assert!(!rec(0.21, false, 10).collapsed());
+        assert!(rec(0.5, false, 2).collapsed(), "two classes: chance 0.5");
+        // A diverged run is diverged, not collapsed; unknown classes never collapse.
+        assert!(!rec(0.1, true, 10).collapsed());
+        assert!(!rec(0.0, false, 0).collapsed());
+        assert!(!RunRecord {
+            classes: 10,
+            ..Default::default()
+        }
+        .collapsed());
+
+        let runs = [
+            rec(0.9, false, 10),
+            rec(0.1, true, 10),
+            rec(0.1, true, 10),
+            rec(0.15, false, 10),
+            rec(0.95, false, 10),
+        ];
+        let refs: Vec<&RunRecord> = runs.iter().collect();
+        assert_eq!(left_out(&refs, false).as_deref(), Some("2 diverged"));
+        assert_eq!(
+            left_out(&refs, true).as_deref(),
+            Some("2 diverged, 1 collapsed")
+        );
+        assert_eq!(used_text(&refs, false), "3 of 5 (2 diverged, excluded)");
+        assert_eq!(
+            used_text(&refs, true),
+            "2 of 5 (2 diverged, 1 collapsed, excluded)"
+        );
+        assert_eq!(used_text(&refs[..1], true), "1");
+        assert_eq!(left_out(&refs[4..], true), None);
+        assert!(used(&runs[3], false) && !used(&runs[3], true) && !used(&runs[1], false));
     }
 }

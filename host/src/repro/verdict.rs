@@ -9,7 +9,10 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::diag::DiagRun;
-use super::stats::{distinct, median, run_stats, spearman, MeanSd, RunRecord, RunStats, SPIKE_REL};
+use super::stats::{
+    distinct, left_out, median, run_stats, spearman, used, MeanSd, RunRecord, RunStats,
+    COLLAPSE_MARGIN, SPIKE_REL,
+};
 
 /// Fewest runs (or learning rates, or batch sizes) a criterion needs to decide.
 pub const MIN_RUNS: usize = 3;
@@ -114,26 +117,29 @@ pub fn criterion(i: usize) -> String {
         1 => format!(
             "Over the full-batch GD runs whose measured lr x sharpness exceeded 2 at least once (need >= {MIN_RUNS}): \
              holds if >= {} of them have a loss spike (a step whose loss exceeds the previous one by more than {SPIKE_REL:e} relative) \
-             AND >= {} of them end without diverging and below their initial loss, AND at most {} of the runs that never crossed spike; \
-             does not hold if either fraction is < {}; otherwise inconclusive.",
+             AND >= {} of them end without diverging, without collapsing (final training accuracy <= chance + {COLLAPSE_MARGIN}) and below \
+             their initial loss, AND at most {} of the runs that never crossed spike; does not hold if either fraction is < {}; \
+             otherwise inconclusive. Diverged and collapsed runs are counted separately; the spikes per run and the late lr x S are \
+             over the runs that did not diverge (resp. neither diverged nor collapsed).",
             pct(C1_HOLD), pct(C1_HOLD), pct(C1_CONTROL), pct(C1_FAIL)
         ),
         2 => format!(
             "(a) Spearman rho between lr and the run's mean rotation 1 - |cos(v_t, v_t-k)| over non-diverged runs (need >= {MIN_RUNS} learning rates); \
-             (b) in each threshold-crossing run with >= {MIN_WINDOWS} measurements of each kind, mean rotation in unstable windows \
+             (b) in each threshold-crossing run that did not diverge, with >= {MIN_WINDOWS} measurements of each kind, mean rotation in unstable windows \
              (a loss spike since the previous measurement or right after it) vs stable windows (need >= {MIN_RUNS} runs). \
              Holds if rho >= {RHO}, the subspace measure's rho (1 - subspace score) is >= 0, and >= {} of the runs rotate more in unstable windows; \
              does not hold if rho <= 0 or <= {} of the runs do; otherwise inconclusive.",
             pct(FRAC_HOLD), pct(FRAC_FAIL)
         ),
         3 => format!(
-            "Final sharpness = mean of the last 20% of the measurements. Over the non-diverged runs that crossed the threshold, at the learning rates \
-             where at least half the seeds did (need >= {MIN_RUNS} such learning rates): holds if Spearman rho(lr, final sharpness) <= -{RHO} \
+            "Final sharpness = mean of the last 20% of the measurements. Over the runs that crossed the threshold and neither diverged nor \
+             collapsed (final training accuracy <= chance + {COLLAPSE_MARGIN}: the network stopped learning, so its sharpness says nothing \
+             about flatness bias), at the learning rates where such runs are at least half the seeds (need >= {MIN_RUNS} such learning rates): holds if Spearman rho(lr, final sharpness) <= -{RHO} \
              AND mean + sd at the largest such lr < mean - sd at the smallest; does not hold if rho >= 0 or the mean at the largest lr \
              is not below that at the smallest; otherwise inconclusive."
         ),
         4 => format!(
-            "(a) In each threshold-crossing run with >= {MIN_WINDOWS} lambda_min measurements of each kind, the ratio of mean |lambda_min| in \
+            "(a) In each threshold-crossing run that did not diverge, with >= {MIN_WINDOWS} lambda_min measurements of each kind, the ratio of mean |lambda_min| in \
              unstable windows to stable windows (need >= {MIN_RUNS} runs): holds if >= {} of the runs have a ratio > 1 and the median ratio \
              is >= {C4_RATIO}, does not hold if <= {} have a ratio > 1. (b) Episodes (consecutive unstable-window measurements followed by a \
              stable one; need >= {MIN_RUNS}): holds if >= {} end with |lambda_min| below its value at the episode's start, does not hold if \
@@ -143,19 +149,22 @@ pub fn criterion(i: usize) -> String {
         5 => format!(
             "Per learning rate, mean and sd over seeds of the final test accuracy after the same number of steps; lr_c = the smallest lr \
              at which most seeds crossed the threshold. Only the learning rates whose mean final training accuracy is >= {C5_FIT} (they fit \
-             the training set) are compared, since an under-trained or collapsed run's test accuracy is not a measure of generalization \
-             (need >= {MIN_RUNS} of them with >= 2 seeds each). Holds if the best of them is >= lr_c, is neither the smallest nor the \
+             the training set) and at which no seed diverged are compared, since an under-trained, collapsed or diverging run's test \
+             accuracy is not a measure of generalization (need >= {MIN_RUNS} of them with >= 2 seeds each); means are over the runs that \
+             did not diverge. Holds if the best of them is >= lr_c, is neither the smallest nor the \
              largest of them, and its mean - sd exceeds mean + sd of both; does not hold if one below lr_c has mean - sd above mean + sd \
              of every one >= lr_c (stable training generalizes better); otherwise inconclusive."
         ),
         6 => format!(
             "Batch sizes B from full batch down, lr = lr_full * B / N (the noise scale lr / B is the same for all), final sharpness \
-             as in claim 3 (need >= {MIN_RUNS} batch sizes). Holds if Spearman rho(lr, final sharpness) over the runs <= -{RHO}, mean + sd \
-             at the largest lr < mean - sd at the smallest, AND at least one minibatch size crossed the threshold in most of its seeds \
-             (instabilities occur with minibatches too); does not hold if rho >= 0 or the mean at the largest lr is not below that at \
-             the smallest; otherwise inconclusive (including: no minibatch run became unstable)."
+             as in claim 3, over the runs that did not diverge. The claim is about minibatches, so the trend is taken over the minibatch \
+             runs (B < N) alone (need >= {MIN_RUNS} minibatch sizes); the full-batch runs are claim 3's setting and are shown for \
+             reference only. Holds if Spearman rho(lr, final sharpness) over the minibatch runs <= -{RHO}, mean + sd at the largest \
+             minibatch lr < mean - sd at the smallest, AND at least one minibatch size crossed the threshold in most of its seeds \
+             (instabilities occur with minibatches too); does not hold if rho >= 0 or the mean at the largest minibatch lr is not below \
+             that at the smallest; otherwise inconclusive (including: no minibatch size became unstable)."
         ),
-        7 => "(a) Suppression: a clip value counts as restoring instabilities if its mean number of loss spikes minus sd exceeds Adam's \
+        7 => "Means over the runs that did not diverge. (a) Suppression: a clip value counts as restoring instabilities if its mean number of loss spikes minus sd exceeds Adam's \
               mean plus sd; holds if at least half of the clip values do, does not hold if no clip value has more spikes than Adam on \
               average. (b) Generalization (needs >= 2 seeds per optimizer): a clip value improves on Adam if its mean test accuracy \
               minus sd exceeds Adam's mean plus sd; holds if at least half of the clip values do, does not hold if no clip value's \
@@ -218,6 +227,14 @@ pub fn seeds_text(runs: &[&RunRecord]) -> String {
     }
 }
 
+/// ` (n=2 of 5; 3 diverged)` when a per-group statistic leaves runs out, else empty.
+fn n_of(group: &[&RunRecord], drop_collapsed: bool) -> String {
+    let k = group.iter().filter(|r| used(r, drop_collapsed)).count();
+    left_out(group, drop_collapsed).map_or(String::new(), |w| {
+        format!(" (n={k} of {}; {w})", group.len())
+    })
+}
+
 fn with_stats(runs: &[RunRecord]) -> Vec<(&RunRecord, RunStats)> {
     runs.iter().map(|r| (r, run_stats(r))).collect()
 }
@@ -242,41 +259,49 @@ pub fn claim1(runs: &[RunRecord]) -> Assessment {
         .collect();
     let n = crossed.len();
     let spiking = crossed.iter().filter(|(_, s)| s.spikes > 0).count();
+    let n_div = crossed.iter().filter(|(r, _)| r.diverged).count();
+    let n_col = crossed.iter().filter(|(r, _)| r.collapsed()).count();
+    // Success: neither diverged nor collapsed, and the final loss is below the initial one.
     let survived = crossed
         .iter()
         .filter(|(r, s)| {
             let end = r.train_loss.map(f64::from).or(s.last_loss);
-            !r.diverged
+            used(r, true)
                 && matches!((end, s.first_loss), (Some(e), Some(f)) if e.is_finite() && e < f)
         })
         .count();
     let ctrl_spiking = control.iter().filter(|(_, s)| s.spikes > 0).count();
-    let hover: Vec<f64> = crossed
-        .iter()
-        .filter(|(r, _)| !r.diverged)
-        .filter_map(|(_, s)| s.hover)
-        .collect();
+    let ok: Vec<&&(&RunRecord, RunStats)> = crossed.iter().filter(|(r, _)| used(r, true)).collect();
+    let hover: Vec<f64> = ok.iter().filter_map(|(_, s)| s.hover).collect();
+    // A diverged run's spike count is its steps to divergence: left out of the mean.
     let spikes = MeanSd::of(
         &crossed
             .iter()
+            .filter(|(r, _)| !r.diverged)
             .map(|(_, s)| s.spikes as f64)
             .collect::<Vec<_>>(),
     );
     let runs_ref: Vec<&RunRecord> = crossed.iter().map(|(r, _)| *r).collect();
     let lrs = distinct(&runs_ref, |r| r.lr as f64);
     let mut ev = format!(
-        "{n} of {} runs crossed lr x S = 2 (lr {}; {}). {spiking}/{n} had loss spikes ({} spikes per run); \
-         {survived}/{n} ended below their initial loss without diverging; stable runs with spikes: {ctrl_spiking}/{}.",
+        "{n} of {} runs crossed lr x S = 2 (lr {}; {}). {spiking}/{n} had loss spikes ({} spikes per run over the {} that did not diverge); \
+         {survived}/{n} ended below their initial loss without diverging or collapsing ({n_div} diverged, {n_col} collapsed); \
+         stable runs with spikes: {ctrl_spiking}/{}.",
         runs.len(),
         lrs.iter().map(|x| fmt_lr(*x)).collect::<Vec<_>>().join(", "),
         seeds_text(&runs_ref),
         spikes.map_or("n/a".into(), |m| m.show(1)),
+        n - n_div,
         control.len()
     );
     if let Some(h) = median(&hover) {
         let lo = hover.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = hover.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let _ = write!(ev, " Edge of stability: lr x S over the second half of training, median {h:.2} (runs {lo:.2}..{hi:.2}).");
+        let _ = write!(
+            ev,
+            " Edge of stability: lr x S over the second half of training, median {h:.2} (range {lo:.2}..{hi:.2} over the {} crossing runs that neither diverged nor collapsed).",
+            hover.len()
+        );
     }
     if n < MIN_RUNS {
         return assess(
@@ -331,22 +356,30 @@ pub fn claim2(runs: &[RunRecord]) -> Assessment {
         .filter(|(_, s)| *s > 0.0)
         .map(|(u, s)| u / s)
         .collect();
-    let items: Vec<(&RunRecord, Option<f64>)> =
-        valid.iter().map(|(r, s)| (*r, s.mean_rotation)).collect();
-    let per_lr: Vec<String> = by_lr(&items)
+    let per_lr: Vec<String> = by_lr(&st)
         .values()
         .filter_map(|g| {
-            let v: Vec<f64> = g.iter().filter_map(|(_, m)| *m).collect();
+            let v: Vec<f64> = g
+                .iter()
+                .filter(|(r, _)| !r.diverged)
+                .filter_map(|(_, s)| s.mean_rotation)
+                .collect();
+            let all: Vec<&RunRecord> = g.iter().map(|(r, _)| *r).collect();
             Some(format!(
-                "{}: {}",
+                "{}: {}{}",
                 fmt_lr(g[0].0.lr as f64),
-                MeanSd::of(&v)?.show(4)
+                MeanSd::of(&v)?.show(4),
+                n_of(&all, false)
             ))
         })
         .collect();
+    let crossing = st.iter().filter(|(_, s)| s.crossed).count();
+    let crossing_div = st.iter().filter(|(r, s)| s.crossed && r.diverged).count();
     let ev = format!(
-        "Mean rotation per lr (mean ± sd over {}): {}. Spearman rho(lr, rotation) = {}, subspace measure rho = {} ({} runs, {n_lrs} lrs). \
-         Unstable vs stable windows: {more}/{} crossing runs rotate more when unstable (median ratio {}).",
+        "Mean rotation per lr over the runs that did not diverge (mean ± sd over {}): {}. Spearman rho(lr, rotation) = {}, \
+         subspace measure rho = {} ({} non-diverged runs, {n_lrs} lrs). Unstable vs stable windows: {more}/{} crossing runs rotate \
+         more when unstable (median ratio {}; the crossing runs that did not diverge and have >= {MIN_WINDOWS} measurements of \
+         each kind, of {crossing} crossing runs, {crossing_div} diverged).",
         seeds_text(&valid.iter().map(|(r, _)| *r).collect::<Vec<_>>()),
         per_lr.join("; "),
         fmt_opt(rho, 2),
@@ -374,10 +407,17 @@ pub fn claim2(runs: &[RunRecord]) -> Assessment {
     assess(combine(&[a, b]), ev)
 }
 
-/// Trend of the final sharpness over learning rates: (rho, mean at smallest lr, at largest lr).
+/// Trend of the final sharpness over learning rates: (rho, mean at smallest lr, at largest lr,
+/// mean per lr).
+#[allow(clippy::type_complexity)]
 fn sharpness_trend(
     valid: &[(&RunRecord, f64)],
-) -> (Option<f64>, Option<MeanSd>, Option<MeanSd>, Vec<String>) {
+) -> (
+    Option<f64>,
+    Option<MeanSd>,
+    Option<MeanSd>,
+    Vec<(f64, MeanSd)>,
+) {
     let x: Vec<f64> = valid.iter().map(|(r, _)| r.lr as f64).collect();
     let y: Vec<f64> = valid.iter().map(|(_, s)| *s).collect();
     let rho = spearman(&x, &y);
@@ -390,19 +430,7 @@ fn sharpness_trend(
             Some((g[0].0.lr as f64, MeanSd::of(&v)?))
         })
         .collect();
-    let text = ms
-        .iter()
-        .map(|(lr, m)| {
-            format!(
-                "{}: {} (lr x S {:.2}, n={})",
-                fmt_lr(*lr),
-                m.show(2),
-                m.mean * lr,
-                m.n
-            )
-        })
-        .collect();
-    (rho, ms.first().map(|x| x.1), ms.last().map(|x| x.1), text)
+    (rho, ms.first().map(|x| x.1), ms.last().map(|x| x.1), ms)
 }
 
 fn trend_verdict(rho: Option<f64>, lo: Option<MeanSd>, hi: Option<MeanSd>) -> Verdict {
@@ -420,36 +448,103 @@ fn trend_verdict(rho: Option<f64>, lo: Option<MeanSd>, hi: Option<MeanSd>) -> Ve
     }
 }
 
-/// Claim 3 over full-batch GD runs.
-pub fn claim3(runs: &[RunRecord]) -> Assessment {
-    let st = with_stats(runs);
-    let groups = by_lr(&st);
+/// The runs claim 3 fits, with their final sharpness: the crossing runs that neither diverged
+/// nor collapsed, at the learning rates where they are at least half the seeds. Also returns the
+/// learning rates left out, with why.
+pub fn claim3_runs(runs: &[RunRecord]) -> (Vec<(&RunRecord, f64)>, Vec<String>) {
+    let mut groups: BTreeMap<u32, Vec<(&RunRecord, RunStats)>> = BTreeMap::new();
+    for r in runs {
+        groups
+            .entry(r.lr.to_bits())
+            .or_default()
+            .push((r, run_stats(r)));
+    }
     let mut valid: Vec<(&RunRecord, f64)> = Vec::new();
+    let mut dropped = Vec::new();
     for g in groups.values() {
         let ok: Vec<(&RunRecord, f64)> = g
             .iter()
-            .filter(|(r, s)| !r.diverged && s.crossed)
+            .filter(|(r, s)| used(r, true) && s.crossed)
             .filter_map(|(r, s)| Some((*r, s.final_s?)))
             .collect();
         if !ok.is_empty() && 2 * ok.len() >= g.len() {
             valid.extend(ok);
+        } else {
+            let all: Vec<&RunRecord> = g.iter().map(|(r, _)| *r).collect();
+            let nc = g.iter().filter(|(_, s)| s.crossed).count();
+            dropped.push(format!(
+                "{} ({nc} of {} crossed{})",
+                fmt_lr(g[0].0.lr as f64),
+                g.len(),
+                left_out(&all, true).map_or(String::new(), |w| format!("; {w}"))
+            ));
         }
     }
+    (valid, dropped)
+}
+
+/// Where a median of lr x final sharpness lies against the edge 2 (2/lr in sharpness), as
+/// words decided by comparing the number with 2.
+pub fn edge_words(median: f64) -> &'static str {
+    if median < 2.0 {
+        "below 2: the typical run ended flatter than the stability threshold 2/lr requires"
+    } else {
+        "at or above 2: the typical run ended at or beyond the edge of stability 2/lr, not below it"
+    }
+}
+
+/// Claim 3 over full-batch GD runs.
+pub fn claim3(runs: &[RunRecord]) -> Assessment {
+    let (valid, dropped) = claim3_runs(runs);
     let n_lrs = distinct(&valid.iter().map(|(r, _)| *r).collect::<Vec<_>>(), |r| {
         r.lr as f64
     })
     .len();
-    let (rho, lo, hi, text) = sharpness_trend(&valid);
+    let (rho, lo, hi, per_lr) = sharpness_trend(&valid);
+    let text: Vec<String> = per_lr
+        .iter()
+        .map(|(lr, m)| {
+            let seeds = runs.iter().filter(|r| r.lr as f64 == *lr).count();
+            format!(
+                "{}: {} (lr x S {:.2}, n={} of {seeds})",
+                fmt_lr(*lr),
+                m.show(2),
+                m.mean * lr,
+                m.n
+            )
+        })
+        .collect();
     let lxs: Vec<f64> = valid.iter().map(|(r, s)| s * r.lr as f64).collect();
-    let ev = format!(
-        "Final sharpness per lr past the threshold (mean ± sd over {}): {}. Spearman rho(lr, final sharpness) = {} over {} runs. \
-         lr x final sharpness over these runs: {} (2 = at the edge 2/lr; below 2 = flatter than stability requires).",
-        seeds_text(&valid.iter().map(|(r, _)| *r).collect::<Vec<_>>()),
+    let all: Vec<&RunRecord> = runs.iter().collect();
+    let crossed_out: Vec<&RunRecord> = with_stats(runs)
+        .into_iter()
+        .filter(|(r, s)| s.crossed && !used(r, true))
+        .map(|(r, _)| r)
+        .collect();
+    let mut ev = format!(
+        "Final sharpness per lr past the threshold, over the crossing runs that neither diverged nor collapsed \
+         (mean ± sd over {}): {}. Crossing runs excluded: {}. Learning rates excluded (fewer than half the seeds qualify): {}. \
+         Spearman rho(lr, final sharpness) = {} over these {} runs. lr x final sharpness over them: {}",
+        seeds_text(&all),
         if text.is_empty() { "none".to_string() } else { text.join("; ") },
+        left_out(&crossed_out, true).unwrap_or_else(|| "none".into()),
+        if dropped.is_empty() { "none".to_string() } else { dropped.join(", ") },
         fmt_opt(rho, 2),
         valid.len(),
-        MeanSd::of(&lxs).map_or("n/a".into(), |m| m.show(2))
+        MeanSd::of(&lxs).map_or("n/a".into(), |m| m.show(2)),
     );
+    match median(&lxs) {
+        Some(m) => {
+            let lo = lxs.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = lxs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let _ = write!(
+                ev,
+                ", median {m:.2} (range {lo:.2}..{hi:.2}), {}.",
+                edge_words(m)
+            );
+        }
+        None => ev.push('.'),
+    }
     if n_lrs < MIN_RUNS {
         return assess(
             Verdict::Inconclusive,
@@ -489,12 +584,15 @@ pub fn claim4(runs: &[RunRecord]) -> Assessment {
     let lower: usize = crossed.iter().map(|(_, s)| s.episodes_lmin_lower).sum();
     let sharp_lower: usize = crossed.iter().map(|(_, s)| s.episodes_sharp_lower).sum();
     let ev = format!(
-        "|lambda_min| unstable/stable window ratio > 1 in {above}/{} crossing runs (median {}; {}); |T(v,v,v)| ratio median {}. \
-         {episodes} ended episodes: {lower} ended with |lambda_min| below its start value, {sharp_lower} with lower sharpness.",
+        "|lambda_min| unstable/stable window ratio > 1 in {above}/{} crossing runs (the crossing runs that did not diverge and have \
+         >= {MIN_WINDOWS} measurements of each kind; median {}; {}); |T(v,v,v)| ratio median {}. {episodes} ended episodes in the {} \
+         non-diverged crossing runs ({} diverged, excluded): {lower} ended with |lambda_min| below its start value, {sharp_lower} with lower sharpness.",
         ratios.len(),
         fmt_opt(median(&ratios), 2),
         seeds_text(&eligible.iter().map(|(r, _)| *r).collect::<Vec<_>>()),
         fmt_opt(median(&hocm), 2),
+        crossed.len(),
+        st.iter().filter(|(r, s)| s.crossed && r.diverged).count(),
     );
     let a = if ratios.len() < MIN_RUNS {
         Verdict::Inconclusive
@@ -528,24 +626,32 @@ pub fn claim5(runs: &[RunRecord]) -> Assessment {
         acc: Option<MeanSd>,
         train: Option<MeanSd>,
         crossed: bool,
+        diverged: usize,
+        note: String,
     }
     let gs: Vec<G> = groups
         .values()
         .map(|g| {
+            // Final accuracies over the runs that did not diverge.
             let acc: Vec<f64> = g
                 .iter()
+                .filter(|(r, _)| !r.diverged)
                 .filter_map(|(r, _)| r.test_acc.map(f64::from))
                 .collect();
             let tr: Vec<f64> = g
                 .iter()
+                .filter(|(r, _)| !r.diverged)
                 .filter_map(|(r, _)| r.train_acc.map(f64::from))
                 .collect();
             let nc = g.iter().filter(|(_, s)| s.crossed).count();
+            let all: Vec<&RunRecord> = g.iter().map(|(r, _)| *r).collect();
             G {
                 lr: g[0].0.lr as f64,
                 acc: MeanSd::of(&acc),
                 train: MeanSd::of(&tr),
                 crossed: 2 * nc > g.len(),
+                diverged: g.iter().filter(|(r, _)| r.diverged).count(),
+                note: n_of(&all, false),
             }
         })
         .collect();
@@ -554,17 +660,18 @@ pub fn claim5(runs: &[RunRecord]) -> Assessment {
         .iter()
         .map(|g| {
             format!(
-                "{}{}: {} (train {})",
+                "{}{}: {} (train {}){}",
                 fmt_lr(g.lr),
                 if g.crossed { "*" } else { "" },
                 g.acc.map_or("n/a".into(), |m| m.show(3)),
-                g.train.map_or("n/a".into(), |m| m.show(3))
+                g.train.map_or("n/a".into(), |m| m.show(3)),
+                g.note
             )
         })
         .collect();
     let all: Vec<&RunRecord> = runs.iter().collect();
     let mut ev = format!(
-        "Test accuracy per lr (mean ± sd over {}; * = most seeds crossed the threshold): {}.",
+        "Test accuracy per lr over the runs that did not diverge (mean ± sd over {}; * = most seeds crossed the threshold): {}.",
         seeds_text(&all),
         table.join("; ")
     );
@@ -577,13 +684,14 @@ pub fn claim5(runs: &[RunRecord]) -> Assessment {
     let _ = write!(ev, " lr_c = {}.", fmt_lr(lr_c));
     // Only learning rates that fit the training set are compared: the test accuracy of an
     // under-trained (or collapsed) run says nothing about generalization.
+    // A learning rate at which a seed diverged does not reliably train: not compared.
     let fitted: Vec<&G> = gs
         .iter()
-        .filter(|g| g.train.is_some_and(|t| t.mean >= C5_FIT))
+        .filter(|g| g.diverged == 0 && g.train.is_some_and(|t| t.mean >= C5_FIT))
         .collect();
     let _ = write!(
         ev,
-        " Learning rates that fit the training set (mean train acc >= {C5_FIT}): {}.",
+        " Learning rates that fit the training set (no seed diverged, mean train acc >= {C5_FIT}): {}.",
         if fitted.is_empty() {
             "none".to_string()
         } else {
@@ -642,12 +750,14 @@ pub fn claim5(runs: &[RunRecord]) -> Assessment {
     )
 }
 
-/// Claim 6 over a batch-size sweep with lr proportional to the batch size.
+/// Claim 6 over a batch-size sweep with lr proportional to the batch size. The trend is taken
+/// over the minibatch runs alone: the full-batch runs (claim 3's setting) are shown, but must
+/// not carry a claim about minibatches.
 pub fn claim6(runs: &[RunRecord]) -> Assessment {
     let st = with_stats(runs);
     let valid: Vec<(&RunRecord, f64)> = st
         .iter()
-        .filter(|(r, _)| !r.diverged)
+        .filter(|(r, _)| !r.diverged && r.is_minibatch())
         .filter_map(|(r, s)| Some((*r, s.final_s?)))
         .collect();
     let groups = by_lr(&st);
@@ -659,40 +769,46 @@ pub fn claim6(runs: &[RunRecord]) -> Assessment {
         if r0.is_minibatch() && 2 * nc > g.len() {
             mini_crossed.push(r0.batch_label());
         }
-        let fs: Vec<f64> = g
-            .iter()
-            .filter(|(r, _)| !r.diverged)
-            .filter_map(|(_, s)| s.final_s)
-            .collect();
-        let acc: Vec<f64> = g
-            .iter()
-            .filter_map(|(r, _)| r.test_acc.map(f64::from))
-            .collect();
-        let mx: Vec<f64> = g.iter().filter_map(|(_, s)| s.max_lxs).collect();
+        let ok = |f: &dyn Fn(&RunRecord, &RunStats) -> Option<f64>| -> Vec<f64> {
+            g.iter()
+                .filter(|(r, _)| !r.diverged)
+                .filter_map(|(r, s)| f(r, s))
+                .collect()
+        };
+        let fs = ok(&|_, s| s.final_s);
+        let acc = ok(&|r, _| r.test_acc.map(f64::from));
+        let mx = ok(&|_, s| s.max_lxs);
+        let all: Vec<&RunRecord> = g.iter().map(|(r, _)| *r).collect();
         rows.push(format!(
-            "B={} (lr {}): S_final {}, max lr x S {}, crossed {nc}/{}, test acc {}",
+            "B={} (lr {}): S_final {}, max lr x S {}, crossed {nc}/{}, test acc {}{}",
             r0.batch_label(),
             fmt_lr(r0.lr as f64),
             MeanSd::of(&fs).map_or("n/a".into(), |m| m.show(2)),
             MeanSd::of(&mx).map_or("n/a".into(), |m| m.show(2)),
             g.len(),
             MeanSd::of(&acc).map_or("n/a".into(), |m| m.show(3)),
+            n_of(&all, false)
         ));
     }
-    let (rho, lo, hi, _) = sharpness_trend(&valid);
+    let (rho, lo, hi, per_lr) = sharpness_trend(&valid);
     let all: Vec<&RunRecord> = runs.iter().collect();
     let ev = format!(
-        "{} ({}). Spearman rho(lr, final sharpness) = {} over {} runs. Minibatch sizes that became unstable: {}.",
+        "{} ({}; means over the runs that did not diverge). Over the minibatch runs alone (B < N): Spearman rho(lr, final sharpness) \
+         = {} over {} runs, {} minibatch sizes; final sharpness at the smallest lr {}, at the largest minibatch lr {}. \
+         Minibatch sizes that became unstable (most seeds crossed): {}.",
         rows.join("; "),
         seeds_text(&all),
         fmt_opt(rho, 2),
         valid.len(),
+        per_lr.len(),
+        lo.map_or("n/a".into(), |m| m.show(2)),
+        hi.map_or("n/a".into(), |m| m.show(2)),
         if mini_crossed.is_empty() { "none".to_string() } else { mini_crossed.join(", ") }
     );
-    if groups.len() < MIN_RUNS {
+    if per_lr.len() < MIN_RUNS {
         return assess(
             Verdict::Inconclusive,
-            format!("{ev} Fewer than {MIN_RUNS} batch sizes."),
+            format!("{ev} Fewer than {MIN_RUNS} minibatch sizes."),
         );
     }
     let v = match trend_verdict(rho, lo, hi) {
@@ -718,21 +834,26 @@ pub fn claim7(runs: &[RunRecord]) -> Assessment {
         spikes: Option<MeanSd>,
         acc: Option<MeanSd>,
         pre: Option<MeanSd>,
+        threshold: f32,
         n: usize,
+        note: String,
     }
     let gs: Vec<G> = groups
         .iter()
         .map(|((opt, _), g)| {
             let r0 = g[0].0;
-            let spikes: Vec<f64> = g.iter().map(|(_, s)| s.spikes as f64).collect();
-            let acc: Vec<f64> = g
+            // Means over the runs that did not diverge.
+            let ok: Vec<&&(&RunRecord, RunStats)> = g.iter().filter(|(r, _)| !r.diverged).collect();
+            let spikes: Vec<f64> = ok.iter().map(|(_, s)| s.spikes as f64).collect();
+            let acc: Vec<f64> = ok
                 .iter()
                 .filter_map(|(r, _)| r.test_acc.map(f64::from))
                 .collect();
-            let pre: Vec<f64> = g
+            let pre: Vec<f64> = ok
                 .iter()
                 .filter_map(|(r, s)| s.final_precond.map(|p| p / r.threshold as f64))
                 .collect();
+            let all: Vec<&RunRecord> = g.iter().map(|(r, _)| *r).collect();
             G {
                 label: match r0.clip {
                     Some(c) => format!("{opt} c={c}"),
@@ -742,7 +863,9 @@ pub fn claim7(runs: &[RunRecord]) -> Assessment {
                 spikes: MeanSd::of(&spikes),
                 acc: MeanSd::of(&acc),
                 pre: MeanSd::of(&pre),
-                n: g.len(),
+                threshold: r0.threshold,
+                n: ok.len(),
+                note: n_of(&all, false),
             }
         })
         .collect();
@@ -750,16 +873,23 @@ pub fn claim7(runs: &[RunRecord]) -> Assessment {
         .iter()
         .map(|g| {
             format!(
-                "{}: test acc {}, spikes {}, final preconditioned sharpness / threshold {}",
+                "{}: test acc {}, spikes {}, final preconditioned sharpness / {} {}{}",
                 g.label,
                 g.acc.map_or("n/a".into(), |m| m.show(3)),
                 g.spikes.map_or("n/a".into(), |m| m.show(1)),
-                g.pre.map_or("n/a".into(), |m| m.show(2))
+                fmt_lr(g.threshold as f64),
+                g.pre.map_or("n/a".into(), |m| m.show(2)),
+                g.note
             )
         })
         .collect();
     let all: Vec<&RunRecord> = runs.iter().collect();
-    let ev = format!("{} ({}).", table.join("; "), seeds_text(&all));
+    let ev = format!(
+        "{} ({}; preconditioned sharpness = lambda_max of the Hessian scaled by the optimizer's per-coordinate step sizes, \
+         lr x lambda_max(P^-1 H), divided by its stability threshold).",
+        table.join("; "),
+        seeds_text(&all)
+    );
     let adam = gs.iter().find(|g| g.label == "adam");
     let clipped: Vec<&G> = gs.iter().filter(|g| g.clipped).collect();
     let (Some(adam), false) = (adam, clipped.is_empty()) else {
@@ -854,11 +984,13 @@ pub fn claim8(runs: &[DiagRun]) -> Assessment {
         .take(4)
         .map(|r| {
             format!(
-                "m={} (lr {}): lambda {:.2} -> {:.2} (2/lr {:.2}), |c| {:.2} -> {:.2}, eigenvector {:.1} deg from the gradient-flow minimum's",
+                "m={} (lr {}): lambda_max {} at the start -> {:.2} at the end (lambda_ref {:.2}, 2/lr {:.2}), |c| {:.2} -> {:.2}, \
+                 eigenvector {:.1} deg from the gradient-flow minimum's",
                 r.multiple,
                 fmt_lr(r.lr as f64),
-                r.lambda_ref,
+                fmt_opt(r.points.first().map(|q| q.lambda_max as f64), 2),
                 r.final_lambda,
+                r.lambda_ref,
                 2.0 / r.lr as f64,
                 r.c0.abs(),
                 r.c_final.abs(),

@@ -420,36 +420,97 @@ fn claim6_verdicts() {
         &[
             (None, 0.4, 5.5),
             (Some(250), 0.1, 21.0),
+            (Some(100), 0.04, 30.0),
             (Some(50), 0.02, 40.0),
         ],
         &seeds,
     );
     let a = claim6(&holds);
     assert_eq!(a.verdict, Verdict::Holds, "{}", a.evidence);
+    assert!(
+        a.evidence.contains("over 6 runs, 3 minibatch sizes"),
+        "{}",
+        a.evidence
+    );
 
     let flat = sgd_runs(
         &[
             (None, 0.4, 30.0),
             (Some(250), 0.1, 30.0),
+            (Some(100), 0.04, 30.0),
             (Some(50), 0.02, 29.0),
         ],
         &seeds,
     );
     assert_eq!(claim6(&flat).verdict, Verdict::DoesNotHold);
 
-    // Full batch flattens but the minibatch runs never become unstable.
+    // The minibatch runs flatten but never become unstable.
     let no_mini = sgd_runs(
         &[
             (None, 0.4, 5.5),
             (Some(250), 0.1, 15.0),
+            (Some(100), 0.04, 30.0),
             (Some(50), 0.02, 40.0),
         ],
         &seeds,
     );
     assert_eq!(claim6(&no_mini).verdict, Verdict::Inconclusive);
 
-    let two = sgd_runs(&[(None, 0.4, 5.5), (Some(250), 0.1, 21.0)], &seeds);
-    assert_eq!(claim6(&two).verdict, Verdict::Inconclusive);
+    // Two minibatch sizes are too few, however flat the full batch ends.
+    let two = sgd_runs(
+        &[
+            (None, 0.4, 5.5),
+            (Some(250), 0.1, 21.0),
+            (Some(50), 0.02, 40.0),
+        ],
+        &seeds,
+    );
+    let a = claim6(&two);
+    assert_eq!(a.verdict, Verdict::Inconclusive, "{}", a.evidence);
+    assert!(a.evidence.contains("Fewer than 3 minibatch sizes"));
+}
+
+/// The audit's case: the full batch ends much flatter, but the minibatch sizes end within each
+/// other's seed spread (one of them crossed early). The full batch must not carry the trend.
+#[test]
+fn claim6_full_batch_does_not_carry_a_minibatch_claim() {
+    let mut runs = sgd_runs(
+        &[
+            (None, 0.1, 24.0),
+            (Some(500), 0.05, 35.0),
+            (Some(250), 0.025, 40.5),
+            (Some(100), 0.01, 40.9),
+            (Some(10), 0.001, 41.0),
+        ],
+        &[0, 1, 2],
+    );
+    for r in runs.iter_mut() {
+        // Large seed-to-seed spread of the minibatch runs (as with a shared initialisation).
+        let k = if r.is_minibatch() {
+            [0.7f32, 1.0, 1.3][r.seed as usize]
+        } else {
+            1.0
+        };
+        let lr = r.lr;
+        for row in r.rows.iter_mut().filter(|x| x.sharpness.is_some()) {
+            let v = row.sharpness.unwrap_or(0.0) * k;
+            row.sharpness = Some(v);
+            row.lr_x_sharpness = Some(v * lr);
+        }
+        // B = 500 crosses early (lr x S = 2.25), then flattens.
+        if r.batch == Some(500) {
+            r.rows[0].sharpness = Some(45.0);
+            r.rows[0].lr_x_sharpness = Some(45.0 * lr);
+        }
+    }
+    let a = claim6(&runs);
+    assert!(
+        a.evidence
+            .contains("Minibatch sizes that became unstable (most seeds crossed): 500"),
+        "{}",
+        a.evidence
+    );
+    assert_eq!(a.verdict, Verdict::Inconclusive, "{}", a.evidence);
 }
 
 fn adaptive(spec: &[(&str, Option<f32>, usize, f32)], seeds: &[u64]) -> Vec<RunRecord> {
@@ -522,6 +583,17 @@ fn claim7_verdicts() {
 
     let no_adam = adaptive(&[("clipped-adam", Some(1e-3), 20, 0.88)], &seeds);
     assert_eq!(claim7(&no_adam).verdict, Verdict::Inconclusive);
+
+    // The threshold each ratio divides by is stated; a diverged run leaves the means.
+    let mut div = holds.clone();
+    div[0].diverged = true;
+    div[0].test_acc = Some(0.1);
+    let a = claim7(&div);
+    assert!(
+        a.evidence.contains("adam: test acc 0.851, spikes 0.0, final preconditioned sharpness / 38 0.79 (n=1 of 2; 1 diverged)"),
+        "{}",
+        a.evidence
+    );
 }
 
 #[test]
@@ -547,4 +619,197 @@ fn claim8_verdicts() {
     assert_eq!(claim8(&drift).verdict, Verdict::DoesNotHold);
 
     assert_eq!(claim8(&runs[..4]).verdict, Verdict::Inconclusive);
+}
+
+#[test]
+fn claim1_collapsed_runs_are_not_successes() {
+    let p = Pattern::default();
+    let mut runs = grid(&[0.02, 0.1, 0.2, 0.4], &[0], 400, 5, p);
+    for r in runs.iter_mut() {
+        r.classes = 10;
+    }
+    assert_eq!(claim1(&runs).verdict, Verdict::Holds);
+    // Two of the three crossing runs end at chance accuracy, below their initial loss.
+    for r in runs.iter_mut().filter(|r| r.lr >= 0.2) {
+        r.train_acc = Some(0.1);
+    }
+    let a = claim1(&runs);
+    assert!(
+        a.evidence.contains(
+            "1/3 ended below their initial loss without diverging or collapsing (0 diverged, 2 collapsed)"
+        ),
+        "{}",
+        a.evidence
+    );
+    assert!(a
+        .evidence
+        .contains("over the 1 crossing runs that neither diverged nor collapsed"));
+    assert_eq!(a.verdict, Verdict::DoesNotHold, "{}", a.evidence);
+}
+
+#[test]
+fn claim2_states_the_runs_it_uses() {
+    let p = Pattern::default();
+    let mut runs = grid(&[0.05, 0.1, 0.2, 0.4], &[0, 1], 400, 5, p);
+    let r = runs
+        .iter_mut()
+        .find(|r| r.lr == 0.4 && r.seed == 1)
+        .unwrap();
+    r.diverged = true;
+    // Garbage after divergence: it must not enter the mean.
+    for row in r.rows.iter_mut() {
+        row.rotation = row.rotation.map(|_| 0.999);
+    }
+    let a = claim2(&runs);
+    assert!(
+        a.evidence.contains("(n=1 of 2; 1 diverged)"),
+        "{}",
+        a.evidence
+    );
+    assert!(a.evidence.contains("7 non-diverged runs"), "{}", a.evidence);
+    let kept = runs.iter().find(|r| r.lr == 0.4 && r.seed == 0).unwrap();
+    let m = run_stats(kept).mean_rotation.unwrap();
+    assert!(
+        a.evidence.contains(&format!("0.4: {m:.4} (n=1 of 2")),
+        "{}",
+        a.evidence
+    );
+}
+
+/// Runs at `lr` that crossed (a first measurement above 2/lr), then ended at chance accuracy with
+/// a tiny sharpness.
+fn collapsed_runs(lr: f32, seeds: &[u64], classes: usize) -> Vec<RunRecord> {
+    seeds
+        .iter()
+        .map(|&seed| {
+            let mut r = synth(lr, seed, 400, 5, Pattern::default());
+            for (i, row) in r
+                .rows
+                .iter_mut()
+                .filter(|x| x.sharpness.is_some())
+                .enumerate()
+            {
+                let v = if i == 0 { 10.0 } else { 0.1 };
+                row.sharpness = Some(v);
+                row.lr_x_sharpness = Some(v * lr);
+            }
+            r.classes = classes;
+            r.train_acc = Some(0.1);
+            r
+        })
+        .collect()
+}
+
+#[test]
+fn claim3_leaves_collapsed_runs_out_of_the_fit() {
+    let p = Pattern::default();
+    // Falling means whose seed spreads overlap: inconclusive on their own.
+    let mut noisy = grid(&[0.3, 0.35, 0.4], &[0, 1, 2], 400, 5, p);
+    for r in noisy.iter_mut() {
+        r.classes = 10;
+        let k = [0.5f32, 1.0, 1.5][r.seed as usize];
+        for row in r.rows.iter_mut().filter(|x| x.sharpness.is_some()) {
+            let s = row.sharpness.unwrap_or(0.0).max(2.1 / r.lr) * k;
+            row.sharpness = Some(s);
+            row.lr_x_sharpness = Some(s * r.lr);
+        }
+    }
+    assert_eq!(claim3(&noisy).verdict, Verdict::Inconclusive);
+    // Flat collapsed runs at a larger lr would make the trend hold if they counted...
+    let mut unknown = noisy.clone();
+    unknown.extend(collapsed_runs(0.8, &[0, 1, 2], 0));
+    let a = claim3(&unknown);
+    assert_eq!(a.verdict, Verdict::Holds, "{}", a.evidence);
+    // ...but they collapsed (chance accuracy with 10 classes): left out, and said so.
+    let mut with = noisy.clone();
+    with.extend(collapsed_runs(0.8, &[0, 1, 2], 10));
+    let (valid, dropped) = claim3_runs(&with);
+    // Seed 0 (factor 0.5) never crosses: 6 crossing runs at the three other lrs.
+    assert_eq!(valid.len(), 6);
+    assert!(valid.iter().all(|(r, _)| r.lr < 0.8));
+    assert_eq!(
+        dropped,
+        vec!["0.8 (3 of 3 crossed; 3 collapsed)".to_string()]
+    );
+    let a = claim3(&with);
+    assert_eq!(a.verdict, Verdict::Inconclusive, "{}", a.evidence);
+    assert!(
+        a.evidence.contains("Crossing runs excluded: 3 collapsed."),
+        "{}",
+        a.evidence
+    );
+    assert!(a.evidence.contains("over these 6 runs"), "{}", a.evidence);
+    // A collapsed fourth seed at lr 0.4: the lr stays, with its 2 qualifying runs of 4.
+    let mut one = noisy.clone();
+    let mut c = collapsed_runs(0.4, &[3], 10);
+    c[0].name = "extra".into();
+    one.extend(c);
+    let a = claim3(&one);
+    assert!(
+        a.evidence.contains("0.4: ") && a.evidence.contains("n=2 of 4)"),
+        "{}",
+        a.evidence
+    );
+}
+
+#[test]
+fn claim3_median_words_follow_the_number() {
+    assert!(edge_words(1.95).starts_with("below 2"));
+    assert!(edge_words(2.0).starts_with("at or above 2"));
+    assert!(edge_words(2.3).starts_with("at or above 2"));
+    // In the evidence, with the median of the runs the claim fits.
+    let p = Pattern::default();
+    let runs = grid(&[0.1, 0.2, 0.4, 0.8], &[0, 1, 2], 400, 5, p);
+    let a = claim3(&runs);
+    let lxs: Vec<f64> = claim3_runs(&runs)
+        .0
+        .iter()
+        .map(|(r, s)| s * r.lr as f64)
+        .collect();
+    let m = median(&lxs).unwrap();
+    assert!(
+        a.evidence.contains(&format!("median {m:.2} (range")),
+        "{}",
+        a.evidence
+    );
+    assert!(a.evidence.contains(edge_words(m)), "{}", a.evidence);
+}
+
+#[test]
+fn claim5_diverged_seeds_leave_the_means_and_the_comparison() {
+    let p = Pattern {
+        rate: 0.05,
+        ..Pattern::default()
+    };
+    let lrs = [0.05, 0.1, 0.2, 0.4, 0.8];
+    let mut runs = with_acc(
+        grid(&lrs, &[0, 1], 400, 5, p),
+        &[
+            (0.05, 0.80),
+            (0.1, 0.83),
+            (0.2, 0.86),
+            (0.4, 0.84),
+            (0.8, 0.70),
+        ],
+    );
+    let r = runs
+        .iter_mut()
+        .find(|r| r.lr == 0.2 && r.seed == 1)
+        .unwrap();
+    r.diverged = true;
+    r.test_acc = Some(0.1);
+    r.train_acc = Some(0.1);
+    let a = claim5(&runs);
+    assert!(
+        a.evidence
+            .contains("0.2*: 0.860 (train 0.950) (n=1 of 2; 1 diverged)"),
+        "{}",
+        a.evidence
+    );
+    assert!(
+        a.evidence
+            .contains("(no seed diverged, mean train acc >= 0.9): 0.05, 0.1, 0.4, 0.8."),
+        "{}",
+        a.evidence
+    );
 }
