@@ -256,10 +256,12 @@ pub struct Overrides {
     /// Epochs instead of steps.
     #[arg(long, help_heading = "Length")]
     pub epochs: Option<u64>,
-    /// Stop once the training loss is at most X.
+    /// Stop once the training loss is at most X (the step's batch loss: with minibatches,
+    /// that of the batch, not of the whole training set).
     #[arg(long, help_heading = "Length")]
     pub until_loss: Option<f32>,
-    /// Stop once the training accuracy is at least A (0..1).
+    /// Stop once the training accuracy is at least A (0..1) (the step's batch accuracy, as
+    /// for --until-loss).
     #[arg(long, help_heading = "Length")]
     pub until_train_acc: Option<f32>,
     /// Test evaluation every K steps (default 10).

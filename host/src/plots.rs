@@ -15,9 +15,12 @@ fn pts(rows: &[Row], f: impl Fn(&Row) -> Option<f32>) -> Vec<(f64, f64)> {
 }
 
 /// The charts of a run. `threshold` is the optimizer's stability threshold of `lr * lambda`
-/// (2 for GD).
-pub fn run_charts(rows: &[Row], threshold: f32) -> Vec<(&'static str, Chart)> {
+/// (2 for GD); for an `adaptive` optimizer (RMSProp, Adam) it applies to the preconditioned
+/// sharpness alone, so the sharpness charts draw no threshold.
+pub fn run_charts(rows: &[Row], threshold: f32, adaptive: bool) -> Vec<(&'static str, Chart)> {
     let mut charts = Vec::new();
+    // The threshold as computed in f32 (e.g. 37.999992 for Adam's 38), rounded for labels.
+    let th = format!("{}", ((threshold as f64) * 1e4).round() / 1e4);
     let mut loss = Chart::new("Loss", "step", "loss").log_y();
     loss.add_series(Series::line("train (batch)", pts(rows, |r| Some(r.loss))));
     let full = pts(rows, |r| r.full_train_loss);
@@ -44,22 +47,21 @@ pub fn run_charts(rows: &[Row], threshold: f32) -> Vec<(&'static str, Chart)> {
         }
         let lrs: Vec<f32> = rows.iter().map(|r| r.lr).collect();
         let constant = lrs.windows(2).all(|w| w[0] == w[1]);
-        if let (true, Some(&lr)) = (constant, lrs.first()) {
+        if adaptive {
+            // The threshold is on lambda_max(P^-1 H): see the preconditioned-sharpness chart.
+        } else if let (true, Some(&lr)) = (constant, lrs.first()) {
             c.add_ref_line(
                 RefLine::at_y(
                     (threshold / lr) as f64,
-                    format!("{threshold}/lr = {:.4}", threshold / lr),
+                    format!("{th}/lr = {:.4}", threshold / lr),
                 )
                 .with_color(palette_color(3)),
             );
         } else {
             c.add_series(
-                Series::line(
-                    format!("{threshold}/lr"),
-                    pts(rows, |r| Some(threshold / r.lr)),
-                )
-                .with_dashed(true)
-                .with_color(palette_color(3)),
+                Series::line(format!("{th}/lr"), pts(rows, |r| Some(threshold / r.lr)))
+                    .with_dashed(true)
+                    .with_color(palette_color(3)),
             );
         }
         charts.push(("sharpness", c));
@@ -76,10 +78,12 @@ pub fn run_charts(rows: &[Row], threshold: f32) -> Vec<(&'static str, Chart)> {
         if !lxs.is_empty() {
             c.add_series(Series::line_points("lr x sharpness", lxs));
         }
-        c.add_ref_line(
-            RefLine::at_y(threshold as f64, format!("threshold {threshold}"))
-                .with_color(palette_color(3)),
-        );
+        if !adaptive {
+            c.add_ref_line(
+                RefLine::at_y(threshold as f64, format!("threshold {th}"))
+                    .with_color(palette_color(3)),
+            );
+        }
         charts.push(("lr_x_sharpness", c));
     }
     let pre = pts(rows, |r| r.precond_sharpness);
@@ -91,8 +95,7 @@ pub fn run_charts(rows: &[Row], threshold: f32) -> Vec<(&'static str, Chart)> {
         );
         c.add_series(Series::line_points("preconditioned sharpness", pre));
         c.add_ref_line(
-            RefLine::at_y(threshold as f64, format!("threshold {threshold}"))
-                .with_color(palette_color(3)),
+            RefLine::at_y(threshold as f64, format!("threshold {th}")).with_color(palette_color(3)),
         );
         charts.push(("precond_sharpness", c));
     }
@@ -122,9 +125,9 @@ pub fn run_charts(rows: &[Row], threshold: f32) -> Vec<(&'static str, Chart)> {
         let mut c = Chart::new(
             "Third derivative along the top eigenvector",
             "step",
-            "T(v,v,v)",
+            "|T(v,v,v)|",
         );
-        c.add_series(Series::line_points("T(v,v,v)", hocm));
+        c.add_series(Series::line_points("|T(v,v,v)|", hocm));
         charts.push(("hocm", c));
     }
     let mut acc = Chart::new("Accuracy", "step", "accuracy").with_y_range(0.0, 1.0);
@@ -142,10 +145,15 @@ pub fn run_charts(rows: &[Row], threshold: f32) -> Vec<(&'static str, Chart)> {
 }
 
 /// Writes the run's plots into `dir/plots/` (one SVG per chart, plus `dashboard.svg`).
-pub fn write_run_plots(dir: &Path, rows: &[Row], threshold: f32) -> Result<(), IoError> {
+pub fn write_run_plots(
+    dir: &Path,
+    rows: &[Row],
+    threshold: f32,
+    adaptive: bool,
+) -> Result<(), IoError> {
     let pd = dir.join("plots");
     std::fs::create_dir_all(&pd).map_err(|e| IoError::new(&pd, "create", e))?;
-    let charts = run_charts(rows, threshold);
+    let charts = run_charts(rows, threshold, adaptive);
     for (name, c) in &charts {
         atomic_write(&pd.join(format!("{name}.svg")), render_svg(c).as_bytes())?;
     }
@@ -189,7 +197,7 @@ mod tests {
         let rows: Vec<Row> = (0..6)
             .map(|t| row(t, (t % 2 == 0).then_some(3.0), Some(3.0 + t as f32 * 0.1)))
             .collect();
-        let charts = run_charts(&rows, 2.0);
+        let charts = run_charts(&rows, 2.0, false);
         assert_eq!(
             labels(&charts, "sharpness"),
             ["sharpness (tracked)", "sharpness"]
@@ -201,12 +209,36 @@ mod tests {
         // Tracking alone still gives both charts; no curvature at all gives neither.
         let only: Vec<Row> = (0..3).map(|t| row(t, None, Some(2.0))).collect();
         assert_eq!(
-            labels(&run_charts(&only, 2.0), "sharpness"),
+            labels(&run_charts(&only, 2.0, false), "sharpness"),
             ["sharpness (tracked)"]
         );
         let none: Vec<Row> = (0..3).map(|t| row(t, None, None)).collect();
-        assert!(run_charts(&none, 2.0)
+        assert!(run_charts(&none, 2.0, false)
             .iter()
             .all(|(n, _)| *n != "sharpness"));
+    }
+
+    #[test]
+    fn the_threshold_is_drawn_where_it_applies_and_rounded() {
+        let mut rows: Vec<Row> = (0..4).map(|t| row(t, Some(3.0), None)).collect();
+        let refs = |charts: &[(&str, Chart)], name: &str| -> Vec<String> {
+            charts
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, c)| c.ref_lines.iter().map(|l| l.label.clone()).collect())
+                .unwrap_or_default()
+        };
+        // GD: 2/lr on the sharpness, 2 on lr x sharpness.
+        let gd = run_charts(&rows, 2.0, false);
+        assert_eq!(refs(&gd, "sharpness"), ["2/lr = 4.0000"]);
+        assert_eq!(refs(&gd, "lr_x_sharpness"), ["threshold 2"]);
+        // Adam: the threshold (38, 37.999992 in f32) is on the preconditioned sharpness only.
+        for r in &mut rows {
+            r.precond_sharpness = Some(10.0);
+        }
+        let adam = run_charts(&rows, 37.999992, true);
+        assert!(refs(&adam, "sharpness").is_empty());
+        assert!(refs(&adam, "lr_x_sharpness").is_empty());
+        assert_eq!(refs(&adam, "precond_sharpness"), ["threshold 38"]);
     }
 }

@@ -63,8 +63,12 @@ pub struct Measurement {
     pub rotation: Option<f32>,
     /// Score against the previous top-k eigenspace.
     pub subspace_score: Option<f32>,
-    /// `T(v, v, v)` along the top eigenvector.
+    /// `|T(v, v, v)|` along the top eigenvector (the sign of `T` follows the eigenvector's,
+    /// which is arbitrary).
     pub hocm: Option<f32>,
+    /// Whether the `lambda_min` estimate met the residual tolerance (`power_tol` times the
+    /// larger of `|sharpness|` and `|lambda_min|`).
+    pub lambda_min_converged: Option<bool>,
     /// Hutchinson trace.
     pub trace: Option<f32>,
     /// `lambda_max(P^-1 H)`.
@@ -354,7 +358,10 @@ impl Tracker {
                 }
                 m.residual = Some(res[0]);
                 m.sharpness_hvps = op.products();
-                (vals[0], Some(vals[r.steps - 1]))
+                let (top, bottom) = (vals[0], vals[r.steps - 1]);
+                m.lambda_min_converged =
+                    Some(res[r.steps - 1] <= self.cfg.power_tol * top.abs().max(bottom.abs()));
+                (top, Some(bottom))
             } else {
                 if !self.has_top {
                     random(self.seed, TOP_STREAM, 0, &mut self.topk);
@@ -417,6 +424,8 @@ impl Tracker {
                     let e = lambda_min(&mut op, top, &mut self.min_vec, &mut scratch, &pc)
                         .map_err(&err)?;
                     self.has_min = true;
+                    m.lambda_min_converged =
+                        Some(e.residual <= self.cfg.power_tol * top.abs().max(e.value.abs()));
                     Some(e.value)
                 } else {
                     None
@@ -459,7 +468,12 @@ impl Tracker {
         if eig && self.cfg.hocm {
             let mut s2 = vec![0.0f32; 2 * p];
             let v: Vec<f32> = self.topk[..p].to_vec();
-            m.hocm = Some(third_derivative(obj, params, &v, &mut s2).map_err(&err)?);
+            // |T(v, v, v)|: the eigenvector's sign is arbitrary, and T is odd in v.
+            m.hocm = Some(
+                third_derivative(obj, params, &v, &mut s2)
+                    .map_err(&err)?
+                    .abs(),
+            );
             m.hvps += 2;
         }
         Ok(m)

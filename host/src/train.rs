@@ -427,6 +427,26 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let res: Resolved = cfg.resolve()?;
     let arch = res.arch;
     let prep = prepare(cfg, &arch)?;
+    let n = prep.train.n;
+    if let Some(b) = cfg
+        .optim
+        .batch_size
+        .filter(|&b| cfg.optim.drop_last && b > n)
+    {
+        return Err(Failure::input(format!(
+            "--batch-size {b} with --drop-last: larger than the {n} training samples, so every batch would be dropped"
+        )));
+    }
+    if res.hvp == edgewise_core::HvpMethod::FiniteDifference
+        && cfg.curvature.eig_every > 0
+        && arch.activation() == edgewise_core::Activation::Relu
+    {
+        eprintln!(
+            "warning: --hvp fd with relu: finite differences step across the activation's \
+             kinks, where the gradient jumps, so the curvature they measure is not the \
+             Hessian's (use --hvp exact)"
+        );
+    }
     preflight(cfg, &res, &prep, opts)?;
     prepare_dir(opts)?;
     let out = &opts.out;
@@ -589,6 +609,9 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     }
     .to_string();
     let mut diverged_at = None;
+    // lambda_min estimates of this invocation that missed the tolerance (warned about at the
+    // end; the column has no residual of its own).
+    let mut lambda_min_unconverged = 0u64;
     let progress = Progress::new(total, st.t, opts.quiet);
 
     while st.t < total {
@@ -657,6 +680,9 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                     row.precond_sharpness = m.precond_sharpness;
                     row.eig_residual = m.residual;
                     row.hvps = Some(m.hvps);
+                    if m.lambda_min_converged == Some(false) {
+                        lambda_min_unconverged += 1;
+                    }
                     row.sharpness_hvps = eig_due.then_some(m.sharpness_hvps);
                 }
                 // A non-finite curvature is the first sign of divergence: record the step.
@@ -768,7 +794,9 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
             tr2.restore(&extra).map_err(Failure::internal)?;
             if let Ok(m) = tr2.measure(&mut hobj, fp, st.t, true, false, None) {
                 fv.sharpness = m.sharpness;
-                fv.lr_x_sharpness = m.sharpness.map(|s| res.schedule.lr(cfg.optim.lr, st.t) * s);
+                // The learning rate of the last step taken (a schedule's next one never ran).
+                let lr_last = res.schedule.lr(cfg.optim.lr, st.t.saturating_sub(1));
+                fv.lr_x_sharpness = m.sharpness.map(|s| lr_last * s);
             }
         }
         final_values = Some(fv);
@@ -854,8 +882,16 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let json =
         serde_json::to_string_pretty(&summary).map_err(|e| Failure::internal(e.to_string()))?;
     fsio::atomic_write(&out.join("summary.json"), json.as_bytes()).map_err(io_err)?;
+    if lambda_min_unconverged > 0 {
+        eprintln!(
+            "warning: {lambda_min_unconverged} lambda_min measurement(s) in this invocation missed the \
+             residual tolerance (--power-tol times the larger of |sharpness| and |lambda_min|): \
+             those lambda_min values are estimates; raise --power-max-iter (power iteration) \
+             or --lanczos-steps (--eig-method lanczos)"
+        );
+    }
     if opts.plots {
-        crate::plots::write_run_plots(out, &rows, threshold).map_err(io_err)?;
+        crate::plots::write_run_plots(out, &rows, threshold, res.adaptive).map_err(io_err)?;
     }
     Ok(Outcome { summary })
 }

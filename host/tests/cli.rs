@@ -915,6 +915,10 @@ fn bad_input_gets_one_clear_message_and_exit_code_2() {
         "'--out <OUT>' cannot be used with '--resume <DIR>'",
     );
     t(&["--hocm"], "--hocm is measured at the eigen measurements");
+    t(
+        &["--batch-size", "100000", "--drop-last"],
+        "--drop-last: larger than the",
+    );
     t(&["--opt", "lbfgs"], "--opt");
     t(&["--lr", "-0.1"], "--lr");
     t(&["--lr", "0"], "--lr");
@@ -1378,5 +1382,61 @@ fn a_split_flag_replaces_the_config_files_other_split_mode() {
     ]);
     assert_eq!(summary(&b)["n_train"], 300);
     assert_eq!(summary(&b)["n_test"], 50);
+    let _ = std::fs::remove_dir_all(d);
+}
+
+/// `hocm` is `|T(v,v,v)|` (the eigenvector's sign is arbitrary); a `lambda_min` that missed the
+/// tolerance is warned about; `--hvp fd` with relu is warned about.
+#[test]
+fn curvature_caveats_are_reported() {
+    let d = tmp("caveats");
+    let out = d.join("run");
+    let o = train(
+        &out,
+        &[
+            "--lr",
+            "0.1",
+            "--steps",
+            "21",
+            "--eig-every",
+            "5",
+            "--lambda-min",
+            "--hocm",
+            "--power-max-iter",
+            "5",
+            "--no-plots",
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("lambda_min measurement(s) in this invocation missed the residual tolerance"),
+        "{err}"
+    );
+    let metrics = String::from_utf8(read(&out.join("metrics.csv"))).unwrap();
+    let header: Vec<&str> = metrics.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|&c| c == "hocm").unwrap();
+    let hocm: Vec<f64> = metrics
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(col).and_then(|x| x.parse().ok()))
+        .collect();
+    assert_eq!(hocm.len(), 5);
+    assert!(hocm.iter().all(|&t| t > 0.0), "{hocm:?}");
+    let o = train(
+        &d.join("fd"),
+        &[
+            "--act",
+            "relu",
+            "--hvp",
+            "fd",
+            "--steps",
+            "2",
+            "--eig-every",
+            "1",
+            "--no-plots",
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--hvp fd with relu"), "{err}");
     let _ = std::fs::remove_dir_all(d);
 }
