@@ -882,7 +882,9 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let json =
         serde_json::to_string_pretty(&summary).map_err(|e| Failure::internal(e.to_string()))?;
     fsio::atomic_write(&out.join("summary.json"), json.as_bytes()).map_err(io_err)?;
-    if lambda_min_unconverged > 0 {
+    // Not under --quiet: sweeps and repro run quietly, and repro's 20-step Lanczos spectra
+    // knowingly give the bottom end as an estimate.
+    if lambda_min_unconverged > 0 && !opts.quiet {
         eprintln!(
             "warning: {lambda_min_unconverged} lambda_min measurement(s) in this invocation missed the \
              residual tolerance (--power-tol times the larger of |sharpness| and |lambda_min|): \

@@ -1391,22 +1391,29 @@ fn a_split_flag_replaces_the_config_files_other_split_mode() {
 fn curvature_caveats_are_reported() {
     let d = tmp("caveats");
     let out = d.join("run");
-    let o = train(
-        &out,
-        &[
-            "--lr",
-            "0.1",
-            "--steps",
-            "21",
-            "--eig-every",
-            "5",
-            "--lambda-min",
-            "--hocm",
-            "--power-max-iter",
-            "5",
-            "--no-plots",
-        ],
-    );
+    // Not --quiet (which silences the warning).
+    let o = ok(&[
+        "train",
+        "--out",
+        out.to_str().unwrap(),
+        "--data",
+        "digits",
+        "--per-class",
+        "20",
+        "--arch",
+        "64-12-10",
+        "--lr",
+        "0.1",
+        "--steps",
+        "21",
+        "--eig-every",
+        "5",
+        "--lambda-min",
+        "--hocm",
+        "--power-max-iter",
+        "5",
+        "--no-plots",
+    ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("lambda_min measurement(s) in this invocation missed the residual tolerance"),
