@@ -1,58 +1,12 @@
 //! Integration tests of the `edgewise` binary: every subcommand, determinism across thread
 //! counts, resume bit-identity, sweeps and shards, and each class of bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn exe() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_edgewise"))
-}
+use std::path::Path;
+use std::process::Output;
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("edgewise-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn run(args: &[&str]) -> Output {
-    exe().args(args).output().expect("run edgewise")
-}
-
-fn ok(args: &[&str]) -> Output {
-    let o = run(args);
-    assert!(
-        o.status.success(),
-        "edgewise {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
-    o
-}
-
-/// Bad input: exit code 2, one error line naming `needle`, no panic.
-fn bad(args: &[&str], needle: &str) {
-    let o = run(args);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(
-        o.status.code(),
-        Some(2),
-        "edgewise {args:?}: expected exit 2, got {:?}; stderr: {err}",
-        o.status.code()
-    );
-    assert!(
-        err.contains(needle),
-        "edgewise {args:?}: stderr does not mention {needle:?}: {err}"
-    );
-    assert!(
-        !err.contains("panicked") && !err.contains("backtrace"),
-        "panic: {err}"
-    );
-}
-
-fn read(p: &Path) -> Vec<u8> {
-    std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
+use common::{bad, exe, ok, read, run, tmp};
 
 const SMALL: &[&str] = &[
     "--data",

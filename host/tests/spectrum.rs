@@ -3,43 +3,17 @@
 //! lack it), flags contradicting the checkpoint refused, residual bounds reported with a
 //! warning for unconverged values, and power iteration's top-k and bottom-k.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+
+use common::{ok, tmp};
 use serde_json::Value;
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("edgewise-spec-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edgewise"))
-        .args(args)
-        .output()
-        .expect("run edgewise")
-}
-
-fn ok(args: &[&str]) -> Output {
-    let o = run(args);
-    assert!(
-        o.status.success(),
-        "edgewise {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
-
-/// Bad input: exit code 2, one error line naming `needle`, no panic.
+/// Bad input as in the other CLI tests, reported on one line.
 fn bad(args: &[&str], needle: &str) {
-    let o = run(args);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "edgewise {args:?}: {err}");
-    assert!(err.contains(needle), "{args:?}: no {needle:?} in {err}");
+    let err = common::bad(args, needle);
     assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    assert!(!err.contains("panicked"), "panic: {err}");
 }
 
 /// `spectrum CKPT ARGS` (no trace): its JSON and its standard error.

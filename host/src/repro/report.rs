@@ -182,6 +182,17 @@ fn first_seed(runs: &[RunRecord]) -> Vec<&RunRecord> {
     v
 }
 
+/// `h` over the runs of `st` that did not diverge: the tables' means leave diverged runs out.
+fn undiverged(
+    st: &[(&RunRecord, super::stats::RunStats)],
+    h: impl Fn(&RunRecord, &super::stats::RunStats) -> Option<f64>,
+) -> Vec<f64> {
+    st.iter()
+        .filter(|(r, _)| !r.diverged)
+        .filter_map(|(r, s)| h(r, s))
+        .collect()
+}
+
 fn group_lr(runs: &[RunRecord]) -> Vec<(f64, Vec<&RunRecord>)> {
     let mut m: BTreeMap<u32, Vec<&RunRecord>> = BTreeMap::new();
     for r in runs {
@@ -334,12 +345,6 @@ fn lr_table(md: &mut String, runs: &[RunRecord]) {
     md.push_str("| lr | seeds | crossed | diverged | collapsed | used | initial sharpness | final sharpness | lr x final sharpness | loss spikes | mean rotation | test acc | train acc |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (lr, g) in group_lr(runs) {
         let st: Vec<_> = g.iter().map(|r| (*r, run_stats(r))).collect();
-        let ok = |h: &dyn Fn(&RunRecord, &super::stats::RunStats) -> Option<f64>| -> Vec<f64> {
-            st.iter()
-                .filter(|(r, _)| !r.diverged)
-                .filter_map(|(r, s)| h(r, s))
-                .collect()
-        };
         let _ = writeln!(
             md,
             "| {} | {} | {}/{} | {}/{} | {}/{} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -353,12 +358,12 @@ fn lr_table(md: &mut String, runs: &[RunRecord]) {
             g.len(),
             g.iter().filter(|r| !r.diverged).count(),
             ms(&st.iter().filter_map(|(_, s)| s.s0).collect::<Vec<_>>(), 2),
-            ms(&ok(&|_, s| s.final_s), 2),
-            ms(&ok(&|_, s| s.final_lxs), 2),
-            ms(&ok(&|_, s| Some(s.spikes as f64)), 1),
-            ms(&ok(&|_, s| s.mean_rotation), 4),
-            ms(&ok(&|r, _| r.test_acc.map(f64::from)), 3),
-            ms(&ok(&|r, _| r.train_acc.map(f64::from)), 3),
+            ms(&undiverged(&st, |_, s| s.final_s), 2),
+            ms(&undiverged(&st, |_, s| s.final_lxs), 2),
+            ms(&undiverged(&st, |_, s| Some(s.spikes as f64)), 1),
+            ms(&undiverged(&st, |_, s| s.mean_rotation), 4),
+            ms(&undiverged(&st, |r, _| r.test_acc.map(f64::from)), 3),
+            ms(&undiverged(&st, |r, _| r.train_acc.map(f64::from)), 3),
         );
     }
     md.push('\n');
@@ -1033,12 +1038,6 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
         md.push_str("| B | lr | seeds | crossed | diverged | final sharpness | lr x final sharpness | max lr x sharpness | test acc | train acc |\n|---|---|---|---|---|---|---|---|---|---|\n");
         for (lr, g) in group_lr(sgd).into_iter().rev() {
             let st: Vec<_> = g.iter().map(|r| (*r, run_stats(r))).collect();
-            let ok = |h: &dyn Fn(&RunRecord, &super::stats::RunStats) -> Option<f64>| -> Vec<f64> {
-                st.iter()
-                    .filter(|(r, _)| !r.diverged)
-                    .filter_map(|(r, s)| h(r, s))
-                    .collect()
-            };
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {}/{} | {}/{} | {} | {} | {} | {} | {} |",
@@ -1049,11 +1048,11 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
                 g.len(),
                 g.iter().filter(|r| r.diverged).count(),
                 g.len(),
-                ms(&ok(&|_, s| s.final_s), 2),
-                ms(&ok(&|_, s| s.final_lxs), 2),
-                ms(&ok(&|_, s| s.max_lxs), 2),
-                ms(&ok(&|r, _| r.test_acc.map(f64::from)), 3),
-                ms(&ok(&|r, _| r.train_acc.map(f64::from)), 3),
+                ms(&undiverged(&st, |_, s| s.final_s), 2),
+                ms(&undiverged(&st, |_, s| s.final_lxs), 2),
+                ms(&undiverged(&st, |_, s| s.max_lxs), 2),
+                ms(&undiverged(&st, |r, _| r.test_acc.map(f64::from)), 3),
+                ms(&undiverged(&st, |r, _| r.train_acc.map(f64::from)), 3),
             );
         }
         md.push('\n');
@@ -1152,26 +1151,20 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
         md.push_str("| optimizer | seeds | diverged | loss spikes | final sharpness | threshold | final preconditioned sharpness / threshold | test acc | train acc |\n|---|---|---|---|---|---|---|---|---|\n");
         for (name, g) in &groups {
             let st: Vec<_> = g.iter().map(|r| (*r, run_stats(r))).collect();
-            let ok = |h: &dyn Fn(&RunRecord, &super::stats::RunStats) -> Option<f64>| -> Vec<f64> {
-                st.iter()
-                    .filter(|(r, _)| !r.diverged)
-                    .filter_map(|(r, s)| h(r, s))
-                    .collect()
-            };
             let _ = writeln!(
                 md,
                 "| {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 g.len(),
                 g.iter().filter(|r| r.diverged).count(),
-                ms(&ok(&|_, s| Some(s.spikes as f64)), 1),
-                ms(&ok(&|_, s| s.final_s), 2),
+                ms(&undiverged(&st, |_, s| Some(s.spikes as f64)), 1),
+                ms(&undiverged(&st, |_, s| s.final_s), 2),
                 fmt_lr(f64::from(g[0].threshold)),
                 ms(
-                    &ok(&|r, s| s.final_precond.map(|p| p / r.threshold as f64)),
+                    &undiverged(&st, |r, s| s.final_precond.map(|p| p / r.threshold as f64)),
                     2
                 ),
-                ms(&ok(&|r, _| r.test_acc.map(f64::from)), 3),
-                ms(&ok(&|r, _| r.train_acc.map(f64::from)), 3),
+                ms(&undiverged(&st, |r, _| r.test_acc.map(f64::from)), 3),
+                ms(&undiverged(&st, |r, _| r.train_acc.map(f64::from)), 3),
             );
         }
         md.push('\n');

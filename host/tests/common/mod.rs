@@ -1,0 +1,59 @@
+//! Helpers shared by the integration tests that run the `edgewise` binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The binary under test.
+pub fn exe() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_edgewise"))
+}
+
+/// A fresh, empty directory for one test.
+pub fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("edgewise-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub fn run(args: &[&str]) -> Output {
+    exe().args(args).output().expect("run edgewise")
+}
+
+/// Runs `edgewise ARGS`, which must succeed.
+pub fn ok(args: &[&str]) -> Output {
+    let o = run(args);
+    assert!(
+        o.status.success(),
+        "edgewise {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    o
+}
+
+/// Bad input: exit code 2, an error naming `needle`, no panic. Returns the standard error.
+pub fn bad(args: &[&str], needle: &str) -> String {
+    let o = run(args);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "edgewise {args:?}: expected exit 2, got {:?}; stderr: {err}",
+        o.status.code()
+    );
+    assert!(
+        err.contains(needle),
+        "edgewise {args:?}: stderr does not mention {needle:?}: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "panic: {err}"
+    );
+    err
+}
+
+pub fn read(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
