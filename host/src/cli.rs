@@ -333,6 +333,106 @@ macro_rules! set {
 }
 
 impl Overrides {
+    /// The flags given that have no effect on a run of `cfg` (the configuration they were
+    /// applied to), as `(flag, why)`: e.g. `--momentum` with `--opt adam`. A flag silently
+    /// ignored usually means the user expected something else (`--momentum` for Adam's
+    /// `beta1`), so `train` refuses them.
+    pub fn without_effect(&self, cfg: &TrainConfig) -> Vec<(&'static str, String)> {
+        let c = &cfg.curvature;
+        let opt = cfg.optim.opt.as_str();
+        let adam = matches!(opt, "adam" | "adamw" | "clipped-adam");
+        let adaptive = adam || matches!(opt, "rmsprop" | "clipped-rmsprop");
+        let eig = c.eig_every > 0;
+        let method = c.eig_method.as_str();
+        let mut out = Vec::new();
+        let mut check = |given: bool, effect: bool, flag: &'static str, why: &str| {
+            if given && !effect {
+                out.push((flag, why.to_string()));
+            }
+        };
+        let with_opt = |applies: &str| format!("applies to --opt {applies}, not to --opt {opt}");
+        check(
+            self.momentum.is_some(),
+            matches!(opt, "momentum" | "nesterov"),
+            "--momentum",
+            &format!("{} (Adam's is --beta1)", with_opt("momentum and nesterov")),
+        );
+        check(
+            self.beta1.is_some(),
+            adam,
+            "--beta1",
+            &with_opt("adam, adamw and clipped-adam"),
+        );
+        let adaptive_opts = "rmsprop, adam, adamw, clipped-adam and clipped-rmsprop";
+        check(
+            self.beta2.is_some(),
+            adaptive,
+            "--beta2",
+            &with_opt(adaptive_opts),
+        );
+        check(
+            self.eps.is_some(),
+            adaptive,
+            "--eps",
+            &with_opt(adaptive_opts),
+        );
+        check(
+            self.clip_mode.is_some(),
+            opt.starts_with("clipped-"),
+            "--clip-mode",
+            &with_opt("clipped-adam and clipped-rmsprop"),
+        );
+        check(
+            self.drop_last,
+            cfg.optim.batch_size.is_some(),
+            "--drop-last",
+            "needs minibatches (--batch-size B)",
+        );
+        let none = "needs eigen measurements (--eig-every K)";
+        check(self.eig_k.is_some(), eig, "--eig-k", none);
+        check(self.eig_method.is_some(), eig, "--eig-method", none);
+        check(
+            self.lanczos_steps.is_some(),
+            eig && method == "lanczos",
+            "--lanczos-steps",
+            "sets the length of --eig-method lanczos, not used here",
+        );
+        check(
+            self.lanczos_max_steps.is_some(),
+            (eig && method == "warm-lanczos") || c.track_every > 0,
+            "--lanczos-max-steps",
+            "caps --eig-method warm-lanczos and --track-every, neither used here",
+        );
+        check(
+            self.power_max_iter.is_some(),
+            eig && (method == "power" || c.lambda_min || adaptive),
+            "--power-max-iter",
+            "caps power iteration (--eig-method power, --lambda-min, the preconditioned sharpness of adaptive optimizers), not used here",
+        );
+        let any = eig || c.trace_every > 0 || c.track_every > 0;
+        let nothing = "needs curvature measurements (--eig-every, --trace-every or --track-every)";
+        check(self.hvp.is_some(), any, "--hvp", nothing);
+        check(
+            self.hessian_subset.is_some(),
+            any,
+            "--hessian-subset",
+            nothing,
+        );
+        check(
+            self.power_tol.is_some(),
+            eig || c.track_every > 0,
+            "--power-tol",
+            "needs eigen measurements (--eig-every K or --track-every K)",
+        );
+        check(
+            self.trace_probes.is_some(),
+            c.trace_every > 0,
+            "--trace-probes",
+            "needs trace estimates (--trace-every K)",
+        );
+        out
+    }
+
     /// Applies the flags given over `cfg`.
     pub fn apply(&self, cfg: &mut TrainConfig) {
         set!(self.data, cfg.data.name);
@@ -494,7 +594,16 @@ pub fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
         }
         return Ok(cfg);
     }
-    base_config(&a.config, &a.settings)
+    let cfg = base_config(&a.config, &a.settings)?;
+    let inert = a.settings.without_effect(&cfg);
+    if !inert.is_empty() {
+        let list: Vec<String> = inert.iter().map(|(f, why)| format!("{f} {why}")).collect();
+        return Err(Failure::input(format!(
+            "flags without effect on this run (remove them): {}",
+            list.join("; ")
+        )));
+    }
+    Ok(cfg)
 }
 
 /// Runs `train`; returns the exit code.
@@ -592,6 +701,24 @@ pub fn cmd_sweep(a: &SweepArgs) -> Result<u8> {
     };
     if a.threads_per_run == 0 {
         return Err(Failure::input("--threads-per-run 0: must be at least 1"));
+    }
+    // A flag is refused only when no run of the grid uses it (`--momentum` with `--opts
+    // gd,momentum` applies to half of them).
+    let runs = crate::sweep::expand(&base, &grid);
+    let mut inert = runs
+        .first()
+        .map(|r| a.settings.without_effect(&r.config))
+        .unwrap_or_default();
+    for r in runs.iter().skip(1) {
+        let here = a.settings.without_effect(&r.config);
+        inert.retain(|(f, _)| here.iter().any(|(g, _)| g == f));
+    }
+    if !inert.is_empty() {
+        let list: Vec<String> = inert.iter().map(|(f, why)| format!("{f} {why}")).collect();
+        return Err(Failure::input(format!(
+            "flags without effect on any run of this sweep (remove them): {}",
+            list.join("; ")
+        )));
     }
     let opts = SweepOptions {
         out: a.out.clone(),

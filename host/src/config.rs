@@ -30,6 +30,30 @@ use edgewise_core::{
 
 use crate::error::{Failure, Result};
 
+/// The shortest decimal that reads back as `x`, widened to f64: settings are f32, and TOML and
+/// JSON numbers are f64, so `0.05` would otherwise be written as `0.05000000074505806`.
+fn short(x: f32) -> f64 {
+    format!("{x}")
+        .parse::<f64>()
+        .ok()
+        .filter(|w| *w as f32 == x)
+        .unwrap_or(x as f64)
+}
+
+fn short_f32<S: serde::Serializer>(x: &f32, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_f64(short(*x))
+}
+
+fn short_opt_f32<S: serde::Serializer>(
+    x: &Option<f32>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match x {
+        Some(x) => s.serialize_some(&short(*x)),
+        None => s.serialize_none(),
+    }
+}
+
 /// Data selection.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -96,24 +120,31 @@ pub struct OptimConfig {
     /// Optimizer name.
     pub opt: String,
     /// Base learning rate.
+    #[serde(serialize_with = "short_f32")]
     pub lr: f32,
     /// Minibatch size (absent: full batch).
     pub batch_size: Option<usize>,
     /// Drop the last partial batch of each epoch.
     pub drop_last: bool,
     /// Momentum coefficient.
+    #[serde(serialize_with = "short_f32")]
     pub momentum: f32,
     /// Adam's beta1.
+    #[serde(serialize_with = "short_f32")]
     pub beta1: f32,
     /// Adam's / RMSProp's beta2.
+    #[serde(serialize_with = "short_opt_f32")]
     pub beta2: Option<f32>,
     /// Denominator epsilon.
+    #[serde(serialize_with = "short_f32")]
     pub eps: f32,
     /// Clip value `c` of the clipped variants.
+    #[serde(serialize_with = "short_opt_f32")]
     pub clip: Option<f32>,
     /// `upper` (min(sqrt v, c), restores instabilities) or `lower` (max(sqrt v, c)).
     pub clip_mode: String,
     /// Weight decay.
+    #[serde(serialize_with = "short_f32")]
     pub weight_decay: f32,
     /// `constant`, `warmup:N`, `step:EVERY:FACTOR`, or `warmup:N,step:EVERY:FACTOR`.
     pub schedule: String,
@@ -147,8 +178,10 @@ pub struct RunConfig {
     /// Epochs (steps = epochs * batches per epoch).
     pub epochs: Option<u64>,
     /// Stop once the training loss is at most this.
+    #[serde(serialize_with = "short_opt_f32")]
     pub until_loss: Option<f32>,
     /// Stop once the training accuracy is at least this.
+    #[serde(serialize_with = "short_opt_f32")]
     pub until_train_acc: Option<f32>,
     /// Evaluate on the test set every this many steps (and at the end).
     pub eval_every: u64,
@@ -197,6 +230,7 @@ pub struct CurvatureConfig {
     /// Preconditioned sharpness for adaptive optimizers at every eigen measurement.
     pub precond: bool,
     /// Relative residual tolerance of power iteration.
+    #[serde(serialize_with = "short_f32")]
     pub power_tol: f32,
     /// Product cap of one power iteration.
     pub power_max_iter: u32,
@@ -394,11 +428,25 @@ pub fn parse_schedule(s: &str) -> Result<Schedule> {
     if s == "constant" {
         return Ok(sch);
     }
+    let (mut warmup, mut step) = (false, false);
     for part in s.split(',') {
         let f: Vec<&str> = part.split(':').collect();
+        let twice = |what: &str| {
+            Failure::input(format!(
+                "--schedule {s:?}: {what} is given twice (one warmup and one step decay at most)"
+            ))
+        };
         match f.as_slice() {
-            ["warmup", n] => sch.warmup = n.parse().map_err(|_| bad())?,
+            ["warmup", n] => {
+                if std::mem::replace(&mut warmup, true) {
+                    return Err(twice("warmup"));
+                }
+                sch.warmup = n.parse().map_err(|_| bad())?
+            }
             ["step", e, g] => {
+                if std::mem::replace(&mut step, true) {
+                    return Err(twice("step"));
+                }
                 sch.decay_every = e.parse().map_err(|_| bad())?;
                 sch.decay_factor = g.parse().map_err(|_| bad())?;
                 if sch.decay_every == 0 {
@@ -637,6 +685,38 @@ mod tests {
     }
 
     #[test]
+    fn floats_are_written_short_and_read_back_exactly() {
+        let mut c = TrainConfig::default();
+        c.optim.lr = 0.05;
+        c.optim.clip = Some(0.01);
+        c.optim.beta2 = Some(0.999);
+        c.run.until_loss = Some(1e-7);
+        c.optim.weight_decay = 5e-4;
+        let text = c.to_toml();
+        for line in [
+            "lr = 0.05\n",
+            "clip = 0.01\n",
+            "momentum = 0.9\n",
+            "eps = 0.00000001\n",
+        ] {
+            assert!(text.contains(line), "{line:?} not in\n{text}");
+        }
+        assert!(!text.contains("until_train_acc"), "{text}");
+        let back = TrainConfig::from_toml(&text, "x").unwrap();
+        assert_eq!(back, c);
+        // Every f32 reads back to the same bits, also those whose shortest form is long.
+        for bits in (0..u32::MAX).step_by(7_654_321) {
+            let x = f32::from_bits(bits);
+            if x.is_finite() {
+                let mut c = TrainConfig::default();
+                c.optim.lr = x;
+                let back = TrainConfig::from_toml(&c.to_toml(), "x").unwrap();
+                assert_eq!(back.optim.lr.to_bits(), bits, "{x}");
+            }
+        }
+    }
+
+    #[test]
     fn bad_values_name_the_flag() {
         let mut c = TrainConfig::default();
         c.curvature.hocm = true;
@@ -679,5 +759,9 @@ mod tests {
         assert_eq!((s.warmup, s.decay_every, s.decay_factor), (10, 100, 0.5));
         assert!(parse_schedule("step:0:0.5").is_err());
         assert!(parse_schedule("cosine").is_err());
+        for twice in ["warmup:3,warmup:4", "step:10:0.5,step:20:0.5"] {
+            let e = parse_schedule(twice).unwrap_err().message;
+            assert!(e.contains("given twice"), "{e}");
+        }
     }
 }

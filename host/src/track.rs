@@ -69,6 +69,10 @@ pub struct Measurement {
     /// Whether the `lambda_min` estimate met the residual tolerance (`power_tol` times the
     /// larger of `|sharpness|` and `|lambda_min|`).
     pub lambda_min_converged: Option<bool>,
+    /// Whether the sharpness met the residual tolerance (`power_tol`; false when power
+    /// iteration or warm-started Lanczos hit its product cap, or a fixed-length Lanczos run
+    /// was too short).
+    pub sharpness_converged: Option<bool>,
     /// Hutchinson trace.
     pub trace: Option<f32>,
     /// `lambda_max(P^-1 H)`.
@@ -359,6 +363,8 @@ impl Tracker {
                 m.residual = Some(res[0]);
                 m.sharpness_hvps = op.products();
                 let (top, bottom) = (vals[0], vals[r.steps - 1]);
+                m.sharpness_converged =
+                    Some(res[0] <= self.cfg.power_tol * top.abs().max(bottom.abs()));
                 m.lambda_min_converged =
                     Some(res[r.steps - 1] <= self.cfg.power_tol * top.abs().max(bottom.abs()));
                 (top, Some(bottom))
@@ -402,16 +408,22 @@ impl Tracker {
                     }
                     m.residual = Some(pairs[0].residual);
                     m.sharpness_hvps = r.top_steps as u32;
+                    m.sharpness_converged = Some(
+                        r.converged
+                            || pairs[0].residual <= self.cfg.power_tol * pairs[0].value.abs(),
+                    );
                     pairs[0].value
                 } else if k == 1 {
                     let e = sharpness(&mut op, &mut self.topk, &mut scratch, &pc).map_err(&err)?;
                     m.residual = Some(e.residual);
+                    m.sharpness_converged = Some(e.converged);
                     e.value
                 } else {
                     let mut pairs = vec![NO_PAIR; k];
                     top_k_deflation(&mut op, &mut self.topk, &mut pairs, &mut scratch, &pc)
                         .map_err(&err)?;
                     m.residual = Some(pairs[0].residual);
+                    m.sharpness_converged = Some(pairs[0].converged);
                     pairs[0].value
                 };
                 if self.method == EigMethod::Power {

@@ -612,6 +612,8 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     // lambda_min estimates of this invocation that missed the tolerance (warned about at the
     // end; the column has no residual of its own).
     let mut lambda_min_unconverged = 0u64;
+    // Sharpness measurements (eigen and tracked) of this invocation that missed it.
+    let mut sharpness_unconverged = 0u64;
     let progress = Progress::new(total, st.t, opts.quiet);
 
     while st.t < total {
@@ -683,6 +685,9 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                     if m.lambda_min_converged == Some(false) {
                         lambda_min_unconverged += 1;
                     }
+                    if m.sharpness_converged == Some(false) {
+                        sharpness_unconverged += 1;
+                    }
                     row.sharpness_hvps = eig_due.then_some(m.sharpness_hvps);
                 }
                 // A non-finite curvature is the first sign of divergence: record the step.
@@ -701,6 +706,9 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                     row.tracked_sharpness = m.sharpness;
                     row.tracked_residual = m.residual;
                     row.tracked_hvps = Some(m.sharpness_hvps);
+                    if m.sharpness_converged == Some(false) {
+                        sharpness_unconverged += 1;
+                    }
                 }
                 Err(e) if e.message.contains("non-finite") => {}
                 Err(e) => return Err(e),
@@ -884,6 +892,15 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     fsio::atomic_write(&out.join("summary.json"), json.as_bytes()).map_err(io_err)?;
     // Not under --quiet: sweeps and repro run quietly, and repro's 20-step Lanczos spectra
     // knowingly give the bottom end as an estimate.
+    if sharpness_unconverged > 0 && !opts.quiet {
+        eprintln!(
+            "warning: {sharpness_unconverged} sharpness measurement(s) in this invocation missed the \
+             residual tolerance (--power-tol times the sharpness; columns eig_residual and \
+             tracked_residual): those values may be off by up to their residual; raise \
+             --power-max-iter (power), --lanczos-max-steps (warm-lanczos, --track-every) or \
+             --lanczos-steps (lanczos)"
+        );
+    }
     if lambda_min_unconverged > 0 && !opts.quiet {
         eprintln!(
             "warning: {lambda_min_unconverged} lambda_min measurement(s) in this invocation missed the \

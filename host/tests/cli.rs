@@ -584,6 +584,9 @@ fn sweep_shards_union_equals_the_full_sweep_and_restarts_skip() {
         "0,1",
         "--opts",
         "gd,momentum",
+        // Applies to half of the runs: accepted.
+        "--momentum",
+        "0.8",
     ];
     let full = d.join("full");
     let mut a = vec!["sweep", "--out", full.to_str().unwrap(), "--jobs", "2"];
@@ -690,6 +693,15 @@ fn sweep_shards_union_equals_the_full_sweep_and_restarts_skip() {
     let mut a = vec!["sweep", "--out", dup.to_str().unwrap(), "--clips", "0.1"];
     a.extend_from_slice(&base);
     bad(&a, "--clips: no optimizer of the grid uses a clip value");
+    // A flag no run of the grid uses is refused.
+    let mut a = vec!["sweep", "--out", dup.to_str().unwrap(), "--opts", "gd,adam"];
+    a.extend_from_slice(&["--momentum", "0.8"]);
+    a.extend_from_slice(&base);
+    bad(
+        &a,
+        "flags without effect on any run of this sweep (remove them): --momentum applies to --opt momentum and nesterov",
+    );
+    assert!(!dup.exists());
     // The report merges the shards.
     ok(&["report", shards.to_str().unwrap()]);
     let md = String::from_utf8(read(&shards.join("report.md"))).unwrap();
@@ -869,6 +881,81 @@ fn bad_input_gets_one_clear_message_and_exit_code_2() {
         "'--out <OUT>' cannot be used with '--resume <DIR>'",
     );
     t(&["--hocm"], "--hocm is measured at the eigen measurements");
+    // Flags that would have no effect on the run are refused, each named with the reason.
+    t(
+        &["--opt", "adam", "--momentum", "0.5"],
+        "--momentum applies to --opt momentum and nesterov, not to --opt adam (Adam's is --beta1)",
+    );
+    t(
+        &["--opt", "rmsprop", "--beta1", "0.5"],
+        "--beta1 applies to --opt adam",
+    );
+    t(&["--beta2", "0.9"], "--beta2 applies to --opt rmsprop");
+    t(&["--eps", "1e-6"], "--eps applies to --opt rmsprop");
+    t(
+        &["--opt", "adam", "--clip-mode", "lower"],
+        "--clip-mode applies to --opt clipped-adam",
+    );
+    t(&["--drop-last"], "--drop-last needs minibatches");
+    t(&["--eig-k", "3"], "--eig-k needs eigen measurements");
+    t(
+        &["--eig-method", "power"],
+        "--eig-method needs eigen measurements",
+    );
+    t(&["--hvp", "fd"], "--hvp needs curvature measurements");
+    t(
+        &["--hessian-subset", "50"],
+        "--hessian-subset needs curvature measurements",
+    );
+    t(
+        &["--power-tol", "1e-4"],
+        "--power-tol needs eigen measurements",
+    );
+    t(
+        &["--trace-probes", "4"],
+        "--trace-probes needs trace estimates",
+    );
+    t(
+        &["--eig-every", "1", "--lanczos-steps", "5"],
+        "--lanczos-steps sets the length of --eig-method lanczos",
+    );
+    t(
+        &[
+            "--eig-every",
+            "1",
+            "--eig-method",
+            "lanczos",
+            "--lanczos-max-steps",
+            "5",
+        ],
+        "--lanczos-max-steps caps --eig-method warm-lanczos",
+    );
+    t(
+        &["--eig-every", "1", "--power-max-iter", "5"],
+        "--power-max-iter caps power iteration",
+    );
+    // All of them at once, in one message.
+    let err = bad(
+        &[
+            "train",
+            "--out",
+            &o("r"),
+            "--steps",
+            "2",
+            "--opt",
+            "adam",
+            "--momentum",
+            "0.5",
+            "--eig-k",
+            "2",
+        ],
+        "flags without effect on this run (remove them): --momentum",
+    );
+    assert!(err.contains("; --eig-k needs eigen measurements"), "{err}");
+    t(
+        &["--schedule", "warmup:3,warmup:4"],
+        "warmup is given twice",
+    );
     t(
         &["--batch-size", "100000", "--drop-last"],
         "--drop-last: larger than the",
@@ -1371,6 +1458,37 @@ fn curvature_caveats_are_reported() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("lambda_min measurement(s) in this invocation missed the residual tolerance"),
+        "{err}"
+    );
+    // The sharpness (warm-started Lanczos, up to 50 products) met the tolerance.
+    assert!(!err.contains("sharpness measurement(s)"), "{err}");
+    // A fixed-length Lanczos run of one step gives a sharpness that misses it: said so.
+    let short = d.join("short");
+    let o = ok(&[
+        "train",
+        "--out",
+        short.to_str().unwrap(),
+        "--data",
+        "digits",
+        "--per-class",
+        "20",
+        "--arch",
+        "64-12-10",
+        "--steps",
+        "6",
+        "--eig-every",
+        "5",
+        "--eig-method",
+        "lanczos",
+        "--lanczos-steps",
+        "1",
+        "--no-plots",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(
+            "warning: 2 sharpness measurement(s) in this invocation missed the residual tolerance"
+        ),
         "{err}"
     );
     let metrics = String::from_utf8(read(&out.join("metrics.csv"))).unwrap();
