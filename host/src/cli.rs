@@ -579,6 +579,13 @@ pub fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
         if let Some(k) = a.settings.checkpoint_every {
             cfg.run.checkpoint_every = k;
         }
+        // Stopping criteria only decide when the run ends, so they may change too.
+        if a.settings.until_loss.is_some() {
+            cfg.run.until_loss = a.settings.until_loss;
+        }
+        if a.settings.until_train_acc.is_some() {
+            cfg.run.until_train_acc = a.settings.until_train_acc;
+        }
         // Any other flag that would change the run's settings is refused (not silently
         // ignored): the checkpoint holds the state of those settings.
         let mut asked = cfg.clone();
@@ -587,7 +594,7 @@ pub fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
         let diff = cfg.differences(&asked);
         if !diff.is_empty() {
             return Err(Failure::input(format!(
-                "--resume continues the configuration in {}; flags cannot change it (the run's vs the flags': {}; only --steps / --epochs, --checkpoint-every and execution flags may be given)",
+                "--resume continues the configuration in {}; flags cannot change it (the run's vs the flags': {}; only --steps / --epochs, --until-loss / --until-train-acc, --checkpoint-every and execution flags may be given)",
                 dir.join("config.toml").display(),
                 diff.join(", ")
             )));

@@ -560,6 +560,28 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         }
         let current = layout.current;
         rows = layout.rows;
+        // A run stopped by --until-loss / --until-train-acc saved its state before the step
+        // that met the criterion, so resuming with the same criterion stops there again.
+        if let Some(r) = rows.iter().find(|r| r.step == step).filter(|_| !opts.quiet) {
+            let why = match (cfg.run.until_loss, cfg.run.until_train_acc) {
+                (Some(x), _) if r.loss <= x => Some(format!(
+                    "its training loss {} reached --until-loss {x}",
+                    r.loss
+                )),
+                (_, Some(a)) if r.train_acc >= a => Some(format!(
+                    "its training accuracy {} reached --until-train-acc {a}",
+                    r.train_acc
+                )),
+                _ => None,
+            };
+            if let Some(why) = why {
+                eprintln!(
+                    "note: {} stopped at step {step} because {why}, and stops there again; \
+                     a lower --until-loss (or a higher --until-train-acc) continues it",
+                    out.display()
+                );
+            }
+        }
         rows.retain(|r| r.step < step);
         if rows.len() as u64 != step {
             return Err(Failure::input(format!(

@@ -1519,3 +1519,69 @@ fn curvature_caveats_are_reported() {
     assert!(err.contains("--hvp fd with relu"), "{err}");
     let _ = std::fs::remove_dir_all(d);
 }
+
+/// A run stopped by `--until-loss` says why it stops again when resumed with the same
+/// threshold, and continues, bit-identically to a fresh run, with a lower one.
+#[test]
+fn a_run_stopped_by_until_loss_continues_with_a_lower_threshold() {
+    let d = tmp("until");
+    let (a, b) = (d.join("a"), d.join("b"));
+    let c = [
+        "--data",
+        "digits",
+        "--per-class",
+        "20",
+        "--arch",
+        "64-12-10",
+        "--lr",
+        "0.2",
+        "--eig-every",
+        "5",
+        "--steps",
+        "300",
+        "--no-plots",
+        "--quiet",
+    ];
+    let mut args = vec!["train", "--out", a.to_str().unwrap(), "--until-loss", "0.2"];
+    args.extend_from_slice(&c);
+    ok(&args);
+    let steps = |dir: &Path| -> u64 {
+        let s: serde_json::Value =
+            serde_json::from_slice(&read(&dir.join("summary.json"))).unwrap();
+        assert_eq!(s["stopped_by"], "until_loss");
+        s["steps"].as_u64().unwrap()
+    };
+    let first = steps(&a);
+    assert!(first < 300, "{first}");
+    let o = ok(&["train", "--resume", a.to_str().unwrap(), "--no-plots"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!(
+            "stopped at step {first} because its training loss"
+        )) && err.contains("reached --until-loss 0.2, and stops there again"),
+        "{err}"
+    );
+    assert_eq!(steps(&a), first);
+    ok(&[
+        "train",
+        "--resume",
+        a.to_str().unwrap(),
+        "--until-loss",
+        "0.15",
+        "--no-plots",
+        "--quiet",
+    ]);
+    let mut args = vec![
+        "train",
+        "--out",
+        b.to_str().unwrap(),
+        "--until-loss",
+        "0.15",
+    ];
+    args.extend_from_slice(&c);
+    ok(&args);
+    assert!(steps(&a) > first);
+    assert_eq!(steps(&a), steps(&b));
+    assert_eq!(read(&a.join("metrics.csv")), read(&b.join("metrics.csv")));
+    let _ = std::fs::remove_dir_all(d);
+}
