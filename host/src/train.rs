@@ -145,7 +145,8 @@ pub struct Summary {
     pub loss_increases: u64,
     /// Eigen measurements made.
     pub measurements: u64,
-    /// Mean Hessian-vector products per eigen measurement (all quantities).
+    /// Mean Hessian-vector products per eigen measurement (all its quantities: the top-k
+    /// eigenpairs, lambda_min, the preconditioned sharpness; not the trace estimates).
     pub mean_hvps_per_measurement: Option<f64>,
     /// Mean Hessian-vector products per sharpness measurement (the top eigenpair alone).
     pub mean_sharpness_hvps: Option<f64>,
@@ -858,7 +859,16 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         .iter()
         .filter_map(|r| r.tracked_hvps.map(f64::from))
         .collect();
-    let hvp_total: u64 = measured.iter().filter_map(|r| r.hvps).map(u64::from).sum();
+    // A row's `hvps` counts every product of its step, a trace estimate's included (one per
+    // probe): those are left out of the eigen measurements' mean.
+    let probes = u64::from(cfg.curvature.trace_probes);
+    let hvp_total: u64 = measured
+        .iter()
+        .filter_map(|r| {
+            r.hvps
+                .map(|h| u64::from(h).saturating_sub(if r.trace.is_some() { probes } else { 0 }))
+        })
+        .sum();
     let summary = Summary {
         version: env!("CARGO_PKG_VERSION").to_string(),
         build: build_id().map(str::to_string),

@@ -1585,3 +1585,24 @@ fn a_run_stopped_by_until_loss_continues_with_a_lower_threshold() {
     assert_eq!(read(&a.join("metrics.csv")), read(&b.join("metrics.csv")));
     let _ = std::fs::remove_dir_all(d);
 }
+
+/// `mean_hvps_per_measurement` counts the eigen measurements' products, not those of trace
+/// estimates that fall on the same steps.
+#[test]
+fn trace_products_stay_out_of_the_eigen_measurements_mean() {
+    let d = tmp("hvpmean");
+    let mean = |extra: &[&str], name: &str| -> f64 {
+        let out = d.join(name);
+        let mut a = vec!["--steps", "40", "--eig-every", "10", "--no-plots"];
+        a.extend_from_slice(extra);
+        train(&out, &a);
+        let s: serde_json::Value =
+            serde_json::from_slice(&read(&out.join("summary.json"))).unwrap();
+        s["mean_hvps_per_measurement"].as_f64().unwrap()
+    };
+    let plain = mean(&[], "plain");
+    assert!(plain > 0.0);
+    let traced = mean(&["--trace-every", "5", "--trace-probes", "7"], "traced");
+    assert_eq!(plain, traced);
+    let _ = std::fs::remove_dir_all(d);
+}
