@@ -2,6 +2,16 @@
 //!
 //! This is the only crate that touches files, threads, clocks and terminals.
 
+/// `eprintln!` that ignores a failed write: a closed pipe or a full disk behind standard error
+/// must not abort a run (std's macro panics), and there is nowhere left to report it. Shadows
+/// std's macro in every module of this crate.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod analyze;
 pub mod bench;
 pub mod checkpoint;

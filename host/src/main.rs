@@ -9,7 +9,9 @@ fn main() -> ExitCode {
     match edgewise::cli::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("edgewise: error: {e}");
+            // Not `eprintln!`, which panics when standard error cannot be written.
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "edgewise: error: {e}");
             ExitCode::from(e.code)
         }
     }

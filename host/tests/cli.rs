@@ -1377,6 +1377,32 @@ fn a_failed_write_to_standard_output_is_exit_code_1() {
         );
         assert!(!err.contains("panicked"), "{err}");
     }
+    // A failed write to standard error is ignored: bad input keeps its exit code 2 (was 101,
+    // a panic), and a run writing progress lines finishes with all its files.
+    let o = exe()
+        .args(["train", "--data", "nope"])
+        .stderr(full())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let d = tmp("stderr-full");
+    let out = d.join("run");
+    let o = exe()
+        .args([
+            "train",
+            "--out",
+            out.to_str().unwrap(),
+            "--steps",
+            "3",
+            "--no-plots",
+        ])
+        .args(SMALL.iter().filter(|&&a| a != "--quiet"))
+        .stderr(full())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert!(out.join("summary.json").is_file());
+    let _ = std::fs::remove_dir_all(d);
 }
 
 /// A flag of one split mode replaces the other mode's settings of a config file (they used to
