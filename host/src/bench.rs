@@ -163,6 +163,9 @@ pub fn time_secs<F: FnMut() -> Result<()>>(reps: usize, min: bool, mut f: F) -> 
     Ok(if min { t[0] } else { t[t.len() / 2] })
 }
 
+/// The most timed runs of one kernel (their times are kept to take the median).
+pub const MAX_REPEATS: usize = 1_000_000;
+
 /// Runs the benchmark.
 pub fn bench(a: &BenchArgs) -> Result<BenchResult> {
     let widths = crate::config::parse_widths(&a.arch)?;
@@ -170,7 +173,8 @@ pub fn bench(a: &BenchArgs) -> Result<BenchResult> {
         .ok_or_else(|| Failure::input(format!("--act {}: unknown activation", a.act)))?;
     let loss = Loss::from_name(&a.loss)
         .ok_or_else(|| Failure::input(format!("--loss {}: unknown loss", a.loss)))?;
-    let arch = Arch::new(&widths, act, loss).map_err(core_err("--arch"))?;
+    let arch = Arch::new(&widths, act, loss)
+        .map_err(|e| Failure::input(format!("--arch {}: {e}", a.arch)))?;
     if a.n == 0 {
         return Err(Failure::input("--n 0: need at least one sample"));
     }
@@ -204,8 +208,11 @@ pub fn bench(a: &BenchArgs) -> Result<BenchResult> {
             )));
         }
     }
-    if a.repeats == 0 {
-        return Err(Failure::input("--repeats 0: must be at least 1"));
+    if !(1..=MAX_REPEATS).contains(&a.repeats) {
+        return Err(Failure::input(format!(
+            "--repeats {}: must be in 1..={MAX_REPEATS}",
+            a.repeats
+        )));
     }
     if a.power_steps == 0 {
         return Err(Failure::input("--power-steps 0: must be at least 1"));

@@ -258,11 +258,11 @@ pub struct Overrides {
     pub epochs: Option<u64>,
     /// Stop once the training loss is at most X (the step's batch loss: with minibatches,
     /// that of the batch, not of the whole training set).
-    #[arg(long, help_heading = "Length")]
+    #[arg(long, allow_negative_numbers = true, help_heading = "Length")]
     pub until_loss: Option<f32>,
     /// Stop once the training accuracy is at least A (0..1) (the step's batch accuracy, as
     /// for --until-loss).
-    #[arg(long, help_heading = "Length")]
+    #[arg(long, allow_negative_numbers = true, help_heading = "Length")]
     pub until_train_acc: Option<f32>,
     /// Test evaluation every K steps (default 10).
     #[arg(long, help_heading = "Length")]
@@ -813,6 +813,38 @@ fn config_mismatch(cfg: &TrainConfig, ck: &crate::checkpoint::Checkpoint) -> Opt
     (!diffs.is_empty()).then(|| diffs.join(", "))
 }
 
+/// Refuses the flags that changed a setting from `before` to `cfg` that the command does not
+/// use (anything but the data and model settings and the keys in `used`), rather than
+/// silently ignoring them; `what` says what they would have no effect on.
+fn refuse_ignored(
+    before: &TrainConfig,
+    cfg: &TrainConfig,
+    used: &[&str],
+    what: &str,
+) -> Result<()> {
+    let matters = |key: &str| {
+        key.starts_with("data.") || key.starts_with("model.") || used.iter().any(|u| key == *u)
+    };
+    let ignored: Vec<String> = before
+        .differences(cfg)
+        .into_iter()
+        .filter_map(|d| {
+            let key = d.split(" = ").next().unwrap_or_default().to_string();
+            let flag = key.rsplit('.').next().unwrap_or_default().replace('_', "-");
+            (!matters(&key)).then(|| format!("--{flag}"))
+        })
+        .collect();
+    if ignored.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::input(format!(
+        "{} {} no effect on {what}: omit {}",
+        ignored.join(", "),
+        if ignored.len() == 1 { "has" } else { "have" },
+        if ignored.len() == 1 { "it" } else { "them" }
+    )))
+}
+
 /// The configuration a checkpoint was trained with, overridden by flags, and where it came
 /// from. In order: the `config` metadata entry (every checkpoint `train` writes carries it),
 /// the run's `config.toml` when the checkpoint lies in `RUN/checkpoints/` (checkpoints of
@@ -893,32 +925,15 @@ fn ckpt_config(
     cfg.model.math = math.into();
     let before = cfg.clone();
     settings.apply(&mut cfg);
+    cfg.check_integers()?;
     // Only the data, split, seed, Hessian subset and Lanczos length matter here (the model
-    // flags are checked below); a training flag that would change a setting is refused
-    // rather than silently ignored.
-    let matters = |key: &str| {
-        key.starts_with("data.")
-            || key.starts_with("model.")
-            || key.starts_with("curvature.hessian_subset")
-            || key.starts_with("curvature.lanczos_steps")
-    };
-    let ignored: Vec<String> = before
-        .differences(&cfg)
-        .into_iter()
-        .filter_map(|d| {
-            let key = d.split(" = ").next().unwrap_or_default().to_string();
-            let flag = key.rsplit('.').next().unwrap_or_default().replace('_', "-");
-            (!matters(&key)).then(|| format!("--{flag}"))
-        })
-        .collect();
-    if !ignored.is_empty() {
-        return Err(Failure::input(format!(
-            "{} {} no effect on the Hessian of a checkpoint (only the data, split, --seed, --hessian-subset and --lanczos-steps do): omit {}",
-            ignored.join(", "),
-            if ignored.len() == 1 { "has" } else { "have" },
-            if ignored.len() == 1 { "it" } else { "them" }
-        )));
-    }
+    // flags are checked below).
+    refuse_ignored(
+        &before,
+        &cfg,
+        &["curvature.hessian_subset", "curvature.lanczos_steps"],
+        "the Hessian of a checkpoint (only the data, split, --seed, --hessian-subset and --lanczos-steps do)",
+    )?;
     let sizes = settings.train_size.is_some() || settings.test_size.is_some();
     let per_class = settings.per_class.is_some() || settings.test_per_class.is_some();
     for (flag, given, ours) in [
@@ -1041,6 +1056,13 @@ pub fn cmd_hvp_check(a: &HvpCheckArgs) -> Result<u8> {
         None => {
             let mut cfg = TrainConfig::default();
             a.settings.apply(&mut cfg);
+            cfg.check_integers()?;
+            refuse_ignored(
+                &TrainConfig::default(),
+                &cfg,
+                &["curvature.hessian_subset"],
+                "hvp-check (only the data, split, model flags and --hessian-subset do)",
+            )?;
             let res = cfg.resolve()?;
             let mut params = vec![0.0f32; res.arch.n_params()];
             res.arch

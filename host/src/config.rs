@@ -472,9 +472,44 @@ fn positive(flag: &str, v: f32) -> Result<()> {
 }
 
 impl TrainConfig {
+    /// Refuses integer settings above `i64::MAX`: TOML integers are 64-bit signed, so such a
+    /// setting could not be written to `config.toml` (nor to the checkpoints' metadata).
+    pub fn check_integers(&self) -> Result<()> {
+        let (d, r, c) = (&self.data, &self.run, &self.curvature);
+        let some = |x: Option<usize>| x.map(|x| x as u128);
+        let fields: [(&str, Option<u128>); 16] = [
+            ("--seed", Some(self.model.seed as u128)),
+            ("--train-size", some(d.train_size)),
+            ("--test-size", some(d.test_size)),
+            ("--per-class", some(d.per_class)),
+            ("--test-per-class", some(d.test_per_class)),
+            ("--batch-size", some(self.optim.batch_size)),
+            ("--steps", r.steps.map(u128::from)),
+            ("--epochs", r.epochs.map(u128::from)),
+            ("--eval-every", Some(r.eval_every as u128)),
+            ("--checkpoint-every", Some(r.checkpoint_every as u128)),
+            ("--eig-every", Some(c.eig_every as u128)),
+            ("--hessian-subset", some(c.hessian_subset)),
+            ("--trace-every", Some(c.trace_every as u128)),
+            ("--lanczos-steps", Some(c.lanczos_steps as u128)),
+            ("--lanczos-max-steps", Some(c.lanczos_max_steps as u128)),
+            ("--track-every", Some(c.track_every as u128)),
+        ];
+        for (flag, v) in fields {
+            if let Some(v) = v.filter(|&v| v > i64::MAX as u128) {
+                return Err(Failure::input(format!(
+                    "{flag} {v}: at most {} (config.toml holds 64-bit signed integers)",
+                    i64::MAX
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Validates the configuration into core objects. Data-dependent checks (widths vs data)
     /// happen when the data is loaded.
     pub fn resolve(&self) -> Result<Resolved> {
+        self.check_integers()?;
         let m = &self.model;
         let widths = parse_widths(&m.arch)?;
         let acts: Vec<(&str, Activation)> =
@@ -593,6 +628,13 @@ impl TrainConfig {
         let schedule = parse_schedule(&o.schedule)?;
 
         let r = &self.run;
+        if let Some(x) = r.until_loss {
+            if !(x >= 0.0 && x.is_finite()) {
+                return Err(Failure::input(format!(
+                    "--until-loss {x}: must be >= 0 and finite"
+                )));
+            }
+        }
         if r.steps.is_some() && r.epochs.is_some() {
             return Err(Failure::input("give either --steps or --epochs, not both"));
         }

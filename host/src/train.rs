@@ -275,11 +275,16 @@ const RUN_FILES: [&str; 5] = [
 const RUN_DIRS: [&str; 2] = ["checkpoints", "plots"];
 
 /// Whether `--force` may replace the non-empty directory `out`: it holds a run's
-/// `config.toml`, or (a run stopped while its directory was being created) nothing but the
-/// run's own file names and empty subdirectories. Anything else is not ours to delete.
+/// `config.toml` (one that parses as edgewise's: another tool's `config.toml` does not make
+/// a directory ours), or (a run stopped while its directory was being created) nothing but
+/// the run's own file names and empty subdirectories. Anything else is not ours to delete.
 fn holds_a_run(out: &Path) -> bool {
-    if out.join("config.toml").is_file() {
+    let config = out.join("config.toml");
+    if TrainConfig::from_file(&config).is_ok() {
         return true;
+    }
+    if config.exists() {
+        return false;
     }
     let Ok(entries) = std::fs::read_dir(out) else {
         return false;
@@ -328,8 +333,13 @@ fn prepare_dir(opts: &RunOptions) -> Result<()> {
                 )));
             }
             if !holds_a_run(out) {
+                let what = if out.join("config.toml").exists() {
+                    "a config.toml that is not an edgewise run's"
+                } else {
+                    "files but no config.toml (not an edgewise run)"
+                };
                 return Err(Failure::input(format!(
-                    "--force replaces a run directory, and {} holds files but no config.toml (not an edgewise run): nothing was touched; choose another --out",
+                    "--force replaces a run directory, and {} holds {what}: nothing was touched; choose another --out",
                     out.display()
                 )));
             }

@@ -175,6 +175,22 @@ fn train_writes_every_output() {
     );
     assert_eq!(read(&mine.join("plots/figure1.svg")), b"<svg/>");
     assert_eq!(read(&mine.join("checkpoints/model.pt")), b"weights");
+    // Nor one with another tool's config.toml (any config.toml used to be enough).
+    std::fs::write(mine.join("config.toml"), "title = \"my project\"\n").unwrap();
+    bad(
+        &[
+            "train",
+            "--out",
+            mine.to_str().unwrap(),
+            "--steps",
+            "1",
+            "--force",
+            "--quiet",
+        ],
+        "holds a config.toml that is not an edgewise run's: nothing was touched",
+    );
+    assert_eq!(read(&mine.join("plots/figure1.svg")), b"<svg/>");
+    assert_eq!(read(&mine.join("config.toml")), b"title = \"my project\"\n");
     // A run stopped while creating its directory (an empty checkpoints/) is replaced.
     let half = d.join("half");
     std::fs::create_dir_all(half.join("checkpoints")).unwrap();
@@ -956,6 +972,21 @@ fn bad_input_gets_one_clear_message_and_exit_code_2() {
         &["--schedule", "warmup:3,warmup:4"],
         "warmup is given twice",
     );
+    // Integers TOML cannot hold made config.toml empty (exit 0); a NaN threshold was stored.
+    t(
+        &["--seed", "9223372036854775808"],
+        "--seed 9223372036854775808: at most 9223372036854775807",
+    );
+    assert!(!d.join("r").exists());
+    t(
+        &["--until-loss", "nan"],
+        "--until-loss NaN: must be >= 0 and finite",
+    );
+    t(&["--until-loss", "-1"], "--until-loss -1: must be >= 0");
+    bad(
+        &["hvp-check", "--arch", "8-4", "--lr", "3", "--steps", "3"],
+        "--lr, --steps have no effect on hvp-check",
+    );
     t(
         &["--batch-size", "100000", "--drop-last"],
         "--drop-last: larger than the",
@@ -1272,6 +1303,26 @@ fn bench_rejects_bad_arguments() {
     );
     bad(&["bench", "--arch", "8-x-4"], "8-x-4");
     bad(&["bench", "--arch", "8-4", "--repeats", "0"], "--repeats 0");
+    // Was a panic ("capacity overflow") and an allocation abort.
+    bad(
+        &[
+            "bench",
+            "--arch",
+            "8-4",
+            "--repeats",
+            "18446744073709551615",
+        ],
+        "must be in 1..=1000000",
+    );
+    bad(
+        &["bench", "--arch", "8-4", "--repeats", "4000000000"],
+        "--repeats",
+    );
+    // Was exit 1 (train says 2 for the same architecture).
+    bad(
+        &["bench", "--arch", "64-4-4-4-4-4-4-4-4-4-10", "--n", "10"],
+        "too many layers",
+    );
     bad(
         &["bench", "--arch", "8-4", "--power-steps", "0"],
         "--power-steps 0",
