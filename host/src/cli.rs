@@ -977,6 +977,15 @@ pub fn cmd_spectrum(a: &SpectrumArgs) -> Result<u8> {
             a.k
         )));
     }
+    if let Some(n) = a.settings.lanczos_steps.filter(|&n| n < a.k) {
+        if a.method == Method::Lanczos {
+            return Err(Failure::input(format!(
+                "--lanczos-steps {n}: Lanczos gives at most one value per step at each end; \
+                 give at least --k ({})",
+                a.k
+            )));
+        }
+    }
     let ck = load_ckpt(&a.checkpoint)?;
     let (cfg, source) = ckpt_config(&ck, &a.checkpoint, &a.settings)?;
     let s = crate::analyze::SpectrumSettings {

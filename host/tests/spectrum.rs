@@ -198,6 +198,15 @@ fn flags_contradicting_the_checkpoint_are_bad_input() {
         &["hvp-check", "--checkpoint", c, "--steps", "3"],
         "--steps has no effect on the Hessian of a checkpoint",
     );
+    // Fewer Lanczos steps than values asked for (was silently raised to --k).
+    bad(
+        &["spectrum", c, "--lanczos-steps", "1"],
+        "--lanczos-steps 1: Lanczos gives at most one value per step at each end; give at least --k (5)",
+    );
+    bad(
+        &["spectrum", c, "--lanczos-steps", "0", "--k", "2"],
+        "--lanczos-steps 0",
+    );
     // Agreeing flags are fine.
     let (j, _) = spectrum(
         &ck,
