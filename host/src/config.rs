@@ -701,6 +701,16 @@ impl TrainConfig {
                 )));
             }
         }
+        if c.hocm && matches!(act, Activation::Relu | Activation::Elu) {
+            return Err(Failure::input(format!(
+                "--hocm with --act {}: T(v,v,v) is a central difference of Hessian-vector \
+                 products, and the activation's kinks (relu's first, elu's second derivative \
+                 jumps at 0) fall inside its step: the value is not the third derivative \
+                 (off by 37% to 480% against an exact reference); use a smooth activation \
+                 (tanh, softplus, gelu, identity)",
+                act.name()
+            )));
+        }
         let adaptive = matches!(opt, Optimizer::Adam(_) | Optimizer::RmsProp(_));
         Ok(Resolved {
             arch,

@@ -73,6 +73,9 @@ pub struct Measurement {
     /// iteration or warm-started Lanczos hit its product cap, or a fixed-length Lanczos run
     /// was too short).
     pub sharpness_converged: Option<bool>,
+    /// With `eig_k > 1`: whether all top-k eigenvectors met the residual tolerance (the
+    /// rotation and subspace score compare them).
+    pub topk_converged: Option<bool>,
     /// Hutchinson trace.
     pub trace: Option<f32>,
     /// `lambda_max(P^-1 H)`.
@@ -363,8 +366,13 @@ impl Tracker {
                 m.residual = Some(res[0]);
                 m.sharpness_hvps = op.products();
                 let (top, bottom) = (vals[0], vals[r.steps - 1]);
-                m.sharpness_converged =
-                    Some(res[0] <= self.cfg.power_tol * top.abs().max(bottom.abs()));
+                let scale = top.abs().max(bottom.abs());
+                m.sharpness_converged = Some(res[0] <= self.cfg.power_tol * scale);
+                m.topk_converged = (k > 1).then(|| {
+                    res[..k.min(r.steps)]
+                        .iter()
+                        .all(|&x| x <= self.cfg.power_tol * scale)
+                });
                 m.lambda_min_converged =
                     Some(res[r.steps - 1] <= self.cfg.power_tol * top.abs().max(bottom.abs()));
                 (top, Some(bottom))
@@ -412,6 +420,7 @@ impl Tracker {
                         r.converged
                             || pairs[0].residual <= self.cfg.power_tol * pairs[0].value.abs(),
                     );
+                    m.topk_converged = (k > 1).then_some(r.converged);
                     pairs[0].value
                 } else if k == 1 {
                     let e = sharpness(&mut op, &mut self.topk, &mut scratch, &pc).map_err(&err)?;
@@ -424,6 +433,7 @@ impl Tracker {
                         .map_err(&err)?;
                     m.residual = Some(pairs[0].residual);
                     m.sharpness_converged = Some(pairs[0].converged);
+                    m.topk_converged = Some(pairs.iter().all(|p| p.converged));
                     pairs[0].value
                 };
                 if self.method == EigMethod::Power {

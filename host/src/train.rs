@@ -647,6 +647,8 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let mut lambda_min_unconverged = 0u64;
     // Sharpness measurements (eigen and tracked) of this invocation that missed it.
     let mut sharpness_unconverged = 0u64;
+    // Eigen measurements whose top-k eigenvectors (eig_k > 1) missed it.
+    let mut topk_unconverged = 0u64;
     let progress = Progress::new(total, st.t, opts.quiet);
 
     while st.t < total {
@@ -720,6 +722,9 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                     }
                     if m.sharpness_converged == Some(false) {
                         sharpness_unconverged += 1;
+                    }
+                    if m.topk_converged == Some(false) {
+                        topk_unconverged += 1;
                     }
                     row.sharpness_hvps = eig_due.then_some(m.sharpness_hvps);
                 }
@@ -941,6 +946,16 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
              tracked_residual): those values may be off by up to their residual; raise \
              --power-max-iter (power), --lanczos-max-steps (warm-lanczos, --track-every) or \
              --lanczos-steps (lanczos)"
+        );
+    }
+    if topk_unconverged > 0 && !opts.quiet {
+        eprintln!(
+            "warning: {topk_unconverged} eigen measurement(s) in this invocation left some of \
+             the top {} eigenvectors short of the residual tolerance: their rotation and \
+             subspace_score compare unconverged vectors (off by up to 0.3 in a 20-step Lanczos \
+             audit); raise --lanczos-steps (lanczos), --lanczos-max-steps (warm-lanczos) or \
+             --power-max-iter (power)",
+            cfg.curvature.eig_k
         );
     }
     if lambda_min_unconverged > 0 && !opts.quiet {

@@ -978,6 +978,12 @@ fn bad_input_gets_one_clear_message_and_exit_code_2() {
         "--seed 9223372036854775808: at most 9223372036854775807",
     );
     assert!(!d.join("r").exists());
+    for act in ["relu", "elu"] {
+        t(
+            &["--act", act, "--eig-every", "1", "--hocm"],
+            &format!("--hocm with --act {act}: T(v,v,v) is a central difference"),
+        );
+    }
     t(
         &["--until-loss", "nan"],
         "--until-loss NaN: must be >= 0 and finite",
@@ -1566,6 +1572,36 @@ fn curvature_caveats_are_reported() {
         err.contains(
             "warning: 2 sharpness measurement(s) in this invocation missed the residual tolerance"
         ),
+        "{err}"
+    );
+    assert!(!err.contains("top 1 eigenvectors"), "{err}");
+    // Four steps converge the top eigenvalue far better than the second and third vectors.
+    let o = ok(&[
+        "train",
+        "--out",
+        short.to_str().unwrap(),
+        "--force",
+        "--data",
+        "digits",
+        "--per-class",
+        "20",
+        "--arch",
+        "64-12-10",
+        "--steps",
+        "6",
+        "--eig-every",
+        "5",
+        "--eig-method",
+        "lanczos",
+        "--eig-k",
+        "3",
+        "--lanczos-steps",
+        "4",
+        "--no-plots",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("warning: 2 eigen measurement(s) in this invocation left some of the top 3 eigenvectors short"),
         "{err}"
     );
     let metrics = String::from_utf8(read(&out.join("metrics.csv"))).unwrap();

@@ -10,8 +10,8 @@
 //!
 //! | directory | runs | serves |
 //! |---|---|---|
-//! | `mse-lr/` | full-batch GD, geometric lr grid (factor 1.6) x seeds, 20-step Lanczos (top-3, lambda_min, T(v,v,v)) every 10 steps, and the sharpness alone at every step by warm-started Lanczos (`track_every = 1`) | 1 EoS, 2 rotation, 3 flatness, 4 higher-order curvature (verdicts); 5 (secondary) |
-//! | `ce-lr/` | the same on the paper's setting (factor 2 quick, 1.6 full) | 5 Goldilocks zone (verdict); 1-4 (secondary) |
+//! | `mse-lr/` | full-batch GD, geometric lr grid (factor 1.6) x seeds, 100-step Lanczos (top-3, lambda_min, T(v,v,v)) every 10 steps, and the sharpness alone at every step by warm-started Lanczos (`track_every = 1`) | 1 EoS, 2 rotation, 3 flatness, 4 higher-order curvature (verdicts); 5 (secondary) |
+//! | `ce-lr/` | the same on the paper's setting (factor 2 quick, 1.6 full), without T(v,v,v) (ReLU) | 5 Goldilocks zone (verdict); 1-4 (secondary) |
 //! | `ce-sgd/` | SGD, batch sizes from full batch down, lr = lr_full B / N, warm-started Lanczos every 10 epochs | 6 SGD |
 //! | `ce-adaptive/` | Adam, clipped Adam (upper bound, several c), RMSProp, beta2 = 0.99; sharpness and preconditioned sharpness | 7 adaptive |
 //! | `diag/` | core's `DiagLinearNet` under GD from unbalanced starts, lr = m 2 / lambda_ref | 8 mechanism |
