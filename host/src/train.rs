@@ -937,8 +937,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let json =
         serde_json::to_string_pretty(&summary).map_err(|e| Failure::internal(e.to_string()))?;
     fsio::atomic_write(&out.join("summary.json"), json.as_bytes()).map_err(io_err)?;
-    // Not under --quiet: sweeps and repro run quietly, and repro's 20-step Lanczos spectra
-    // knowingly give the bottom end as an estimate.
+    // Not under --quiet: sweeps and repro run quietly (their metrics hold the residuals).
     if sharpness_unconverged > 0 && !opts.quiet {
         eprintln!(
             "warning: {sharpness_unconverged} sharpness measurement(s) in this invocation missed the \
