@@ -1080,11 +1080,16 @@ pub fn cmd_hvp_check(a: &HvpCheckArgs) -> Result<u8> {
             (res.arch, params, cfg)
         }
     };
-    if arch.activation() == edgewise_core::Activation::Relu {
+    if matches!(
+        arch.activation(),
+        edgewise_core::Activation::Relu | edgewise_core::Activation::Elu
+    ) {
         eprintln!(
-            "warning: with relu, finite differences step across the activation's kinks, where \
-             the gradient jumps, so they do not approximate the Hessian of the piece the \
-             parameters lie in: exact vs fd is not expected to agree"
+            "warning: with {}, finite differences step across the activation's kink at 0 \
+             (where relu's gradient, elu's curvature, jumps), so they do not approximate the \
+             Hessian of the piece the parameters lie in: exact vs fd is not expected to agree \
+             to the 1e-4..1e-3 of smooth activations",
+            arch.activation().name()
         );
     }
     let rows = crate::analyze::hvp_check(

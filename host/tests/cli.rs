@@ -1614,22 +1614,24 @@ fn curvature_caveats_are_reported() {
         .collect();
     assert_eq!(hocm.len(), 5);
     assert!(hocm.iter().all(|&t| t > 0.0), "{hocm:?}");
-    let o = train(
-        &d.join("fd"),
-        &[
-            "--act",
-            "relu",
-            "--hvp",
-            "fd",
-            "--steps",
-            "2",
-            "--eig-every",
-            "1",
-            "--no-plots",
-        ],
-    );
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("--hvp fd with relu"), "{err}");
+    for act in ["relu", "elu"] {
+        let o = train(
+            &d.join(format!("fd-{act}")),
+            &[
+                "--act",
+                act,
+                "--hvp",
+                "fd",
+                "--steps",
+                "2",
+                "--eig-every",
+                "1",
+                "--no-plots",
+            ],
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(&format!("--hvp fd with {act}")), "{err}");
+    }
     let _ = std::fs::remove_dir_all(d);
 }
 
