@@ -113,6 +113,17 @@ const NO_PAIR: Eigenpair = Eigenpair {
     converged: false,
 };
 
+/// What a tracker measured before a resume checkpoint (from the run's `metrics.csv`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Measured {
+    /// Measurements of the top eigenpair.
+    pub top: usize,
+    /// Whether lambda_min was measured.
+    pub lambda_min: bool,
+    /// Whether the preconditioned sharpness was measured.
+    pub precond: bool,
+}
+
 /// The tracker's warm-start state.
 pub struct Tracker {
     /// Name prefix of its checkpoint tensors.
@@ -291,6 +302,102 @@ impl Tracker {
             self.history_len = v.len() / p;
         }
         take("precond", &mut self.pre_vec, &mut self.has_pre)
+    }
+
+    /// Checks the state [`Tracker::restore`] read from a resume checkpoint: it holds what the
+    /// measurements before the checkpoint left behind (`before`, from the run's
+    /// `metrics.csv`), every value is finite, and every vector a solver starts from (or
+    /// predicts a start from) is non-zero. A missing tensor would silently restart the
+    /// tracker cold, a zero `tracker.topk` fail the next measurement, a NaN spread into the
+    /// measured curvature.
+    pub fn check_restored(&self, before: &Measured) -> std::result::Result<(), String> {
+        self.require(before)?;
+        self.check_values()
+    }
+
+    /// Every value of the warm-start state finite, and every vector a solver starts from (or
+    /// predicts a start from) non-zero.
+    fn check_values(&self) -> std::result::Result<(), String> {
+        let p = self.p.max(1);
+        let k = self.cfg.eig_k;
+        // The top eigenvector is always the output of a solver (a unit vector); so are the
+        // other top-k vectors of power iteration and warm-started Lanczos, which start from
+        // them. Fresh Lanczos runs write only as many Ritz vectors as they took steps.
+        let nonzero_top = if self.method == EigMethod::Lanczos {
+            1
+        } else {
+            k
+        };
+        let checks: [(&str, bool, &[f32], usize); 4] = [
+            ("topk", self.has_top, &self.topk, nonzero_top),
+            ("min", self.has_min, &self.min_vec, 1),
+            ("precond", self.has_pre, &self.pre_vec, 1),
+            (
+                "history",
+                self.history_len > 0,
+                &self.history[..self.history_len * self.p],
+                self.history_len,
+            ),
+        ];
+        for (what, present, v, nonzero) in checks {
+            if !present {
+                continue;
+            }
+            let name = format!("{}.{what}", self.prefix);
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                return Err(format!(
+                    "tensor {name} holds a non-finite value ({} at index {i})",
+                    v[i]
+                ));
+            }
+            if let Some(j) = v
+                .chunks(p)
+                .take(nonzero)
+                .position(|c| c.iter().all(|&x| x == 0.0))
+            {
+                return Err(format!(
+                    "tensor {name}: vector {j} is zero (a start vector of the eigen-solvers must be non-zero)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The state holds what the measurements `before` left behind.
+    fn require(&self, before: &Measured) -> std::result::Result<(), String> {
+        let missing = |what: &str, why: String| {
+            Err(format!(
+                "no tensor {}.{what}, although {why} (metrics.csv): the tracker's warm-start state is missing",
+                self.prefix
+            ))
+        };
+        if before.top > 0 && !self.has_top {
+            return missing(
+                "topk",
+                format!("the run measured the sharpness {} time(s)", before.top),
+            );
+        }
+        if before.lambda_min && self.method != EigMethod::Lanczos && !self.has_min {
+            return missing("min", "the run measured lambda_min".into());
+        }
+        if before.precond && !self.has_pre {
+            return missing(
+                "precond",
+                "the run measured the preconditioned sharpness".into(),
+            );
+        }
+        // Every measurement after the first pushes the one before into the history.
+        if self.method == EigMethod::WarmLanczos
+            && self.cfg.eig_k == 1
+            && before.top >= 2
+            && self.history_len == 0
+        {
+            return missing(
+                "history",
+                format!("the run measured the sharpness {} times", before.top),
+            );
+        }
+        Ok(())
     }
 
     fn power_cfg(&self) -> PowerConfig {

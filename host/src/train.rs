@@ -8,7 +8,8 @@
 //!
 //! A run directory holds `config.toml` (the resolved configuration), `metrics.csv`,
 //! `summary.json`, `checkpoints/` (`final.safetensors`, periodic `step_NNNNNN.safetensors`,
-//! and `resume.safetensors` with the optimizer and tracker state) and `plots/`.
+//! and `resume.safetensors` with the optimizer and tracker state), `plots/`, and `run.lock`,
+//! locked by the process writing the run ([`LOCK_FILE`]).
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -26,7 +27,7 @@ use crate::engine::{ParObjective, Workspace};
 use crate::error::{core_err, Failure, Result};
 use crate::fsio;
 use crate::metrics::{self, Row};
-use crate::track::Tracker;
+use crate::track::{Measured, Tracker};
 
 /// Default number of steps when neither `--steps` nor `--epochs` is given.
 pub const DEFAULT_STEPS: u64 = 1000;
@@ -262,13 +263,20 @@ fn ckpt_err(e: checkpoint::CheckpointError) -> Failure {
     Failure::input(e.to_string())
 }
 
+/// The lock file of a run directory: the process writing the run holds an exclusive advisory
+/// lock on it ([`lock_run`]) from before it touches the directory until it exits. The file
+/// stays (it is never replaced or deleted, which would let a second process lock another
+/// file of the same name); the lock goes with the process, however it ends.
+pub const LOCK_FILE: &str = "run.lock";
+
 /// The files a run (and a `report` of it alone) writes at the top of its directory.
-const RUN_FILES: [&str; 5] = [
+const RUN_FILES: [&str; 6] = [
     "config.toml",
     "metrics.csv",
     "summary.json",
     "report.md",
     "report.csv",
+    LOCK_FILE,
 ];
 
 /// The subdirectories a run writes.
@@ -301,8 +309,73 @@ fn holds_a_run(out: &Path) -> bool {
     })
 }
 
-/// Creates (or checks, for `--resume`) the run directory.
-fn prepare_dir(opts: &RunOptions) -> Result<()> {
+/// Takes the lock: `Ok(true)` if it is ours, `Ok(false)` if another open file holds it.
+/// `File::try_lock` (`flock(LOCK_EX | LOCK_NB)` on Unix, `LockFileEx` on Windows) is stable
+/// since Rust 1.89.
+#[rustversion::since(1.89)]
+fn try_lock(file: &std::fs::File) -> std::io::Result<bool> {
+    match file.try_lock() {
+        Ok(()) => Ok(true),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// Compilers before Rust 1.89 (the workspace supports 1.85) have no file locks in `std`:
+/// their builds do not lock run directories.
+#[rustversion::before(1.89)]
+fn try_lock(_file: &std::fs::File) -> std::io::Result<bool> {
+    Ok(true)
+}
+
+/// Locks the run directory `out` (which exists) for this process: an exclusive advisory lock
+/// (`flock`) on its [`LOCK_FILE`], held while the returned file is open, and released by the
+/// operating system when the process exits, however it ends (a killed run leaves no stale
+/// lock). Another process (or another run of this process: a sweep's) that holds it is bad
+/// input. Where the file system cannot lock at all, the run goes on with a warning.
+fn lock_run(out: &Path) -> Result<std::fs::File> {
+    let path = out.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| {
+            Failure::input(format!(
+                "cannot write to output directory {}: {}: {e}",
+                out.display(),
+                path.display()
+            ))
+        })?;
+    match try_lock(&file) {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(Failure::input(format!(
+                "another edgewise process is writing {} (it holds the lock on {}); wait for it to finish, or stop it",
+                out.display(),
+                path.display()
+            )))
+        }
+        Err(e) => eprintln!(
+            "warning: cannot lock {} ({e}): a second process writing {} at the same time would not be stopped",
+            path.display(),
+            out.display()
+        ),
+    }
+    Ok(file)
+}
+
+/// The entries of `out` other than the lock file.
+fn has_entries_besides_lock(out: &Path) -> bool {
+    std::fs::read_dir(out)
+        .map(|d| d.flatten().any(|e| e.file_name() != LOCK_FILE))
+        .unwrap_or(true)
+}
+
+/// Creates (or checks, for `--resume`) the run directory and locks it ([`lock_run`]) before
+/// it changes anything in it. The returned lock is held for the whole run.
+fn prepare_dir(opts: &RunOptions) -> Result<std::fs::File> {
     let out = &opts.out;
     if opts.resume {
         if !out.join("config.toml").is_file()
@@ -313,8 +386,16 @@ fn prepare_dir(opts: &RunOptions) -> Result<()> {
                 out.display()
             )));
         }
-        return Ok(());
+        return lock_run(out);
     }
+    let exists_error = || {
+        Failure::input(format!(
+            "run directory {} already exists; pass --force to replace it or --resume to continue it",
+            out.display()
+        ))
+    };
+    // Checked before the lock, so that a refused run creates no lock file in a directory
+    // that is not a run's.
     if out.exists() {
         if !out.is_dir() {
             return Err(Failure::input(format!(
@@ -322,15 +403,9 @@ fn prepare_dir(opts: &RunOptions) -> Result<()> {
                 out.display()
             )));
         }
-        let nonempty = std::fs::read_dir(out)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true);
-        if nonempty {
+        if has_entries_besides_lock(out) {
             if !opts.force {
-                return Err(Failure::input(format!(
-                    "run directory {} already exists; pass --force to replace it or --resume to continue it",
-                    out.display()
-                )));
+                return Err(exists_error());
             }
             if !holds_a_run(out) {
                 let what = if out.join("config.toml").exists() {
@@ -343,13 +418,27 @@ fn prepare_dir(opts: &RunOptions) -> Result<()> {
                     out.display()
                 )));
             }
-            for name in RUN_FILES {
-                let _ = std::fs::remove_file(out.join(name));
-            }
-            for name in RUN_DIRS {
-                let _ = std::fs::remove_dir_all(out.join(name));
-            }
         }
+    }
+    std::fs::create_dir_all(out).map_err(|e| {
+        Failure::input(format!(
+            "cannot create output directory {}: {e}",
+            out.display()
+        ))
+    })?;
+    let lock = lock_run(out)?;
+    if opts.force {
+        // Never the lock file: deleting it would let the next process lock a new file of the
+        // same name while another still holds the old one.
+        for name in RUN_FILES.iter().filter(|&&n| n != LOCK_FILE) {
+            let _ = std::fs::remove_file(out.join(name));
+        }
+        for name in RUN_DIRS {
+            let _ = std::fs::remove_dir_all(out.join(name));
+        }
+    } else if has_entries_besides_lock(out) {
+        // Another process filled the directory between the check and the lock.
+        return Err(exists_error());
     }
     std::fs::create_dir_all(out.join("checkpoints")).map_err(|e| {
         Failure::input(format!(
@@ -357,7 +446,7 @@ fn prepare_dir(opts: &RunOptions) -> Result<()> {
             out.display()
         ))
     })?;
-    Ok(())
+    Ok(lock)
 }
 
 struct State {
@@ -366,30 +455,41 @@ struct State {
     t: u64,
 }
 
+/// The metadata every checkpoint of a run carries (besides `epoch`, and `step` in resume
+/// checkpoints).
+fn checkpoint_metadata(
+    cfg: &TrainConfig,
+    builds: &[String],
+    data_fingerprint: &str,
+) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    if let Some(b) = build_id() {
+        m.insert("build".into(), b.to_string());
+    }
+    m.insert("builds".into(), builds.join(","));
+    m.insert("seed".into(), cfg.model.seed.to_string());
+    m.insert("optimizer".into(), cfg.optim.opt.clone());
+    m.insert("lr".into(), cfg.optim.lr.to_string());
+    m.insert("data".into(), cfg.data.name.clone());
+    m.insert("data_fingerprint".into(), data_fingerprint.to_string());
+    // The whole configuration, so that `spectrum` and `hvp-check` measure the Hessian the run
+    // measured (split, Hessian subset) from the checkpoint alone, and `--resume` can tell
+    // whether config.toml still holds the run's settings.
+    m.insert("config".into(), cfg.to_toml());
+    m
+}
+
 fn save_checkpoint(
     path: &Path,
     arch: &Arch,
-    cfg: &TrainConfig,
+    metadata: &BTreeMap<String, String>,
     params: &[f32],
     resume: Option<(&State, &[&Tracker])>,
     epoch: u64,
-    builds: &[String],
 ) -> Result<()> {
     let mut ck = Checkpoint::new(*arch, params.to_vec());
-    if let Some(b) = build_id() {
-        ck.metadata.insert("build".into(), b.to_string());
-    }
-    ck.metadata.insert("builds".into(), builds.join(","));
-    ck.metadata
-        .insert("seed".into(), cfg.model.seed.to_string());
-    ck.metadata
-        .insert("optimizer".into(), cfg.optim.opt.clone());
-    ck.metadata.insert("lr".into(), cfg.optim.lr.to_string());
+    ck.metadata.clone_from(metadata);
     ck.metadata.insert("epoch".into(), epoch.to_string());
-    ck.metadata.insert("data".into(), cfg.data.name.clone());
-    // The whole configuration, so that `spectrum` and `hvp-check` measure the Hessian the run
-    // measured (split, Hessian subset) from the checkpoint alone.
-    ck.metadata.insert("config".into(), cfg.to_toml());
     if let Some((st, trackers)) = resume {
         ck.metadata.insert("step".into(), st.t.to_string());
         if !st.opt_buf.is_empty() {
@@ -401,6 +501,139 @@ fn save_checkpoint(
         }
     }
     checkpoint::save(path, &ck).map_err(|e| Failure::internal(e.to_string()))
+}
+
+/// A fingerprint of the data a run trains and tests on (the split actually used, in its
+/// order): FNV-1a (64-bit), one step per 32-bit word, over each set's sample count and
+/// dimension, the bits of its features, its labels and its regression targets, training set
+/// first. The same on every platform. Every checkpoint carries it (`data_fingerprint`), and
+/// `--resume` refuses to continue a run on data that changed since (a data file edited,
+/// shuffled or replaced). Hashing is one multiply per value, cheap next to loading.
+pub fn data_fingerprint(train: &Dataset, test: &Dataset) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut word = |w: u32| {
+        h ^= u64::from(w);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    };
+    for d in [train, test] {
+        for n in [d.n as u64, d.dim as u64] {
+            word(n as u32);
+            word((n >> 32) as u32);
+        }
+        for x in &d.x {
+            word(x.to_bits());
+        }
+        for &l in &d.labels {
+            word(u32::from(l));
+        }
+        match &d.targets {
+            Some(t) => {
+                word(1);
+                word(t.len() as u32);
+                word((t.len() as u64 >> 32) as u32);
+                for x in t {
+                    word(x.to_bits());
+                }
+            }
+            None => word(0),
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// Refuses a resume checkpoint trained with other settings than `cfg` (the run's
+/// `config.toml`, with the length and the other settings a resume may change): its `config`
+/// metadata entry, or, in checkpoints of versions that did not write one, its `seed`,
+/// `optimizer`, `lr` and `data` entries. Catches a config.toml edited after the run started,
+/// and a resume checkpoint copied from another run.
+fn check_checkpoint_settings(
+    cfg: &TrainConfig,
+    ck: &Checkpoint,
+    ck_path: &Path,
+    out: &Path,
+) -> Result<()> {
+    let diff = match ck.metadata.get("config") {
+        Some(text) => {
+            let origin = format!("{} (its `config` metadata)", ck_path.display());
+            let mut stored = TrainConfig::from_toml(text, &origin)?;
+            // What a resume may change (cli::train_config takes these from the flags).
+            stored.run.steps = cfg.run.steps;
+            stored.run.epochs = cfg.run.epochs;
+            stored.run.checkpoint_every = cfg.run.checkpoint_every;
+            stored.run.until_loss = cfg.run.until_loss;
+            stored.run.until_train_acc = cfg.run.until_train_acc;
+            stored.differences(cfg)
+        }
+        None => [
+            ("seed", "model.seed", cfg.model.seed.to_string()),
+            ("optimizer", "optim.opt", cfg.optim.opt.clone()),
+            ("lr", "optim.lr", cfg.optim.lr.to_string()),
+            ("data", "data.name", cfg.data.name.clone()),
+        ]
+        .into_iter()
+        .filter_map(|(key, setting, ours)| {
+            let theirs = ck.metadata.get(key)?;
+            (*theirs != ours).then(|| format!("{setting} = {theirs} vs {ours}"))
+        })
+        .collect(),
+    };
+    if diff.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::input(format!(
+        "--resume {}: checkpoint {} was trained with other settings than {} holds (the checkpoint's vs config.toml's: {}); a resume may change only the length (--steps / --epochs), --until-loss / --until-train-acc and --checkpoint-every: restore config.toml, or start a new run",
+        out.display(),
+        ck_path.display(),
+        out.join("config.toml").display(),
+        diff.join(", ")
+    )))
+}
+
+/// Restores the optimizer's state from a resume checkpoint's `optimizer.state` into `buf`
+/// (`opt.state_len(P)` values): present exactly when the optimizer keeps state, of that
+/// length, finite, and with non-negative second moments (RMSProp's and Adam's `v`, whose
+/// square root is taken). A missing state would silently restart the moments at zero.
+fn restore_optimizer_state(
+    opt: &edgewise_core::Optimizer,
+    extra: &BTreeMap<String, Vec<f32>>,
+    buf: &mut [f32],
+    name: &str,
+) -> std::result::Result<(), String> {
+    let want = buf.len();
+    let Some(b) = extra.get("optimizer.state") else {
+        if want == 0 {
+            return Ok(());
+        }
+        return Err(format!(
+            "no tensor optimizer.state, but optimizer {name} keeps {want} state values (its moments would restart at zero); is it the checkpoint of a run with another optimizer?"
+        ));
+    };
+    if b.len() != want {
+        return Err(format!(
+            "tensor optimizer.state has {} values, but optimizer {name} keeps {want}",
+            b.len()
+        ));
+    }
+    if let Some(i) = b.iter().position(|x| !x.is_finite()) {
+        return Err(format!(
+            "tensor optimizer.state holds a non-finite value ({} at index {i})",
+            b[i]
+        ));
+    }
+    let second_moments = match opt {
+        edgewise_core::Optimizer::RmsProp(_) => 0,
+        edgewise_core::Optimizer::Adam(_) => want / 2,
+        _ => want,
+    };
+    if let Some(i) = b[second_moments..].iter().position(|&x| x < 0.0) {
+        return Err(format!(
+            "tensor optimizer.state holds a negative second moment ({} at index {})",
+            b[second_moments + i],
+            second_moments + i
+        ));
+    }
+    buf.copy_from_slice(b);
+    Ok(())
 }
 
 /// The trackers whose state a resume checkpoint holds.
@@ -464,18 +697,6 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         );
     }
     preflight(cfg, &res, &prep, opts)?;
-    prepare_dir(opts)?;
-    let out = &opts.out;
-    let write_config = || {
-        fsio::atomic_write(&out.join("config.toml"), cfg.to_toml().as_bytes())
-            .map_err(|e| Failure::input(format!("cannot write to output directory: {e}")))
-    };
-    // A resumed run's config.toml is rewritten (with its new length) only once the
-    // checkpoint and metrics have been checked against it: a refused resume changes nothing.
-    if !opts.resume {
-        write_config()?;
-    }
-
     let p = arch.n_params();
     let seed = cfg.model.seed;
     let train = view(&prep.train).map_err(core_err("training data"))?;
@@ -484,7 +705,6 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         Some(ix) => train.select(ix).map_err(core_err("Hessian subset"))?,
         None => train,
     };
-    let n = prep.train.n;
     let batch = cfg.optim.batch_size.unwrap_or(n).min(n);
     let sampler = EpochSampler::new(n, batch, cfg.optim.drop_last, seed)
         .map_err(|e| Failure::input(format!("--batch-size: {e}")))?;
@@ -496,9 +716,28 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     }
     let total = match (cfg.run.steps, cfg.run.epochs) {
         (Some(s), _) => s,
-        (None, Some(e)) => e * bpe,
+        (None, Some(e)) => e.checked_mul(bpe).ok_or_else(|| {
+            Failure::input(format!(
+                "--epochs {e}: {e} epochs of {bpe} batches are more steps than edgewise can count ({})",
+                u64::MAX
+            ))
+        })?,
         (None, None) => DEFAULT_STEPS,
     };
+    let fingerprint = data_fingerprint(&prep.train, &prep.test);
+
+    // Nothing above wrote anything; from here on this process holds the run directory.
+    let _lock = prepare_dir(opts)?;
+    let out = &opts.out;
+    let write_config = || {
+        fsio::atomic_write(&out.join("config.toml"), cfg.to_toml().as_bytes())
+            .map_err(|e| Failure::input(format!("cannot write to output directory: {e}")))
+    };
+    // A resumed run's config.toml is rewritten (with its new length) only once the
+    // checkpoint and metrics have been checked against it: a refused resume changes nothing.
+    if !opts.resume {
+        write_config()?;
+    }
 
     let mut tracker = Tracker::new(&cfg.curvature, res.eig_method, res.hvp, seed, p);
     // The sharpness-only tracker, only when `track_every` asks for it (its warm-start history is
@@ -514,58 +753,44 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let mut rows: Vec<Row> = Vec::new();
     let mut builds: Vec<String> = Vec::new();
     if opts.resume {
-        let ck = checkpoint::load_expecting(&out.join("checkpoints/resume.safetensors"), &arch)
-            .map_err(ckpt_err)?;
+        let ck_path = out.join("checkpoints/resume.safetensors");
+        let ck = checkpoint::load_expecting(&ck_path, &arch).map_err(ckpt_err)?;
+        // Every refusal below names the checkpoint.
+        let refuse = |what: String| {
+            Failure::input(format!(
+                "--resume {}: checkpoint {}: {what}",
+                out.display(),
+                ck_path.display()
+            ))
+        };
+        check_checkpoint_settings(cfg, &ck, &ck_path, out)?;
+        if let Some(fp) = ck.metadata.get("data_fingerprint") {
+            if *fp != fingerprint {
+                return Err(refuse(format!(
+                    "the run was trained on other data than data set {} holds now (data fingerprint {fp} in the checkpoint, {fingerprint} now): its file changed (edited, shuffled or replaced) since the run started; restore it, or start a new run",
+                    cfg.data.name
+                )));
+            }
+        }
         let step: u64 = ck
             .metadata
             .get("step")
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| {
-                Failure::input(format!(
-                    "{}: no step in the checkpoint metadata",
-                    out.join("checkpoints/resume.safetensors").display()
-                ))
-            })?;
-        st.params = ck.params;
-        if let Some(b) = ck.extra.get("optimizer.state") {
-            if b.len() != st.opt_buf.len() {
-                return Err(Failure::input(
-                    "resume checkpoint: optimizer state does not fit the optimizer",
-                ));
-            }
-            st.opt_buf.copy_from_slice(b);
-        }
-        tracker
-            .restore(&ck.extra)
-            .and_then(|()| tracked.as_mut().map_or(Ok(()), |t| t.restore(&ck.extra)))
-            .map_err(|e| Failure::input(format!("resume checkpoint: {e}")))?;
-        st.t = step;
+            .ok_or_else(|| refuse("no step in the checkpoint metadata".into()))?;
         if total < step {
             return Err(Failure::input(format!(
                 "--resume {}: the run has taken {step} steps already, more than the {total} asked for; --steps / --epochs give the new total length",
                 out.display()
             )));
         }
-        builds = lineage(&ck.metadata);
-        let this = build_id().unwrap_or(UNKNOWN_BUILD);
-        if builds.iter().any(|b| b != this) {
-            let known: Vec<&str> = builds
-                .iter()
-                .map(String::as_str)
-                .filter(|&b| b != UNKNOWN_BUILD)
-                .collect();
-            let who = if known.is_empty() {
-                "a version that recorded no build id".to_string()
-            } else {
-                format!("build {}", known.join(", "))
-            };
-            eprintln!(
-                "warning: {} was written by {who}, and this is build {this}: its {step} steps come \
-                 from other code, so the continued run need not match an uninterrupted run of \
-                 either (summary.json lists every build under `builds`)",
-                out.join("checkpoints/resume.safetensors").display()
-            );
-        }
+        st.params = ck.params;
+        restore_optimizer_state(&res.opt, &ck.extra, &mut st.opt_buf, &cfg.optim.opt)
+            .map_err(refuse)?;
+        st.t = step;
+        tracker
+            .restore(&ck.extra)
+            .and_then(|()| tracked.as_mut().map_or(Ok(()), |t| t.restore(&ck.extra)))
+            .map_err(refuse)?;
         let layout = metrics::read_layout(&metrics_path, true)?;
         if layout.torn {
             eprintln!(
@@ -606,6 +831,62 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                 rows.len()
             )));
         }
+        // The trackers' state must be what their measurements before the step left behind,
+        // and usable.
+        let count = |f: fn(&Row) -> bool| rows.iter().filter(|r| f(r)).count();
+        let main = Measured {
+            top: count(|r| r.sharpness.is_some()),
+            lambda_min: count(|r| r.lambda_min.is_some()) > 0,
+            precond: count(|r| r.precond_sharpness.is_some()) > 0,
+        };
+        let second = Measured {
+            top: count(|r| r.tracked_sharpness.is_some()),
+            ..Measured::default()
+        };
+        tracker
+            .check_restored(&main)
+            .and_then(|()| {
+                tracked
+                    .as_ref()
+                    .map_or(Ok(()), |t| t.check_restored(&second))
+            })
+            .map_err(refuse)?;
+        builds = lineage(&ck.metadata);
+        let this = build_id().unwrap_or(UNKNOWN_BUILD);
+        if builds.iter().any(|b| b != this) {
+            let known: Vec<&str> = builds
+                .iter()
+                .map(String::as_str)
+                .filter(|&b| b != UNKNOWN_BUILD)
+                .collect();
+            let who = if known.is_empty() {
+                "a version that recorded no build id".to_string()
+            } else {
+                format!("build {}", known.join(", "))
+            };
+            eprintln!(
+                "warning: {} was written by {who}, and this is build {this}: its {step} steps come \
+                 from other code, so the continued run need not match an uninterrupted run of \
+                 either (summary.json lists every build under `builds`)",
+                ck_path.display()
+            );
+        }
+        // Every check passed. The run is unfinished from here until it writes its summary
+        // again: the summary and final parameters of the shorter run it was would mark an
+        // interrupted extension as finished (`sweep` and `repro` skip runs with a
+        // summary.json, `report` labels them done).
+        for stale in ["summary.json", "checkpoints/final.safetensors"] {
+            let path = out.join(stale);
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Failure::input(format!(
+                        "cannot write to output directory: cannot remove {}: {e}",
+                        path.display()
+                    )))
+                }
+                _ => {}
+            }
+        }
         write_config()?;
         if current {
             fsio::truncate_to_lines(&metrics_path, rows.len() + 1).map_err(io_err)?;
@@ -629,6 +910,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     if !builds.contains(&this_build) {
         builds.push(this_build);
     }
+    let meta = checkpoint_metadata(cfg, &builds, &fingerprint);
     let mut log = fsio::AppendFile::open(&metrics_path).map_err(io_err)?;
 
     let mut grad = vec![0.0f32; p];
@@ -791,20 +1073,18 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
             save_checkpoint(
                 &out.join(format!("checkpoints/step_{:06}.safetensors", st.t)),
                 &arch,
-                cfg,
+                &meta,
                 &st.params,
                 None,
                 ep,
-                &builds,
             )?;
             save_checkpoint(
                 &out.join("checkpoints/resume.safetensors"),
                 &arch,
-                cfg,
+                &meta,
                 &st.params,
                 Some((&st, &trackers(&tracker, &tracked))),
                 ep,
-                &builds,
             )?;
         }
         if opts.interrupt_after == Some(st.t) {
@@ -854,21 +1134,19 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         save_checkpoint(
             &out.join("checkpoints/final.safetensors"),
             &arch,
-            cfg,
+            &meta,
             fp,
             None,
             st.t / bpe,
-            &builds,
         )?;
         if !diverged {
             save_checkpoint(
                 &out.join("checkpoints/resume.safetensors"),
                 &arch,
-                cfg,
+                &meta,
                 &st.params,
                 Some((&st, &trackers(&tracker, &tracked))),
                 st.t / bpe,
-                &builds,
             )?;
         }
     }
@@ -1030,5 +1308,73 @@ impl Progress {
         if let Some(b) = &self.bar {
             b.finish();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(x: &[f32], labels: &[u16]) -> Dataset {
+        Dataset {
+            x: x.to_vec(),
+            labels: labels.to_vec(),
+            targets: None,
+            n: labels.len(),
+            dim: x.len() / labels.len(),
+            n_classes: 2,
+            name: "t".into(),
+        }
+    }
+
+    #[test]
+    fn the_data_fingerprint_sees_every_bit_and_the_order() {
+        let train = set(&[0.5, -1.0, 2.0, 0.0], &[0, 1]);
+        let test = set(&[1.0, 1.5], &[1]);
+        let fp = data_fingerprint(&train, &test);
+        // Pinned (and checked against an independent implementation of the definition):
+        // checkpoints of every platform and version carry this value for these data, and a
+        // resume refuses any other.
+        assert_eq!(fp, "4d0d12a5e0bcf3a4");
+        assert_eq!(data_fingerprint(&train, &test), fp);
+        let differs = |tr: &Dataset, te: &Dataset| assert_ne!(data_fingerprint(tr, te), fp);
+        // Rows swapped, one feature's sign (-0.0), one label, the sets swapped.
+        differs(&set(&[2.0, 0.0, 0.5, -1.0], &[1, 0]), &test);
+        differs(&set(&[0.5, -1.0, 2.0, -0.0], &[0, 1]), &test);
+        differs(&train, &set(&[1.0, 1.5], &[0]));
+        differs(&test, &train);
+        // The same values in another shape.
+        let mut wide = set(&[0.5, -1.0, 2.0, 0.0], &[0]);
+        wide.labels = vec![0, 1];
+        differs(&wide, &test);
+        let mut regression = set(&[0.5, -1.0, 2.0, 0.0], &[0, 0]);
+        differs(&regression, &test);
+        regression.targets = Some(vec![0.25, 0.75]);
+        let fr = data_fingerprint(&regression, &test);
+        regression.targets = Some(vec![0.25, 0.5]);
+        assert_ne!(data_fingerprint(&regression, &test), fr);
+    }
+
+    #[rustversion::since(1.89)]
+    #[test]
+    fn a_locked_run_directory_cannot_be_locked_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = lock_run(dir.path()).unwrap();
+        // Another open file of the lock is refused, in this process too (a sweep's runs).
+        let e = lock_run(dir.path()).unwrap_err();
+        assert_eq!(e.code, crate::error::EXIT_BAD_INPUT);
+        assert!(
+            e.to_string().contains(&format!(
+                "another edgewise process is writing {}",
+                dir.path().display()
+            )),
+            "{e}"
+        );
+        drop(first);
+        let again = lock_run(dir.path()).unwrap();
+        // --force leaves the lock file alone.
+        assert!(holds_a_run(dir.path()));
+        drop(again);
+        assert!(dir.path().join(LOCK_FILE).is_file());
     }
 }

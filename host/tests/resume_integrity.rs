@@ -1,0 +1,514 @@
+//! `train --resume` refuses what would not continue the run it claims to continue: a resume
+//! checkpoint missing or corrupting optimizer or tracker state, or trained with other settings
+//! or other data than the run's, and a run directory another process is writing. A refused
+//! resume changes nothing on disk; an accepted one that is interrupted leaves an unfinished
+//! run behind (no stale summary.json), which `sweep` completes. Fresh runs refuse an `--epochs`
+//! count whose steps overflow.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use edgewise::checkpoint::{self, Checkpoint};
+
+const SMALL: &[&str] = &[
+    "--data",
+    "digits",
+    "--per-class",
+    "20",
+    "--arch",
+    "64-12-10",
+    "--quiet",
+];
+
+fn train(out: &Path, extra: &[&str]) -> Output {
+    let mut a: Vec<&str> = vec!["train", "--out", out.to_str().unwrap()];
+    a.extend_from_slice(SMALL);
+    a.extend_from_slice(extra);
+    ok(&a)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Every file under `dir` with its contents: what a refused command must leave unchanged.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(d: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for e in std::fs::read_dir(d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.insert(p.clone(), read(&p));
+            }
+        }
+    }
+    let mut m = BTreeMap::new();
+    walk(dir, &mut m);
+    m
+}
+
+fn resume_ckpt(run: &Path) -> PathBuf {
+    run.join("checkpoints/resume.safetensors")
+}
+
+/// Loads `run`'s resume checkpoint, changes it with `f` and writes it back.
+fn edit_ckpt(run: &Path, f: impl FnOnce(&mut Checkpoint)) {
+    let path = resume_ckpt(run);
+    let mut ck = checkpoint::load(&path).unwrap();
+    f(&mut ck);
+    checkpoint::save(&path, &ck).unwrap();
+}
+
+/// A copy of the run directory `from` at `to` (replacing it).
+fn copy_run(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    for (p, bytes) in snapshot(from) {
+        let dst = to.join(p.strip_prefix(from).unwrap());
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::write(dst, bytes).unwrap();
+    }
+}
+
+/// `train --resume RUN --steps 30` must be refused (exit 2) naming the checkpoint and
+/// `needle`, and leave the run directory as it was.
+fn refused(run: &Path, needle: &str) -> String {
+    let before = snapshot(run);
+    let err = bad(&["train", "--resume", s(run), "--steps", "30"], needle);
+    assert!(
+        err.contains(s(&resume_ckpt(run))),
+        "the message names the checkpoint: {err}"
+    );
+    assert!(
+        before == snapshot(run),
+        "a refused resume changed {}",
+        run.display()
+    );
+    err
+}
+
+#[test]
+fn a_checkpoint_without_the_optimizers_state_is_refused() {
+    let d = tmp("ri-opt");
+    let (adam, gd, work) = (d.join("adam"), d.join("gd"), d.join("work"));
+    let len = ["--steps", "20", "--checkpoint-every", "10"];
+    train(
+        &adam,
+        &[&["--opt", "adam", "--lr", "0.01"][..], &len].concat(),
+    );
+    train(&gd, &len);
+
+    // Adam's moments are gone: they would restart at zero.
+    copy_run(&adam, &work);
+    edit_ckpt(&work, |ck| {
+        assert!(ck.extra.remove("optimizer.state").is_some());
+    });
+    refused(&work, "no tensor optimizer.state, but optimizer adam keeps");
+
+    // A GD run's resume checkpoint in an Adam run: its configuration says so; without the
+    // configuration (a checkpoint of an older version), its `optimizer` entry does; without
+    // either, the missing state does.
+    copy_run(&adam, &work);
+    std::fs::copy(resume_ckpt(&gd), resume_ckpt(&work)).unwrap();
+    refused(&work, "optim.opt = \"gd\" vs \"adam\"");
+    edit_ckpt(&work, |ck| {
+        assert!(ck.metadata.remove("config").is_some());
+    });
+    refused(&work, "optim.opt = gd vs adam");
+    edit_ckpt(&work, |ck| {
+        ck.metadata.remove("optimizer");
+        ck.metadata.remove("lr");
+    });
+    refused(&work, "no tensor optimizer.state");
+
+    // Corrupt moments.
+    for (i, x, needle) in [
+        (
+            3,
+            f32::NAN,
+            "optimizer.state holds a non-finite value (NaN at index 3)",
+        ),
+        (7, f32::INFINITY, "non-finite value (inf at index 7)"),
+    ] {
+        copy_run(&adam, &work);
+        edit_ckpt(&work, |ck| {
+            ck.extra.get_mut("optimizer.state").unwrap()[i] = x
+        });
+        refused(&work, needle);
+    }
+    // Adam's second moments (the state's second half) cannot be negative.
+    copy_run(&adam, &work);
+    edit_ckpt(&work, |ck| {
+        let v = ck.extra.get_mut("optimizer.state").unwrap();
+        let last = v.len() - 1;
+        v[last] = -1.0;
+    });
+    refused(&work, "negative second moment");
+    // The untouched copy resumes.
+    copy_run(&adam, &work);
+    ok(&["train", "--resume", s(&work), "--steps", "30", "--quiet"]);
+    let _ = std::fs::remove_dir_all(d);
+}
+
+#[test]
+fn missing_or_corrupt_tracker_state_is_refused() {
+    let d = tmp("ri-tracker");
+    let (full, cut, work) = (d.join("full"), d.join("cut"), d.join("work"));
+    // GD with lambda_min and the sharpness-only tracker; Adam adds the preconditioned
+    // sharpness.
+    let gd = [
+        "--lr",
+        "0.2",
+        "--eig-every",
+        "3",
+        "--lambda-min",
+        "--track-every",
+        "1",
+        "--checkpoint-every",
+        "10",
+    ];
+    train(&full, &[&gd[..], &["--steps", "30"]].concat());
+    train(&cut, &[&gd[..], &["--steps", "20"]].concat());
+    for (tensor, needle) in [
+        (
+            "tracker.topk",
+            "no tensor tracker.topk, although the run measured the sharpness 7 time(s)",
+        ),
+        (
+            "tracker.min",
+            "no tensor tracker.min, although the run measured lambda_min",
+        ),
+        ("tracker.history", "no tensor tracker.history"),
+        (
+            "tracked.topk",
+            "no tensor tracked.topk, although the run measured the sharpness 20 time(s)",
+        ),
+        ("tracked.history", "no tensor tracked.history"),
+    ] {
+        copy_run(&cut, &work);
+        edit_ckpt(&work, |ck| {
+            assert!(ck.extra.remove(tensor).is_some(), "{tensor}");
+        });
+        let err = refused(&work, needle);
+        assert!(err.contains("metrics.csv"), "{err}");
+    }
+    // Zero vectors (a solver's start) and non-finite values.
+    let zero = |v: &mut Vec<f32>| v.iter_mut().for_each(|x| *x = 0.0);
+    type Edit = fn(&mut Vec<f32>);
+    let edits: [(&str, Edit, &str); 5] = [
+        (
+            "tracker.topk",
+            zero,
+            "tensor tracker.topk: vector 0 is zero",
+        ),
+        (
+            "tracker.topk",
+            |v| v[5] = f32::INFINITY,
+            "tracker.topk holds a non-finite value (inf at index 5)",
+        ),
+        ("tracker.min", zero, "tensor tracker.min: vector 0 is zero"),
+        (
+            "tracker.history",
+            |v| v[1] = f32::NAN,
+            "tracker.history holds a non-finite value (NaN at index 1)",
+        ),
+        (
+            "tracked.topk",
+            zero,
+            "tensor tracked.topk: vector 0 is zero",
+        ),
+    ];
+    for (tensor, edit, needle) in edits {
+        copy_run(&cut, &work);
+        edit_ckpt(&work, |ck| edit(ck.extra.get_mut(tensor).unwrap()));
+        refused(&work, needle);
+    }
+    // The intact state resumes to the longer run's bits.
+    ok(&["train", "--resume", s(&cut), "--steps", "30", "--quiet"]);
+    assert_eq!(
+        read(&full.join("metrics.csv")),
+        read(&cut.join("metrics.csv"))
+    );
+
+    let adam = d.join("adam");
+    train(
+        &adam,
+        &[
+            "--opt",
+            "adam",
+            "--lr",
+            "0.01",
+            "--eig-every",
+            "5",
+            "--steps",
+            "20",
+            "--checkpoint-every",
+            "10",
+        ],
+    );
+    copy_run(&adam, &work);
+    edit_ckpt(&work, |ck| {
+        assert!(ck.extra.remove("tracker.precond").is_some());
+    });
+    refused(
+        &work,
+        "no tensor tracker.precond, although the run measured the preconditioned sharpness",
+    );
+    let _ = std::fs::remove_dir_all(d);
+}
+
+#[test]
+fn an_edited_config_toml_is_refused() {
+    let d = tmp("ri-config");
+    let run = d.join("run");
+    train(
+        &run,
+        &["--lr", "0.05", "--steps", "20", "--checkpoint-every", "10"],
+    );
+    let path = run.join("config.toml");
+    let original = String::from_utf8(read(&path)).unwrap();
+    for (from, to, needle) in [
+        ("lr = 0.05", "lr = 0.07", "optim.lr = 0.05 vs 0.07"),
+        ("seed = 0", "seed = 3", "model.seed = 0 vs 3"),
+        (
+            "eval_every = 10",
+            "eval_every = 5",
+            "run.eval_every = 10 vs 5",
+        ),
+    ] {
+        assert!(original.contains(from), "{original}");
+        std::fs::write(&path, original.replace(from, to)).unwrap();
+        let err = refused(&run, needle);
+        assert!(err.contains("restore config.toml"), "{err}");
+    }
+    // What a resume may change is not compared: the length, the checkpoint interval.
+    std::fs::write(
+        &path,
+        original
+            .replace("\nsteps = 20", "\nsteps = 25")
+            .replace("checkpoint_every = 10", "checkpoint_every = 5"),
+    )
+    .unwrap();
+    ok(&["train", "--resume", s(&run), "--quiet"]);
+    let summary = String::from_utf8(read(&run.join("summary.json"))).unwrap();
+    assert!(summary.contains("\"steps\": 25"), "{summary}");
+    let _ = std::fs::remove_dir_all(d);
+}
+
+/// A classification data set of `n` rows, 4 features and 3 classes, as a csv file.
+fn write_csv(path: &Path, n: usize) -> Vec<String> {
+    let rows: Vec<String> = (0..n)
+        .map(|i| {
+            let f = |k: usize| ((i * 7 + k * 13) % 17) as f32 / 8.0 - 1.0;
+            format!("{},{},{},{},{}", f(0), f(1), f(2), f(3), i % 3)
+        })
+        .collect();
+    std::fs::write(path, rows.join("\n") + "\n").unwrap();
+    rows
+}
+
+#[test]
+fn data_that_changed_since_the_run_started_is_refused() {
+    let d = tmp("ri-data");
+    let csv = d.join("data.csv");
+    let rows = write_csv(&csv, 60);
+    let run = d.join("run");
+    let spec = format!("csv:{}", csv.display());
+    ok(&[
+        "train",
+        "--out",
+        s(&run),
+        "--data",
+        &spec,
+        "--arch",
+        "4-8-3",
+        "--steps",
+        "20",
+        "--checkpoint-every",
+        "10",
+        "--quiet",
+    ]);
+    // The same rows in another order: other batches, another split.
+    let mut shuffled = rows.clone();
+    shuffled.reverse();
+    std::fs::write(&csv, shuffled.join("\n") + "\n").unwrap();
+    let err = refused(&run, "the run was trained on other data");
+    // Every checkpoint carries the fingerprint; the message names it and the data set.
+    let fp = checkpoint::load(&resume_ckpt(&run)).unwrap().metadata["data_fingerprint"].clone();
+    assert_eq!(fp.len(), 16);
+    assert!(err.contains(&fp) && err.contains(&spec), "{err}");
+    for name in ["final", "step_000010"] {
+        let ck = checkpoint::load(&run.join(format!("checkpoints/{name}.safetensors"))).unwrap();
+        assert_eq!(ck.metadata["data_fingerprint"], fp);
+    }
+    // One value changed.
+    let mut edited = rows.clone();
+    edited[5] = format!("{},1", edited[5].rsplit_once(',').unwrap().0);
+    assert_ne!(edited, rows);
+    std::fs::write(&csv, edited.join("\n") + "\n").unwrap();
+    refused(&run, "data fingerprint");
+    // A checkpoint of a version that recorded no fingerprint is accepted.
+    let work = d.join("work");
+    copy_run(&run, &work);
+    edit_ckpt(&work, |ck| {
+        assert!(ck.metadata.remove("data_fingerprint").is_some());
+    });
+    ok(&["train", "--resume", s(&work), "--steps", "30", "--quiet"]);
+    // The original data resume.
+    std::fs::write(&csv, rows.join("\n") + "\n").unwrap();
+    ok(&["train", "--resume", s(&run), "--steps", "30", "--quiet"]);
+    let _ = std::fs::remove_dir_all(d);
+}
+
+#[test]
+fn an_epoch_count_whose_steps_overflow_is_refused_before_anything_is_written() {
+    let d = tmp("ri-epochs");
+    let out = d.join("run");
+    // 200 training samples in batches of 128: 2 batches per epoch.
+    let err = bad(
+        &[
+            &["train", "--out", s(&out)][..],
+            SMALL,
+            &["--epochs", "9223372036854775808", "--batch-size", "128"],
+        ]
+        .concat(),
+        "--epochs 9223372036854775808: 9223372036854775808 epochs of 2 batches are more steps",
+    );
+    assert!(!out.exists(), "{err}");
+    let _ = std::fs::remove_dir_all(d);
+}
+
+/// (Builds by compilers before Rust 1.89 do not lock.)
+#[rustversion::since(1.89)]
+#[test]
+fn a_run_directory_is_written_by_one_process_at_a_time() {
+    let d = tmp("ri-lock");
+    let run = d.join("run");
+    let mut a: Vec<&str> = vec!["train", "--out", s(&run)];
+    a.extend_from_slice(SMALL);
+    a.extend_from_slice(&[
+        "--steps",
+        "100000000",
+        "--checkpoint-every",
+        "5",
+        "--no-plots",
+    ]);
+    let mut first = exe()
+        .args(&a)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for its first resume checkpoint.
+    let started = Instant::now();
+    while !resume_ckpt(&run).is_file() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no checkpoint"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let config = read(&run.join("config.toml"));
+    for args in [
+        // (`--steps 1`, fewer than taken, so that without a lock this fails at once.)
+        vec!["train", "--resume", s(&run), "--steps", "1", "--quiet"],
+        [
+            &["train", "--out", s(&run), "--force", "--steps", "3"][..],
+            SMALL,
+        ]
+        .concat(),
+    ] {
+        let err = bad(
+            &args,
+            &format!("another edgewise process is writing {}", run.display()),
+        );
+        assert!(err.contains("run.lock"), "{err}");
+    }
+    // Nothing was deleted or rewritten under the running process.
+    assert_eq!(read(&run.join("config.toml")), config);
+    assert!(resume_ckpt(&run).is_file());
+    // A killed process holds no lock: its run resumes.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let step = checkpoint::load(&resume_ckpt(&run)).unwrap().metadata["step"].clone();
+    ok(&["train", "--resume", s(&run), "--steps", &step, "--quiet"]);
+    assert!(run.join("summary.json").is_file());
+    let _ = std::fs::remove_dir_all(d);
+}
+
+/// An extension interrupted after it started leaves an unfinished run (no summary.json, no
+/// final.safetensors of the shorter run), which a sweep then completes to the bits of a fresh
+/// sweep of that length.
+#[test]
+fn an_interrupted_extension_is_unfinished_and_a_sweep_completes_it() {
+    let d = tmp("ri-extend");
+    let base: Vec<&str> = vec![
+        "--data",
+        "digits",
+        "--per-class",
+        "15",
+        "--arch",
+        "64-8-10",
+        "--eig-every",
+        "1",
+        "--lambda-min",
+        "--lrs",
+        "0.05,0.1",
+        "--quiet",
+        "--no-plots",
+    ];
+    let sweep = |out: &Path, steps: &str| {
+        let mut a = vec!["sweep", "--out", s(out), "--steps", steps, "--jobs", "1"];
+        a.extend_from_slice(&base);
+        ok(&a);
+    };
+    let (ext, fresh) = (d.join("ext"), d.join("fresh"));
+    sweep(&ext, "20");
+    sweep(&fresh, "40");
+    let names = ["lr=0.05", "lr=0.1"];
+    // What a sweep with --steps 40 killed during its runs leaves behind.
+    for n in names {
+        let dir = ext.join(n);
+        let o = run(&[
+            "train",
+            "--resume",
+            s(&dir),
+            "--steps",
+            "40",
+            "--interrupt-after",
+            "30",
+            "--quiet",
+        ]);
+        assert_eq!(o.status.code(), Some(137));
+        assert!(
+            !dir.join("summary.json").exists(),
+            "{n}: stale summary.json"
+        );
+        assert!(!dir.join("checkpoints/final.safetensors").exists(), "{n}");
+    }
+    // `report` sees unfinished runs.
+    let rep = d.join("report");
+    ok(&["report", s(&ext.join(names[0])), "--out", s(&rep)]);
+    let md = String::from_utf8(read(&rep.join("report.md"))).unwrap();
+    assert!(
+        md.contains("| incomplete |") && !md.contains("| done |"),
+        "{md}"
+    );
+    sweep(&ext, "40");
+    for n in names {
+        for f in ["metrics.csv", "checkpoints/final.safetensors"] {
+            assert!(
+                read(&ext.join(n).join(f)) == read(&fresh.join(n).join(f)),
+                "{n}: {f} differs from a fresh sweep's"
+            );
+        }
+        let summary = String::from_utf8(read(&ext.join(n).join("summary.json"))).unwrap();
+        assert!(summary.contains("\"steps\": 40"), "{summary}");
+    }
+    let _ = std::fs::remove_dir_all(d);
+}
