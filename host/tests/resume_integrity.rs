@@ -369,15 +369,16 @@ fn data_that_changed_since_the_run_started_is_refused() {
 fn an_epoch_count_whose_steps_overflow_is_refused_before_anything_is_written() {
     let d = tmp("ri-epochs");
     let out = d.join("run");
-    // 200 training samples in batches of 128: 2 batches per epoch.
+    // 200 training samples in batches of 50: 4 batches per epoch. (Above i64::MAX, the
+    // epoch count itself is refused: config.toml could not hold it.)
     let err = bad(
         &[
             &["train", "--out", s(&out)][..],
             SMALL,
-            &["--epochs", "9223372036854775808", "--batch-size", "128"],
+            &["--epochs", "9223372036854775807", "--batch-size", "50"],
         ]
         .concat(),
-        "--epochs 9223372036854775808: 9223372036854775808 epochs of 2 batches are more steps",
+        "--epochs 9223372036854775807: 9223372036854775807 epochs of 4 batches are more steps",
     );
     assert!(!out.exists(), "{err}");
     let _ = std::fs::remove_dir_all(d);
