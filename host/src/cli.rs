@@ -668,7 +668,10 @@ fn base_config(config: &Option<PathBuf>, settings: &Overrides) -> Result<TrainCo
 
 /// Runs `sweep`.
 pub fn cmd_sweep(a: &SweepArgs) -> Result<u8> {
-    use crate::sweep::{parse_geometric, parse_list, parse_shard, sweep, Grid, SweepOptions};
+    use crate::sweep::{
+        parse_batch_size, parse_geometric, parse_list, parse_list_with, parse_shard, sweep, Grid,
+        SweepOptions,
+    };
     let base = base_config(&a.config, &a.settings)?;
     let mut grid = Grid::default();
     if let Some(s) = &a.lrs {
@@ -681,13 +684,7 @@ pub fn cmd_sweep(a: &SweepArgs) -> Result<u8> {
         grid.seeds = parse_list("--seeds", s, |x| x.parse().ok())?;
     }
     if let Some(s) = &a.batch_sizes {
-        grid.batch_sizes = parse_list("--batch-sizes", s, |x| {
-            if x == "full" {
-                Some(None)
-            } else {
-                x.parse().ok().filter(|&b: &usize| b > 0).map(Some)
-            }
-        })?;
+        grid.batch_sizes = parse_list_with("--batch-sizes", s, parse_batch_size)?;
     }
     if let Some(s) = &a.opts {
         grid.opts = parse_list("--opts", s, |x| Some(x.to_string()))?;
