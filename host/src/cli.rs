@@ -761,10 +761,14 @@ pub fn cmd_report(a: &ReportArgs) -> Result<u8> {
         (None, [one]) => one.clone(),
         _ => PathBuf::from("runs/report"),
     };
-    let recs = crate::report::report(&a.dirs, &out)?;
+    let r = crate::report::report(&a.dirs, &out)?;
+    let left_out = match r.left_out.len() {
+        0 => String::new(),
+        n => format!(" ({n} left out: their files could not be read, see the warnings)"),
+    };
     eprintln!(
-        "report of {} runs: {}",
-        recs.len(),
+        "report of {} runs{left_out}: {}",
+        r.runs.len(),
         out.join("report.md").display()
     );
     Ok(0)

@@ -191,3 +191,128 @@ fn a_sweep_refuses_run_directories_it_cannot_write_into_before_deleting_anything
         "--batch-sizes: \"0\": a batch size must be at least 1 (or `full` for full batch)",
     );
 }
+
+/// `report.csv`'s run directories (first column), in order.
+fn reported_dirs(out: &Path) -> Vec<String> {
+    String::from_utf8(read(&out.join("report.csv")))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn report_leaves_out_damaged_runs_naming_the_file_and_tolerates_a_torn_last_line() {
+    let d = tmp("rd-report");
+    let sw = d.join("sw");
+    let mut a = sweep_args(&sw, &["--steps", "20"]);
+    a[4] = "0.05,0.1,0.2";
+    ok(&a);
+    let rep = d.join("rep");
+    let report = |needles: &[&str]| {
+        let o = ok(&["report", s(&sw), "--out", s(&rep)]);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        for n in needles {
+            assert!(err.contains(n), "{n:?} not in: {err}");
+        }
+        err
+    };
+    report(&["report of 3 runs"]);
+    assert_eq!(reported_dirs(&rep).len(), 3);
+
+    // A run being extended (its old summary.json still there) and killed while appending a
+    // row: the torn line is left out with a warning, not an error.
+    let m = sw.join("lr=0.1/metrics.csv");
+    let mut bytes = read(&m);
+    bytes.extend_from_slice(b"20,0,0.1,2.2");
+    std::fs::write(&m, bytes).unwrap();
+    report(&["its last line is incomplete", "report of 3 runs"]);
+    assert_eq!(reported_dirs(&rep).len(), 3);
+
+    // summary.json of the wrong shape: left out, named with the reason, in the warnings and
+    // in report.md; the other runs are reported.
+    let bad_summary = sw.join("lr=0.05/summary.json");
+    std::fs::write(&bad_summary, b"[1,2,3]").unwrap();
+    let err = report(&[
+        "warning: run ",
+        "left out of the report",
+        "not an edgewise summary",
+        "report of 2 runs (1 left out",
+    ]);
+    assert!(err.contains(&bad_summary.display().to_string()), "{err}");
+    let md = String::from_utf8(read(&rep.join("report.md"))).unwrap();
+    assert!(md.contains("1 run directory left out"), "{md}");
+    assert!(md.contains("## Left out"), "{md}");
+    assert!(md.contains(&bad_summary.display().to_string()), "{md}");
+    let dirs = reported_dirs(&rep);
+    assert_eq!(dirs.len(), 2);
+    assert!(!dirs.iter().any(|d| d.ends_with("lr=0.05")), "{dirs:?}");
+
+    // A wrong type in a field, a missing metrics.csv, one that is a directory.
+    std::fs::write(
+        &bad_summary,
+        br#"{"steps": 20, "diverged": false, "final_values": {"test_acc": "high"}}"#,
+    )
+    .unwrap();
+    report(&["`final_values.test_acc` is `\"high\"`, not a number"]);
+    let m2 = sw.join("lr=0.2/metrics.csv");
+    std::fs::remove_file(&m2).unwrap();
+    report(&[
+        "lr=0.2/metrics.csv: missing",
+        "report of 1 runs (2 left out",
+    ]);
+    std::fs::create_dir(&m2).unwrap();
+    report(&["lr=0.2/metrics.csv", "report of 1 runs (2 left out"]);
+    assert_eq!(reported_dirs(&rep).len(), 1);
+
+    // When no run can be read, that is bad input, and nothing is written.
+    std::fs::remove_file(sw.join("lr=0.1/summary.json")).unwrap();
+    std::fs::write(sw.join("lr=0.1/metrics.csv"), b"step,loss\n").unwrap();
+    let empty = d.join("nothing");
+    let err = bad(
+        &["report", s(&sw), "--out", s(&empty)],
+        "no run could be read (3 run directories; first: ",
+    );
+    assert!(err.contains("not an edgewise metrics file"), "{err}");
+    assert!(!empty.exists());
+    bad(
+        &["report", s(&sw.join("lr=0.05")), "--out", s(&empty)],
+        "not a number",
+    );
+    assert!(!empty.exists());
+}
+
+#[test]
+fn repro_redoes_a_reusable_run_whose_files_cannot_be_read() {
+    let d = tmp("rd-repro");
+    let out = d.join("repro");
+    let repro = || run(&["repro", "--scale", "tiny", "--jobs", "2", "--out", s(&out)]);
+    let o = repro();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let runs: Vec<PathBuf> = snapshot(&out)
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| p.ends_with("summary.json"))
+        .map(|p| p.parent().unwrap().to_path_buf())
+        .collect();
+    assert_eq!(runs.len(), 13, "{runs:?}");
+    let (a, b) = (&runs[0], &runs[5]);
+    let (ma, mb) = (read(&a.join("metrics.csv")), read(&b.join("metrics.csv")));
+    // A damaged row in the middle of one run's metrics, a summary of the wrong shape in another.
+    let text = String::from_utf8(ma.clone()).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[2] = "garbage";
+    std::fs::write(a.join("metrics.csv"), lines.join("\n") + "\n").unwrap();
+    std::fs::write(b.join("summary.json"), b"[1,2,3]").unwrap();
+    let o = repro();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("2 runs trained, 11 reused, 0 failed"), "{err}");
+    assert!(err.contains("cannot reuse it"), "{err}");
+    // Redone to the same bits.
+    assert_eq!(read(&a.join("metrics.csv")), ma);
+    assert_eq!(read(&b.join("metrics.csv")), mb);
+    let s: serde_json::Value = serde_json::from_slice(&read(&b.join("summary.json"))).unwrap();
+    assert!(s["steps"].as_u64().is_some(), "{s}");
+}
