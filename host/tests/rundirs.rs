@@ -316,3 +316,68 @@ fn repro_redoes_a_reusable_run_whose_files_cannot_be_read() {
     let s: serde_json::Value = serde_json::from_slice(&read(&b.join("summary.json"))).unwrap();
     assert!(s["steps"].as_u64().is_some(), "{s}");
 }
+
+#[test]
+fn csv_data_lines_are_limited_and_their_mistakes_named() {
+    let d = tmp("rd-csv");
+    let train_on = |path: &Path| {
+        let spec = format!("csv:{}", path.display());
+        run(&[
+            "train",
+            "--data",
+            &spec,
+            "--arch",
+            "2-4-2",
+            "--steps",
+            "2",
+            "--quiet",
+            "--out",
+            s(&d.join("run")),
+            "--force",
+        ])
+    };
+    let csv_args = |path: &Path, needle: &str| {
+        let spec = format!("csv:{}", path.display());
+        bad(
+            &[
+                "train",
+                "--data",
+                &spec,
+                "--arch",
+                "2-4-2",
+                "--steps",
+                "2",
+                "--quiet",
+                "--out",
+                s(&d.join("bad-run")),
+            ],
+            needle,
+        )
+    };
+    let rows: String = (0..20)
+        .map(|i| format!("{i},{},{}\n", i * 2, i % 2))
+        .collect();
+    let bom = d.join("bom.csv");
+    std::fs::write(&bom, format!("\u{FEFF}{rows}")).unwrap();
+    let o = train_on(&bom);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let comma = d.join("comma.csv");
+    std::fs::write(&comma, format!("{rows}1,2,1,\n")).unwrap();
+    csv_args(
+        &comma,
+        &format!(
+            "data file {}, line 21: the line ends with a comma: the last field, the label, is empty",
+            comma.display()
+        ),
+    );
+
+    // 17 MiB without a line break.
+    let long = d.join("long.csv");
+    std::fs::write(&long, format!("{rows}{}", "5".repeat(17 << 20))).unwrap();
+    csv_args(
+        &long,
+        &format!("data file {}, line 21: longer than 16 MiB", long.display()),
+    );
+    assert!(!d.join("bad-run").exists());
+}
