@@ -668,7 +668,10 @@ fn base_config(config: &Option<PathBuf>, settings: &Overrides) -> Result<TrainCo
 
 /// Runs `sweep`.
 pub fn cmd_sweep(a: &SweepArgs) -> Result<u8> {
-    use crate::sweep::{parse_geometric, parse_list, parse_shard, sweep, Grid, SweepOptions};
+    use crate::sweep::{
+        parse_batch_size, parse_geometric, parse_list, parse_list_with, parse_shard, sweep, Grid,
+        SweepOptions,
+    };
     let base = base_config(&a.config, &a.settings)?;
     let mut grid = Grid::default();
     if let Some(s) = &a.lrs {
@@ -681,13 +684,7 @@ pub fn cmd_sweep(a: &SweepArgs) -> Result<u8> {
         grid.seeds = parse_list("--seeds", s, |x| x.parse().ok())?;
     }
     if let Some(s) = &a.batch_sizes {
-        grid.batch_sizes = parse_list("--batch-sizes", s, |x| {
-            if x == "full" {
-                Some(None)
-            } else {
-                x.parse().ok().filter(|&b: &usize| b > 0).map(Some)
-            }
-        })?;
+        grid.batch_sizes = parse_list_with("--batch-sizes", s, parse_batch_size)?;
     }
     if let Some(s) = &a.opts {
         grid.opts = parse_list("--opts", s, |x| Some(x.to_string()))?;
@@ -764,10 +761,14 @@ pub fn cmd_report(a: &ReportArgs) -> Result<u8> {
         (None, [one]) => one.clone(),
         _ => PathBuf::from("runs/report"),
     };
-    let recs = crate::report::report(&a.dirs, &out)?;
+    let r = crate::report::report(&a.dirs, &out)?;
+    let left_out = match r.left_out.len() {
+        0 => String::new(),
+        n => format!(" ({n} left out: their files could not be read, see the warnings)"),
+    };
     eprintln!(
-        "report of {} runs: {}",
-        recs.len(),
+        "report of {} runs{left_out}: {}",
+        r.runs.len(),
         out.join("report.md").display()
     );
     Ok(0)

@@ -4,7 +4,9 @@
 //!   config) so that an interrupted run never leaves a half-written file where a good one was:
 //!   the bytes go to a temporary file in the same directory (`.{name}.tmp-{pid}-{counter}`),
 //!   which is fsynced, renamed over the target and followed by an fsync of the directory (on
-//!   Unix). Readers see either the old file or the new one, never a mix.
+//!   Unix). Readers see either the old file or the new one, never a mix. A symbolic link is
+//!   followed (its target is replaced, the link kept), and a device or FIFO is written in place
+//!   (a rename would replace it with a regular file).
 //! - [`AppendFile`] is an append-only log (`metrics.csv`): one `write` per line, so a crash can
 //!   at worst leave an incomplete last line, which [`truncate_to_lines`] removes on resume
 //!   together with the rows written after the last checkpoint.
@@ -71,8 +73,12 @@ pub fn read(path: &Path) -> Result<Vec<u8>, IoError> {
 /// over `path` and fsyncs the directory (Unix only; filesystems that cannot sync a directory
 /// are tolerated). On failure the temporary file is removed and `path` is untouched.
 ///
-/// The new file gets default permissions (it does not inherit the old file's), and a symbolic
-/// link at `path` is replaced by a regular file.
+/// A symbolic link at `path` is followed: the file it points to is replaced atomically (next to
+/// it, in its own directory; a dangling link's target is created), and the link stays a link.
+/// An existing file that is not a regular file (a character or block device such as
+/// `/dev/null`, a FIFO, a socket) cannot be replaced by a rename without destroying it, so it is
+/// written in place instead, like a shell redirection would, without the atomicity. The new
+/// regular file gets default permissions (it does not inherit the old file's).
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
     atomic_write_with(path, |w| w.write_all(bytes))
 }
@@ -86,6 +92,18 @@ where
     F: FnOnce(&mut dyn Write) -> io::Result<()>,
 {
     let err = |action, e| IoError::new(path, action, e);
+    // What the path names once the kernel has followed its links (also the "magic" ones of
+    // /proc, such as /dev/stdout's, whose targets are no paths).
+    if let Ok(meta) = fs::metadata(path) {
+        let kind = meta.file_type();
+        if !kind.is_file() && !kind.is_dir() {
+            // A device, FIFO or socket: a rename would replace it with a regular file.
+            return write_in_place(path, write).map_err(|e| err("write", e));
+        }
+    }
+    // Write to what a symbolic link points to, not over the link.
+    let target = resolve_links(path).map_err(|e| err("write", e))?;
+    let path = target.as_path();
     let name = path.file_name().ok_or_else(|| {
         err(
             "write",
@@ -122,6 +140,44 @@ where
         return Err(e);
     }
     sync_dir(dir).map_err(|e| IoError::new(dir, "sync directory", e))
+}
+
+/// The most symbolic links [`resolve_links`] follows (Linux's limit).
+const MAX_LINKS: usize = 40;
+
+/// `path` with symbolic links in its last component followed (relative targets are taken
+/// against the link's directory), up to the first path that is not a link, whether or not it
+/// exists (a dangling link resolves to the file it would create). Links in the directories of
+/// the path are left to the operating system, which follows them anyway.
+fn resolve_links(path: &Path) -> io::Result<PathBuf> {
+    let mut p = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let to = fs::read_link(&p)?;
+                p = match p.parent() {
+                    Some(dir) if to.is_relative() => dir.join(to),
+                    _ => to,
+                };
+            }
+            _ => return Ok(p),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("more than {MAX_LINKS} levels of symbolic links"),
+    ))
+}
+
+/// Writes into the existing non-regular file `path` (a device, a FIFO) without replacing it.
+fn write_in_place<F>(path: &Path, write: F) -> io::Result<()>
+where
+    F: FnOnce(&mut dyn Write) -> io::Result<()>,
+{
+    let file = OpenOptions::new().write(true).open(path)?;
+    let mut w = BufWriter::new(file);
+    write(&mut w)?;
+    w.flush()
 }
 
 /// Fsyncs a directory so a rename in it is durable. Unix only; a no-op elsewhere.
@@ -312,6 +368,118 @@ mod tests {
         assert!(AppendFile::open(&p).is_err());
         // A path that names no file.
         assert!(atomic_write(Path::new("/"), b"x").is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symbolic_link_is_followed_and_kept() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        fs::create_dir(&sub).unwrap();
+        let target = sub.join("target.json");
+        fs::write(&target, b"old").unwrap();
+        // A relative link, a link to that link, and a dangling one.
+        let link = dir.path().join("link.json");
+        symlink("sub/target.json", &link).unwrap();
+        let link2 = dir.path().join("link2.json");
+        symlink(&link, &link2).unwrap();
+        atomic_write(&link2, b"new").unwrap();
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert!(fs::symlink_metadata(&link2)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read(&target).unwrap(), b"new");
+        assert!(leftovers(dir.path()).is_empty() && leftovers(&sub).is_empty());
+        let dangling = dir.path().join("dangling.json");
+        symlink("sub/created.json", &dangling).unwrap();
+        atomic_write(&dangling, b"created").unwrap();
+        assert!(fs::symlink_metadata(&dangling)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read(sub.join("created.json")).unwrap(), b"created");
+        // A loop is an error naming the path, not a hang.
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        symlink(&b, &a).unwrap();
+        symlink(&a, &b).unwrap();
+        let e = atomic_write(&a, b"x").unwrap_err();
+        assert!(e.to_string().contains("levels of symbolic links"), "{e}");
+        assert_eq!(e.path, a);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_is_written_in_place() {
+        use std::io::Read;
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("skipped: mkfifo is not available");
+            return;
+        }
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || {
+                let mut s = String::new();
+                File::open(&fifo).unwrap().read_to_string(&mut s).unwrap();
+                s
+            })
+        };
+        atomic_write(&fifo, b"through the pipe").unwrap();
+        assert_eq!(reader.join().unwrap(), "through the pipe");
+        assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+        assert!(leftovers(dir.path()).is_empty());
+    }
+
+    /// Device nodes made here (as root), never the system's own: a copy of `/dev/null` (1, 3)
+    /// and of `/dev/full` (1, 7) stay devices, and the second one's "disk full" is an error.
+    #[cfg(unix)]
+    #[test]
+    fn a_device_is_written_in_place_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().unwrap();
+        let null = dir.path().join("null");
+        let full = dir.path().join("full");
+        let mknod = |p: &Path, minor: &str| {
+            std::process::Command::new("mknod")
+                .arg(p)
+                .args(["c", "1", minor])
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !(mknod(&null, "3") && mknod(&full, "7")) {
+            eprintln!("skipped: cannot create device nodes (not root?)");
+            return;
+        }
+        let is_dev = |p: &Path| {
+            fs::symlink_metadata(p)
+                .unwrap()
+                .file_type()
+                .is_char_device()
+        };
+        // On a filesystem mounted `nodev` opening the node fails; either way it must survive.
+        let r = atomic_write(&null, b"discarded");
+        assert!(is_dev(&null), "{r:?}");
+        if r.is_ok() {
+            let e = atomic_write(&full, b"no room").unwrap_err();
+            assert_eq!(e.path, full);
+            assert!(e.to_string().starts_with("cannot write"), "{e}");
+        }
+        assert!(is_dev(&full));
+        // Through a symbolic link too.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&null, &link).unwrap();
+        let _ = atomic_write(&link, b"x");
+        assert!(is_dev(&null));
+        assert!(leftovers(dir.path()).is_empty());
     }
 
     #[test]

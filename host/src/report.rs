@@ -74,7 +74,117 @@ fn mean(v: impl Iterator<Item = f32>) -> Option<f32> {
     (n > 0).then(|| (s / n as f64) as f32)
 }
 
+/// What the report and `repro` read of a run's `summary.json`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SummaryFile {
+    /// `diverged`.
+    pub diverged: bool,
+    /// `steps`: the steps taken.
+    pub steps: u64,
+    /// `n_train`, when present.
+    pub n_train: Option<u64>,
+    /// `final_values.train_loss` (null when not finite, or no final values).
+    pub train_loss: Option<f32>,
+    /// `final_values.train_acc`.
+    pub train_acc: Option<f32>,
+    /// `final_values.test_acc`.
+    pub test_acc: Option<f32>,
+    /// `final_values.sharpness`.
+    pub sharpness: Option<f32>,
+    /// `mean_sharpness_hvps`.
+    pub mean_sharpness_hvps: Option<f64>,
+    /// `mean_tracked_hvps`.
+    pub mean_tracked_hvps: Option<f64>,
+}
+
+/// `v` as short JSON text for a message.
+fn json_excerpt(v: &serde_json::Value) -> String {
+    let t = v.to_string();
+    match t.char_indices().nth(40) {
+        Some((i, _)) => format!("{}...", &t[..i]),
+        None => t,
+    }
+}
+
+/// Reads and checks a run's `summary.json`: a JSON object with a boolean `diverged`, an
+/// integer `steps`, and, where present, numbers (or null) for the final values and HVP means.
+/// Other fields are not read. Anything else is bad input naming the file and the field.
+pub fn read_summary(path: &Path) -> Result<SummaryFile> {
+    let bad = |what: String| Failure::input(format!("{}: {what}", path.display()));
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::input(format!("cannot read {}: {e}", path.display())))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+    let Some(obj) = v.as_object() else {
+        return Err(bad(format!(
+            "not an edgewise summary: expected a JSON object with `steps`, `diverged` and \
+             `final_values`, found `{}`",
+            json_excerpt(&v)
+        )));
+    };
+    let wrong = |k: &str, x: &serde_json::Value, want: &str| {
+        bad(format!("`{k}` is `{}`, not {want}", json_excerpt(x)))
+    };
+    let required = |k: &str| {
+        obj.get(k)
+            .ok_or_else(|| bad(format!("not an edgewise summary: no `{k}` field")))
+    };
+    let steps = required("steps")?;
+    let steps = steps
+        .as_u64()
+        .ok_or_else(|| wrong("steps", steps, "a step count"))?;
+    let diverged = required("diverged")?;
+    let diverged = diverged
+        .as_bool()
+        .ok_or_else(|| wrong("diverged", diverged, "true or false"))?;
+    // A number, or null (how non-finite values and unmeasured quantities are written).
+    let number =
+        |o: &serde_json::Map<String, serde_json::Value>, k: &str, name: &str| match o.get(k) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(x) => x
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| wrong(name, x, "a number")),
+        };
+    let n_train = match obj.get("n_train") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(x) => Some(
+            x.as_u64()
+                .ok_or_else(|| wrong("n_train", x, "a sample count"))?,
+        ),
+    };
+    let mut out = SummaryFile {
+        diverged,
+        steps,
+        n_train,
+        mean_sharpness_hvps: number(obj, "mean_sharpness_hvps", "mean_sharpness_hvps")?,
+        mean_tracked_hvps: number(obj, "mean_tracked_hvps", "mean_tracked_hvps")?,
+        ..Default::default()
+    };
+    match obj.get("final_values") {
+        None | Some(serde_json::Value::Null) => {}
+        Some(serde_json::Value::Object(fv)) => {
+            let f = |k: &str| -> Result<Option<f32>> {
+                Ok(number(fv, k, &format!("final_values.{k}"))?.map(|x| x as f32))
+            };
+            out.train_loss = f("train_loss")?;
+            out.train_acc = f("train_acc")?;
+            out.test_acc = f("test_acc")?;
+            out.sharpness = f("sharpness")?;
+        }
+        Some(x) => return Err(wrong("final_values", x, "an object of final values")),
+    }
+    Ok(out)
+}
+
 /// Reads one run directory.
+///
+/// A run is finished when it has a `summary.json`, which must then be well-formed
+/// ([`read_summary`]); without one it is interrupted (or still running) and reported as
+/// incomplete from its rows. Either way `metrics.csv` must be there and readable, except that
+/// an incomplete last line (what a run stopped while appending a row leaves, also a run being
+/// extended by `--resume` or a sweep) is left out with a warning. Anything else is bad input
+/// naming the file; [`report`] leaves such a run out.
 pub fn read_run(dir: &Path) -> Result<RunRecord> {
     let cfg = TrainConfig::from_file(&dir.join("config.toml"))?;
     let res = cfg
@@ -82,55 +192,42 @@ pub fn read_run(dir: &Path) -> Result<RunRecord> {
         .map_err(|e| e.context(dir.join("config.toml").display()))?;
     let mpath = dir.join("metrics.csv");
     let spath = dir.join("summary.json");
-    // A run without a summary was interrupted: a torn last row is what a kill leaves behind.
-    let rows: Vec<Row> = if mpath.is_file() {
-        let layout = metrics::read_layout(&mpath, !spath.is_file())?;
-        if layout.torn {
-            eprintln!(
-                "warning: {}: its last line is incomplete (the run was interrupted while \
-                 writing it); left out",
-                mpath.display()
-            );
+    let summary = match std::fs::metadata(&spath) {
+        Ok(_) => Some(read_summary(&spath)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(Failure::input(format!(
+                "cannot read {}: {e}",
+                spath.display()
+            )))
         }
-        layout.rows
-    } else {
-        Vec::new()
     };
-    let summary: Option<serde_json::Value> = if spath.is_file() {
-        let text = std::fs::read_to_string(&spath)
-            .map_err(|e| Failure::input(format!("cannot read {}: {e}", spath.display())))?;
-        Some(
-            serde_json::from_str(&text)
-                .map_err(|e| Failure::input(format!("{}: not valid JSON: {e}", spath.display())))?,
-        )
-    } else {
-        None
-    };
-    let fv = summary
-        .as_ref()
-        .and_then(|s| s.get("final_values"))
-        .filter(|v| !v.is_null());
-    let get = |k: &str| {
-        fv.and_then(|v| v.get(k))
-            .and_then(|x| x.as_f64())
-            .map(|x| x as f32)
-    };
+    if !mpath.exists() {
+        return Err(Failure::input(format!(
+            "{}: missing (every run writes its metrics there from its start{})",
+            mpath.display(),
+            if summary.is_some() {
+                ", and this one has a summary.json"
+            } else {
+                ""
+            }
+        )));
+    }
+    let layout = metrics::read_layout(&mpath, true)?;
+    if layout.torn {
+        eprintln!(
+            "warning: {}: its last line is incomplete (the run was interrupted while \
+             writing it); left out",
+            mpath.display()
+        );
+    }
+    let rows: Vec<Row> = layout.rows;
     let measured: Vec<&Row> = rows.iter().filter(|r| r.sharpness.is_some()).collect();
-    let diverged = summary
-        .as_ref()
-        .and_then(|s| s.get("diverged"))
-        .and_then(|d| d.as_bool())
-        .unwrap_or(false);
-    // summary.json's step count; the rows of a diverged run include the non-finite last one.
-    let steps = summary
-        .as_ref()
-        .and_then(|s| s.get("steps"))
-        .and_then(|x| x.as_u64())
-        .unwrap_or(rows.len() as u64);
+    let sm = summary.clone().unwrap_or_default();
     // The final sharpness is summary.json's (null for a diverged run); only an interrupted run
     // (no summary) falls back to its last measurement.
     let sharpness = match &summary {
-        Some(_) => get("sharpness"),
+        Some(s) => s.sharpness,
         None => measured.last().and_then(|r| r.sharpness),
     };
     Ok(RunRecord {
@@ -141,30 +238,25 @@ pub fn read_run(dir: &Path) -> Result<RunRecord> {
         lr: cfg.optim.lr,
         seed: cfg.model.seed,
         threshold: res.opt.stability_threshold(),
-        steps,
-        diverged,
+        // summary.json's step count; the rows of a diverged run include the non-finite last one.
+        steps: summary.as_ref().map_or(rows.len() as u64, |s| s.steps),
+        diverged: sm.diverged,
         finished: summary.is_some(),
-        train_loss: get("train_loss"),
-        train_acc: get("train_acc"),
-        test_acc: get("test_acc"),
+        train_loss: sm.train_loss,
+        train_acc: sm.train_acc,
+        test_acc: sm.test_acc,
         sharpness,
         sharpness_0: measured.first().and_then(|r| r.sharpness),
         max_sharpness: measured
             .iter()
             .filter_map(|r| r.sharpness)
-            .chain(get("sharpness"))
+            .chain(sm.sharpness)
             .reduce(f32::max),
         mean_rotation: mean(measured.iter().filter_map(|r| r.rotation)),
         mean_subspace_score: mean(measured.iter().filter_map(|r| r.subspace_score)),
         precond_sharpness: measured.iter().rev().find_map(|r| r.precond_sharpness),
-        mean_sharpness_hvps: summary
-            .as_ref()
-            .and_then(|s| s.get("mean_sharpness_hvps"))
-            .and_then(|x| x.as_f64()),
-        mean_tracked_hvps: summary
-            .as_ref()
-            .and_then(|s| s.get("mean_tracked_hvps"))
-            .and_then(|x| x.as_f64()),
+        mean_sharpness_hvps: sm.mean_sharpness_hvps,
+        mean_tracked_hvps: sm.mean_tracked_hvps,
     })
 }
 
@@ -242,10 +334,43 @@ pub fn sort_runs(recs: &mut [RunRecord]) {
     });
 }
 
-/// Writes `report.md`, `report.csv` and `plots/*.svg` into `out`; returns the records.
-pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Vec<RunRecord>> {
+/// What [`report`] read.
+#[derive(Debug)]
+pub struct Reported {
+    /// The runs in the report.
+    pub runs: Vec<RunRecord>,
+    /// Run directories left out, with why (their files could not be read).
+    pub left_out: Vec<(PathBuf, String)>,
+}
+
+/// Writes `report.md`, `report.csv` and `plots/*.svg` into `out`; returns the records and the
+/// run directories left out.
+pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Reported> {
     let dirs = collect(inputs)?;
-    let mut recs: Vec<RunRecord> = dirs.iter().map(|d| read_run(d)).collect::<Result<_>>()?;
+    // A run whose files cannot be read is left out with a warning, so that one damaged run
+    // among hundreds does not stop the report of the others; report.md lists it. Only when no
+    // run can be read is that bad input.
+    let mut recs: Vec<RunRecord> = Vec::new();
+    let mut left_out: Vec<(PathBuf, String)> = Vec::new();
+    for d in &dirs {
+        match read_run(d) {
+            Ok(r) => recs.push(r),
+            Err(e) => {
+                eprintln!("warning: run {} left out of the report: {e}", d.display());
+                left_out.push((d.clone(), e.message));
+            }
+        }
+    }
+    if recs.is_empty() {
+        if let Some((d, why)) = left_out.first() {
+            return Err(Failure::input(format!(
+                "no run could be read ({} run director{}; first: {}: {why})",
+                left_out.len(),
+                if left_out.len() == 1 { "y" } else { "ies" },
+                d.display()
+            )));
+        }
+    }
     sort_runs(&mut recs);
     std::fs::create_dir_all(out.join("plots"))
         .map_err(|e| Failure::input(format!("cannot create {}: {e}", out.display())))?;
@@ -354,6 +479,16 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Vec<RunRecord>> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if !left_out.is_empty() {
+        let _ = writeln!(
+            md,
+            "**{} run director{} left out: {} files could not be read** (see the end of this \
+             report).\n",
+            left_out.len(),
+            if left_out.len() == 1 { "y" } else { "ies" },
+            if left_out.len() == 1 { "its" } else { "their" },
+        );
+    }
     md.push_str("![final sharpness vs lr](plots/sharpness_vs_lr.svg)\n![test accuracy vs lr](plots/test_acc_vs_lr.svg)\n![rotation vs lr](plots/rotation_vs_lr.svg)\n\n");
     md.push_str("| run | opt | lr | batch | seed | steps | status | train loss | test acc | sharpness | lr x sharpness | max sharpness | mean rotation |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in &recs {
@@ -413,10 +548,19 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Vec<RunRecord>> {
             r.mean_tracked_hvps.map_or(String::new(), |x| x.to_string()),
         );
     }
+    if !left_out.is_empty() {
+        md.push_str("\n## Left out\n\nRun directories whose files could not be read:\n\n");
+        for (d, why) in &left_out {
+            let _ = writeln!(md, "- `{}`: {}", d.display(), why.replace('\n', " "));
+        }
+    }
     let io = |e: crate::fsio::IoError| Failure::internal(e.to_string());
     crate::fsio::atomic_write(&out.join("report.md"), md.as_bytes()).map_err(io)?;
     crate::fsio::atomic_write(&out.join("report.csv"), csv.as_bytes()).map_err(io)?;
-    Ok(recs)
+    Ok(Reported {
+        runs: recs,
+        left_out,
+    })
 }
 
 #[cfg(test)]
@@ -539,6 +683,62 @@ mod tests {
         let r = read_run(d).unwrap();
         assert!(!r.finished);
         assert_eq!((r.steps, r.sharpness), (3, Some(4.0)));
+    }
+
+    #[test]
+    fn a_summary_of_the_wrong_shape_is_bad_input_naming_the_file_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("summary.json");
+        let check = |text: &str, needle: &str| {
+            std::fs::write(&p, text).unwrap();
+            let e = read_summary(&p).unwrap_err();
+            assert_eq!(e.code, crate::error::EXIT_BAD_INPUT);
+            assert!(
+                e.message.starts_with(&format!("{}: ", p.display()))
+                    || e.message.starts_with("cannot read"),
+                "{e}"
+            );
+            assert!(e.message.contains(needle), "{text}: {e}");
+        };
+        check("[1,2,3]", "not an edgewise summary: expected a JSON object");
+        check("{}", "no `steps` field");
+        check(
+            r#"{"steps": "20", "diverged": false}"#,
+            "`steps` is `\"20\"`",
+        );
+        check(r#"{"steps": -1, "diverged": false}"#, "not a step count");
+        check(
+            r#"{"steps": 20, "diverged": "no"}"#,
+            "`diverged` is `\"no\"`",
+        );
+        check(
+            r#"{"steps": 20, "diverged": false, "final_values": [1]}"#,
+            "`final_values` is `[1]`",
+        );
+        check(
+            r#"{"steps": 20, "diverged": false, "final_values": {"test_acc": "0.9"}}"#,
+            "`final_values.test_acc` is `\"0.9\"`, not a number",
+        );
+        check(
+            r#"{"steps": 20, "diverged": false, "mean_tracked_hvps": true}"#,
+            "`mean_tracked_hvps`",
+        );
+        check("{\"steps\": 2", "not valid JSON");
+        let ok = r#"{"steps": 20, "diverged": true, "n_train": 100, "extra": [1],
+            "final_values": {"train_loss": 0.5, "test_acc": null}, "mean_sharpness_hvps": 7}"#;
+        std::fs::write(&p, ok).unwrap();
+        let s = read_summary(&p).unwrap();
+        assert_eq!(
+            s,
+            SummaryFile {
+                diverged: true,
+                steps: 20,
+                n_train: Some(100),
+                train_loss: Some(0.5),
+                mean_sharpness_hvps: Some(7.0),
+                ..Default::default()
+            }
+        );
     }
 
     #[test]

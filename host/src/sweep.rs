@@ -12,8 +12,12 @@
 //! configuration the grid gives it (a sweep re-run with other settings into the same `--out`
 //! would otherwise skip or resume runs of the old settings under the new listing), except for
 //! its length: a re-run with a larger `--steps` / `--epochs` extends the runs bit-identically
-//! from their resume checkpoints. `--force` redoes the shard's runs from scratch instead. A grid that names one run twice (a repeated
-//! value) is refused: two jobs would write the same directory.
+//! from their resume checkpoints, and a length shorter than the steps a run has taken is
+//! refused. `--force` redoes the shard's runs from scratch instead. With or without it, a run
+//! directory the run could not be written into without deleting something first (a file named
+//! `checkpoints`, a directory named `metrics.csv`, a directory of other files) is refused. A
+//! refused sweep writes nothing, not even `sweep.json`. A grid that names one run twice (a
+//! repeated value) is refused: two jobs would write the same directory.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -54,16 +58,45 @@ pub struct GridRun {
 
 /// Parses `a,b,c` with `parse` for one item; errors name the flag.
 pub fn parse_list<T>(flag: &str, s: &str, parse: impl Fn(&str) -> Option<T>) -> Result<Vec<T>> {
+    parse_items(flag, s, |x| {
+        parse(x).ok_or_else(|| Failure::input(format!("{flag}: cannot parse {x:?}")))
+    })
+}
+
+/// [`parse_list`] with the reason for a bad item: `--flag: "x": {reason}`.
+pub fn parse_list_with<T>(
+    flag: &str,
+    s: &str,
+    parse: impl Fn(&str) -> std::result::Result<T, String>,
+) -> Result<Vec<T>> {
+    parse_items(flag, s, |x| {
+        parse(x).map_err(|why| Failure::input(format!("{flag}: {x:?}: {why}")))
+    })
+}
+
+fn parse_items<T>(flag: &str, s: &str, parse: impl Fn(&str) -> Result<T>) -> Result<Vec<T>> {
     let v: Vec<T> = s
         .split(',')
         .map(|x| x.trim())
         .filter(|x| !x.is_empty())
-        .map(|x| parse(x).ok_or_else(|| Failure::input(format!("{flag}: cannot parse {x:?}"))))
+        .map(parse)
         .collect::<Result<_>>()?;
     if v.is_empty() {
         return Err(Failure::input(format!("{flag} {s:?}: no values given")));
     }
     Ok(v)
+}
+
+/// Parses one `--batch-sizes` item: `full` (full batch) or an integer of at least 1.
+pub fn parse_batch_size(x: &str) -> std::result::Result<Option<usize>, String> {
+    if x == "full" {
+        return Ok(None);
+    }
+    match x.parse::<usize>() {
+        Ok(0) => Err("a batch size must be at least 1 (or `full` for full batch)".into()),
+        Ok(b) => Ok(Some(b)),
+        Err(_) => Err("not a batch size (an integer of at least 1, or `full`)".into()),
+    }
 }
 
 /// The most learning rates of a geometric grid.
@@ -277,8 +310,15 @@ pub fn sweep(base: &TrainConfig, grid: &Grid, opts: &SweepOptions) -> Result<Vec
     check_grid(&runs, grid)?;
     let (si, sn) = opts.shard;
     let mine: Vec<&GridRun> = runs.iter().filter(|r| r.index % sn == si).collect();
-    if !opts.force {
-        for r in &mine {
+    if opts.out.exists() && !opts.out.is_dir() {
+        return Err(Failure::input(format!(
+            "--out {}: exists and is not a directory",
+            opts.out.display()
+        )));
+    }
+    for r in &mine {
+        check_layout(&opts.out, r)?;
+        if !opts.force {
             check_existing(&opts.out, r)?;
         }
     }
@@ -357,6 +397,153 @@ fn check_grid(runs: &[GridRun], grid: &Grid) -> Result<()> {
     Ok(())
 }
 
+/// The files a run writes at the top of its directory (as `train` knows them; a `report` of
+/// the run alone adds the last two).
+const RUN_FILES: [&str; 5] = [
+    "config.toml",
+    "metrics.csv",
+    "summary.json",
+    "report.md",
+    "report.csv",
+];
+
+/// The subdirectories a run writes.
+const RUN_DIRS: [&str; 2] = ["checkpoints", "plots"];
+
+/// Refuses, before anything is written, a run directory the run could not be written into
+/// without first deleting what it holds: a file where the run keeps a directory (or the
+/// reverse), or a directory with other files but no `config.toml` (not an edgewise run, which
+/// `train` would refuse at run time, after the sweep had started). With or without `--force`:
+/// `--force` deletes a run's own files, which would not clear the way either.
+fn check_layout(out: &Path, run: &GridRun) -> Result<()> {
+    let dir = out.join(&run.name);
+    let Ok(meta) = std::fs::metadata(&dir) else {
+        return Ok(());
+    };
+    let nothing = "the sweep changed nothing: move it away (or use another --out)";
+    if !meta.is_dir() {
+        return Err(Failure::input(format!(
+            "{}: the directory of run {} exists and is not a directory; {nothing}",
+            dir.display(),
+            run.name
+        )));
+    }
+    let files = [
+        "config.toml",
+        "metrics.csv",
+        "summary.json",
+        "checkpoints/resume.safetensors",
+    ];
+    for f in files {
+        let p = dir.join(f);
+        if std::fs::metadata(&p).is_ok_and(|m| !m.is_file()) {
+            return Err(Failure::input(format!(
+                "{}: exists and is not a regular file, where run {} keeps its {f}; {nothing}",
+                p.display(),
+                run.name
+            )));
+        }
+    }
+    for d in RUN_DIRS {
+        let p = dir.join(d);
+        if std::fs::metadata(&p).is_ok_and(|m| !m.is_dir()) {
+            return Err(Failure::input(format!(
+                "{}: exists and is not a directory, where run {} keeps its {d}/; {nothing}",
+                p.display(),
+                run.name
+            )));
+        }
+    }
+    if !dir.join("config.toml").is_file() {
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| Failure::input(format!("cannot read {}: {e}", dir.display())))?;
+        let foreign = entries.filter_map(|e| e.ok()).find(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            !(RUN_FILES.contains(&name.as_str())
+                || RUN_DIRS.contains(&name.as_str())
+                    && std::fs::read_dir(e.path()).is_ok_and(|mut d| d.next().is_none()))
+        });
+        if let Some(e) = foreign {
+            return Err(Failure::input(format!(
+                "{}: holds {} but no config.toml (not an edgewise run), and the sweep would \
+                 write run {} there; {nothing}",
+                dir.display(),
+                e.file_name().to_string_lossy(),
+                run.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// How far an existing run has got: the steps it has taken (the larger of `summary.json`'s
+/// `steps` and the resume checkpoint's `step`, which a resume continues from), and, when
+/// known, the (0-based) epoch of the last of them. `None` when neither file tells.
+fn progress(dir: &Path) -> Option<(u64, Option<u64>)> {
+    let summary: Option<serde_json::Value> = std::fs::read(dir.join("summary.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let field = |k: &str| {
+        summary
+            .as_ref()
+            .and_then(|s| s.get(k))
+            .and_then(|x| x.as_u64())
+    };
+    let from_summary = field("steps");
+    let from_checkpoint = crate::checkpoint::load(&dir.join("checkpoints/resume.safetensors"))
+        .ok()
+        .and_then(|ck| ck.metadata.get("step").and_then(|s| s.parse::<u64>().ok()));
+    let taken = from_summary.max(from_checkpoint)?;
+    if taken == 0 {
+        return Some((0, None));
+    }
+    // summary.json's `epochs` counts the epochs its steps touched; otherwise the `epoch`
+    // column of the last step's row.
+    let last_epoch = match field("epochs") {
+        Some(e) if from_summary == Some(taken) && e > 0 => Some(e - 1),
+        _ => crate::metrics::read_layout(&dir.join("metrics.csv"), true)
+            .ok()
+            .and_then(|l| l.rows.iter().find(|r| r.step == taken - 1).map(|r| r.epoch)),
+    };
+    Some((taken, last_epoch))
+}
+
+/// Refuses a length shorter than the steps the existing run in `dir` has taken: `train
+/// --resume` would refuse it at run time, and a run without a resume checkpoint would be
+/// redone from scratch, losing the longer one.
+fn check_length(dir: &Path, run: &GridRun) -> Result<()> {
+    let Some((taken, last_epoch)) = progress(dir) else {
+        return Ok(());
+    };
+    let advice = "a sweep extends runs, never shortens them: use another --out, or pass \
+                  --force to redo the sweep's runs";
+    let short = match (run.config.run.steps, run.config.run.epochs) {
+        (None, Some(epochs)) => last_epoch.filter(|&e| e >= epochs).map(|e| {
+            format!(
+                "the run has taken {taken} steps already, into epoch {} (counting from 1), more \
+                 than the {epochs} epochs (--epochs) this sweep gives it",
+                e + 1
+            )
+        }),
+        (steps, _) => {
+            let total = steps.unwrap_or(crate::train::DEFAULT_STEPS);
+            (taken > total).then(|| {
+                format!(
+                    "the run has taken {taken} steps already, more than the {total} (--steps) \
+                     this sweep gives it"
+                )
+            })
+        }
+    };
+    match short {
+        Some(why) => Err(Failure::input(format!(
+            "{}: {why}; {advice}",
+            dir.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Refuses an existing run directory of `run` that holds another configuration than the
 /// grid's, or no readable one; a different length alone (`--steps`, `--epochs`) is allowed:
 /// the run is extended from its resume checkpoint, as `train --resume --steps` does.
@@ -377,7 +564,11 @@ fn check_existing(out: &Path, run: &GridRun) -> Result<()> {
     same_but_length.run.epochs = run.config.run.epochs;
     let diff = same_but_length.differences(&run.config);
     if diff.is_empty() {
-        return Ok(());
+        return if old == run.config {
+            Ok(())
+        } else {
+            check_length(&dir, run)
+        };
     }
     Err(Failure::input(format!(
         "{} holds a run with other settings than this sweep gives it (existing vs this sweep: {}); use another --out, or pass --force to redo the sweep's runs",
@@ -430,6 +621,16 @@ mod tests {
         assert_eq!(list(" 0.1, ,0.2 ").unwrap(), vec![0.1, 0.2]);
         assert!(e(list(" , ")).contains("--lrs \" , \": no values given"));
         assert!(e(list("0.1,x")).contains("--lrs: cannot parse \"x\""));
+        let sizes = |s: &str| parse_list_with("--batch-sizes", s, parse_batch_size);
+        assert_eq!(sizes("full, 25").unwrap(), vec![None, Some(25)]);
+        assert_eq!(
+            sizes("25,0").unwrap_err().to_string(),
+            "--batch-sizes: \"0\": a batch size must be at least 1 (or `full` for full batch)"
+        );
+        assert_eq!(
+            sizes("x").unwrap_err().to_string(),
+            "--batch-sizes: \"x\": not a batch size (an integer of at least 1, or `full`)"
+        );
         let g = Grid {
             opts: vec!["adam".into(), "clipped-adam".into()],
             clips: vec![0.1, 1.0],

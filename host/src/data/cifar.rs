@@ -6,6 +6,8 @@
 //! `test_batch.bin`, as extracted from `cifar-10-binary.tar.gz`. The training batches present
 //! must run from 1 without a gap (e.g. only `data_batch_1.bin` is fine, `1, 2, 4` is not);
 //! `test_batch.bin` is required. Batches are read in order, so the pool is their concatenation.
+//! CIFAR-10 has five training batches: a `data_batch_6.bin` or higher is not read, with a
+//! warning on standard error.
 //!
 //! # Format
 //!
@@ -57,6 +59,13 @@ pub fn read_cifar10(dir: &Path) -> Result<(Dataset, Dataset), DataError> {
     if !test_file.is_file() {
         return Err(DataError::dir(dir, "missing test_batch.bin"));
     }
+    for name in ignored_batches(dir) {
+        eprintln!(
+            "warning: data directory {}: {name} is not read (CIFAR-10 has {MAX_TRAIN_BATCHES} \
+             training batches, data_batch_1.bin to data_batch_{MAX_TRAIN_BATCHES}.bin)",
+            dir.display()
+        );
+    }
     let table = normalisation_table();
     let mut train = empty();
     for path in &train_files {
@@ -89,6 +98,27 @@ fn train_batches(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
         ));
     }
     Ok((1..=count).map(|k| dir.join(name(k))).collect())
+}
+
+/// The files `data_batch_N.bin` in `dir` with `N` above [`MAX_TRAIN_BATCHES`], sorted by `N`.
+fn ignored_batches(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<(u64, String)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let k: u64 = name
+                .strip_prefix("data_batch_")?
+                .strip_suffix(".bin")?
+                .parse()
+                .ok()?;
+            (k > MAX_TRAIN_BATCHES as u64).then_some((k, name))
+        })
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, name)| name).collect()
 }
 
 /// `table[c][b]`: the input value of pixel byte `b` in channel `c`.
@@ -202,6 +232,17 @@ mod tests {
         );
         dir.write("data_batch_3.bin", &batch(&[1]));
         assert_eq!(read_cifar10(dir.path()).unwrap().0.n, 4);
+        // Batches past the fifth are not read, and named in a warning.
+        assert!(ignored_batches(dir.path()).is_empty());
+        dir.write("data_batch_5.bin", &batch(&[1]));
+        dir.write("data_batch_10.bin", &batch(&[1]));
+        dir.write("data_batch_6.bin", &batch(&[1]));
+        dir.write("data_batch_x.bin", &batch(&[1]));
+        assert_eq!(
+            ignored_batches(dir.path()),
+            ["data_batch_6.bin", "data_batch_10.bin"]
+        );
+        assert_eq!(read_cifar10(dir.path()).unwrap().0.n, 5);
         let e = read_cifar10(&dir.path().join("nope"))
             .unwrap_err()
             .to_string();

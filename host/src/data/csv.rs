@@ -10,16 +10,22 @@
 //!   rejected.
 //! - The label is a non-negative integer below 65536, possibly written with a zero fraction or
 //!   an exponent (`3`, `3.0`, `3e0`). `n_classes` is the largest label plus one.
-//! - Spaces around fields, `\r\n` line ends, a missing final newline and blank lines are
-//!   accepted; anything else is an error naming the file and the 1-based line.
+//! - Spaces around fields, `\r\n` line ends, a missing final newline, blank lines and a UTF-8
+//!   byte order mark at the start of the file are accepted; anything else is an error naming
+//!   the file and the 1-based line.
+//! - A line is at most [`MAX_LINE`] bytes (16 MiB, some two million features); a longer one
+//!   is an error, so that a file without line breaks (or `/dev/zero`) cannot fill the memory.
 //! - The file is decompressed with gzip if its name ends in `.gz`.
 //!
 //! Values are used as they are: no scaling.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 use super::{open_input, DataError, Dataset};
+
+/// The longest line accepted, in bytes, line break included (16 MiB).
+pub const MAX_LINE: usize = 16 << 20;
 
 /// How `csv:PATH` inputs are scaled.
 pub(crate) const SCALING: &str = "none: the features are used as written";
@@ -82,7 +88,8 @@ pub(crate) fn parse_csv<R: BufRead>(mut reader: R, path: &Path) -> Result<Table,
     let mut labels = Vec::new();
     loop {
         buf.clear();
-        let read = reader
+        let read = (&mut reader)
+            .take(MAX_LINE as u64)
             .read_until(b'\n', &mut buf)
             .map_err(|e| DataError::io(path, e))?;
         if read == 0 {
@@ -90,7 +97,18 @@ pub(crate) fn parse_csv<R: BufRead>(mut reader: R, path: &Path) -> Result<Table,
         }
         line_no += 1;
         let err = |msg: String| DataError::line(path, line_no, msg);
-        let text = std::str::from_utf8(&buf)
+        if read == MAX_LINE && buf.last() != Some(&b'\n') {
+            return Err(err(format!(
+                "longer than {} MiB: not a CSV data file (or one without line breaks)",
+                MAX_LINE >> 20
+            )));
+        }
+        let mut line: &[u8] = &buf;
+        if line_no == 1 {
+            // A byte order mark, as some spreadsheet programs write.
+            line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+        }
+        let text = std::str::from_utf8(line)
             .map_err(|_| err("not valid UTF-8 text".into()))?
             .trim();
         if text.is_empty() {
@@ -115,6 +133,11 @@ pub(crate) fn parse_csv<R: BufRead>(mut reader: R, path: &Path) -> Result<Table,
                 msg
             })
         };
+        if label.trim().is_empty() {
+            return Err(err(
+                "the line ends with a comma: the last field, the label, is empty".into(),
+            ));
+        }
         let start = x.len();
         for (k, field) in features.split(',').enumerate() {
             x.push(parse_feature(field, k + 1).map_err(hint)?);
@@ -282,6 +305,49 @@ mod tests {
         );
         let e = parse_csv(&b"1,0\n\xff,1\n"[..], Path::new("mem.csv")).unwrap_err();
         assert!(e.to_string().contains("line 2: not valid UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped_and_a_trailing_comma_named() {
+        let t = parse("\u{FEFF}1,2,0\n3,4,1\n").unwrap();
+        assert_eq!((t.x, t.labels), (vec![1.0, 2.0, 3.0, 4.0], vec![0, 1]));
+        // Only at the start of the file.
+        let e = err("1,2,0\n\u{FEFF}3,4,1\n");
+        assert!(e.contains("line 2: field 1: cannot parse"), "{e}");
+        let e = err("1,2,0\n3,4,1,\n");
+        assert_eq!(
+            e,
+            "data file mem.csv, line 2: the line ends with a comma: the last field, the label, \
+             is empty"
+        );
+        let e = err("1,2,0, \r\n");
+        assert!(e.contains("line 1: the line ends with a comma"), "{e}");
+    }
+
+    #[test]
+    fn a_line_longer_than_the_limit_is_an_error_not_an_allocation() {
+        use std::io::BufReader;
+        // A file without line breaks, as `/dev/zero` is (bounded here).
+        let zeros = std::io::repeat(0).take(MAX_LINE as u64 + 100);
+        let e = parse_csv(BufReader::new(zeros), Path::new("zero.csv"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "data file zero.csv, line 1: longer than 16 MiB: not a CSV data file (or one \
+             without line breaks)"
+        );
+        // An endless one stops at the limit too.
+        let e = parse_csv(
+            BufReader::new(std::io::repeat(b'7')),
+            Path::new("endless.csv"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("line 1: longer than 16 MiB"), "{e}");
+        // The limit counts the bytes of one line, not of the file.
+        let long = format!("1,0\n2,1\n{}\n", "3,".repeat(MAX_LINE / 2));
+        let e = parse(&long).unwrap_err().to_string();
+        assert!(e.contains("line 3: longer than"), "{e}");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Runs the training runs of a plan on a pool of worker threads (one thread per run, the longest
 //! runs first) and reads them back as [`RunRecord`]s. A run whose directory already holds a
 //! `summary.json` written by this very build ([`crate::train::build_id`]) and the same
-//! `config.toml` is reused unless `force`; any other state of the directory is replaced (a run
-//! of another build is redone: its numbers may differ). Every run is deterministic and single-threaded, so the results do not
+//! `config.toml`, and whose `metrics.csv` and `summary.json` read back, is reused unless
+//! `force`; any other state of the directory is replaced (a run of another build is redone: its
+//! numbers may differ; so is a run with a damaged file). Every run is deterministic and single-threaded, so the results do not
 //! depend on the number of workers or on the order in which the runs finish.
 
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::config::TrainConfig;
-use crate::error::{Failure, Result};
+use crate::error::Result;
 use crate::metrics;
 use crate::train::{self, RunOptions};
 
@@ -83,9 +84,15 @@ pub fn is_complete(dir: &Path, cfg: &TrainConfig) -> bool {
         && TrainConfig::from_file(&dir.join("config.toml")).is_ok_and(|c| &c == cfg)
 }
 
-fn run_job(job: &Job, force: bool) -> Status {
+fn run_job(job: &Job, force: bool, quiet: bool) -> Status {
     if !force && is_complete(&job.dir, &job.config) {
-        return Status::Reused;
+        // Only a run that reads back is reused: one with a damaged metrics.csv or summary.json
+        // is redone, like a run of another build.
+        match load(&job.dir, &job.config, "") {
+            Ok(_) => return Status::Reused,
+            Err(e) if !quiet => eprintln!("{}: cannot reuse it ({e}); redoing it", job.label),
+            Err(_) => {}
+        }
     }
     let ro = RunOptions {
         out: job.dir.clone(),
@@ -127,7 +134,7 @@ pub fn execute(jobs: &[Job], workers: usize, force: bool, quiet: bool) -> Vec<St
                 }
                 let i = order[k];
                 let started = Instant::now();
-                let status = run_job(&jobs[i], force);
+                let status = run_job(&jobs[i], force, quiet);
                 let done = finished.fetch_add(1, Ordering::SeqCst) + 1;
                 if !quiet {
                     let what = match &status {
@@ -158,31 +165,21 @@ pub fn execute(jobs: &[Job], workers: usize, force: bool, quiet: bool) -> Vec<St
 pub fn load(dir: &Path, cfg: &TrainConfig, name: &str) -> Result<RunRecord> {
     let res = cfg.resolve()?;
     let rows = metrics::read(&dir.join("metrics.csv"))?;
-    let spath = dir.join("summary.json");
-    let text = std::fs::read_to_string(&spath)
-        .map_err(|e| Failure::input(format!("cannot read {}: {e}", spath.display())))?;
-    let s: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Failure::input(format!("{}: not valid JSON: {e}", spath.display())))?;
-    let fv = s.get("final_values").filter(|v| !v.is_null());
-    let get = |k: &str| {
-        fv.and_then(|v| v.get(k))
-            .and_then(|x| x.as_f64())
-            .map(|x| x as f32)
-    };
+    let s = crate::report::read_summary(&dir.join("summary.json"))?;
     Ok(RunRecord {
         name: name.to_string(),
         lr: cfg.optim.lr,
         seed: cfg.model.seed,
         batch: cfg.optim.batch_size,
-        n_train: s.get("n_train").and_then(|x| x.as_u64()).unwrap_or(0) as usize,
+        n_train: s.n_train.unwrap_or(0) as usize,
         classes: res.arch.output_dim(),
         opt: cfg.optim.opt.clone(),
         clip: cfg.optim.clip,
         threshold: res.opt.stability_threshold(),
-        diverged: s.get("diverged").and_then(|d| d.as_bool()).unwrap_or(false),
-        test_acc: get("test_acc"),
-        train_acc: get("train_acc"),
-        train_loss: get("train_loss"),
+        diverged: s.diverged,
+        test_acc: s.test_acc,
+        train_acc: s.train_acc,
+        train_loss: s.train_loss,
         rows,
     })
 }
