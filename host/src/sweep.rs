@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use crate::config::TrainConfig;
 use crate::error::{Failure, Result};
-use crate::train::{self, RunOptions};
+use crate::train::{self, RunOptions, RUN_DIRS, RUN_FILES};
 
 /// The grid axes; an empty axis keeps the base configuration's value.
 #[derive(Clone, Debug, Default)]
@@ -396,19 +396,6 @@ fn check_grid(runs: &[GridRun], grid: &Grid) -> Result<()> {
     }
     Ok(())
 }
-
-/// The files a run writes at the top of its directory (as `train` knows them; a `report` of
-/// the run alone adds the last two).
-const RUN_FILES: [&str; 5] = [
-    "config.toml",
-    "metrics.csv",
-    "summary.json",
-    "report.md",
-    "report.csv",
-];
-
-/// The subdirectories a run writes.
-const RUN_DIRS: [&str; 2] = ["checkpoints", "plots"];
 
 /// Refuses, before anything is written, a run directory the run could not be written into
 /// without first deleting what it holds: a file where the run keeps a directory (or the

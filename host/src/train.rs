@@ -270,7 +270,7 @@ fn ckpt_err(e: checkpoint::CheckpointError) -> Failure {
 pub const LOCK_FILE: &str = "run.lock";
 
 /// The files a run (and a `report` of it alone) writes at the top of its directory.
-const RUN_FILES: [&str; 6] = [
+pub(crate) const RUN_FILES: [&str; 6] = [
     "config.toml",
     "metrics.csv",
     "summary.json",
@@ -280,7 +280,7 @@ const RUN_FILES: [&str; 6] = [
 ];
 
 /// The subdirectories a run writes.
-const RUN_DIRS: [&str; 2] = ["checkpoints", "plots"];
+pub(crate) const RUN_DIRS: [&str; 2] = ["checkpoints", "plots"];
 
 /// Whether `--force` may replace the non-empty directory `out`: it holds a run's
 /// `config.toml` (one that parses as edgewise's: another tool's `config.toml` does not make
@@ -416,6 +416,20 @@ fn prepare_dir(opts: &RunOptions) -> Result<std::fs::File> {
                 return Err(Failure::input(format!(
                     "--force replaces a run directory, and {} holds {what}: nothing was touched; choose another --out",
                     out.display()
+                )));
+            }
+            // A file where the run keeps a directory (or the reverse) would stop the run
+            // after --force had deleted the rest.
+            let wrong = RUN_DIRS
+                .iter()
+                .map(|n| (n, true))
+                .chain(RUN_FILES.iter().map(|n| (n, false)))
+                .find(|(n, dir)| std::fs::metadata(out.join(n)).is_ok_and(|m| m.is_dir() != *dir));
+            if let Some((n, dir)) = wrong {
+                return Err(Failure::input(format!(
+                    "--force: {} is {}, where the run keeps its {n}: nothing was touched; move it away",
+                    out.join(n).display(),
+                    if dir { "not a directory" } else { "a directory" }
                 )));
             }
         }
@@ -772,11 +786,14 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                 )));
             }
         }
-        let step: u64 = ck
-            .metadata
-            .get("step")
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| refuse("no step in the checkpoint metadata".into()))?;
+        let step: u64 = match ck.metadata.get("step") {
+            None => return Err(refuse("no step in the checkpoint metadata".into())),
+            Some(s) => s.parse().map_err(|_| {
+                refuse(format!(
+                    "its step metadata {s:?} is not a step count (a whole number from 0)"
+                ))
+            })?,
+        };
         if total < step {
             return Err(Failure::input(format!(
                 "--resume {}: the run has taken {step} steps already, more than the {total} asked for; --steps / --epochs give the new total length",

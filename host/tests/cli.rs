@@ -191,6 +191,26 @@ fn train_writes_every_output() {
     );
     assert_eq!(read(&mine.join("plots/figure1.svg")), b"<svg/>");
     assert_eq!(read(&mine.join("config.toml")), b"title = \"my project\"\n");
+    // A run whose checkpoints/ became a file: --force used to delete the run's other files
+    // and then fail to create checkpoints/.
+    let odd = d.join("odd");
+    train(&odd, &["--steps", "2", "--no-plots"]);
+    std::fs::remove_dir_all(odd.join("checkpoints")).unwrap();
+    std::fs::write(odd.join("checkpoints"), "x").unwrap();
+    let metrics = read(&odd.join("metrics.csv"));
+    bad(
+        &[
+            "train",
+            "--out",
+            odd.to_str().unwrap(),
+            "--steps",
+            "1",
+            "--force",
+            "--quiet",
+        ],
+        "checkpoints is not a directory, where the run keeps its checkpoints: nothing was touched",
+    );
+    assert_eq!(read(&odd.join("metrics.csv")), metrics);
     // A run stopped while creating its directory (an empty checkpoints/) is replaced.
     let half = d.join("half");
     std::fs::create_dir_all(half.join("checkpoints")).unwrap();

@@ -297,6 +297,16 @@ fn an_edited_config_toml_is_refused() {
     ok(&["train", "--resume", s(&run), "--quiet"]);
     let summary = String::from_utf8(read(&run.join("summary.json"))).unwrap();
     assert!(summary.contains("\"steps\": 25"), "{summary}");
+    // A step count that does not parse is named as such (was "no step in the metadata").
+    for bad_step in ["abc", "-1", "18446744073709551616"] {
+        edit_ckpt(&run, |ck| {
+            ck.metadata.insert("step".into(), bad_step.into());
+        });
+        refused(
+            &run,
+            &format!("its step metadata \"{bad_step}\" is not a step count"),
+        );
+    }
     let _ = std::fs::remove_dir_all(d);
 }
 
