@@ -16,8 +16,8 @@
 //! | `ce-adaptive/` | Adam, clipped Adam (upper bound, several c), RMSProp, beta2 = 0.99; sharpness and preconditioned sharpness | 7 adaptive |
 //! | `diag/` | core's `DiagLinearNet` under GD from unbalanced starts, lr = m 2 / lambda_ref | 8 mechanism |
 //!
-//! [`plan`] holds the exact grids of each scale (`--scale tiny`, the default quick scale of about a
-//! minute, `--full` about five on two cores). [`stats`] and [`verdict`] are pure functions
+//! [`plan`] holds the exact grids of each scale (`--scale tiny`, the default quick scale of about
+//! two minutes, `--full` about nine on two cores). [`stats`] and [`verdict`] are pure functions
 //! from metric rows to verdicts, each claim's criterion stated by [`verdict::criterion`];
 //! [`report`] writes `report.md`, `claims.json` and `plots/`. [`runner`] runs the training runs
 //! on a pool of threads (one thread per run, bit-identical to running them one by one), reusing
@@ -44,7 +44,7 @@ use runner::Status;
 /// `edgewise repro`.
 #[derive(Args, Debug)]
 pub struct ReproArgs {
-    /// The larger reproduction: more seeds, learning rates and steps (about 5 minutes on 2 cores).
+    /// The larger reproduction: more seeds, learning rates and steps (about 9 minutes on 2 cores).
     #[arg(long, conflicts_with = "scale")]
     pub full: bool,
     /// Output directory (run directories, plots/, report.md).

@@ -10,9 +10,9 @@ use crate::sweep::{expand, Grid, GridRun};
 pub enum Scale {
     /// A smoke test of a few seconds (the test suite's).
     Tiny,
-    /// The default: about a minute on 2 cores.
+    /// The default: about two minutes on 2 cores.
     Quick,
-    /// More seeds, learning rates and steps: about 5 minutes on 2 cores.
+    /// More seeds, learning rates and steps: about 9 minutes on 2 cores.
     Full,
 }
 
