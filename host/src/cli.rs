@@ -823,9 +823,8 @@ fn refuse_ignored(
     used: &[&str],
     what: &str,
 ) -> Result<()> {
-    let matters = |key: &str| {
-        key.starts_with("data.") || key.starts_with("model.") || used.iter().any(|u| key == *u)
-    };
+    let matters =
+        |key: &str| key.starts_with("data.") || key.starts_with("model.") || used.contains(&key);
     let ignored: Vec<String> = before
         .differences(cfg)
         .into_iter()
