@@ -264,7 +264,7 @@ fn ckpt_err(e: checkpoint::CheckpointError) -> Failure {
 }
 
 /// The lock file of a run directory: the process writing the run holds an exclusive advisory
-/// lock on it ([`lock_run`]) from before it touches the directory until it exits. The file
+/// lock on it (`lock_run`) from before it touches the directory until it exits. The file
 /// stays (it is never replaced or deleted, which would let a second process lock another
 /// file of the same name); the lock goes with the process, however it ends.
 pub const LOCK_FILE: &str = "run.lock";
