@@ -705,8 +705,8 @@ impl TrainConfig {
             return Err(Failure::input(format!(
                 "--hocm with --act {}: T(v,v,v) is a central difference of Hessian-vector \
                  products, and the activation's kinks (relu's first, elu's second derivative \
-                 jumps at 0) fall inside its step: the value is not the third derivative \
-                 (off by 37% to 480% against an exact reference); use a smooth activation \
+                 jumps at 0) fall inside its step: the value is not the third derivative; \
+                 use a smooth activation \
                  (tanh, softplus, gelu, identity)",
                 act.name()
             )));

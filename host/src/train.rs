@@ -705,8 +705,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         eprintln!(
             "warning: --hvp fd with {}: finite differences step across the activation's \
              kink at 0 (where relu's gradient, elu's curvature, jumps), so the curvature \
-             they measure is not the Hessian's (an audit found lambda_min 1.9% off with elu; \
-             use --hvp exact)",
+             they measure is not the Hessian's (use --hvp exact)",
             arch.activation().name()
         );
     }
@@ -1251,8 +1250,8 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         eprintln!(
             "warning: {topk_unconverged} eigen measurement(s) in this invocation left some of \
              the top {} eigenvectors short of the residual tolerance: their rotation and \
-             subspace_score compare unconverged vectors (off by up to 0.3 in a 20-step Lanczos \
-             audit); raise --lanczos-steps (lanczos), --lanczos-max-steps (warm-lanczos) or \
+             subspace_score compare unconverged vectors (off by up to 0.33 with 20 Lanczos \
+             steps, BENCHMARKS.md); raise --lanczos-steps (lanczos), --lanczos-max-steps (warm-lanczos) or \
              --power-max-iter (power)",
             cfg.curvature.eig_k
         );

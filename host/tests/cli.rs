@@ -4,26 +4,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
 
-use common::{bad, exe, ok, read, run, tmp};
-
-const SMALL: &[&str] = &[
-    "--data",
-    "digits",
-    "--per-class",
-    "20",
-    "--arch",
-    "64-12-10",
-    "--quiet",
-];
-
-fn train(out: &Path, extra: &[&str]) -> Output {
-    let mut a: Vec<&str> = vec!["train", "--out", out.to_str().unwrap()];
-    a.extend_from_slice(SMALL);
-    a.extend_from_slice(extra);
-    ok(&a)
-}
+use common::{bad, exe, ok, read, run, tmp, train, SMALL};
 
 #[test]
 fn train_writes_every_output() {

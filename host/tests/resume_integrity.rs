@@ -9,32 +9,11 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
 use edgewise::checkpoint::{self, Checkpoint};
-
-const SMALL: &[&str] = &[
-    "--data",
-    "digits",
-    "--per-class",
-    "20",
-    "--arch",
-    "64-12-10",
-    "--quiet",
-];
-
-fn train(out: &Path, extra: &[&str]) -> Output {
-    let mut a: Vec<&str> = vec!["train", "--out", out.to_str().unwrap()];
-    a.extend_from_slice(SMALL);
-    a.extend_from_slice(extra);
-    ok(&a)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// Every file under `dir` with its contents: what a refused command must leave unchanged.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {

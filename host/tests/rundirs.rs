@@ -6,14 +6,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{bad, ok, read, run, tmp};
+use common::{bad, ok, read, run, s, tmp};
 
 /// A small, fast run's settings (about 20 steps of a tiny net on the bundled digits).
 const SMALL: &[&str] = &["--data", "digits", "--arch", "64-16-10", "--quiet"];
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// Trains a 20-step run into `out`.
 fn train(out: &Path) {

@@ -57,3 +57,27 @@ pub fn bad(args: &[&str], needle: &str) -> String {
 pub fn read(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
+
+/// A small, fast training setting (digits, 20 per class, 64-12-10), quiet.
+pub const SMALL: &[&str] = &[
+    "--data",
+    "digits",
+    "--per-class",
+    "20",
+    "--arch",
+    "64-12-10",
+    "--quiet",
+];
+
+/// `edgewise train --out OUT SMALL EXTRA`, which must succeed.
+pub fn train(out: &Path, extra: &[&str]) -> Output {
+    let mut a: Vec<&str> = vec!["train", "--out", out.to_str().unwrap()];
+    a.extend_from_slice(SMALL);
+    a.extend_from_slice(extra);
+    ok(&a)
+}
+
+/// A path as the `&str` an argument list takes.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
