@@ -14,7 +14,30 @@ use edgewise_core::{
 use crate::config::TrainConfig;
 use crate::engine::{ParObjective, Workspace};
 use crate::error::{core_err, Failure, Result};
-use crate::train::{prepare, view};
+use crate::train::{data_fingerprint, prepare, view, Prepared};
+
+/// Loads and splits the data `cfg` describes; with `expect` (the `data_fingerprint` of the
+/// checkpoint being measured, given when no flag changed its data or split), data that
+/// differ from what the run trained on are bad input, as for `train --resume`: the Hessian
+/// would silently be another data set's. Returns the data and their fingerprint.
+fn prepare_checked(
+    cfg: &TrainConfig,
+    arch: &Arch,
+    expect: Option<&str>,
+) -> Result<(Prepared, String)> {
+    let prep = prepare(cfg, arch)?;
+    let fp = data_fingerprint(&prep.train, &prep.test);
+    if let Some(want) = expect.filter(|&w| w != fp) {
+        return Err(Failure::input(format!(
+            "the checkpoint's run was trained on other data than data set {} holds now (data \
+             fingerprint {want} in the checkpoint, {fp} now): its file changed (edited, \
+             shuffled or replaced) since; restore it, or give the data flags (--data, \
+             --per-class or --train-size, ...) to measure on the data as they are",
+            cfg.data.name
+        )));
+    }
+    Ok((prep, fp))
+}
 
 /// Which eigen-solver `spectrum` uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -46,6 +69,9 @@ pub struct SpectrumSettings {
     pub threads: usize,
     /// Tile.
     pub tile: usize,
+    /// The checkpoint's `data_fingerprint` when no flag changed its data or split: other data
+    /// are refused (see `prepare_checked`).
+    pub expect_fingerprint: Option<String>,
 }
 
 /// A reported eigenvalue is flagged as unconverged when its residual bound exceeds this
@@ -87,6 +113,9 @@ pub struct Spectrum {
     pub hessian_subset: Option<usize>,
     /// Samples the Hessian averages over.
     pub samples: usize,
+    /// The fingerprint of the split measured on (FNV-1a over both sets, as the
+    /// `data_fingerprint` checkpoints of `train` carry).
+    pub data_fingerprint: String,
     /// Parameters.
     pub n_params: usize,
     /// Solver.
@@ -228,7 +257,7 @@ pub fn spectrum(
     model_name: &str,
     config_source: &str,
 ) -> Result<Spectrum> {
-    let prep = prepare(cfg, arch)?;
+    let (prep, fingerprint) = prepare_checked(cfg, arch, s.expect_fingerprint.as_deref())?;
     let train = view(&prep.train).map_err(core_err("data"))?;
     let data = match &prep.hessian_idx {
         Some(ix) => train.select(ix).map_err(core_err("Hessian subset"))?,
@@ -330,6 +359,7 @@ pub fn spectrum(
         train_samples: prep.train.n,
         hessian_subset: cfg.curvature.hessian_subset,
         samples: data.len(),
+        data_fingerprint: fingerprint,
         n_params: p,
         method: s.method,
         lanczos_steps,
@@ -386,16 +416,19 @@ fn dense_preflight(p: usize) -> Result<()> {
 
 /// Compares exact, finite-difference and dense-Hessian products on `directions` seeded random
 /// directions; the dense Hessian is formed when the model has at most `dense_max` parameters.
+/// `expect_fingerprint` is a checkpoint's `data_fingerprint` (see `prepare_checked`).
+#[allow(clippy::too_many_arguments)]
 pub fn hvp_check(
     arch: &Arch,
     params: &[f32],
     cfg: &TrainConfig,
+    expect_fingerprint: Option<&str>,
     directions: usize,
     dense_max: usize,
     threads: usize,
     tile: usize,
 ) -> Result<Vec<HvpCheckRow>> {
-    let prep = prepare(cfg, arch)?;
+    let (prep, _) = prepare_checked(cfg, arch, expect_fingerprint)?;
     let train = view(&prep.train).map_err(core_err("data"))?;
     let data = match &prep.hessian_idx {
         Some(ix) => train.select(ix).map_err(core_err("Hessian subset"))?,

@@ -851,12 +851,14 @@ fn refuse_ignored(
 /// earlier versions carry the configuration only in resume checkpoints), else the data set
 /// and seed of the metadata with the default split and the whole training split for the
 /// Hessian (with a warning unless data flags were given). Flags contradicting the checkpoint's
-/// architecture, activation, loss or math backend are bad input.
+/// architecture, activation, loss or math backend are bad input. The third value is the
+/// checkpoint's `data_fingerprint` when no flag changed its data, split or seed: the data
+/// loaded must then be those the run trained on (unless the split is the defaults' guess).
 fn ckpt_config(
     ck: &crate::checkpoint::Checkpoint,
     path: &Path,
     settings: &Overrides,
-) -> Result<(TrainConfig, String)> {
+) -> Result<(TrainConfig, String, Option<String>)> {
     let from_metadata = |c: &mut TrainConfig| {
         if let Some(d) = ck.metadata.get("data") {
             c.data.name = d.clone();
@@ -960,7 +962,14 @@ fn ckpt_config(
     if overridden {
         source.push_str(" + flags");
     }
-    Ok((cfg, source))
+    // The Hessian subset is drawn from the split: changing it leaves the data as they were.
+    // A split guessed from defaults (already warned about) is not the run's to check.
+    let data_changed = settings.data.is_some() || sizes || per_class || settings.seed.is_some();
+    let fingerprint = match data_changed || source.starts_with("defaults") {
+        true => None,
+        false => ck.metadata.get("data_fingerprint").cloned(),
+    };
+    Ok((cfg, source, fingerprint))
 }
 
 /// Runs `spectrum`.
@@ -987,7 +996,7 @@ pub fn cmd_spectrum(a: &SpectrumArgs) -> Result<u8> {
         }
     }
     let ck = load_ckpt(&a.checkpoint)?;
-    let (cfg, source) = ckpt_config(&ck, &a.checkpoint, &a.settings)?;
+    let (cfg, source, fingerprint) = ckpt_config(&ck, &a.checkpoint, &a.settings)?;
     let s = crate::analyze::SpectrumSettings {
         k: a.k,
         method: a.method,
@@ -1005,6 +1014,7 @@ pub fn cmd_spectrum(a: &SpectrumArgs) -> Result<u8> {
         dense_max: a.dense_max,
         threads: a.exec.threads()?,
         tile: a.exec.tile,
+        expect_fingerprint: fingerprint,
     };
     let sp = crate::analyze::spectrum(
         &ck.arch,
@@ -1056,11 +1066,11 @@ pub fn cmd_hvp_check(a: &HvpCheckArgs) -> Result<u8> {
     if a.directions == 0 {
         return Err(Failure::input("--directions 0: must be at least 1"));
     }
-    let (arch, params, cfg) = match &a.checkpoint {
+    let (arch, params, cfg, fingerprint) = match &a.checkpoint {
         Some(p) => {
             let ck = load_ckpt(p)?;
-            let (cfg, _) = ckpt_config(&ck, p, &a.settings)?;
-            (ck.arch, ck.params, cfg)
+            let (cfg, _, fingerprint) = ckpt_config(&ck, p, &a.settings)?;
+            (ck.arch, ck.params, cfg, fingerprint)
         }
         None => {
             let mut cfg = TrainConfig::default();
@@ -1077,7 +1087,7 @@ pub fn cmd_hvp_check(a: &HvpCheckArgs) -> Result<u8> {
             res.arch
                 .init(&mut params, res.init, cfg.model.seed)
                 .map_err(crate::error::core_err("init"))?;
-            (res.arch, params, cfg)
+            (res.arch, params, cfg, None)
         }
     };
     if matches!(
@@ -1096,6 +1106,7 @@ pub fn cmd_hvp_check(a: &HvpCheckArgs) -> Result<u8> {
         &arch,
         &params,
         &cfg,
+        fingerprint.as_deref(),
         a.directions,
         a.dense_max,
         a.exec.threads()?,

@@ -289,18 +289,6 @@ fn an_edited_config_toml_is_refused() {
     let _ = std::fs::remove_dir_all(d);
 }
 
-/// A classification data set of `n` rows, 4 features and 3 classes, as a csv file.
-fn write_csv(path: &Path, n: usize) -> Vec<String> {
-    let rows: Vec<String> = (0..n)
-        .map(|i| {
-            let f = |k: usize| ((i * 7 + k * 13) % 17) as f32 / 8.0 - 1.0;
-            format!("{},{},{},{},{}", f(0), f(1), f(2), f(3), i % 3)
-        })
-        .collect();
-    std::fs::write(path, rows.join("\n") + "\n").unwrap();
-    rows
-}
-
 #[test]
 fn data_that_changed_since_the_run_started_is_refused() {
     let d = tmp("ri-data");

@@ -366,3 +366,59 @@ fn power_gives_the_top_k_and_the_bottom_k() {
     }
     let _ = std::fs::remove_dir_all(d);
 }
+
+#[test]
+fn spectrum_and_hvp_check_refuse_data_that_changed_since_the_run() {
+    let d = tmp("sp-data");
+    let csv = d.join("data.csv");
+    let rows = common::write_csv(&csv, 60);
+    let run = d.join("run");
+    let spec = format!("csv:{}", csv.display());
+    ok(&[
+        "train",
+        "--out",
+        common::s(&run),
+        "--data",
+        &spec,
+        "--arch",
+        "4-8-3",
+        "--steps",
+        "10",
+        "--quiet",
+        "--no-plots",
+    ]);
+    let ck = run.join("checkpoints/final.safetensors");
+    let fp = edgewise::checkpoint::load(&ck).unwrap().metadata["data_fingerprint"].clone();
+    // On the run's data: measured, and the output names the data's fingerprint.
+    let (j, _) = spectrum(&ck, &["--k", "1"]);
+    assert_eq!(j["data_fingerprint"], Value::String(fp.clone()));
+    // One label changed: both commands refuse, naming both fingerprints.
+    let mut edited = rows.clone();
+    edited[5] = format!("{},1", edited[5].rsplit_once(',').unwrap().0);
+    assert_ne!(edited, rows);
+    std::fs::write(&csv, edited.join("\n") + "\n").unwrap();
+    let c = ck.to_str().unwrap();
+    for args in [
+        vec!["spectrum", c, "--probes", "0", "--k", "1"],
+        // A new Hessian subset leaves the data as they were: still checked.
+        vec!["spectrum", c, "--probes", "0", "--hessian-subset", "10"],
+        vec!["hvp-check", "--checkpoint", c, "--directions", "1"],
+    ] {
+        let err = common::bad(&args, "the checkpoint's run was trained on other data");
+        assert!(err.contains(&fp) && err.contains(&spec), "{err}");
+    }
+    // Naming the data deliberately measures them as they are.
+    let (j, _) = spectrum(&ck, &["--k", "1", "--data", &spec]);
+    let now = j["data_fingerprint"].as_str().unwrap();
+    assert!(now.len() == 16 && now != fp, "{now} vs {fp}");
+    ok(&[
+        "hvp-check",
+        "--checkpoint",
+        c,
+        "--directions",
+        "1",
+        "--data",
+        &spec,
+    ]);
+    let _ = std::fs::remove_dir_all(d);
+}

@@ -81,3 +81,15 @@ pub fn train(out: &Path, extra: &[&str]) -> Output {
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// A classification data set of `n` rows, 4 features and 3 classes, as a csv file.
+pub fn write_csv(path: &Path, n: usize) -> Vec<String> {
+    let rows: Vec<String> = (0..n)
+        .map(|i| {
+            let f = |k: usize| ((i * 7 + k * 13) % 17) as f32 / 8.0 - 1.0;
+            format!("{},{},{},{},{}", f(0), f(1), f(2), f(3), i % 3)
+        })
+        .collect();
+    std::fs::write(path, rows.join("\n") + "\n").unwrap();
+    rows
+}
