@@ -150,6 +150,17 @@ pub struct OptimConfig {
     pub schedule: String,
 }
 
+/// The `beta2` an optimizer uses when `--beta2` is not given: Adam's and AdamW's 0.999,
+/// 0.99 for RMSProp and the clipped variants (the paper's setting, see the brief); `None`
+/// for optimizers without one.
+pub fn beta2_default(opt: &str) -> Option<f32> {
+    match opt {
+        "adam" | "adamw" => Some(0.999),
+        "rmsprop" | "clipped-rmsprop" | "clipped-adam" => Some(0.99),
+        _ => None,
+    }
+}
+
 impl Default for OptimConfig {
     fn default() -> Self {
         Self {
@@ -304,7 +315,20 @@ impl TrainConfig {
 
     /// The configuration as TOML.
     pub fn to_toml(&self) -> String {
-        toml::to_string(self).unwrap_or_default()
+        let text = toml::to_string(self).unwrap_or_default();
+        // An unset beta2 takes its optimizer's default: say which, as a comment where the
+        // setting would be (read back as unset, so the file still describes the same run).
+        match (self.optim.beta2, beta2_default(&self.optim.opt)) {
+            (None, Some(b2)) => text.replacen(
+                "\neps = ",
+                &format!(
+                    "\n# beta2 = {b2} (not set: the default of --opt {})\neps = ",
+                    self.optim.opt
+                ),
+                1,
+            ),
+            _ => text,
+        }
     }
 
     /// The settings in which `self` and `other` differ, as `section.key = this vs that`, in
@@ -606,7 +630,7 @@ impl TrainConfig {
                 weight_decay: wd,
             }),
             "rmsprop" | "clipped-rmsprop" => Optimizer::RmsProp(RmsPropConfig {
-                beta2: o.beta2.unwrap_or(0.99),
+                beta2: o.beta2.or(beta2_default(opt_name)).unwrap_or(0.99),
                 eps: o.eps,
                 weight_decay: wd,
                 bias_correction: true,
@@ -614,9 +638,7 @@ impl TrainConfig {
             }),
             _ => Optimizer::Adam(AdamConfig {
                 beta1: o.beta1,
-                beta2: o
-                    .beta2
-                    .unwrap_or(if clip == Clip::None { 0.999 } else { 0.99 }),
+                beta2: o.beta2.or(beta2_default(opt_name)).unwrap_or(0.999),
                 eps: o.eps,
                 weight_decay: wd,
                 decoupled: opt_name == "adamw",
@@ -734,6 +756,60 @@ mod tests {
         c.resolve().unwrap();
         let back = TrainConfig::from_toml(&c.to_toml(), "x").unwrap();
         assert_eq!(back, c);
+    }
+
+    #[test]
+    fn an_unset_beta2_is_named_with_its_default_and_read_back_unset() {
+        for (opt, clip, line) in [
+            (
+                "adam",
+                None,
+                Some("# beta2 = 0.999 (not set: the default of --opt adam)\n"),
+            ),
+            (
+                "adamw",
+                None,
+                Some("# beta2 = 0.999 (not set: the default of --opt adamw)\n"),
+            ),
+            (
+                "rmsprop",
+                None,
+                Some("# beta2 = 0.99 (not set: the default of --opt rmsprop)\n"),
+            ),
+            (
+                "clipped-adam",
+                Some(0.01),
+                Some("# beta2 = 0.99 (not set: the default of --opt clipped-adam)\n"),
+            ),
+            ("gd", None, None),
+            ("momentum", None, None),
+        ] {
+            let mut c = TrainConfig::default();
+            c.optim.opt = opt.into();
+            c.optim.clip = clip;
+            let text = c.to_toml();
+            match line {
+                // Where `beta2 = x` stands when set: after beta1, before eps.
+                Some(l) => assert!(text.contains(&format!("\n{l}eps = ")), "{opt}: {text}"),
+                None => assert!(!text.contains("beta2"), "{opt}: {text}"),
+            }
+            let back = TrainConfig::from_toml(&text, "x").unwrap();
+            assert_eq!(back, c);
+            assert_eq!(back.optim.beta2, None);
+            // The value named is the one training uses.
+            let used = match c.resolve().unwrap().opt {
+                Optimizer::Adam(a) => Some(a.beta2),
+                Optimizer::RmsProp(r) => Some(r.beta2),
+                _ => None,
+            };
+            assert_eq!(used, beta2_default(opt), "{opt}");
+            c.optim.beta2 = Some(0.95);
+            let text = c.to_toml();
+            assert!(
+                !text.contains("# beta2") && text.contains("\nbeta2 = 0.95\neps = "),
+                "{opt}: {text}"
+            );
+        }
     }
 
     #[test]
