@@ -882,6 +882,56 @@ fn a_diverging_run_stops_cleanly_and_keeps_what_it_measured() {
 }
 
 #[test]
+fn adam_with_eps_zero_trains_on_data_with_constant_pixels() {
+    // digits' top-left pixel is 0 in every image: its weights' gradients are all zero, a 0 / 0
+    // update with eps = 0 before (the run "diverged" at step 1).
+    let d = tmp("eps0");
+    let out = d.join("run");
+    for opt in ["adam", "rmsprop"] {
+        train(
+            &out,
+            &[
+                "--opt",
+                opt,
+                "--eps",
+                "0",
+                "--lr",
+                "0.01",
+                "--steps",
+                "6",
+                "--eig-every",
+                "5",
+                "--force",
+                "--no-plots",
+            ],
+        );
+        let s: serde_json::Value =
+            serde_json::from_slice(&read(&out.join("summary.json"))).unwrap();
+        assert_eq!(s["diverged"], false, "{opt}: {s}");
+        // The preconditioned sharpness at step 5 (step sizes 0 for those weights) is finite.
+        let csv = String::from_utf8(read(&out.join("metrics.csv"))).unwrap();
+        let col = csv
+            .lines()
+            .next()
+            .unwrap()
+            .split(',')
+            .position(|c| c == "precond_sharpness");
+        let last = csv
+            .lines()
+            .last()
+            .unwrap()
+            .split(',')
+            .nth(col.unwrap())
+            .unwrap();
+        assert!(
+            last.parse::<f64>().is_ok_and(f64::is_finite),
+            "{opt}: {last:?} in {csv}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(d);
+}
+
+#[test]
 fn bad_input_gets_one_clear_message_and_exit_code_2() {
     let d = tmp("bad");
     let o = |n: &str| d.join(n).to_str().unwrap().to_string();

@@ -62,6 +62,20 @@ impl Default for RmsPropConfig {
     }
 }
 
+/// `num / denom`, and 0 where `denom` is 0: with `eps = 0` a coordinate whose gradients were
+/// all zero (a pixel that is 0 in every image, a dead unit) has `m = v = 0`, and takes no step
+/// (the limit `eps -> 0+`) instead of `0 / 0`. A NaN denominator still gives NaN, so a
+/// diverging run is not hidden. Identical to `num / denom` whenever `denom != 0`, hence for
+/// every `eps > 0`.
+#[inline(always)]
+fn div_or_zero(num: f32, denom: f32) -> f32 {
+    if denom == 0.0 {
+        0.0
+    } else {
+        num / denom
+    }
+}
+
 fn check_beta(b: f32, what: &'static str) -> Result<(), Error> {
     if (0.0..1.0).contains(&b) {
         Ok(())
@@ -101,7 +115,7 @@ impl AdamConfig {
             *vi = b2 * *vi + (1.0 - b2) * g * g;
             let m_hat = *mi / c1;
             let denom = self.clip.apply(sqrt(*vi / c2)) + self.eps;
-            *x -= lr * m_hat / denom;
+            *x -= div_or_zero(lr * m_hat, denom);
         }
     }
 }
@@ -126,7 +140,7 @@ impl RmsPropConfig {
             let g = g + self.weight_decay * *x;
             *vi = b2 * *vi + (1.0 - b2) * g * g;
             let denom = self.clip.apply(sqrt(*vi / c2)) + self.eps;
-            *x -= lr * g / denom;
+            *x -= div_or_zero(lr * g, denom);
         }
     }
 }
@@ -148,6 +162,6 @@ pub(crate) fn step_sizes(
         1.0
     };
     for (o, &vi) in out.iter_mut().zip(v) {
-        *o = lr / (clip.apply(sqrt(vi / c2)) + eps);
+        *o = div_or_zero(lr, clip.apply(sqrt(vi / c2)) + eps);
     }
 }

@@ -18,7 +18,8 @@
 //! default, as Adam with `beta1 = 0`, which is how the authors' code builds it). `D` is the
 //! paper's preconditioner clip ([`Clip`]): the identity, `min(., c)` (upper bound, "Clipped-Ada",
 //! which restores instabilities) or `max(., c)` (lower bound). `beta^t` is computed in f64 by
-//! binary exponentiation.
+//! binary exponentiation. A zero denominator (only with `eps = 0`: a coordinate whose gradients
+//! were all zero) gives no step and a step size of 0 instead of `0 / 0`.
 
 mod adam;
 mod momentum;

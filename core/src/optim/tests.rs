@@ -114,6 +114,47 @@ fn step_sizes_are_the_preconditioner() {
 }
 
 #[test]
+fn eps_zero_leaves_a_coordinate_without_gradient_where_it_is() {
+    // Two coordinates, the second with gradient 0 at every step: with eps = 0 its denominator
+    // is 0 (0 / 0 before); the first takes Adam's step, sign(g) * lr at step 1.
+    for opt in [
+        Optimizer::Adam(AdamConfig {
+            eps: 0.0,
+            ..Default::default()
+        }),
+        Optimizer::Adam(AdamConfig {
+            eps: 0.0,
+            clip: Clip::Upper(0.1),
+            ..Default::default()
+        }),
+        Optimizer::RmsProp(RmsPropConfig {
+            eps: 0.0,
+            ..Default::default()
+        }),
+    ] {
+        let mut p = [1.0f32, 2.0];
+        let mut buf = [0.0f32; 4];
+        let n = opt.state_len(2);
+        let mut st = OptState {
+            t: 0,
+            buf: &mut buf[..n],
+        };
+        for _ in 0..3 {
+            opt.step(0.1, &mut p, &[0.5, 0.0], &mut st).unwrap();
+        }
+        assert_eq!(p[1], 2.0, "{opt:?}");
+        assert!(p[0] < 1.0 && p[0].is_finite(), "{opt:?}: {}", p[0]);
+        let mut d = [f32::NAN; 2];
+        opt.step_sizes(0.1, &st, &mut d).unwrap();
+        assert_eq!(d[1], 0.0, "{opt:?}");
+        assert!(d[0] > 0.0 && d[0].is_finite(), "{opt:?}: {}", d[0]);
+        // A NaN gradient still makes the parameter NaN: divergence is not hidden.
+        opt.step(0.1, &mut p, &[f32::NAN, 0.0], &mut st).unwrap();
+        assert!(p[0].is_nan(), "{opt:?}");
+    }
+}
+
+#[test]
 fn bad_settings_are_errors() {
     let mut p = [1.0f32];
     let mut st = OptState { t: 0, buf: &mut [] };
