@@ -148,10 +148,30 @@ pub struct SpectrumArgs {
     /// Write the JSON here instead of standard output.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Lanczos steps, exactly (default: the run's, doubled until the reported values converge).
+    #[arg(long)]
+    pub lanczos_steps: Option<usize>,
     #[command(flatten)]
-    pub settings: Overrides,
+    pub input: DataFlags,
+    #[command(flatten)]
+    pub model: ModelFlags,
+    #[command(flatten)]
+    pub hessian: HessianFlags,
     #[command(flatten)]
     pub exec: Execution,
+}
+
+impl SpectrumArgs {
+    /// The flags as overrides of the checkpoint's configuration.
+    fn settings(&self) -> Overrides {
+        Overrides {
+            input: self.input.clone(),
+            model: self.model.clone(),
+            hessian: self.hessian.clone(),
+            lanczos_steps: self.lanczos_steps,
+            ..Default::default()
+        }
+    }
 }
 
 /// `edgewise hvp-check`.
@@ -170,48 +190,34 @@ pub struct HvpCheckArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
-    pub settings: Overrides,
+    pub input: DataFlags,
+    #[command(flatten)]
+    pub model: ModelFlags,
+    #[command(flatten)]
+    pub hessian: HessianFlags,
     #[command(flatten)]
     pub exec: Execution,
+}
+
+impl HvpCheckArgs {
+    /// The flags as overrides of the checkpoint's (or the default) configuration.
+    fn settings(&self) -> Overrides {
+        Overrides {
+            input: self.input.clone(),
+            model: self.model.clone(),
+            hessian: self.hessian.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 /// Settings that override the configuration file (all optional).
 #[derive(Args, Debug, Clone, Default)]
 pub struct Overrides {
-    /// Data: digits | mnist1d | mnist5k | csv:PATH | fashion-mnist:DIR | cifar10:DIR | synthetic:teacher[?n=..&dim=..&out=..]
-    #[arg(long, help_heading = "Data")]
-    pub data: Option<String>,
-    /// Training samples (seeded split).
-    #[arg(long, help_heading = "Data")]
-    pub train_size: Option<usize>,
-    /// Test samples.
-    #[arg(long, help_heading = "Data")]
-    pub test_size: Option<usize>,
-    /// Training samples per class (the paper uses 100).
-    #[arg(long, help_heading = "Data")]
-    pub per_class: Option<usize>,
-    /// Test samples per class (default per-class / 5).
-    #[arg(long, help_heading = "Data")]
-    pub test_per_class: Option<usize>,
-
-    /// Widths, input first: e.g. 64-32-32-10.
-    #[arg(long, help_heading = "Model")]
-    pub arch: Option<String>,
-    /// Hidden activation: identity | tanh | relu | elu | softplus | gelu.
-    #[arg(long, help_heading = "Model")]
-    pub act: Option<String>,
-    /// Loss: mse | ce.
-    #[arg(long, help_heading = "Model")]
-    pub loss: Option<String>,
-    /// Initialisation: pytorch | lecun-normal | kaiming-normal | xavier-uniform.
-    #[arg(long, help_heading = "Model")]
-    pub init: Option<String>,
-    /// Seed of initialisation, split, shuffles and probes.
-    #[arg(long, help_heading = "Model")]
-    pub seed: Option<u64>,
-    /// Math backend: libm | micromath.
-    #[arg(long, help_heading = "Model")]
-    pub math: Option<String>,
+    #[command(flatten)]
+    pub input: DataFlags,
+    #[command(flatten)]
+    pub model: ModelFlags,
 
     /// Optimizer: gd | sgd | momentum | nesterov | rmsprop | adam | adamw | clipped-adam | clipped-rmsprop.
     #[arg(long, help_heading = "Optimizer")]
@@ -285,10 +291,6 @@ pub struct Overrides {
     /// exact (forward-over-reverse) | fd (finite differences).
     #[arg(long, help_heading = "Curvature")]
     pub hvp: Option<String>,
-    /// Size of the fixed seeded training subset used for curvature (at least the training
-    /// split's size: the whole split).
-    #[arg(long, help_heading = "Curvature")]
-    pub hessian_subset: Option<usize>,
     /// Also measure lambda_min by shifted power iteration (Lanczos always gives it).
     #[arg(long, help_heading = "Curvature")]
     pub lambda_min: bool,
@@ -317,6 +319,60 @@ pub struct Overrides {
     /// predicted eigenvector, besides the --eig-every measurements (columns tracked_*).
     #[arg(long, help_heading = "Curvature")]
     pub track_every: Option<u64>,
+    #[command(flatten)]
+    pub hessian: HessianFlags,
+}
+
+/// The data flags (`train`, `sweep`, `spectrum`, `hvp-check`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct DataFlags {
+    /// Data: digits | mnist1d | mnist5k | csv:PATH | fashion-mnist:DIR | cifar10:DIR | synthetic:teacher[?n=..&dim=..&hidden=..&out=..&seed=..]
+    #[arg(long, help_heading = "Data")]
+    pub data: Option<String>,
+    /// Training samples (seeded split).
+    #[arg(long, help_heading = "Data")]
+    pub train_size: Option<usize>,
+    /// Test samples.
+    #[arg(long, help_heading = "Data")]
+    pub test_size: Option<usize>,
+    /// Training samples per class (the paper uses 100).
+    #[arg(long, help_heading = "Data")]
+    pub per_class: Option<usize>,
+    /// Test samples per class (default per-class / 5).
+    #[arg(long, help_heading = "Data")]
+    pub test_per_class: Option<usize>,
+}
+
+/// The model flags (`train`, `sweep`, `spectrum`, `hvp-check`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ModelFlags {
+    /// Widths, input first: e.g. 64-32-32-10.
+    #[arg(long, help_heading = "Model")]
+    pub arch: Option<String>,
+    /// Hidden activation: identity | tanh | relu | elu | softplus | gelu.
+    #[arg(long, help_heading = "Model")]
+    pub act: Option<String>,
+    /// Loss: mse | ce.
+    #[arg(long, help_heading = "Model")]
+    pub loss: Option<String>,
+    /// Initialisation: pytorch | lecun-normal | kaiming-normal | xavier-uniform.
+    #[arg(long, help_heading = "Model")]
+    pub init: Option<String>,
+    /// Seed of initialisation, split, shuffles and probes.
+    #[arg(long, help_heading = "Model")]
+    pub seed: Option<u64>,
+    /// Math backend: libm | micromath.
+    #[arg(long, help_heading = "Model")]
+    pub math: Option<String>,
+}
+
+/// The Hessian subset flag (every command that measures curvature).
+#[derive(Args, Debug, Clone, Default)]
+pub struct HessianFlags {
+    /// Size of the fixed seeded training subset used for curvature (at least the training
+    /// split's size: the whole split).
+    #[arg(long, help_heading = "Curvature")]
+    pub hessian_subset: Option<usize>,
 }
 
 macro_rules! set {
@@ -392,6 +448,15 @@ impl Overrides {
         check(self.eig_k.is_some(), eig, "--eig-k", none);
         check(self.eig_method.is_some(), eig, "--eig-method", none);
         check(
+            self.lambda_min,
+            eig && method != "lanczos",
+            "--lambda-min",
+            match eig {
+                false => none,
+                true => "--eig-method lanczos gives lambda_min at every measurement anyway",
+            },
+        );
+        check(
             self.lanczos_steps.is_some(),
             eig && method == "lanczos",
             "--lanczos-steps",
@@ -405,7 +470,7 @@ impl Overrides {
         );
         check(
             self.power_max_iter.is_some(),
-            eig && (method == "power" || c.lambda_min || adaptive),
+            eig && (method == "power" || (c.lambda_min && method != "lanczos") || adaptive),
             "--power-max-iter",
             "caps power iteration (--eig-method power, --lambda-min, the preconditioned sharpness of adaptive optimizers), not used here",
         );
@@ -413,7 +478,7 @@ impl Overrides {
         let nothing = "needs curvature measurements (--eig-every, --trace-every or --track-every)";
         check(self.hvp.is_some(), any, "--hvp", nothing);
         check(
-            self.hessian_subset.is_some(),
+            self.hessian.hessian_subset.is_some(),
             any,
             "--hessian-subset",
             nothing,
@@ -435,11 +500,11 @@ impl Overrides {
 
     /// Applies the flags given over `cfg`.
     pub fn apply(&self, cfg: &mut TrainConfig) {
-        set!(self.data, cfg.data.name);
+        set!(self.input.data, cfg.data.name);
         // A flag of one split mode (sizes or per class) replaces the other mode's settings
         // from a config file or checkpoint, rather than conflicting with them.
-        let sizes = self.train_size.is_some() || self.test_size.is_some();
-        let per_class = self.per_class.is_some() || self.test_per_class.is_some();
+        let sizes = self.input.train_size.is_some() || self.input.test_size.is_some();
+        let per_class = self.input.per_class.is_some() || self.input.test_per_class.is_some();
         if sizes && !per_class {
             cfg.data.per_class = None;
             cfg.data.test_per_class = None;
@@ -448,16 +513,16 @@ impl Overrides {
             cfg.data.train_size = None;
             cfg.data.test_size = None;
         }
-        set!(self.train_size, cfg.data.train_size, opt);
-        set!(self.test_size, cfg.data.test_size, opt);
-        set!(self.per_class, cfg.data.per_class, opt);
-        set!(self.test_per_class, cfg.data.test_per_class, opt);
-        set!(self.arch, cfg.model.arch);
-        set!(self.act, cfg.model.act);
-        set!(self.loss, cfg.model.loss);
-        set!(self.init, cfg.model.init);
-        set!(self.seed, cfg.model.seed);
-        set!(self.math, cfg.model.math);
+        set!(self.input.train_size, cfg.data.train_size, opt);
+        set!(self.input.test_size, cfg.data.test_size, opt);
+        set!(self.input.per_class, cfg.data.per_class, opt);
+        set!(self.input.test_per_class, cfg.data.test_per_class, opt);
+        set!(self.model.arch, cfg.model.arch);
+        set!(self.model.act, cfg.model.act);
+        set!(self.model.loss, cfg.model.loss);
+        set!(self.model.init, cfg.model.init);
+        set!(self.model.seed, cfg.model.seed);
+        set!(self.model.math, cfg.model.math);
         set!(self.opt, cfg.optim.opt);
         set!(self.lr, cfg.optim.lr);
         set!(self.batch_size, cfg.optim.batch_size, opt);
@@ -490,7 +555,11 @@ impl Overrides {
         set!(self.eig_k, cfg.curvature.eig_k);
         set!(self.eig_method, cfg.curvature.eig_method);
         set!(self.hvp, cfg.curvature.hvp);
-        set!(self.hessian_subset, cfg.curvature.hessian_subset, opt);
+        set!(
+            self.hessian.hessian_subset,
+            cfg.curvature.hessian_subset,
+            opt
+        );
         if self.lambda_min {
             cfg.curvature.lambda_min = true;
         }
@@ -814,37 +883,6 @@ fn config_mismatch(cfg: &TrainConfig, ck: &crate::checkpoint::Checkpoint) -> Opt
     (!diffs.is_empty()).then(|| diffs.join(", "))
 }
 
-/// Refuses the flags that changed a setting from `before` to `cfg` that the command does not
-/// use (anything but the data and model settings and the keys in `used`), rather than
-/// silently ignoring them; `what` says what they would have no effect on.
-fn refuse_ignored(
-    before: &TrainConfig,
-    cfg: &TrainConfig,
-    used: &[&str],
-    what: &str,
-) -> Result<()> {
-    let matters =
-        |key: &str| key.starts_with("data.") || key.starts_with("model.") || used.contains(&key);
-    let ignored: Vec<String> = before
-        .differences(cfg)
-        .into_iter()
-        .filter_map(|d| {
-            let key = d.split(" = ").next().unwrap_or_default().to_string();
-            let flag = key.rsplit('.').next().unwrap_or_default().replace('_', "-");
-            (!matters(&key)).then(|| format!("--{flag}"))
-        })
-        .collect();
-    if ignored.is_empty() {
-        return Ok(());
-    }
-    Err(Failure::input(format!(
-        "{} {} no effect on {what}: omit {}",
-        ignored.join(", "),
-        if ignored.len() == 1 { "has" } else { "have" },
-        if ignored.len() == 1 { "it" } else { "them" }
-    )))
-}
-
 /// The configuration a checkpoint was trained with, overridden by flags, and where it came
 /// from. In order: the `config` metadata entry (every checkpoint `train` writes carries it),
 /// the run's `config.toml` when the checkpoint lies in `RUN/checkpoints/` (checkpoints of
@@ -895,11 +933,11 @@ fn ckpt_config(
                 let mut c = TrainConfig::default();
                 from_metadata(&mut c);
                 let d = &settings;
-                let data_flags = d.data.is_some()
-                    || d.per_class.is_some()
-                    || d.train_size.is_some()
-                    || d.test_size.is_some()
-                    || d.hessian_subset.is_some();
+                let data_flags = d.input.data.is_some()
+                    || d.input.per_class.is_some()
+                    || d.input.train_size.is_some()
+                    || d.input.test_size.is_some()
+                    || d.hessian.hessian_subset.is_some();
                 if !data_flags {
                     eprintln!(
                         "warning: {} carries no split, and no run's config.toml describes it \
@@ -925,19 +963,17 @@ fn ckpt_config(
     cfg.model.act = act.into();
     cfg.model.loss = loss.into();
     cfg.model.math = math.into();
-    let before = cfg.clone();
+    // The commands on a checkpoint take only data, model and Hessian flags; of the model
+    // flags, --init would have no effect (the parameters are the checkpoint's).
+    if let Some(i) = &settings.model.init {
+        return Err(Failure::input(format!(
+            "--init {i} has no effect on a checkpoint, whose parameters are used: omit it"
+        )));
+    }
     settings.apply(&mut cfg);
     cfg.check_integers()?;
-    // Only the data, split, seed, Hessian subset and Lanczos length matter here (the model
-    // flags are checked below).
-    refuse_ignored(
-        &before,
-        &cfg,
-        &["curvature.hessian_subset", "curvature.lanczos_steps"],
-        "the Hessian of a checkpoint (only the data, split, --seed, --hessian-subset and --lanczos-steps do)",
-    )?;
-    let sizes = settings.train_size.is_some() || settings.test_size.is_some();
-    let per_class = settings.per_class.is_some() || settings.test_per_class.is_some();
+    let sizes = settings.input.train_size.is_some() || settings.input.test_size.is_some();
+    let per_class = settings.input.per_class.is_some() || settings.input.test_per_class.is_some();
     for (flag, given, ours) in [
         ("--arch", &cfg.model.arch, arch.as_str()),
         ("--act", &cfg.model.act, act),
@@ -954,17 +990,18 @@ fn ckpt_config(
     if cfg.curvature.hessian_subset == Some(0) {
         return Err(Failure::input("--hessian-subset 0: must be at least 1"));
     }
-    let overridden = settings.data.is_some()
+    let overridden = settings.input.data.is_some()
         || sizes
         || per_class
-        || settings.seed.is_some()
-        || settings.hessian_subset.is_some();
+        || settings.model.seed.is_some()
+        || settings.hessian.hessian_subset.is_some();
     if overridden {
         source.push_str(" + flags");
     }
     // The Hessian subset is drawn from the split: changing it leaves the data as they were.
     // A split guessed from defaults (already warned about) is not the run's to check.
-    let data_changed = settings.data.is_some() || sizes || per_class || settings.seed.is_some();
+    let data_changed =
+        settings.input.data.is_some() || sizes || per_class || settings.model.seed.is_some();
     let fingerprint = match data_changed || source.starts_with("defaults") {
         true => None,
         false => ck.metadata.get("data_fingerprint").cloned(),
@@ -986,7 +1023,7 @@ pub fn cmd_spectrum(a: &SpectrumArgs) -> Result<u8> {
             a.k
         )));
     }
-    if let Some(n) = a.settings.lanczos_steps.filter(|&n| n < a.k) {
+    if let Some(n) = a.lanczos_steps.filter(|&n| n < a.k) {
         if a.method == Method::Lanczos {
             return Err(Failure::input(format!(
                 "--lanczos-steps {n}: Lanczos gives at most one value per step at each end; \
@@ -996,7 +1033,14 @@ pub fn cmd_spectrum(a: &SpectrumArgs) -> Result<u8> {
         }
     }
     let ck = load_ckpt(&a.checkpoint)?;
-    let (cfg, source, fingerprint) = ckpt_config(&ck, &a.checkpoint, &a.settings)?;
+    let p = ck.arch.n_params();
+    if a.k > p {
+        return Err(Failure::input(format!(
+            "--k {}: the model has {p} parameters, so {p} eigenvalues (give at most {p})",
+            a.k
+        )));
+    }
+    let (cfg, source, fingerprint) = ckpt_config(&ck, &a.checkpoint, &a.settings())?;
     let s = crate::analyze::SpectrumSettings {
         k: a.k,
         method: a.method,
@@ -1004,7 +1048,7 @@ pub fn cmd_spectrum(a: &SpectrumArgs) -> Result<u8> {
         // Given on the command line: exactly that many steps. Otherwise doubled from the
         // run's until the reported values converge, within SPECTRUM_MAX_STEPS and a basis of
         // SPECTRUM_BASIS_BYTES.
-        lanczos_max_steps: a.settings.lanczos_steps.is_none().then(|| {
+        lanczos_max_steps: a.lanczos_steps.is_none().then(|| {
             let p = ck.arch.n_params().max(1);
             SPECTRUM_MAX_STEPS
                 .min(SPECTRUM_BASIS_BYTES / (4 * p))
@@ -1044,8 +1088,13 @@ pub fn cmd_spectrum(a: &SpectrumArgs) -> Result<u8> {
     }
     let json = serde_json::to_string_pretty(&sp).map_err(|e| Failure::internal(e.to_string()))?;
     match &a.json {
-        Some(p) => crate::fsio::atomic_write(p, json.as_bytes())
-            .map_err(|e| Failure::input(format!("--json: {e}")))?,
+        // A path that cannot hold the file is bad input; a failed write (a full disk) is not.
+        Some(p) => {
+            crate::fsio::atomic_write(p, json.as_bytes()).map_err(|e| match e.is_bad_path() {
+                true => Failure::input(format!("--json: {e}")),
+                false => Failure::internal(format!("--json: {e}")),
+            })?
+        }
         None => print_stdout(&format!("{json}\n"))?,
     }
     Ok(0)
@@ -1069,19 +1118,13 @@ pub fn cmd_hvp_check(a: &HvpCheckArgs) -> Result<u8> {
     let (arch, params, cfg, fingerprint) = match &a.checkpoint {
         Some(p) => {
             let ck = load_ckpt(p)?;
-            let (cfg, _, fingerprint) = ckpt_config(&ck, p, &a.settings)?;
+            let (cfg, _, fingerprint) = ckpt_config(&ck, p, &a.settings())?;
             (ck.arch, ck.params, cfg, fingerprint)
         }
         None => {
             let mut cfg = TrainConfig::default();
-            a.settings.apply(&mut cfg);
+            a.settings().apply(&mut cfg);
             cfg.check_integers()?;
-            refuse_ignored(
-                &TrainConfig::default(),
-                &cfg,
-                &["curvature.hessian_subset"],
-                "hvp-check (only the data, split, model flags and --hessian-subset do)",
-            )?;
             let res = cfg.resolve()?;
             let mut params = vec![0.0f32; res.arch.n_params()];
             res.arch

@@ -44,6 +44,25 @@ impl IoError {
     }
 }
 
+impl IoError {
+    /// Whether the path itself is at fault (missing directory, no permission, a directory or
+    /// a read-only file system where a file should be): bad input, exit code 2. Otherwise
+    /// (a full disk, an I/O error) writing failed: exit code 1.
+    pub fn is_bad_path(&self) -> bool {
+        use io::ErrorKind as K;
+        matches!(
+            self.source.kind(),
+            K::NotFound
+                | K::PermissionDenied
+                | K::IsADirectory
+                | K::NotADirectory
+                | K::ReadOnlyFilesystem
+                | K::InvalidInput
+                | K::AlreadyExists
+        )
+    }
+}
+
 impl fmt::Display for IoError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

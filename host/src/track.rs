@@ -80,6 +80,9 @@ pub struct Measurement {
     pub trace: Option<f32>,
     /// `lambda_max(P^-1 H)`.
     pub precond_sharpness: Option<f32>,
+    /// Whether the preconditioned sharpness met the residual tolerance (`power_tol`) within
+    /// `power_max_iter` products.
+    pub precond_converged: Option<bool>,
     /// Products spent.
     pub hvps: u32,
     /// Products spent on the top eigenpair alone.
@@ -592,6 +595,7 @@ impl Tracker {
             }
             let e = sharpness(&mut pop, &mut self.pre_vec, &mut scratch, &pc).map_err(&err)?;
             m.precond_sharpness = Some(e.value);
+            m.precond_converged = Some(e.converged);
         }
         m.hvps = op.products();
         if eig && self.cfg.hocm {

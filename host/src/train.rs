@@ -952,6 +952,8 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let mut sharpness_unconverged = 0u64;
     // Eigen measurements whose top-k eigenvectors (eig_k > 1) missed it.
     let mut topk_unconverged = 0u64;
+    // Preconditioned sharpness measurements that missed it.
+    let mut precond_unconverged = 0u64;
     let progress = Progress::new(total, st.t, opts.quiet);
 
     while st.t < total {
@@ -1028,6 +1030,9 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                     }
                     if m.topk_converged == Some(false) {
                         topk_unconverged += 1;
+                    }
+                    if m.precond_converged == Some(false) {
+                        precond_unconverged += 1;
                     }
                     row.sharpness_hvps = eig_due.then_some(m.sharpness_hvps);
                 }
@@ -1254,6 +1259,15 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
              steps, BENCHMARKS.md); raise --lanczos-steps (lanczos), --lanczos-max-steps (warm-lanczos) or \
              --power-max-iter (power)",
             cfg.curvature.eig_k
+        );
+    }
+    if precond_unconverged > 0 && !opts.quiet {
+        eprintln!(
+            "warning: {precond_unconverged} preconditioned sharpness measurement(s) in this \
+             invocation missed the residual tolerance (--power-tol times the value) within \
+             --power-max-iter ({}) products of power iteration: those precond_sharpness values \
+             are estimates; raise --power-max-iter",
+            cfg.curvature.power_max_iter
         );
     }
     if lambda_min_unconverged > 0 && !opts.quiet {

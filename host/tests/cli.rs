@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{bad, exe, ok, read, run, tmp, train, SMALL};
+use common::{bad, exe, ok, read, run, s, tmp, train, SMALL};
 
 #[test]
 fn train_writes_every_output() {
@@ -1002,6 +1002,17 @@ fn bad_input_gets_one_clear_message_and_exit_code_2() {
         &["--eig-every", "1", "--power-max-iter", "5"],
         "--power-max-iter caps power iteration",
     );
+    t(&["--lambda-min"], "--lambda-min needs eigen measurements");
+    t(
+        &[
+            "--eig-every",
+            "1",
+            "--eig-method",
+            "lanczos",
+            "--lambda-min",
+        ],
+        "--lambda-min --eig-method lanczos gives lambda_min at every measurement anyway",
+    );
     // All of them at once, in one message.
     let err = bad(
         &[
@@ -1041,9 +1052,10 @@ fn bad_input_gets_one_clear_message_and_exit_code_2() {
         "--until-loss NaN: must be >= 0 and finite",
     );
     t(&["--until-loss", "-1"], "--until-loss -1: must be >= 0");
+    // hvp-check takes no training flags (they would have no effect).
     bad(
         &["hvp-check", "--arch", "8-4", "--lr", "3", "--steps", "3"],
-        "--lr, --steps have no effect on hvp-check",
+        "unexpected argument '--lr'",
     );
     t(
         &["--batch-size", "100000", "--drop-last"],
@@ -1511,6 +1523,32 @@ fn a_failed_write_to_standard_output_is_exit_code_1() {
         .unwrap();
     assert_eq!(o.status.code(), Some(0));
     assert!(out.join("summary.json").is_file());
+    // spectrum --json: a full device is a failed write (1), a path that cannot be a file is
+    // bad input (2).
+    let ck = out.join("checkpoints/final.safetensors");
+    let missing = d.join("no/such/dir.json");
+    for (json, code, needle) in [
+        ("/dev/full", 1, "No space left on device"),
+        (missing.to_str().unwrap(), 2, "No such file or directory"),
+        (d.to_str().unwrap(), 2, "Is a directory"),
+    ] {
+        let o = run(&[
+            "spectrum",
+            s(&ck),
+            "--k",
+            "1",
+            "--probes",
+            "0",
+            "--json",
+            json,
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "{json}: {err}");
+        assert!(
+            err.contains("--json: cannot") && err.contains(needle),
+            "{err}"
+        );
+    }
     let _ = std::fs::remove_dir_all(d);
 }
 

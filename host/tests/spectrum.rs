@@ -189,14 +189,41 @@ fn flags_contradicting_the_checkpoint_are_bad_input() {
         "--hessian-subset 0",
     );
     bad(&["hvp-check", "--checkpoint", c, "--act", "relu"], "--act");
-    // Training flags have no effect on a checkpoint's Hessian: refused, not ignored.
+    // Training flags have no effect on a checkpoint's Hessian: not flags of these commands
+    // (neither in their --help), even when they equal the run's settings.
+    for args in [
+        vec!["spectrum", c, "--weight-decay", "0.1"],
+        vec!["spectrum", c, "--steps", "2"],
+        vec!["spectrum", c, "--eig-every", "5"],
+        vec!["hvp-check", "--checkpoint", c, "--steps", "3"],
+        vec!["hvp-check", "--checkpoint", c, "--lanczos-steps", "20"],
+    ] {
+        common::bad(
+            &args,
+            &format!("unexpected argument '{}'", args[args.len() - 2]),
+        );
+    }
+    for cmd in ["spectrum", "hvp-check"] {
+        let help = String::from_utf8(common::ok(&[cmd, "--help"]).stdout).unwrap();
+        assert!(
+            help.contains("--hessian-subset") && help.contains("--per-class"),
+            "{help}"
+        );
+        for flag in ["--lr ", "--steps ", "--eig-every ", "--opt ", "--hocm"] {
+            assert!(!help.contains(flag), "{cmd} --help lists {flag}");
+        }
+    }
+    // A checkpoint's parameters are used: --init would have no effect.
+    for args in [
+        vec!["spectrum", c, "--init", "lecun-normal"],
+        vec!["hvp-check", "--checkpoint", c, "--init", "lecun-normal"],
+    ] {
+        bad(&args, "--init lecun-normal has no effect on a checkpoint");
+    }
+    // More eigenvalues than the model has (was silently clamped).
     bad(
-        &["spectrum", c, "--lr", "0.5", "--weight-decay", "0.1"],
-        "--lr, --weight-decay have no effect on the Hessian of a checkpoint",
-    );
-    bad(
-        &["hvp-check", "--checkpoint", c, "--steps", "3"],
-        "--steps has no effect on the Hessian of a checkpoint",
+        &["spectrum", c, "--k", "1000"],
+        "--k 1000: the model has 310 parameters",
     );
     // Fewer Lanczos steps than values asked for (was silently raised to --k).
     bad(

@@ -124,8 +124,10 @@ pub fn criterion(i: usize) -> String {
             pct(C1_HOLD), pct(C1_HOLD), pct(C1_CONTROL), pct(C1_FAIL)
         ),
         2 => format!(
-            "(a) Spearman rho between lr and the run's mean rotation 1 - |cos(v_t, v_t-k)| over non-diverged runs (need >= {MIN_RUNS} learning rates); \
-             (b) in each threshold-crossing run that did not diverge, with >= {MIN_WINDOWS} measurements of each kind, mean rotation in unstable windows \
+            "(a) Spearman rho between lr and the run's mean rotation 1 - |cos(v_t, v_t-k)| over the runs that neither diverged nor collapsed \
+             (final training accuracy <= chance + {COLLAPSE_MARGIN}: a network that stopped learning sits on a plateau whose eigenvectors say nothing \
+             about the training the claim is about; need >= {MIN_RUNS} learning rates); \
+             (b) in each threshold-crossing run that neither diverged nor collapsed, with >= {MIN_WINDOWS} measurements of each kind, mean rotation in unstable windows \
              (a loss spike since the previous measurement or right after it) vs stable windows (need >= {MIN_RUNS} runs). \
              Holds if rho >= {RHO}, the subspace measure's rho (1 - subspace score) is >= 0, and >= {} of the runs rotate more in unstable windows; \
              does not hold if rho <= 0 or <= {} of the runs do; otherwise inconclusive.",
@@ -139,7 +141,7 @@ pub fn criterion(i: usize) -> String {
              is not below that at the smallest; otherwise inconclusive."
         ),
         4 => format!(
-            "(a) In each threshold-crossing run that did not diverge, with >= {MIN_WINDOWS} lambda_min measurements of each kind, the ratio of mean |lambda_min| in \
+            "(a) In each threshold-crossing run that neither diverged nor collapsed (final training accuracy <= chance + {COLLAPSE_MARGIN}), with >= {MIN_WINDOWS} lambda_min measurements of each kind, the ratio of mean |lambda_min| in \
              unstable windows to stable windows (need >= {MIN_RUNS} runs): holds if >= {} of the runs have a ratio > 1 and the median ratio \
              is >= {C4_RATIO}, does not hold if <= {} have a ratio > 1. (b) Episodes (consecutive unstable-window measurements followed by a \
              stable one; need >= {MIN_RUNS}): holds if >= {} end with |lambda_min| below its value at the episode's start, does not hold if \
@@ -326,7 +328,7 @@ pub fn claim2(runs: &[RunRecord]) -> Assessment {
     let st = with_stats(runs);
     let valid: Vec<&(&RunRecord, RunStats)> = st
         .iter()
-        .filter(|(r, s)| !r.diverged && s.mean_rotation.is_some())
+        .filter(|(r, s)| used(r, true) && s.mean_rotation.is_some())
         .collect();
     let x: Vec<f64> = valid.iter().map(|(r, _)| r.lr as f64).collect();
     let rot: Vec<f64> = valid
@@ -346,7 +348,7 @@ pub fn claim2(runs: &[RunRecord]) -> Assessment {
     let paired: Vec<(f64, f64)> = st
         .iter()
         .filter(|(r, s)| {
-            !r.diverged && s.crossed && s.rot_n.0 >= MIN_WINDOWS && s.rot_n.1 >= MIN_WINDOWS
+            used(r, true) && s.crossed && s.rot_n.0 >= MIN_WINDOWS && s.rot_n.1 >= MIN_WINDOWS
         })
         .filter_map(|(_, s)| Some((s.rot_unstable?, s.rot_stable?)))
         .collect();
@@ -361,32 +363,42 @@ pub fn claim2(runs: &[RunRecord]) -> Assessment {
         .filter_map(|g| {
             let v: Vec<f64> = g
                 .iter()
-                .filter(|(r, _)| !r.diverged)
+                .filter(|(r, _)| used(r, true))
                 .filter_map(|(_, s)| s.mean_rotation)
                 .collect();
             let all: Vec<&RunRecord> = g.iter().map(|(r, _)| *r).collect();
+            // A learning rate whose runs were all left out is still named, as `n/a (n=0 of ..)`.
+            let mean = match MeanSd::of(&v) {
+                Some(m) => m.show(4),
+                None if left_out(&all, true).is_some() => "n/a".into(),
+                None => return None,
+            };
             Some(format!(
-                "{}: {}{}",
+                "{}: {mean}{}",
                 fmt_lr(g[0].0.lr as f64),
-                MeanSd::of(&v)?.show(4),
-                n_of(&all, false)
+                n_of(&all, true)
             ))
         })
         .collect();
     let crossing = st.iter().filter(|(_, s)| s.crossed).count();
-    let crossing_div = st.iter().filter(|(r, s)| s.crossed && r.diverged).count();
+    let crossed_out: Vec<&RunRecord> = st
+        .iter()
+        .filter(|(_, s)| s.crossed)
+        .map(|(r, _)| *r)
+        .collect();
     let ev = format!(
-        "Mean rotation per lr over the runs that did not diverge (mean ± sd over {}): {}. Spearman rho(lr, rotation) = {}, \
-         subspace measure rho = {} ({} non-diverged runs, {n_lrs} lrs). Unstable vs stable windows: {more}/{} crossing runs rotate \
-         more when unstable (median ratio {}; the crossing runs that did not diverge and have >= {MIN_WINDOWS} measurements of \
-         each kind, of {crossing} crossing runs, {crossing_div} diverged).",
+        "Mean rotation per lr over the runs that neither diverged nor collapsed (mean ± sd over {}): {}. Spearman rho(lr, rotation) = {}, \
+         subspace measure rho = {} ({} runs that neither diverged nor collapsed, {n_lrs} lrs). Unstable vs stable windows: {more}/{} crossing runs rotate \
+         more when unstable (median ratio {}; the crossing runs that neither diverged nor collapsed and have >= {MIN_WINDOWS} measurements of \
+         each kind, of {crossing} crossing runs, {}).",
         seeds_text(&valid.iter().map(|(r, _)| *r).collect::<Vec<_>>()),
         per_lr.join("; "),
         fmt_opt(rho, 2),
         fmt_opt(rho_sub, 2),
         valid.len(),
         paired.len(),
-        fmt_opt(median(&ratios), 2)
+        fmt_opt(median(&ratios), 2),
+        left_out(&crossed_out, true).unwrap_or_else(|| "none left out".into()),
     );
     let a = match rho {
         _ if n_lrs < MIN_RUNS => Verdict::Inconclusive,
@@ -560,7 +572,7 @@ pub fn claim4(runs: &[RunRecord]) -> Assessment {
     let eligible: Vec<&(&RunRecord, RunStats)> = st
         .iter()
         .filter(|(r, s)| {
-            !r.diverged && s.crossed && s.lmin_n.0 >= MIN_WINDOWS && s.lmin_n.1 >= MIN_WINDOWS
+            used(r, true) && s.crossed && s.lmin_n.0 >= MIN_WINDOWS && s.lmin_n.1 >= MIN_WINDOWS
         })
         .collect();
     let ratios: Vec<f64> = eligible
@@ -578,21 +590,26 @@ pub fn claim4(runs: &[RunRecord]) -> Assessment {
         .collect();
     let crossed: Vec<&(&RunRecord, RunStats)> = st
         .iter()
-        .filter(|(r, s)| !r.diverged && s.crossed)
+        .filter(|(r, s)| used(r, true) && s.crossed)
+        .collect();
+    let crossed_out: Vec<&RunRecord> = st
+        .iter()
+        .filter(|(_, s)| s.crossed)
+        .map(|(r, _)| *r)
         .collect();
     let episodes: usize = crossed.iter().map(|(_, s)| s.episodes_ended).sum();
     let lower: usize = crossed.iter().map(|(_, s)| s.episodes_lmin_lower).sum();
     let sharp_lower: usize = crossed.iter().map(|(_, s)| s.episodes_sharp_lower).sum();
     let ev = format!(
-        "|lambda_min| unstable/stable window ratio > 1 in {above}/{} crossing runs (the crossing runs that did not diverge and have \
+        "|lambda_min| unstable/stable window ratio > 1 in {above}/{} crossing runs (the crossing runs that neither diverged nor collapsed and have \
          >= {MIN_WINDOWS} measurements of each kind; median {}; {}); |T(v,v,v)| ratio median {}. {episodes} ended episodes in the {} \
-         non-diverged crossing runs ({} diverged, excluded): {lower} ended with |lambda_min| below its start value, {sharp_lower} with lower sharpness.",
+         crossing runs that neither diverged nor collapsed ({}): {lower} ended with |lambda_min| below its start value, {sharp_lower} with lower sharpness.",
         ratios.len(),
         fmt_opt(median(&ratios), 2),
         seeds_text(&eligible.iter().map(|(r, _)| *r).collect::<Vec<_>>()),
         fmt_opt(median(&hocm), 2),
         crossed.len(),
-        st.iter().filter(|(r, s)| s.crossed && r.diverged).count(),
+        left_out(&crossed_out, true).map_or("none left out".into(), |w| format!("{w}, excluded")),
     );
     let a = if ratios.len() < MIN_RUNS {
         Verdict::Inconclusive

@@ -666,7 +666,12 @@ fn claim2_states_the_runs_it_uses() {
         "{}",
         a.evidence
     );
-    assert!(a.evidence.contains("7 non-diverged runs"), "{}", a.evidence);
+    assert!(
+        a.evidence
+            .contains("7 runs that neither diverged nor collapsed"),
+        "{}",
+        a.evidence
+    );
     let kept = runs.iter().find(|r| r.lr == 0.4 && r.seed == 0).unwrap();
     let m = run_stats(kept).mean_rotation.unwrap();
     assert!(
@@ -747,6 +752,91 @@ fn claim3_leaves_collapsed_runs_out_of_the_fit() {
     let a = claim3(&one);
     assert!(
         a.evidence.contains("0.4: ") && a.evidence.contains("n=2 of 4)"),
+        "{}",
+        a.evidence
+    );
+}
+
+/// `runs` ended at chance accuracy with `classes` outputs (0: unknown, never collapsed).
+fn at_chance(mut runs: Vec<RunRecord>, classes: usize) -> Vec<RunRecord> {
+    for r in runs.iter_mut() {
+        r.classes = classes;
+        r.train_acc = Some(0.1);
+        r.name = format!("chance_{}", r.name);
+    }
+    runs
+}
+
+#[test]
+fn claim2_leaves_collapsed_runs_out() {
+    let p = Pattern::default();
+    let runs = grid(&[0.05, 0.1, 0.2, 0.4], &[0, 1], 400, 5, p);
+    assert_eq!(claim2(&runs).verdict, Verdict::Holds);
+    // Runs at the largest lr that barely rotate, and rotate less when unstable: counted,
+    // they break both the trend and the window comparison...
+    let still = grid(
+        &[0.8],
+        &[0, 1, 2, 3, 4, 5, 6, 7],
+        400,
+        5,
+        Pattern {
+            rot: 1e-4,
+            rot_unstable: 0.5,
+            ..p
+        },
+    );
+    let mut unknown = runs.clone();
+    unknown.extend(at_chance(still.clone(), 0));
+    let a = claim2(&unknown);
+    assert_ne!(a.verdict, Verdict::Holds, "{}", a.evidence);
+    // ...but at chance accuracy with 10 classes they collapsed: left out, and said so.
+    let mut with = runs.clone();
+    with.extend(at_chance(still, 10));
+    let a = claim2(&with);
+    assert_eq!(a.verdict, Verdict::Holds, "{}", a.evidence);
+    for part in [
+        "8 runs that neither diverged nor collapsed",
+        "0.8: n/a",
+        "8 collapsed",
+    ] {
+        assert!(a.evidence.contains(part), "{part}: {}", a.evidence);
+    }
+}
+
+#[test]
+fn claim4_leaves_collapsed_runs_out() {
+    let p = Pattern {
+        period: 40,
+        burst: 10,
+        ..Pattern::default()
+    };
+    let runs = grid(&[0.1, 0.2, 0.4], &[0, 1], 600, 5, p);
+    assert_eq!(claim4(&runs).verdict, Verdict::Holds);
+    // As many crossing runs whose |lambda_min| falls in unstable windows: counted, half the
+    // runs contradict the claim...
+    let inverted = grid(
+        &[0.1, 0.2, 0.4],
+        &[7, 8],
+        600,
+        5,
+        Pattern {
+            lmin_stable: 1.0,
+            lmin_unstable: 0.1,
+            ..p
+        },
+    );
+    let mut unknown = runs.clone();
+    unknown.extend(at_chance(inverted.clone(), 0));
+    let a = claim4(&unknown);
+    assert_ne!(a.verdict, Verdict::Holds, "{}", a.evidence);
+    // ...but they collapsed: left out, and said so.
+    let mut with = runs.clone();
+    with.extend(at_chance(inverted, 10));
+    let a = claim4(&with);
+    assert_eq!(a.verdict, Verdict::Holds, "{}", a.evidence);
+    assert!(
+        a.evidence
+            .contains("crossing runs that neither diverged nor collapsed (6 collapsed, excluded)"),
         "{}",
         a.evidence
     );
