@@ -729,12 +729,16 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     }
     let total = match (cfg.run.steps, cfg.run.epochs) {
         (Some(s), _) => s,
-        (None, Some(e)) => e.checked_mul(bpe).ok_or_else(|| {
-            Failure::input(format!(
-                "--epochs {e}: {e} epochs of {bpe} batches are more steps than edgewise can count ({})",
-                u64::MAX
-            ))
-        })?,
+        // At most what --steps may be (config.toml holds signed 64-bit integers).
+        (None, Some(e)) => e
+            .checked_mul(bpe)
+            .filter(|&s| s <= i64::MAX as u64)
+            .ok_or_else(|| {
+                Failure::input(format!(
+                    "--epochs {e}: {e} epochs of {bpe} batches are more steps than --steps may be ({})",
+                    i64::MAX
+                ))
+            })?,
         (None, None) => DEFAULT_STEPS,
     };
     let fingerprint = data_fingerprint(&prep.train, &prep.test);
