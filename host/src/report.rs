@@ -230,6 +230,18 @@ pub fn read_run(dir: &Path) -> Result<RunRecord> {
         Some(s) => s.sharpness,
         None => measured.last().and_then(|r| r.sharpness),
     };
+    // Likewise its losses and accuracies: those of its last test evaluation, with the
+    // training set's from the same row (the evaluated columns with minibatches, the step's own
+    // at full batch, which has none).
+    let last_eval = rows.iter().rev().find(|r| r.test_acc.is_some());
+    let (train_loss, train_acc, test_acc) = match (&summary, last_eval) {
+        (None, Some(r)) => (
+            Some(r.full_train_loss.unwrap_or(r.loss)),
+            Some(r.full_train_acc.unwrap_or(r.train_acc)),
+            r.test_acc,
+        ),
+        _ => (sm.train_loss, sm.train_acc, sm.test_acc),
+    };
     Ok(RunRecord {
         dir: dir.to_path_buf(),
         opt: cfg.optim.opt.clone(),
@@ -242,9 +254,9 @@ pub fn read_run(dir: &Path) -> Result<RunRecord> {
         steps: summary.as_ref().map_or(rows.len() as u64, |s| s.steps),
         diverged: sm.diverged,
         finished: summary.is_some(),
-        train_loss: sm.train_loss,
-        train_acc: sm.train_acc,
-        test_acc: sm.test_acc,
+        train_loss: train_loss.filter(|x| x.is_finite()),
+        train_acc,
+        test_acc,
         sharpness,
         sharpness_0: measured.first().and_then(|r| r.sharpness),
         max_sharpness: measured
@@ -683,6 +695,45 @@ mod tests {
         let r = read_run(d).unwrap();
         assert!(!r.finished);
         assert_eq!((r.steps, r.sharpness), (3, Some(4.0)));
+        // Its losses and accuracies: the last test evaluation's row (step 1 here), with the
+        // row's own training loss at full batch, the evaluated columns with minibatches.
+        assert_eq!(
+            (r.train_loss, r.test_acc),
+            (None, None),
+            "no evaluation yet"
+        );
+        let mut csv = metrics::header() + "\n";
+        for (i, r) in [
+            row(0, 1.0, Some(3.0)),
+            row(1, 0.9, None),
+            row(2, 0.8, Some(4.0)),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let r = Row {
+                train_acc: 0.5 + i as f32 / 10.0,
+                test_acc: (i < 2).then_some(0.4 + i as f32 / 10.0),
+                full_train_loss: (i < 2).then_some(2.0 - i as f32),
+                full_train_acc: (i < 2).then_some(0.25),
+                ..r
+            };
+            csv.push_str(&r.to_csv());
+            csv.push('\n');
+        }
+        std::fs::write(d.join("metrics.csv"), &csv).unwrap();
+        let r = read_run(d).unwrap();
+        assert_eq!(
+            (r.train_loss, r.train_acc, r.test_acc),
+            (Some(1.0), Some(0.25), Some(0.5))
+        );
+        let csv = csv.replace(",2,0.25,", ",,,").replace(",1,0.25,", ",,,");
+        std::fs::write(d.join("metrics.csv"), &csv).unwrap();
+        let r = read_run(d).unwrap();
+        assert_eq!(
+            (r.train_loss, r.train_acc, r.test_acc),
+            (Some(0.9), Some(0.6), Some(0.5))
+        );
     }
 
     #[test]
