@@ -2,9 +2,9 @@
 
 use serde::Serialize;
 
-use edgewise_core::eig::lanczos::lanczos_work_len;
+use edgewise_core::eig::lanczos::{lanczos_work_len, ritz_vector, LanczosResult};
 use edgewise_core::operator::fd_hvp;
-use edgewise_core::vec::{dot64, norm64};
+use edgewise_core::vec::{dot64, norm64, normalize, sub_scaled64};
 use edgewise_core::{
     dense_hessian, hutchinson_trace, lambda_min, lanczos, sharpness, symmetric_eigen,
     top_k_deflation, Arch, Eigenpair, HessianOp, LanczosConfig, LinearOperator, Objective,
@@ -122,6 +122,9 @@ pub struct Spectrum {
     pub method: Method,
     /// Lanczos steps run (Lanczos only).
     pub lanczos_steps: Option<usize>,
+    /// The check for values the Lanczos run skipped (without `--lanczos-steps`, once it
+    /// converged; see [`lanczos_ends`]).
+    pub deflation_check: Option<DeflationCheck>,
     /// Largest eigenvalues, descending.
     pub top: Vec<f32>,
     /// Residual bound of each `top` value (Lanczos: `|beta_m s_mk|`, which bounds the distance
@@ -172,6 +175,248 @@ fn unconverged(
         }
     }
     (tol, over)
+}
+
+/// The check of a converged Lanczos run for skipped values: Lanczos on the Hessian deflated by
+/// the reported eigenvectors, from another start.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct DeflationCheck {
+    /// Steps of its last run.
+    pub steps: usize,
+    /// Values it found beyond the reported `k`-th at an end, now among the reported ones.
+    pub found: usize,
+    /// Whether its extreme Ritz values met the residual tolerance (false: the check is
+    /// inconclusive, and says so in a warning).
+    pub converged: bool,
+}
+
+/// What [`lanczos_ends`] found.
+struct LanczosEnds {
+    top: End,
+    bottom: End,
+    steps: usize,
+    check: Option<DeflationCheck>,
+}
+
+/// `P A P` with `P = I - V V^T` for orthonormal rows `V` (`r x dim`): `A` on the orthogonal
+/// complement of `V` (and 0 on `V`).
+struct Deflated<'a, O: ?Sized> {
+    op: &'a mut O,
+    v: &'a [f32],
+    tmp: Vec<f32>,
+}
+
+/// `x -= V (V^T x)` for the rows of `V`, one row at a time (f64 dot products).
+fn project_out(v: &[f32], x: &mut [f32]) {
+    for row in v.chunks_exact(x.len()) {
+        let c = dot64(row, x);
+        sub_scaled64(x, c, row);
+    }
+}
+
+impl<O: LinearOperator + ?Sized> LinearOperator for Deflated<'_, O> {
+    fn dim(&self) -> usize {
+        self.op.dim()
+    }
+    fn apply(
+        &mut self,
+        x: &[f32],
+        out: &mut [f32],
+    ) -> std::result::Result<(), edgewise_core::Error> {
+        self.tmp.copy_from_slice(x);
+        project_out(self.v, &mut self.tmp);
+        self.op.apply(&self.tmp, out)?;
+        project_out(self.v, out);
+        Ok(())
+    }
+}
+
+/// One Lanczos run of up to `steps` steps from `start`.
+struct Run {
+    cfg: LanczosConfig,
+    result: LanczosResult,
+    /// Ritz values (descending) and their residual bounds, one per step run.
+    vals: Vec<f32>,
+    res: Vec<f32>,
+    basis: Vec<f32>,
+    work: Vec<f64>,
+}
+
+impl Run {
+    fn new<O: LinearOperator + ?Sized>(
+        op: &mut O,
+        steps: usize,
+        start: &[f32],
+    ) -> std::result::Result<Run, edgewise_core::Error> {
+        let p = op.dim();
+        let cfg = LanczosConfig { steps };
+        let mut basis = vec![0.0f32; (steps + 1) * p];
+        let mut work = vec![0.0f64; lanczos_work_len(steps)];
+        let (mut vals, mut res) = (vec![0.0f32; steps], vec![0.0f32; steps]);
+        let result = lanczos(op, &cfg, start, &mut basis, &mut work, &mut vals, &mut res)?;
+        vals.truncate(result.steps);
+        res.truncate(result.steps);
+        Ok(Run {
+            cfg,
+            result,
+            vals,
+            res,
+            basis,
+            work,
+        })
+    }
+
+    /// The `k` largest values (descending) and the `k` smallest (ascending), with residuals.
+    fn ends(&self, k: usize) -> (End, End) {
+        let m = self.vals.len();
+        let k = k.min(m);
+        let rev = |x: &[f32]| -> Vec<f32> { x[m - k..].iter().rev().copied().collect() };
+        (
+            (self.vals[..k].to_vec(), self.res[..k].to_vec()),
+            (rev(&self.vals), rev(&self.res)),
+        )
+    }
+
+    /// Lanczos from `start`, `first` steps, doubled up to `most` until `done` holds; also
+    /// stopped on an invariant subspace (fewer steps than asked: more cannot help).
+    fn doubled<O: LinearOperator + ?Sized>(
+        op: &mut O,
+        start: &[f32],
+        first: usize,
+        most: usize,
+        done: impl Fn(&Run) -> bool,
+    ) -> std::result::Result<Run, edgewise_core::Error> {
+        let mut steps = first.clamp(1, most.max(1));
+        loop {
+            let run = Run::new(op, steps, start)?;
+            if done(&run) || steps >= most || run.result.steps < steps {
+                return Ok(run);
+            }
+            steps = (2 * steps).min(most);
+        }
+    }
+}
+
+/// The `k` largest and `k` smallest eigenvalues of `op` by Lanczos with full
+/// re-orthogonalisation from `start`: `first` steps, doubled up to `most` until every reported
+/// value's residual bound meets the tolerance ([`RESIDUAL_RTOL`] of the largest magnitude).
+///
+/// A converged Ritz value lies near *an* eigenvalue, but a run can skip one whose eigenvector
+/// the start (or rounding) barely excites, most easily in a crowded end. With `check` (a seed),
+/// a converged run is checked: Lanczos on `op` deflated by the reported Ritz vectors (`P op P`,
+/// `P` the projector onto their orthogonal complement), from a random start in the
+/// complement, doubled the same way until its extreme Ritz values converge. Its converged
+/// values beyond the reported `k`-th at either end are eigenvalues the first run skipped: they
+/// join the reported ones, of which the `k` most extreme at each end are kept. Finding nothing
+/// is evidence, not proof (the check can skip too, but from an independent start).
+fn lanczos_ends<O: LinearOperator + ?Sized>(
+    op: &mut O,
+    k: usize,
+    start: &[f32],
+    first: usize,
+    most: usize,
+    check: Option<u64>,
+) -> std::result::Result<LanczosEnds, edgewise_core::Error> {
+    let p = op.dim();
+    let converged = |(t, b): &(End, End)| unconverged(&t.0, &t.1, &b.0, &b.1).1.is_empty();
+    let run = Run::doubled(op, start, first, most, |r| converged(&r.ends(k)))?;
+    let m = run.result.steps;
+    let (mut top, mut bottom) = run.ends(k);
+    let Some(seed) = check.filter(|_| converged(&(top.clone(), bottom.clone())) && m < p) else {
+        return Ok(LanczosEnds {
+            top,
+            bottom,
+            steps: m,
+            check: None,
+        });
+    };
+    // The reported Ritz vectors (both ends', once each), orthonormalised by Gram-Schmidt
+    // (twice, in f64) as the rows of V.
+    let kk = top.0.len();
+    let mut idx: Vec<usize> = (0..kk).chain(m - kk..m).collect();
+    idx.dedup();
+    let mut v = vec![0.0f32; idx.len() * p];
+    let mut rows = 0;
+    for &i in &idx {
+        let (done, rest) = v.split_at_mut(rows * p);
+        let row = &mut rest[..p];
+        ritz_vector(&run.basis, &run.work, &run.cfg, &run.result, i, row)?;
+        for _ in 0..2 {
+            project_out(done, row);
+        }
+        if normalize(row) > 0.5 {
+            rows += 1;
+        }
+    }
+    v.truncate(rows * p);
+    drop(run);
+    let scale = top
+        .0
+        .iter()
+        .chain(&bottom.0)
+        .fold(0.0f32, |a, x| a.max(x.abs()));
+    let tol = (RESIDUAL_RTOL * scale as f64) as f32;
+    let mut start2 = vec![0.0f32; p];
+    SplitMix64::new(seed).fill_normal(&mut start2);
+    project_out(&v, &mut start2);
+    let mut dop = Deflated {
+        op,
+        v: &v,
+        tmp: vec![0.0f32; p],
+    };
+    let extremes_converged = |r: &Run| {
+        r.res.first().is_some_and(|&x| x <= tol) && r.res.last().is_some_and(|&x| x <= tol)
+    };
+    let run2 = Run::doubled(
+        &mut dop,
+        &start2,
+        first,
+        most.min(p - rows),
+        extremes_converged,
+    )?;
+    // The check's converged values beyond the reported k-th at each end join them.
+    let mut found = 0;
+    let mut merge = |end: &mut End, outer: fn(f32, f32) -> bool| {
+        let kth = end.0[kk - 1];
+        let new: Vec<(f32, f32)> = run2
+            .vals
+            .iter()
+            .zip(&run2.res)
+            .map(|(&x, &r)| (x, r))
+            .filter(|&(x, r)| r <= tol && outer(x, kth))
+            .collect();
+        let mut all: Vec<(f32, f32)> = end
+            .0
+            .iter()
+            .copied()
+            .zip(end.1.iter().copied())
+            .chain(new.iter().copied())
+            .collect();
+        // Most extreme first; a stable sort keeps the reported values ahead of equal new ones.
+        all.sort_by(|a, b| match (outer(a.0, b.0), outer(b.0, a.0)) {
+            (true, _) => std::cmp::Ordering::Less,
+            (_, true) => std::cmp::Ordering::Greater,
+            _ => std::cmp::Ordering::Equal,
+        });
+        all.truncate(kk);
+        found += new.iter().filter(|x| all.contains(x)).count();
+        *end = (
+            all.iter().map(|a| a.0).collect(),
+            all.iter().map(|a| a.1).collect(),
+        );
+    };
+    merge(&mut top, |a, b| a > b);
+    merge(&mut bottom, |a, b| a < b);
+    Ok(LanczosEnds {
+        top,
+        bottom,
+        steps: m,
+        check: Some(DeflationCheck {
+            steps: run2.result.steps,
+            found,
+            converged: extremes_converged(&run2),
+        }),
+    })
 }
 
 fn zero_pairs(k: usize) -> Vec<Eigenpair> {
@@ -271,40 +516,27 @@ pub fn spectrum(
     let mut hvps = 0;
     let k = s.k.clamp(1, p);
     let mut lanczos_steps = None;
+    let mut deflation_check = None;
     let ((top, top_res), (bottom, bottom_res)) = {
         let mut op = HessianOp::exact(&mut obj, params);
         let r = match s.method {
             Method::Lanczos => {
                 let mut start = vec![0.0f32; p];
                 SplitMix64::new(cfg.model.seed).fill_normal(&mut start);
-                let most = s.lanczos_max_steps.unwrap_or(0).min(p);
-                let mut steps = s.lanczos_steps.max(k).min(p);
-                loop {
-                    let lc = LanczosConfig { steps };
-                    let mut basis = vec![0.0f32; (steps + 1) * p];
-                    let mut work = vec![0.0f64; lanczos_work_len(steps)];
-                    let (mut vals, mut res) = (vec![0.0f32; steps], vec![0.0f32; steps]);
-                    let r = lanczos(
-                        &mut op, &lc, &start, &mut basis, &mut work, &mut vals, &mut res,
-                    )
-                    .map_err(&err)?;
-                    let m = r.steps;
-                    lanczos_steps = Some(m);
-                    let kk = k.min(m);
-                    let bottom =
-                        |v: &[f32]| -> Vec<f32> { v[m - kk..m].iter().rev().copied().collect() };
-                    let ends = (
-                        (vals[..kk].to_vec(), res[..kk].to_vec()),
-                        (bottom(&vals), bottom(&res)),
-                    );
-                    // Done when converged, at the most steps, or on an invariant subspace
-                    // (fewer steps than asked: more cannot help).
-                    let ((t, tr), (b, br)) = &ends;
-                    if unconverged(t, tr, b, br).1.is_empty() || steps >= most || m < steps {
-                        break ends;
-                    }
-                    steps = (2 * steps).min(most);
-                }
+                let first = s.lanczos_steps.max(k).min(p);
+                // Given --lanczos-steps: exactly that, unchecked. Otherwise doubled until
+                // converged, then checked for skipped values.
+                let (most, check) = match s.lanczos_max_steps {
+                    Some(m) => (
+                        m.min(p),
+                        Some(SplitMix64::derive(cfg.model.seed, 0x6465).next_u64()),
+                    ),
+                    None => (first, None),
+                };
+                let e = lanczos_ends(&mut op, k, &start, first, most, check).map_err(&err)?;
+                lanczos_steps = Some(e.steps);
+                deflation_check = e.check;
+                (e.top, e.bottom)
             }
             Method::Power => power_ends(
                 &mut op,
@@ -363,6 +595,7 @@ pub fn spectrum(
         n_params: p,
         method: s.method,
         lanczos_steps,
+        deflation_check,
         top,
         top_residuals: top_res,
         bottom,
@@ -484,4 +717,75 @@ pub fn hvp_check(
         return Err(Failure::internal("non-finite Hessian-vector products"));
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `diag(d)`.
+    struct Diag(Vec<f32>);
+
+    impl LinearOperator for Diag {
+        fn dim(&self) -> usize {
+            self.0.len()
+        }
+        fn apply(
+            &mut self,
+            v: &[f32],
+            out: &mut [f32],
+        ) -> std::result::Result<(), edgewise_core::Error> {
+            for ((o, x), d) in out.iter_mut().zip(v).zip(&self.0) {
+                *o = x * d;
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_deflation_check_finds_values_a_converged_run_skipped() {
+        // 300 eigenvalues: 10, 9.5, 9, then a bulk in [-0.5, 2], and -3, -2.5 at the bottom.
+        let n = 300;
+        let mut d: Vec<f32> = (0..n).map(|i| -0.5 + 2.5 * i as f32 / n as f32).collect();
+        let special = [(0, 10.0f32), (1, 9.5), (2, 9.0), (3, -3.0), (4, -2.5)];
+        for &(i, x) in &special {
+            d[i] = x;
+        }
+        // A start without the eigenvectors of 9.5 and -2.5: no Krylov space from it holds
+        // them (up to rounding), so the run converges without them.
+        let mut start = vec![0.0f32; n];
+        SplitMix64::new(5).fill_normal(&mut start);
+        start[1] = 0.0;
+        start[4] = 0.0;
+        let mut op = Diag(d);
+        let plain = lanczos_ends(&mut op, 2, &start, 20, 80, None).unwrap();
+        assert_eq!(plain.check, None);
+        let near = |got: &[f32], want: &[f32]| {
+            got.len() == want.len() && got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-3)
+        };
+        assert!(near(&plain.top.0, &[10.0, 9.0]), "{:?}", plain.top);
+        // (The bulk's smallest value left: -0.5 + 2.5 * 5 / 300.)
+        assert!(
+            near(&plain.bottom.0, &[-3.0, -0.458_333]),
+            "{:?}",
+            plain.bottom
+        );
+        let checked = lanczos_ends(&mut op, 2, &start, 20, 80, Some(7)).unwrap();
+        assert!(near(&checked.top.0, &[10.0, 9.5]), "{:?}", checked.top);
+        assert!(
+            near(&checked.bottom.0, &[-3.0, -2.5]),
+            "{:?}",
+            checked.bottom
+        );
+        assert_eq!(checked.steps, plain.steps);
+        let c = checked.check.unwrap();
+        assert_eq!((c.found, c.converged), (2, true), "{c:?}");
+        // From a start that excites everything, the check finds nothing to add.
+        let mut full = vec![0.0f32; n];
+        SplitMix64::new(5).fill_normal(&mut full);
+        let r = lanczos_ends(&mut op, 2, &full, 20, 80, Some(7)).unwrap();
+        assert!(near(&r.top.0, &[10.0, 9.5]), "{:?}", r.top);
+        assert!(near(&r.bottom.0, &[-3.0, -2.5]), "{:?}", r.bottom);
+        assert_eq!(r.check.unwrap().found, 0);
+    }
 }

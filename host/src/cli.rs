@@ -117,8 +117,10 @@ error.
 Every reported eigenvalue comes with a residual bound (top_residuals, bottom_residuals);
 values whose bound exceeds 1e-3 of the largest magnitude are listed in `unconverged` and named
 in a warning. Without --lanczos-steps, Lanczos reruns with twice the steps (from the run's
-length, at most 320) until every reported value meets that tolerance; --lanczos-steps N runs
-exactly N steps.";
+length, at most 320) until every reported value meets that tolerance, and then checks for
+values it skipped (deflation_check: Lanczos on the Hessian deflated by the reported
+eigenvectors, from another start; what it finds beyond the k-th joins the reported values);
+--lanczos-steps N runs exactly N steps, unchecked.";
 
 /// The most Lanczos steps `spectrum` runs to converge the reported values when
 /// `--lanczos-steps` is not given.
@@ -1084,6 +1086,14 @@ pub fn cmd_spectrum(a: &SpectrumArgs) -> Result<u8> {
             sp.residual_tolerance,
             crate::analyze::RESIDUAL_RTOL,
             vals.join(", ")
+        );
+    }
+    if let Some(c) = sp.deflation_check.as_ref().filter(|c| !c.converged) {
+        eprintln!(
+            "warning: the check for eigenvalues the Lanczos run skipped did not converge within \
+             {} steps: the reported values are converged but unchecked (a value beyond them may \
+             be missing); --method power finds both ends independently",
+            c.steps
         );
     }
     let json = serde_json::to_string_pretty(&sp).map_err(|e| Failure::internal(e.to_string()))?;

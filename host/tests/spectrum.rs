@@ -315,15 +315,34 @@ fn unconverged_eigenvalues_are_reported_with_their_residuals() {
             "bottom {i}: {b} vs dense {e}"
         );
     }
-    // By default: 20, then 40, then (at most the parameter count) 67 steps, until converged;
-    // every run's products are counted.
+    // By default: 20, then 40, then (at most the parameter count) 67 steps, until converged,
+    // then the check for skipped values (on the 61 dimensions left by the 6 reported
+    // eigenvectors: 20, 40, 61 steps); every run's products are counted.
     let (j, err) = spectrum(&ck, &["--k", "3"]);
     let steps = j["lanczos_steps"].as_u64().unwrap();
     assert!(steps == 40 || steps == 67, "{steps} steps");
+    let check = &j["deflation_check"];
+    assert_eq!(
+        (&check["found"], &check["converged"]),
+        (&Value::from(0), &Value::Bool(true))
+    );
+    let check_steps = check["steps"].as_u64().unwrap();
+    let doubled = |last: u64| -> u64 {
+        let mut s = vec![20];
+        while *s.last().unwrap() < last {
+            s.push((2 * s.last().unwrap()).min(last));
+        }
+        assert_eq!(s.last(), Some(&last), "{last} is not a doubling of 20");
+        s.iter().sum()
+    };
     assert_eq!(
         j["hvps"].as_u64().unwrap(),
-        20 + if steps == 40 { 40 } else { 40 + 67 }
+        doubled(steps) + doubled(check_steps)
     );
+    // With --lanczos-steps: unchecked.
+    let (j, _) = spectrum(&ck, &["--k", "3", "--lanczos-steps", "67"]);
+    assert_eq!(j["deflation_check"], Value::Null);
+    assert_eq!(j["hvps"], 67);
     assert_eq!(j["unconverged"].as_array().unwrap().len(), 0);
     assert!(!err.contains("warning"), "{err}");
     for end in ["top", "bottom"] {
