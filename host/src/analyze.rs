@@ -123,7 +123,7 @@ pub struct Spectrum {
     /// Lanczos steps run (Lanczos only).
     pub lanczos_steps: Option<usize>,
     /// The check for values the Lanczos run skipped (without `--lanczos-steps`, once it
-    /// converged; see [`lanczos_ends`]).
+    /// converged; see `lanczos_ends`).
     pub deflation_check: Option<DeflationCheck>,
     /// Largest eigenvalues, descending.
     pub top: Vec<f32>,
