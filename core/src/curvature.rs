@@ -20,7 +20,7 @@ use crate::math::sqrt64;
 use crate::objective::Objective;
 use crate::operator::{fd_step, LinearOperator};
 use crate::rng::SplitMix64;
-use crate::vec::{dot64, norm64};
+use crate::vec::{all_finite, dot64, norm64};
 
 /// Largest `k` for [`subspace_score`] and [`crate::top_k_deflation`].
 pub const MAX_SUBSPACE_K: usize = 16;
@@ -34,7 +34,10 @@ pub fn dense_hessian<O: LinearOperator + ?Sized>(
     col: &mut [f32],
 ) -> Result<(), Error> {
     let n = op.dim();
-    check_len("dense Hessian", h, n * n)?;
+    let nn = n.checked_mul(n).ok_or(Error::InvalidConfig(
+        "dense Hessian: dim * dim overflows a usize",
+    ))?;
+    check_len("dense Hessian", h, nn)?;
     check_len("unit vector scratch", e, n)?;
     check_len("column scratch", col, n)?;
     e.fill(0.0);
@@ -114,7 +117,7 @@ pub fn third_derivative<O: Objective + ?Sized>(
     let n = obj.dim();
     check_len("params", params, n)?;
     check_len("direction", v, n)?;
-    check_min("scratch", scratch, 2 * n)?;
+    check_min("scratch", scratch, crate::operator::twice(n)?)?;
     let e = fd_step(params, v);
     if e == 0.0 {
         return Ok(0.0);
@@ -136,9 +139,13 @@ pub fn third_derivative<O: Objective + ?Sized>(
     Ok(t as f32)
 }
 
-/// `1 - |cos angle(a, b)|` in f64; 0 when either vector is zero.
+/// `1 - |cos angle(a, b)|` in f64; 0 when either vector is zero. A non-finite entry is an
+/// [`Error::NonFinite`].
 pub fn eigenvector_rotation(a: &[f32], b: &[f32]) -> Result<f32, Error> {
     check_len("second vector", b, a.len())?;
+    if !all_finite(a) || !all_finite(b) {
+        return Err(Error::NonFinite("eigenvector"));
+    }
     let (na, nb) = (norm64(a), norm64(b));
     if na == 0.0 || nb == 0.0 {
         return Ok(0.0);
@@ -162,6 +169,9 @@ pub fn subspace_score(a: &[f32], b: &[f32], k: usize) -> Result<f32, Error> {
     }
     let n = a.len() / k;
     check_len("second basis", b, k * n)?;
+    if !all_finite(a) || !all_finite(b) {
+        return Err(Error::NonFinite("eigenspace basis"));
+    }
     const K2: usize = MAX_SUBSPACE_K * MAX_SUBSPACE_K;
     let mut m = [0.0f64; K2];
     for i in 0..k {

@@ -35,6 +35,11 @@ impl DiagLinearNet {
 
     /// Eigenvalues `(lambda_max, lambda_min)` of the exact Hessian and the unit eigenvector of
     /// `lambda_max`, in closed form (computed in f64).
+    ///
+    /// No validation: the Hessian is formed in f32, so extreme parameters (products of them
+    /// beyond the f32 range, e.g. `|theta_0 theta_1|` above about `1.7e38`, or `theta_i^2` above
+    /// `3.4e38`) give infinite or NaN results, as do non-finite parameters. Callers that may
+    /// reach such parameters (a diverging run) must check the results with `is_finite`.
     pub fn eigen(&self, theta: [f32; 2]) -> (f32, f32, [f32; 2]) {
         let h = self.hessian(theta);
         let (a, b, c) = (h[0][0] as f64, h[0][1] as f64, h[1][1] as f64);

@@ -42,6 +42,13 @@ impl HvpMethod {
     }
 }
 
+/// `2 * n`, or an error when it overflows.
+pub(crate) fn twice(n: usize) -> Result<usize, Error> {
+    n.checked_mul(2).ok_or(Error::InvalidConfig(
+        "scratch length (2 * dim) overflows a usize",
+    ))
+}
+
 /// `cbrt(f32::EPSILON)`: the relative step of central differences in f32.
 pub const FD_REL_STEP: f32 = 4.921_566e-3;
 
@@ -69,7 +76,7 @@ pub fn fd_hvp<O: Objective + ?Sized>(
     check_len("params", params, p)?;
     check_len("direction", v, p)?;
     check_len("output", out, p)?;
-    check_min("scratch", scratch, 2 * p)?;
+    check_min("scratch", scratch, twice(p)?)?;
     let e = fd_step(params, v);
     if e == 0.0 {
         out.fill(0.0);
@@ -122,7 +129,7 @@ impl<'a, O: Objective + ?Sized> HessianOp<'a, O> {
     ) -> Result<Self, Error> {
         check_len("params", params, obj.dim())?;
         if method == HvpMethod::FiniteDifference {
-            check_min("finite-difference scratch", scratch, 2 * obj.dim())?;
+            check_min("finite-difference scratch", scratch, twice(obj.dim())?)?;
         }
         Ok(Self {
             obj,
@@ -145,7 +152,10 @@ impl<O: Objective + ?Sized> LinearOperator for HessianOp<'_, O> {
     }
 
     fn apply(&mut self, v: &[f32], out: &mut [f32]) -> Result<(), Error> {
-        self.products += 1;
+        let n = self.dim();
+        check_len("vector", v, n)?;
+        check_len("output", out, n)?;
+        self.products = self.products.saturating_add(1);
         match self.method {
             HvpMethod::Exact => self.obj.hvp(self.params, v, out),
             HvpMethod::FiniteDifference => fd_hvp(self.obj, self.params, v, out, self.scratch),
@@ -162,7 +172,10 @@ pub struct DenseOp<'a> {
 impl<'a> DenseOp<'a> {
     /// Wraps a row-major `n x n` matrix.
     pub fn new(a: &'a [f32], n: usize) -> Result<Self, Error> {
-        check_len("matrix", a, n * n)?;
+        let nn = n.checked_mul(n).ok_or(Error::InvalidConfig(
+            "matrix order too large (n * n overflows)",
+        ))?;
+        check_len("matrix", a, nn)?;
         Ok(Self { a, n })
     }
 }
@@ -201,6 +214,9 @@ impl<O: LinearOperator + ?Sized> LinearOperator for ShiftedOp<'_, O> {
     }
 
     fn apply(&mut self, v: &[f32], out: &mut [f32]) -> Result<(), Error> {
+        let n = self.dim();
+        check_len("vector", v, n)?;
+        check_len("output", out, n)?;
         self.inner.apply(v, out)?;
         let s = self.shift as f64;
         for (o, &x) in out.iter_mut().zip(v) {
@@ -240,6 +256,8 @@ impl<O: LinearOperator + ?Sized> LinearOperator for PreconditionedOp<'_, O> {
 
     fn apply(&mut self, v: &[f32], out: &mut [f32]) -> Result<(), Error> {
         let n = self.dim();
+        check_len("vector", v, n)?;
+        check_len("output", out, n)?;
         let tmp = &mut self.tmp[..n];
         for ((t, &x), &s) in tmp.iter_mut().zip(v).zip(self.sqrt_d) {
             *t = x * s;

@@ -39,19 +39,84 @@ const MAX_QL_ITER: usize = 60;
 /// eigenvalues in descending order into `values` and the matching unit eigenvectors as the
 /// *columns* of `vecs` (row-major `n x n`). Returns the number of Jacobi sweeps, or of QL
 /// iterations above [`JACOBI_MAX`] rows (only the lower triangle of `a` is read there), or
-/// [`Error::NotConverged`] if the QL iteration failed on an eigenvalue.
+/// [`Error::NotConverged`] if the QL iteration failed on an eigenvalue or the Jacobi sweeps
+/// did not meet their stopping test within [`MAX_SWEEPS`].
+///
+/// A matrix whose squared Frobenius norm overflows (entries beyond about `1.3e154`) or
+/// underflows (a nonzero matrix with entries below about `1.5e-154`) is first scaled by a power
+/// of two, exactly, and the eigenvalues scaled back; an eigenvalue beyond the f64 range is then
+/// an [`Error::NonFinite`]. Other matrices are not touched (the same bits as without the check).
 pub fn symmetric_eigen(
     a: &mut [f64],
     n: usize,
     vecs: &mut [f64],
     values: &mut [f64],
 ) -> Result<usize, Error> {
-    check_len("matrix", a, n * n)?;
-    check_len("eigenvectors", vecs, n * n)?;
+    let nn = square(n)?;
+    check_len("matrix", a, nn)?;
+    check_len("eigenvectors", vecs, nn)?;
     check_len("eigenvalues", values, n)?;
     if a.iter().any(|x| !x.is_finite()) {
         return Err(Error::NonFinite("matrix"));
     }
+    if let Some(e) = rescale_exponent(a.iter()) {
+        let down = pow2(-e);
+        for x in a.iter_mut() {
+            *x *= down;
+        }
+        let r = eigen_unscaled(a, n, vecs, values)?;
+        return scale_back(values, e).map(|()| r);
+    }
+    eigen_unscaled(a, n, vecs, values)
+}
+
+/// `n * n`, or an error when it overflows.
+fn square(n: usize) -> Result<usize, Error> {
+    n.checked_mul(n).ok_or(Error::InvalidConfig(
+        "matrix order too large (n * n overflows)",
+    ))
+}
+
+/// `2^e` for `-1022 <= e <= 1023` (exact).
+fn pow2(e: i32) -> f64 {
+    f64::from_bits(((e + 1023) as u64) << 52)
+}
+
+/// `Some(e)` when the finite values `xs` must be scaled by `2^-e` before the eigen-solvers: the
+/// sum of their squares (the stopping test's Frobenius norm) overflows, or underflows below
+/// `f64::MIN_POSITIVE` while some value is nonzero. `2^e` is then about the largest magnitude.
+fn rescale_exponent<'a>(xs: impl Iterator<Item = &'a f64> + Clone) -> Option<i32> {
+    let fro: f64 = xs.clone().map(|x| x * x).sum::<f64>();
+    if fro.is_finite() && fro >= f64::MIN_POSITIVE {
+        return None;
+    }
+    let amax = xs.fold(0.0f64, |m, x| m.max(x.abs()));
+    if amax == 0.0 {
+        return None;
+    }
+    let biased = ((amax.to_bits() >> 52) & 0x7ff) as i32;
+    Some((biased - 1023).clamp(-1022, 1022))
+}
+
+/// Multiplies `values` by `2^e`; an error if one leaves the f64 range.
+fn scale_back(values: &mut [f64], e: i32) -> Result<(), Error> {
+    let up = pow2(e);
+    for v in values.iter_mut() {
+        *v *= up;
+    }
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err(Error::NonFinite("eigenvalue (beyond the f64 range)"));
+    }
+    Ok(())
+}
+
+/// [`symmetric_eigen`] after validation and scaling.
+fn eigen_unscaled(
+    a: &mut [f64],
+    n: usize,
+    vecs: &mut [f64],
+    values: &mut [f64],
+) -> Result<usize, Error> {
     if n > JACOBI_MAX {
         vecs.copy_from_slice(a);
         // `a` is free now: its first row holds the off-diagonal.
@@ -84,8 +149,9 @@ pub fn symmetric_tridiagonal_eigen(
             got: off.len(),
         });
     }
-    check_min("work", work, n * n)?;
-    let work = &mut work[..n * n];
+    let nn = square(n)?;
+    check_min("work", work, nn)?;
+    let work = &mut work[..nn];
     if n <= JACOBI_MAX {
         work.fill(0.0);
         for i in 0..n {
@@ -97,22 +163,33 @@ pub fn symmetric_tridiagonal_eigen(
         }
         return symmetric_eigen(work, n, vecs, values);
     }
-    check_len("eigenvectors", vecs, n * n)?;
+    check_len("eigenvectors", vecs, nn)?;
     check_len("eigenvalues", values, n)?;
     if diag.iter().chain(&off[..n - 1]).any(|x| !x.is_finite()) {
         return Err(Error::NonFinite("matrix"));
     }
+    // The dense matrix's squared Frobenius norm counts each off-diagonal value twice.
+    let scale = rescale_exponent(diag.iter().chain(&off[..n - 1]).chain(&off[..n - 1]));
     values.copy_from_slice(diag);
     // `ql_implicit` reads the off-diagonal shifted by one, as `householder_tridiagonalize`
     // leaves it: e[i] joins rows i - 1 and i.
     let e = &mut work[..n];
     e[0] = 0.0;
     e[1..].copy_from_slice(&off[..n - 1]);
+    if let Some(s) = scale {
+        let down = pow2(-s);
+        for x in values.iter_mut().chain(e.iter_mut()) {
+            *x *= down;
+        }
+    }
     for (i, x) in vecs.iter_mut().enumerate() {
         *x = if i / n == i % n { 1.0 } else { 0.0 };
     }
     let iters = ql_implicit(values, e, vecs, n, MAX_QL_ITER)?;
     sort_descending(values, vecs, n);
+    if let Some(s) = scale {
+        scale_back(values, s)?;
+    }
     Ok(iters)
 }
 
@@ -314,16 +391,22 @@ fn jacobi(a: &mut [f64], n: usize, vecs: &mut [f64], values: &mut [f64]) -> Resu
         *x = if i / n == i % n { 1.0 } else { 0.0 };
     }
     let fro: f64 = a.iter().map(|x| x * x).sum::<f64>();
-    let mut sweeps = 0;
-    while sweeps < MAX_SWEEPS {
+    let converged = |a: &[f64]| {
         let mut off = 0.0f64;
         for p in 0..n {
             for q in p + 1..n {
                 off += a[p * n + q] * a[p * n + q];
             }
         }
-        if off == 0.0 || off <= 1e-28 * fro {
+        off == 0.0 || off <= 1e-28 * fro
+    };
+    let mut sweeps = 0;
+    loop {
+        if converged(a) {
             break;
+        }
+        if sweeps >= MAX_SWEEPS {
+            return Err(Error::NotConverged("the Jacobi eigenvalue iteration"));
         }
         sweeps += 1;
         for p in 0..n {

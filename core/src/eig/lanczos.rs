@@ -39,9 +39,39 @@ pub struct LanczosResult {
     pub steps: usize,
 }
 
-/// Length of the f64 work buffer for `steps` steps.
+/// Length of the f64 work buffer for `steps` steps. Saturates at `usize::MAX` when the length
+/// does not fit in a `usize` (no buffer is that long, so the solvers then report it as too
+/// small or invalid); [`checked_lanczos_work_len`] reports the overflow instead.
 pub const fn lanczos_work_len(steps: usize) -> usize {
-    2 * steps * steps + 3 * steps
+    match checked_lanczos_work_len(steps) {
+        Some(len) => len,
+        None => usize::MAX,
+    }
+}
+
+/// [`lanczos_work_len`], or `None` when it overflows a `usize`.
+pub const fn checked_lanczos_work_len(steps: usize) -> Option<usize> {
+    let Some(sq) = steps.checked_mul(steps) else {
+        return None;
+    };
+    let Some(sq2) = sq.checked_mul(2) else {
+        return None;
+    };
+    let Some(s3) = steps.checked_mul(3) else {
+        return None;
+    };
+    sq2.checked_add(s3)
+}
+
+/// `(steps + 1) * n` (the basis length) and the work length, or an error when either overflows.
+fn storage_lens(steps: usize, n: usize) -> Result<(usize, usize), Error> {
+    let basis = steps.checked_add(1).and_then(|s| s.checked_mul(n));
+    match (basis, checked_lanczos_work_len(steps)) {
+        (Some(b), Some(w)) => Ok((b, w)),
+        _ => Err(Error::InvalidConfig(
+            "Lanczos storage for this many steps overflows a usize",
+        )),
+    }
 }
 
 /// One Lanczos step: `w = A q_j` into `basis[(j + 1) * n..]`, `alpha_j`, the three-term
@@ -115,8 +145,9 @@ pub fn lanczos<O: LinearOperator + ?Sized>(
         return Err(Error::InvalidConfig("Lanczos needs at least one step"));
     }
     check_len("start vector", start, n)?;
-    check_min("Lanczos basis", basis, (m_req + 1) * n)?;
-    check_min("Lanczos work", work, lanczos_work_len(m_req))?;
+    let (basis_len, work_len) = storage_lens(m_req, n)?;
+    check_min("Lanczos basis", basis, basis_len)?;
+    check_min("Lanczos work", work, work_len)?;
     check_min("Ritz values", values, m_req)?;
     check_min("Ritz residuals", residuals, m_req)?;
     let m_max = m_req.min(n);
@@ -151,6 +182,10 @@ pub fn lanczos<O: LinearOperator + ?Sized>(
     for k in 0..m {
         values[k] = evals[k] as f32;
         residuals[k] = (last_beta * zmat[(m - 1) * m + k]).abs() as f32;
+        // Finite in f64 is not enough: the results are reported in f32.
+        if !values[k].is_finite() || !residuals[k].is_finite() {
+            return Err(Error::NonFinite("Ritz value (beyond the f32 range)"));
+        }
     }
     Ok(LanczosResult { steps: m })
 }
@@ -170,8 +205,14 @@ pub fn ritz_vector(
     if k >= m || m > m_req {
         return Err(Error::InvalidConfig("Ritz vector index out of range"));
     }
-    check_min("Lanczos basis", basis, m * n)?;
-    check_min("Lanczos work", work, lanczos_work_len(m_req))?;
+    let basis_len = m.checked_mul(n).ok_or(Error::InvalidConfig(
+        "Ritz vector: steps * dim overflows a usize",
+    ))?;
+    check_min("Lanczos basis", basis, basis_len)?;
+    let work_len = checked_lanczos_work_len(m_req).ok_or(Error::InvalidConfig(
+        "Lanczos storage for this many steps overflows a usize",
+    ))?;
+    check_min("Lanczos work", work, work_len)?;
     let z = &work[m_req * m_req..m_req * m_req + m * m];
     for (idx, o) in out.iter_mut().enumerate() {
         let mut acc = 0.0f64;
@@ -236,6 +277,10 @@ pub struct WarmLanczosResult {
 /// residuals (`iterations` = products of the whole run). `basis` holds
 /// `(max_steps + 1) * dim` values and `work` [`lanczos_work_len`]`(max_steps)`. All
 /// reductions are in f64 in ascending order, so the result is the same on every target.
+///
+/// Errors: [`Error::NotConverged`] when the Krylov space of the start vector is invariant with
+/// fewer than `k` dimensions (the missing pairs cannot be found from it), and
+/// [`Error::NonFinite`] when a Ritz value or residual does not fit in an f32.
 pub fn warm_lanczos<O: LinearOperator + ?Sized>(
     op: &mut O,
     cfg: &WarmLanczosConfig,
@@ -252,9 +297,13 @@ pub fn warm_lanczos<O: LinearOperator + ?Sized>(
             "warm Lanczos needs 1 <= k <= max_steps, k <= dim and tol >= 0",
         ));
     }
-    check_len("eigenvector storage", vecs, k * n)?;
-    check_min("Lanczos basis", basis, (m_req + 1) * n)?;
-    check_min("Lanczos work", work, lanczos_work_len(m_req))?;
+    let kn = k.checked_mul(n).ok_or(Error::InvalidConfig(
+        "warm Lanczos: k * dim overflows a usize",
+    ))?;
+    check_len("eigenvector storage", vecs, kn)?;
+    let (basis_len, work_len) = storage_lens(m_req, n)?;
+    check_min("Lanczos basis", basis, basis_len)?;
+    check_min("Lanczos work", work, work_len)?;
     check_min("eigenpairs", pairs, k)?;
     let m_max = m_req.min(n);
     let (tmat, rest) = work.split_at_mut(m_req * m_req);
@@ -310,8 +359,22 @@ pub fn warm_lanczos<O: LinearOperator + ?Sized>(
         }
         scale_next(basis, m, n, b);
     }
-    let kk = k.min(m);
-    for i in 0..kk {
+    if m < k {
+        // An invariant subspace of fewer than `k` dimensions (e.g. the start vector is a sum of
+        // eigenvectors of one eigenvalue): the missing pairs cannot be found from this start.
+        return Err(Error::NotConverged(
+            "warm Lanczos (invariant subspace of fewer than k dimensions)",
+        ));
+    }
+    // Finite in f64 is not enough: the results are reported in f32.
+    for i in 0..k {
+        let value = evals[i] as f32;
+        let residual = (last_beta * zmat[(m - 1) * m + i]).abs() as f32;
+        if !value.is_finite() || !residual.is_finite() {
+            return Err(Error::NonFinite("Ritz value (beyond the f32 range)"));
+        }
+    }
+    for i in 0..k {
         let out = &mut vecs[i * n..(i + 1) * n];
         for (idx, o) in out.iter_mut().enumerate() {
             let mut acc = 0.0f64;
@@ -323,17 +386,8 @@ pub fn warm_lanczos<O: LinearOperator + ?Sized>(
         pairs[i] = Eigenpair {
             value: evals[i] as f32,
             residual: (last_beta * zmat[(m - 1) * m + i]).abs() as f32,
-            iterations: m as u32,
+            iterations: u32::try_from(m).unwrap_or(u32::MAX),
             converged,
-        };
-    }
-    // Fewer steps than pairs (dimension smaller than k cannot happen: checked above).
-    for p in pairs.iter_mut().take(k).skip(kk) {
-        *p = Eigenpair {
-            value: f32::NAN,
-            residual: f32::INFINITY,
-            iterations: m as u32,
-            converged: false,
         };
     }
     Ok(WarmLanczosResult {
@@ -359,6 +413,9 @@ pub fn extrapolate_start(latest: &[f32], before: &[f32], out: &mut [f32]) -> Res
     };
     for ((o, &a), &b) in out.iter_mut().zip(latest).zip(before) {
         *o = (2.0 * a as f64 - s * b as f64) as f32;
+    }
+    if !crate::vec::all_finite(out) {
+        return Err(Error::NonFinite("extrapolated start vector"));
     }
     Ok(())
 }
@@ -430,7 +487,7 @@ const PREDICTIONS: [(StartPrediction, Terms, usize); 5] = [
 /// the vectors two, four and six measurements back predict it far better than the latest
 /// (BENCHMARKS.md). Eigenvectors have no sign: every term is aligned with the first. The
 /// backtests only need the Gram matrix of the history (no operator products). Sums in f64,
-/// index order.
+/// index order. A non-finite history vector or prediction is an [`Error::NonFinite`].
 pub fn predict_start(history: &[&[f32]], out: &mut [f32]) -> Result<StartPrediction, Error> {
     let n = out.len();
     let h = history.len().min(PREDICT_HISTORY);
@@ -441,6 +498,9 @@ pub fn predict_start(history: &[&[f32]], out: &mut [f32]) -> Result<StartPredict
     }
     for v in &history[..h] {
         check_len("previous eigenvector", v, n)?;
+        if !crate::vec::all_finite(v) {
+            return Err(Error::NonFinite("previous eigenvector"));
+        }
     }
     let mut g = [[0.0f64; PREDICT_HISTORY]; PREDICT_HISTORY];
     for i in 0..h {
@@ -512,6 +572,9 @@ pub fn predict_start(history: &[&[f32]], out: &mut [f32]) -> Result<StartPredict
             }
         }
         *o = acc as f32;
+    }
+    if !crate::vec::all_finite(out) {
+        return Err(Error::NonFinite("predicted start vector"));
     }
     Ok(best.0)
 }

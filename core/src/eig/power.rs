@@ -89,6 +89,10 @@ pub fn power_iteration<O: LinearOperator + ?Sized>(
         let converged = r <= tol * lambda.abs();
         let wn = norm64(w);
         if converged || it >= cfg.max_iter || wn == 0.0 {
+            // Finite in f64 is not enough: the result is reported in f32.
+            if !(lambda as f32).is_finite() || !(r as f32).is_finite() {
+                return Err(Error::NonFinite("eigenvalue (beyond the f32 range)"));
+            }
             return Ok(Eigenpair {
                 value: lambda as f32,
                 residual: r as f32,
@@ -124,7 +128,10 @@ pub fn sharpness<O: LinearOperator + ?Sized>(
     let mut shifted = ShiftedOp::new(op, first.value);
     let mut e = power_iteration(&mut shifted, v, scratch, cfg)?;
     e.value += first.value;
-    e.iterations += first.iterations;
+    e.iterations = e.iterations.saturating_add(first.iterations);
+    if !e.value.is_finite() {
+        return Err(Error::NonFinite("eigenvalue (beyond the f32 range)"));
+    }
     Ok(e)
 }
 
@@ -139,9 +146,15 @@ pub fn lambda_min<O: LinearOperator + ?Sized>(
     scratch: &mut [f32],
     cfg: &PowerConfig,
 ) -> Result<Eigenpair, Error> {
+    if !lambda_max.is_finite() {
+        return Err(Error::NonFinite("lambda_max"));
+    }
     let mut shifted = ShiftedOp::new(op, lambda_max);
     let mut e = power_iteration(&mut shifted, v, scratch, cfg)?;
     e.value += lambda_max;
+    if !e.value.is_finite() {
+        return Err(Error::NonFinite("eigenvalue (beyond the f32 range)"));
+    }
     Ok(e)
 }
 
@@ -158,8 +171,10 @@ impl<O: LinearOperator + ?Sized> LinearOperator for Deflated<'_, O> {
     }
 
     fn apply(&mut self, v: &[f32], out: &mut [f32]) -> Result<(), Error> {
-        self.inner.apply(v, out)?;
         let n = self.dim();
+        check_len("vector", v, n)?;
+        check_len("output", out, n)?;
+        self.inner.apply(v, out)?;
         for (j, &lam) in self.values.iter().enumerate() {
             let u = &self.vecs[j * n..(j + 1) * n];
             sub_scaled64(out, lam as f64 * dot64(u, v), u);
@@ -181,7 +196,10 @@ pub fn top_k_deflation<O: LinearOperator + ?Sized>(
 ) -> Result<(), Error> {
     let n = op.dim();
     let k = out.len();
-    check_len("eigenvector storage", vecs, k * n)?;
+    let kn = k
+        .checked_mul(n)
+        .ok_or(Error::InvalidConfig("top-k deflation: k * dim overflows"))?;
+    check_len("eigenvector storage", vecs, kn)?;
     // The eigenvalues found so far: a fixed-capacity list, the deflation's only state.
     let mut values: heapless::Vec<f32, { crate::curvature::MAX_SUBSPACE_K }> = heapless::Vec::new();
     if k > values.capacity() {

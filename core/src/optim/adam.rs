@@ -76,6 +76,10 @@ fn div_or_zero(num: f32, denom: f32) -> f32 {
     }
 }
 
+fn nonneg_finite(x: f32) -> bool {
+    x >= 0.0 && x.is_finite()
+}
+
 fn check_beta(b: f32, what: &'static str) -> Result<(), Error> {
     if (0.0..1.0).contains(&b) {
         Ok(())
@@ -88,8 +92,10 @@ impl AdamConfig {
     pub(crate) fn validate(&self) -> Result<(), Error> {
         check_beta(self.beta1, "beta1 must be in [0, 1)")?;
         check_beta(self.beta2, "beta2 must be in [0, 1)")?;
-        if !(self.eps >= 0.0) || !(self.weight_decay >= 0.0) {
-            return Err(Error::InvalidConfig("eps and weight decay must be >= 0"));
+        if !nonneg_finite(self.eps) || !nonneg_finite(self.weight_decay) {
+            return Err(Error::InvalidConfig(
+                "eps and weight decay must be >= 0 and finite",
+            ));
         }
         self.clip.validate()
     }
@@ -123,8 +129,10 @@ impl AdamConfig {
 impl RmsPropConfig {
     pub(crate) fn validate(&self) -> Result<(), Error> {
         check_beta(self.beta2, "beta2 must be in [0, 1)")?;
-        if !(self.eps >= 0.0) || !(self.weight_decay >= 0.0) {
-            return Err(Error::InvalidConfig("eps and weight decay must be >= 0"));
+        if !nonneg_finite(self.eps) || !nonneg_finite(self.weight_decay) {
+            return Err(Error::InvalidConfig(
+                "eps and weight decay must be >= 0 and finite",
+            ));
         }
         self.clip.validate()
     }

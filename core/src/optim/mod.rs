@@ -114,16 +114,30 @@ pub struct OptState<'a> {
 }
 
 impl Optimizer {
-    /// Number of state values for `p` parameters.
+    /// Number of state values for `p` parameters (saturating at `usize::MAX`, a length no
+    /// buffer has, when it overflows; see [`Optimizer::checked_state_len`]).
     pub fn state_len(&self, p: usize) -> usize {
+        self.checked_state_len(p).unwrap_or(usize::MAX)
+    }
+
+    /// Number of state values for `p` parameters, or `None` when it overflows a `usize`.
+    pub fn checked_state_len(&self, p: usize) -> Option<usize> {
         match self {
-            Optimizer::Gd { .. } => 0,
-            Optimizer::Momentum(_) | Optimizer::RmsProp(_) => p,
-            Optimizer::Adam(_) => 2 * p,
+            Optimizer::Gd { .. } => Some(0),
+            Optimizer::Momentum(_) | Optimizer::RmsProp(_) => Some(p),
+            Optimizer::Adam(_) => p.checked_mul(2),
         }
     }
 
-    /// Checks the settings (rates in range, clip positive).
+    /// The state length for `p` parameters, or an error when it overflows.
+    fn state_len_checked(&self, p: usize) -> Result<usize, Error> {
+        self.checked_state_len(p).ok_or(Error::InvalidConfig(
+            "optimizer state length overflows a usize",
+        ))
+    }
+
+    /// Checks the settings (rates in range, clip positive; weight decay and eps finite).
+    /// [`Optimizer::step`] and [`Optimizer::step_sizes`] check them on every call too.
     pub fn validate(&self) -> Result<(), Error> {
         let wd_ok = |wd: f32| wd >= 0.0 && wd.is_finite();
         match *self {
@@ -137,7 +151,9 @@ impl Optimizer {
         }
     }
 
-    /// One step with learning rate `lr`: updates `params` and the state in place.
+    /// One step with learning rate `lr`: updates `params` and the state in place. Invalid
+    /// settings ([`Optimizer::validate`]), a learning rate that is not positive and finite, and
+    /// a step counter at `u64::MAX` are errors (nothing is changed then).
     pub fn step(
         &self,
         lr: f32,
@@ -145,15 +161,14 @@ impl Optimizer {
         grad: &[f32],
         state: &mut OptState<'_>,
     ) -> Result<(), Error> {
+        self.validate()?;
         let p = params.len();
         check_len("gradient", grad, p)?;
-        check_len("optimizer state", state.buf, self.state_len(p))?;
-        if !(lr > 0.0) || !lr.is_finite() {
-            return Err(Error::InvalidConfig(
-                "learning rate must be positive and finite",
-            ));
-        }
-        state.t += 1;
+        check_len("optimizer state", state.buf, self.state_len_checked(p)?)?;
+        check_lr(lr)?;
+        state.t = state.t.checked_add(1).ok_or(Error::InvalidConfig(
+            "optimizer step counter overflows a u64",
+        ))?;
         match *self {
             Optimizer::Gd { weight_decay } => {
                 for (x, &g) in params.iter_mut().zip(grad) {
@@ -172,9 +187,14 @@ impl Optimizer {
     /// `out`: `lr` for GD and momentum, `lr / (D(sqrt(v_hat)) + eps)` for RMSProp and Adam (with
     /// `v_hat` bias-corrected at the current step count). The preconditioned sharpness is
     /// `lambda_max(P^-1 H)`; see [`crate::PreconditionedOp`].
+    ///
+    /// Invalid settings and a learning rate that is not positive and finite are errors, as in
+    /// [`Optimizer::step`].
     pub fn step_sizes(&self, lr: f32, state: &OptState<'_>, out: &mut [f32]) -> Result<(), Error> {
+        self.validate()?;
         let p = out.len();
-        check_len("optimizer state", state.buf, self.state_len(p))?;
+        check_len("optimizer state", state.buf, self.state_len_checked(p)?)?;
+        check_lr(lr)?;
         let t = state.t.max(1);
         match *self {
             Optimizer::Gd { .. } | Optimizer::Momentum(_) => out.fill(lr),
@@ -209,6 +229,16 @@ impl Optimizer {
             Optimizer::Adam(c) => (2.0 + 2.0 * c.beta1) / (1.0 - c.beta1),
         }
     }
+}
+
+/// The learning rate must be positive and finite.
+fn check_lr(lr: f32) -> Result<(), Error> {
+    if !(lr > 0.0) || !lr.is_finite() {
+        return Err(Error::InvalidConfig(
+            "learning rate must be positive and finite",
+        ));
+    }
+    Ok(())
 }
 
 /// `beta^t` in f64 by binary exponentiation (deterministic on every target).

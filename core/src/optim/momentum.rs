@@ -28,8 +28,8 @@ impl MomentumConfig {
         if !(0.0..1.0).contains(&self.momentum) {
             return Err(Error::InvalidConfig("momentum must be in [0, 1)"));
         }
-        if !(self.weight_decay >= 0.0) {
-            return Err(Error::InvalidConfig("weight decay must be >= 0"));
+        if !(self.weight_decay >= 0.0) || !self.weight_decay.is_finite() {
+            return Err(Error::InvalidConfig("weight decay must be >= 0 and finite"));
         }
         Ok(())
     }
