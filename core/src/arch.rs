@@ -37,14 +37,48 @@ pub const MAX_LAYERS: usize = 8;
 
 /// Number of parameters of a network with these widths (`sum out * in + out`); 0 if fewer than
 /// two widths. A `const fn`, so it can size arrays: `[f32; param_count(&[64, 16, 10])]`.
+/// Saturates at `usize::MAX` (which no vector can hold) when the count overflows; see
+/// [`checked_param_count`].
 pub const fn param_count(widths: &[usize]) -> usize {
-    let mut p = 0;
+    match checked_param_count(widths) {
+        Some(p) => p,
+        None => usize::MAX,
+    }
+}
+
+/// [`param_count`], or `None` when the count overflows `usize`.
+pub const fn checked_param_count(widths: &[usize]) -> Option<usize> {
+    let mut p: usize = 0;
     let mut l = 1;
     while l < widths.len() {
-        p += widths[l] * widths[l - 1] + widths[l];
+        let layer = match widths[l].checked_mul(widths[l - 1]) {
+            Some(w) => w.checked_add(widths[l]),
+            None => None,
+        };
+        p = match layer {
+            Some(k) => match p.checked_add(k) {
+                Some(q) => q,
+                None => return None,
+            },
+            None => return None,
+        };
         l += 1;
     }
-    p
+    Some(p)
+}
+
+/// `slots * tile * width_sum + 2 * tile` (a workspace of `slots` slots of `tile * width_sum` and
+/// the two per-sample slots), or `None` on overflow.
+pub(crate) const fn slots_len(slots: usize, tile: usize, width_sum: usize) -> Option<usize> {
+    let per = match tile.checked_mul(width_sum) {
+        Some(ts) => ts.checked_mul(slots),
+        None => None,
+    };
+    let two = tile.checked_mul(2);
+    match (per, two) {
+        (Some(a), Some(b)) => a.checked_add(b),
+        _ => None,
+    }
 }
 
 /// Where one layer's parameters sit in the flat vector.
@@ -100,13 +134,17 @@ impl Arch {
             sum += widths[i];
             i += 1;
         }
+        let n_params = match checked_param_count(widths) {
+            Some(p) => p,
+            None => return Err(Error::InvalidArch("too many parameters for this target")),
+        };
         Ok(Self {
             widths: w,
             n_widths: widths.len(),
             act,
             loss,
             math: MathBackend::Libm,
-            n_params: param_count(widths),
+            n_params,
             width_sum: sum,
         })
     }
@@ -162,19 +200,35 @@ impl Arch {
         self.width_sum
     }
 
-    /// Parameter offsets of weight layer `l` (0-based). `l` must be below [`Arch::n_layers`].
+    /// Parameter offsets of weight layer `l` (0-based).
+    ///
+    /// # Panics
+    ///
+    /// If `l` is not below [`Arch::n_layers`]; [`Arch::try_layer`] returns `None` instead.
     pub fn layer(&self, l: usize) -> LayerSpan {
+        match self.try_layer(l) {
+            Some(span) => span,
+            None => panic!("layer index not below the number of weight layers"),
+        }
+    }
+
+    /// Parameter offsets of weight layer `l` (0-based), or `None` if `l` is not below
+    /// [`Arch::n_layers`].
+    pub fn try_layer(&self, l: usize) -> Option<LayerSpan> {
+        if l >= self.n_layers() {
+            return None;
+        }
         let mut off = 0;
         for k in 0..l {
             off += self.widths[k + 1] * self.widths[k] + self.widths[k + 1];
         }
         let (fan_in, fan_out) = (self.widths[l], self.widths[l + 1]);
-        LayerSpan {
+        Some(LayerSpan {
             fan_in,
             fan_out,
             weight: off,
             bias: off + fan_in * fan_out,
-        }
+        })
     }
 
     /// Sum of the widths before layer `l` (0 = input): the offset of its block in a slot is
@@ -216,14 +270,46 @@ impl Arch {
     }
 
     /// Workspace length for gradients (and losses, accuracy) over tiles of `tile` samples.
+    /// Saturates at `usize::MAX` (which no buffer can hold) when the length overflows; see
+    /// [`Arch::checked_workspace_len_grad`].
     pub const fn workspace_len_grad(&self, tile: usize) -> usize {
-        3 * tile * self.width_sum + 2 * tile
+        match self.checked_workspace_len_grad(tile) {
+            Some(n) => n,
+            None => usize::MAX,
+        }
     }
 
     /// Workspace length for gradients and exact Hessian-vector products over tiles of `tile`
-    /// samples.
+    /// samples. Saturates at `usize::MAX` when the length overflows; see
+    /// [`Arch::checked_workspace_len`].
     pub const fn workspace_len(&self, tile: usize) -> usize {
-        6 * tile * self.width_sum + 2 * tile
+        match self.checked_workspace_len(tile) {
+            Some(n) => n,
+            None => usize::MAX,
+        }
+    }
+
+    /// [`Arch::workspace_len_grad`], or `None` when it overflows `usize`.
+    pub const fn checked_workspace_len_grad(&self, tile: usize) -> Option<usize> {
+        slots_len(3, tile, self.width_sum)
+    }
+
+    /// [`Arch::workspace_len`], or `None` when it overflows `usize`.
+    pub const fn checked_workspace_len(&self, tile: usize) -> Option<usize> {
+        slots_len(6, tile, self.width_sum)
+    }
+
+    /// The workspace length needed for tiles of `cap` samples (`hvp`: with the Hessian-vector
+    /// product's slots), or an error when it overflows `usize`.
+    pub(crate) fn tile_workspace_len(&self, cap: usize, hvp: bool) -> Result<usize, Error> {
+        let need = if hvp {
+            self.checked_workspace_len(cap)
+        } else {
+            self.checked_workspace_len_grad(cap)
+        };
+        need.ok_or(Error::InvalidConfig(
+            "tile size too large (its workspace length overflows)",
+        ))
     }
 
     /// Checks a parameter-sized buffer.

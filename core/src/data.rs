@@ -5,7 +5,7 @@
 //! set in flash at a quarter of the size). An index list selects and orders samples without
 //! copying (a minibatch, a fixed Hessian subset).
 
-use crate::error::{check_len, Error};
+use crate::error::{check_len, check_min, Error};
 
 /// Feature storage, row-major (`n` rows of `dim` values).
 #[derive(Clone, Copy, Debug)]
@@ -134,58 +134,72 @@ impl<'a> Data<'a> {
         self.targets
     }
 
-    /// Row of the underlying storage that sample `i` of the view reads.
+    /// Row of the underlying storage that sample `i` of the view reads; `None` when `i` is not
+    /// below [`Data::len`].
     #[inline]
-    pub fn row_of(&self, i: usize) -> usize {
+    pub fn row_of(&self, i: usize) -> Option<usize> {
         match self.index {
-            Some(ix) => ix[i] as usize,
-            None => i,
+            Some(ix) => ix.get(i).map(|&r| r as usize),
+            None => (i < self.rows).then_some(i),
         }
     }
 
     /// The features of samples `start..start + n` as one row-major slice, when the view stores
     /// them that way (`f32` features, no index list): the passes then read them in place instead
-    /// of copying them.
+    /// of copying them. `None` otherwise, and when the range reaches past the data.
     #[inline]
     pub fn rows_f32(&self, start: usize, n: usize) -> Option<&'a [f32]> {
         match (self.features, self.index) {
-            (Features::F32(x), None) => x.get(start * self.dim..(start + n) * self.dim),
+            (Features::F32(x), None) => {
+                let lo = start.checked_mul(self.dim)?;
+                let hi = start.checked_add(n)?.checked_mul(self.dim)?;
+                x.get(lo..hi)
+            }
             _ => None,
         }
     }
 
-    /// Copies the features of sample `i` of the view into `out` (`dim` values).
+    /// Copies the features of sample `i` of the view into `out[..dim]`. An error when `i` is
+    /// not below [`Data::len`] or `out` is shorter than [`Data::dim`].
     #[inline]
-    pub fn copy_features(&self, i: usize, out: &mut [f32]) {
-        let r = self.row_of(i);
+    pub fn copy_features(&self, i: usize, out: &mut [f32]) -> Result<(), Error> {
+        let r = self
+            .row_of(i)
+            .ok_or(Error::InvalidConfig("sample index past the data"))?;
         let d = self.dim;
+        check_min("features output", out, d)?;
+        // r < rows and rows * dim = the storage's length, so the row is in range.
+        let (lo, hi) = (r * d, (r + 1) * d);
         match self.features {
-            Features::F32(x) => out[..d].copy_from_slice(&x[r * d..(r + 1) * d]),
+            Features::F32(x) => out[..d].copy_from_slice(&x[lo..hi]),
             Features::U8 { bytes, scale } => {
-                for (o, &b) in out[..d].iter_mut().zip(&bytes[r * d..(r + 1) * d]) {
+                for (o, &b) in out[..d].iter_mut().zip(&bytes[lo..hi]) {
                     *o = b as f32 * scale;
                 }
             }
         }
+        Ok(())
     }
 
-    /// Class label of sample `i` of the view, if the targets are classes.
+    /// Class label of sample `i` of the view, if the targets are classes; `None` for
+    /// real-valued targets and when `i` is not below [`Data::len`].
     #[inline]
     pub fn label(&self, i: usize) -> Option<u16> {
         match self.targets {
-            Targets::Classes(l) => Some(l[self.row_of(i)]),
+            Targets::Classes(l) => l.get(self.row_of(i)?).copied(),
             Targets::Values(_) => None,
         }
     }
 
-    /// Real-valued target row of sample `i`, if the targets are values.
+    /// Real-valued target row of sample `i`, if the targets are values; `None` for class
+    /// targets and when `i` is not below [`Data::len`].
     #[inline]
     pub fn target_row(&self, i: usize) -> Option<&'a [f32]> {
         match self.targets {
             Targets::Values(v) => {
                 let w = v.len() / self.rows;
-                let r = self.row_of(i);
-                Some(&v[r * w..(r + 1) * w])
+                let r = self.row_of(i)?;
+                v.get(r.checked_mul(w)?..r.checked_add(1)?.checked_mul(w)?)
             }
             Targets::Classes(_) => None,
         }

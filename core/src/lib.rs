@@ -82,7 +82,7 @@ mod tanh;
 pub mod vec;
 
 pub use activation::Activation;
-pub use arch::{param_count, Arch, LayerSpan, MAX_LAYERS};
+pub use arch::{checked_param_count, param_count, Arch, LayerSpan, MAX_LAYERS};
 pub use curvature::{
     dense_hessian, eigenvector_rotation, hutchinson_trace, subspace_score, third_derivative,
     TraceEstimate, MAX_SUBSPACE_K,

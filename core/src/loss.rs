@@ -8,6 +8,7 @@
 //! The data loss is the average over samples, `L = (1/N) sum_i l_i` (see [`crate::mlp`] for
 //! the summation order). Sums over output units run in ascending index order.
 
+use crate::error::Error;
 use crate::math::MathBackend;
 
 /// The training loss.
@@ -45,6 +46,26 @@ impl Target<'_> {
     }
 }
 
+/// Checks that the target `t` fits outputs `f` for loss `loss`: a real target as long as `f`,
+/// a class below `f.len()` (and a class, not a real target, for cross-entropy).
+#[inline]
+fn check_target(loss: Loss, f: &[f32], t: Target<'_>) -> Result<(), Error> {
+    match t {
+        Target::Class(c) if c >= f.len() => Err(Error::TargetsMismatch(
+            "class index not below the number of outputs",
+        )),
+        Target::Values(_) if loss == Loss::CrossEntropy => {
+            Err(Error::TargetsMismatch("cross-entropy needs class labels"))
+        }
+        Target::Values(v) if v.len() != f.len() => Err(Error::LengthMismatch {
+            what: "targets per sample",
+            expected: f.len(),
+            got: v.len(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 impl Loss {
     /// The loss's short name (`mse`, `ce`).
     pub const fn name(self) -> &'static str {
@@ -63,12 +84,21 @@ impl Loss {
         }
     }
 
-    /// The per-sample loss at outputs `f`; writes `dl/df` into `grad`.
+    /// The per-sample loss at outputs `f`; writes `dl/df` into `grad` (as long as `f`).
     ///
-    /// For cross-entropy the target must be a class (checked by the caller).
+    /// An error when `grad` or a real target differs in length from `f`, a class is not below
+    /// `f.len()`, or the loss is cross-entropy and the target is not a class.
     #[inline]
-    pub fn value_grad(self, f: &[f32], t: Target<'_>, grad: &mut [f32], m: MathBackend) -> f32 {
-        match self {
+    pub fn value_grad(
+        self,
+        f: &[f32],
+        t: Target<'_>,
+        grad: &mut [f32],
+        m: MathBackend,
+    ) -> Result<f32, Error> {
+        check_target(self, f, t)?;
+        crate::error::check_len("loss gradient", grad, f.len())?;
+        Ok(match self {
             Loss::Mse => {
                 let mut s = 0.0f32;
                 for (k, (g, &fk)) in grad.iter_mut().zip(f).enumerate() {
@@ -96,13 +126,14 @@ impl Loss {
                 grad[c] -= 1.0;
                 mx + m.ln(s) - f[c]
             }
-        }
+        })
     }
 
-    /// The per-sample loss alone.
+    /// The per-sample loss alone (the errors of [`Loss::value_grad`]).
     #[inline]
-    pub fn value(self, f: &[f32], t: Target<'_>, m: MathBackend) -> f32 {
-        match self {
+    pub fn value(self, f: &[f32], t: Target<'_>, m: MathBackend) -> Result<f32, Error> {
+        check_target(self, f, t)?;
+        Ok(match self {
             Loss::Mse => {
                 let mut s = 0.0f32;
                 for (k, &fk) in f.iter().enumerate() {
@@ -123,13 +154,21 @@ impl Loss {
                 }
                 mx + m.ln(s) - f[c]
             }
-        }
+        })
     }
 
     /// Hessian of the per-sample loss with respect to `f`, applied to `rf`: writes `H_f rf`
-    /// into `out`.
+    /// into `out`. An error when `rf` or `out` differs in length from `f`.
     #[inline]
-    pub fn hess_vec(self, f: &[f32], rf: &[f32], out: &mut [f32], m: MathBackend) {
+    pub fn hess_vec(
+        self,
+        f: &[f32],
+        rf: &[f32],
+        out: &mut [f32],
+        m: MathBackend,
+    ) -> Result<(), Error> {
+        crate::error::check_len("loss direction", rf, f.len())?;
+        crate::error::check_len("loss Hessian output", out, f.len())?;
         match self {
             Loss::Mse => out.copy_from_slice(rf),
             Loss::CrossEntropy => {
@@ -150,6 +189,7 @@ impl Loss {
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -187,8 +227,8 @@ mod tests {
         let f = [0.3f32, -1.2, 2.0, 0.1];
         let t = Target::Class(2);
         let mut g = [0.0; 4];
-        let l = Loss::CrossEntropy.value_grad(&f, t, &mut g, m);
-        assert!((l - Loss::CrossEntropy.value(&f, t, m)).abs() < 1e-7);
+        let l = Loss::CrossEntropy.value_grad(&f, t, &mut g, m).unwrap();
+        assert!((l - Loss::CrossEntropy.value(&f, t, m).unwrap()).abs() < 1e-7);
         // Reference in f64, independent formulas.
         let fd: [f64; 4] = f.map(|v| v as f64);
         let lse = |x: &[f64; 4]| x.iter().map(|v| v.exp()).sum::<f64>().ln() - x[2];
@@ -203,7 +243,7 @@ mod tests {
         }
         let rf = [1.0f32, 0.5, -0.25, 2.0];
         let mut hv = [0.0; 4];
-        Loss::CrossEntropy.hess_vec(&f, &rf, &mut hv, m);
+        Loss::CrossEntropy.hess_vec(&f, &rf, &mut hv, m).unwrap();
         let s: f64 = fd.iter().map(|v| v.exp()).sum();
         let p: [f64; 4] = fd.map(|v| v.exp() / s);
         let prf: f64 = (0..4).map(|k| p[k] * rf[k] as f64).sum();
@@ -217,7 +257,9 @@ mod tests {
     fn mse_with_class_target_is_one_hot() {
         let f = [0.5f32, 0.25];
         let mut g = [0.0; 2];
-        let l = Loss::Mse.value_grad(&f, Target::Class(1), &mut g, MathBackend::Libm);
+        let l = Loss::Mse
+            .value_grad(&f, Target::Class(1), &mut g, MathBackend::Libm)
+            .unwrap();
         assert_eq!(l, 0.5 * (0.25 + 0.5625));
         assert_eq!(g, [0.5, -0.75]);
     }

@@ -58,6 +58,9 @@ impl MathBackend {
             MathBackend::Libm => libm::logf(x),
             // micromath inverts x < 1 with a rough approximation of 1/x: use an exact division.
             MathBackend::Micromath if x > 0.0 && x < 1.0 => -micromath::F32(1.0 / x).ln().0,
+            // micromath's approximate 1/x overflows (an integer subtraction) on negative
+            // numbers and -0: ln is -inf at -0 and NaN below, as libm computes it.
+            MathBackend::Micromath if x <= 0.0 && x.is_sign_negative() => libm::logf(x),
             MathBackend::Micromath => micromath::F32(x).ln().0,
         }
     }

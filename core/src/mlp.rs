@@ -208,15 +208,12 @@ impl Arch {
         if n > cap {
             return Err(Error::InvalidConfig("more samples than the tile holds"));
         }
-        if start + n > data.len() {
-            return Err(Error::InvalidConfig("tile reaches past the data"));
+        match start.checked_add(n) {
+            Some(end) if end <= data.len() => {}
+            _ => return Err(Error::InvalidConfig("tile reaches past the data")),
         }
-        let need = if hvp {
-            self.workspace_len(cap)
-        } else {
-            self.workspace_len_grad(cap)
-        };
-        check_min("workspace", ws, need)
+        self.check_data(data)?;
+        check_min("workspace", ws, self.tile_workspace_len(cap, hvp)?)
     }
 
     #[inline]
@@ -264,7 +261,7 @@ impl Arch {
         let rows = data.rows_f32(start, n);
         if rows.is_none() {
             for i in 0..n {
-                data.copy_features(start + i, &mut s.a[i * d0..(i + 1) * d0]);
+                data.copy_features(start + i, &mut s.a[i * d0..(i + 1) * d0])?;
             }
         }
         for l in 0..self.n_layers() {
@@ -314,9 +311,9 @@ impl Arch {
             let f = &s.a[out_off + i * k..out_off + (i + 1) * k];
             s.loss[i] = if grad {
                 self.loss()
-                    .value_grad(f, t, &mut s.d[out_off + i * k..out_off + (i + 1) * k], m)
+                    .value_grad(f, t, &mut s.d[out_off + i * k..out_off + (i + 1) * k], m)?
             } else {
-                self.loss().value(f, t, m)
+                self.loss().value(f, t, m)?
             };
             s.correct[i] = match t {
                 Target::Class(c) if argmax(f) == c => 1.0,
@@ -371,6 +368,10 @@ impl Arch {
     ) -> Result<(), Error> {
         self.check_params("params", params)?;
         self.check_tile(data, start, n, ws, cap, false)?;
+        if n == 0 {
+            // An empty tile: nothing to compute (its parameter phase and tally add nothing).
+            return Ok(());
+        }
         let mut s = slots(ws, cap, self.width_sum(), false);
         self.forward_into::<K, false>(
             params,
@@ -430,6 +431,10 @@ impl Arch {
     ) -> Result<(), Error> {
         self.check_params("params", params)?;
         self.check_tile(data, start, n, ws, cap, false)?;
+        if n == 0 {
+            // An empty tile: nothing to compute (its parameter phase and tally add nothing).
+            return Ok(());
+        }
         let mut s = slots(ws, cap, self.width_sum(), false);
         self.forward_into::<K, false>(
             params,
@@ -545,7 +550,9 @@ impl Arch {
     ) -> Result<(), Error> {
         check_len("packed weights", wt, self.packed_len())?;
         check_len("packed direction", vt, self.packed_len())?;
-        let need = n * self.layer(0).fan_out;
+        let need = n
+            .checked_mul(self.layer(0).fan_out)
+            .ok_or(Error::InvalidConfig("more samples than the tile holds"))?;
         match &first {
             FirstLayer::Compute => {}
             FirstLayer::Store(z) => check_min("first-layer pre-activations", z, need)?,
@@ -570,6 +577,10 @@ impl Arch {
         self.check_params("params", params)?;
         self.check_params("direction", v)?;
         self.check_tile(data, start, n, ws, cap, true)?;
+        if n == 0 {
+            // An empty tile: nothing to compute (its parameter phase adds nothing).
+            return Ok(());
+        }
         let mut s = slots(ws, cap, self.width_sum(), true);
         self.forward_into::<K, CACHE>(
             params,
@@ -634,7 +645,7 @@ impl Arch {
         for i in 0..n {
             let r = out_off + i * k..out_off + (i + 1) * k;
             self.loss()
-                .hess_vec(&s.a[r.clone()], &s.rz[r.clone()], &mut s.rd[r], m);
+                .hess_vec(&s.a[r.clone()], &s.rz[r.clone()], &mut s.rd[r], m)?;
         }
         // Fused backward and R-backward.
         for l in (1..self.n_layers()).rev() {
@@ -710,6 +721,7 @@ impl Arch {
         range: Range<usize>,
         out: &mut [f32],
     ) -> Result<(), Error> {
+        self.check_accumulate(cap, data, start, n)?;
         self.accumulate::<K>(ws, cap, data.rows_f32(start, n), n, range, out, false)
     }
 
@@ -727,7 +739,27 @@ impl Arch {
         range: Range<usize>,
         out: &mut [f32],
     ) -> Result<(), Error> {
+        self.check_accumulate(cap, data, start, n)?;
         self.accumulate::<K>(ws, cap, data.rows_f32(start, n), n, range, out, true)
+    }
+
+    /// The checks of a tile's parameter phase on its samples (those of [`Arch::check_tile`]
+    /// but the workspace's, which `accumulate` checks).
+    fn check_accumulate(
+        &self,
+        cap: usize,
+        data: &Data<'_>,
+        start: usize,
+        n: usize,
+    ) -> Result<(), Error> {
+        if cap == 0 {
+            return Err(Error::InvalidConfig("tile size must be positive"));
+        }
+        match start.checked_add(n) {
+            Some(end) if end <= data.len() => {}
+            _ => return Err(Error::InvalidConfig("tile reaches past the data")),
+        }
+        self.check_data(data)
     }
 
     /// `rows`: the tile's first-layer inputs in the data set, if they are contiguous f32 rows
@@ -751,12 +783,11 @@ impl Arch {
             return Err(Error::InvalidConfig("more samples than the tile holds"));
         }
         check_len("accumulator", out, range.end - range.start)?;
-        let need = if hvp {
-            self.workspace_len(cap)
-        } else {
-            self.workspace_len_grad(cap)
-        };
-        check_min("workspace", ws, need)?;
+        check_min("workspace", ws, self.tile_workspace_len(cap, hvp)?)?;
+        if n == 0 {
+            // An empty tile adds no term.
+            return Ok(());
+        }
         let s = slots_ref(ws, cap, self.width_sum(), hvp);
         let p0 = range.start;
         for l in 0..self.n_layers() {
@@ -902,10 +933,13 @@ impl Arch {
         loss_sum: &mut f64,
         correct: &mut u32,
     ) -> Result<(), Error> {
+        if cap == 0 {
+            return Err(Error::InvalidConfig("tile size must be positive"));
+        }
         if n > cap {
             return Err(Error::InvalidConfig("more samples than the tile holds"));
         }
-        check_min("workspace", ws, self.workspace_len_grad(cap))?;
+        check_min("workspace", ws, self.tile_workspace_len(cap, false)?)?;
         let s = slots_ref(ws, cap, self.width_sum(), false);
         for i in 0..n {
             *loss_sum += s.loss[i] as f64;
@@ -1050,7 +1084,7 @@ impl Arch {
         let m = self.math();
         let act = self.activation();
         let last = self.n_layers() - 1;
-        data.copy_features(0, &mut s.a[..self.input_dim()]);
+        data.copy_features(0, &mut s.a[..self.input_dim()])?;
         for l in 0..self.n_layers() {
             let sp = self.layer(l);
             let (fi, fo) = (sp.fan_in, sp.fan_out);

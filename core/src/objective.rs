@@ -42,7 +42,7 @@ impl<'a> MlpObjective<'a> {
             return Err(Error::InvalidConfig("tile size must be positive"));
         }
         arch.check_data(&data)?;
-        check_min("workspace", ws, arch.workspace_len(tile))?;
+        check_min("workspace", ws, arch.tile_workspace_len(tile, true)?)?;
         Ok(Self {
             arch,
             data,

@@ -69,8 +69,9 @@ impl EpochSampler {
 
     /// The indices of batch `b` of an epoch, given that epoch's `order`.
     pub fn batch<'o>(&self, order: &'o [u32], b: usize) -> &'o [u32] {
-        let start = (b * self.batch).min(order.len());
-        let end = (start + self.batch).min(order.len());
+        // Saturating: a batch index past the epoch gives an empty slice, never an overflow.
+        let start = b.saturating_mul(self.batch).min(order.len());
+        let end = start.saturating_add(self.batch).min(order.len());
         &order[start..end]
     }
 }

@@ -15,7 +15,7 @@
 //! the same bits as the runtime-shaped network with the same widths.
 
 use crate::activation::Activation;
-use crate::arch::{param_count, Arch};
+use crate::arch::{param_count, slots_len, Arch};
 use crate::data::Data;
 use crate::error::Error;
 use crate::init::Init;
@@ -102,13 +102,25 @@ impl<const NW: usize, const P: usize> StaticMlp<NW, P> {
 }
 
 /// Workspace length for a compile-time shape: `workspace_len(tile)` of [`Arch`], as a
-/// `const fn` to size a `static` array.
+/// `const fn` to size a `static` array. Saturates at `usize::MAX` (which no buffer can hold)
+/// when the length overflows; see [`checked_static_workspace_len`].
 pub const fn static_workspace_len(widths: &[usize], tile: usize) -> usize {
-    let mut s = 0;
+    match checked_static_workspace_len(widths, tile) {
+        Some(n) => n,
+        None => usize::MAX,
+    }
+}
+
+/// [`static_workspace_len`], or `None` when it overflows `usize`.
+pub const fn checked_static_workspace_len(widths: &[usize], tile: usize) -> Option<usize> {
+    let mut s: usize = 0;
     let mut i = 0;
     while i < widths.len() {
-        s += widths[i];
+        s = match s.checked_add(widths[i]) {
+            Some(t) => t,
+            None => return None,
+        };
         i += 1;
     }
-    6 * tile * s + 2 * tile
+    slots_len(6, tile, s)
 }

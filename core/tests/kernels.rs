@@ -94,7 +94,7 @@ impl<'a> Reference<'a> {
         let k = self.widths[nl];
         let mut d = vec![vec![]; nl + 1];
         d[nl] = vec![0.0; k];
-        let lv = loss.value_grad(&f.a[nl], t, &mut d[nl], m);
+        let lv = loss.value_grad(&f.a[nl], t, &mut d[nl], m).unwrap();
         for l in (1..nl).rev() {
             let (fi, fo) = (self.widths[l], self.widths[l + 1]);
             let mut dl = vec![0.0f32; fi];
@@ -146,7 +146,7 @@ impl<'a> Reference<'a> {
         // R-backward.
         let mut rd = vec![vec![]; nl + 1];
         rd[nl] = vec![0.0; k];
-        loss.hess_vec(&f.a[nl], &rz[nl], &mut rd[nl], m);
+        loss.hess_vec(&f.a[nl], &rz[nl], &mut rd[nl], m).unwrap();
         let mut dd = vec![vec![]; nl + 1];
         dd[nl] = d[nl].clone();
         for l in (1..nl).rev() {
@@ -190,7 +190,7 @@ impl<'a> Reference<'a> {
         let mut loss = 0.0f64;
         let mut x = vec![0.0f32; data.dim()];
         for i in 0..n {
-            data.copy_features(i, &mut x);
+            data.copy_features(i, &mut x).unwrap();
             let t = match data.label(i) {
                 Some(c) => Target::Class(c as usize),
                 None => Target::Values(data.target_row(i).unwrap()),
