@@ -200,16 +200,24 @@ impl Arch {
         self.width_sum
     }
 
-    /// Parameter offsets of weight layer `l` (0-based).
-    ///
-    /// # Panics
-    ///
-    /// If `l` is not below [`Arch::n_layers`]; [`Arch::try_layer`] returns `None` instead.
-    pub fn layer(&self, l: usize) -> LayerSpan {
+    /// Parameter offsets of weight layer `l` (0-based), for core's loops over
+    /// `0..n_layers()` (crate-internal: an index at or beyond [`Arch::n_layers`] would panic;
+    /// callers outside use [`Arch::layers`], [`Arch::first_layer`] or [`Arch::try_layer`]).
+    pub(crate) fn layer(&self, l: usize) -> LayerSpan {
         match self.try_layer(l) {
             Some(span) => span,
             None => panic!("layer index not below the number of weight layers"),
         }
+    }
+
+    /// The parameter offsets of every weight layer, input side first.
+    pub fn layers(&self) -> impl ExactSizeIterator<Item = LayerSpan> + '_ {
+        (0..self.n_layers()).map(|l| self.layer(l))
+    }
+
+    /// The parameter offsets of the first weight layer (every network has one).
+    pub fn first_layer(&self) -> LayerSpan {
+        self.layer(0)
     }
 
     /// Parameter offsets of weight layer `l` (0-based), or `None` if `l` is not below

@@ -252,7 +252,8 @@ fn empty_tiles_are_consistent_no_ops() {
 #[test]
 fn try_layer_rejects_out_of_range() {
     let a = arch(&[3, 30]);
-    assert_eq!(a.try_layer(0), Some(a.layer(0)));
+    assert_eq!(a.try_layer(0), Some(a.first_layer()));
+    assert_eq!(a.layers().collect::<Vec<_>>(), [a.first_layer()]);
     for l in [1, 8, 9, usize::MAX] {
         assert_eq!(a.try_layer(l), None);
     }

@@ -43,12 +43,12 @@ impl<'a> Reference<'a> {
     }
 
     fn w(&self, p: &[f32], l: usize, o: usize, j: usize) -> f32 {
-        let sp = self.arch.layer(l);
+        let sp = self.arch.try_layer(l).unwrap();
         p[sp.weight + o * sp.fan_in + j]
     }
 
     fn b(&self, p: &[f32], l: usize, o: usize) -> f32 {
-        p[self.arch.layer(l).bias + o]
+        p[self.arch.try_layer(l).unwrap().bias + o]
     }
 
     fn forward(&self, p: &[f32], x: &[f32]) -> Fwd {
@@ -108,7 +108,7 @@ impl<'a> Reference<'a> {
             d[l] = dl;
         }
         for l in 0..nl {
-            let sp = self.arch.layer(l);
+            let sp = self.arch.try_layer(l).unwrap();
             for o in 0..sp.fan_out {
                 for j in 0..sp.fan_in {
                     let q = sp.weight + o * sp.fan_in + j;
@@ -166,7 +166,7 @@ impl<'a> Reference<'a> {
             rd[l] = rdl;
         }
         for l in 0..nl {
-            let sp = self.arch.layer(l);
+            let sp = self.arch.try_layer(l).unwrap();
             for o in 0..sp.fan_out {
                 for j in 0..sp.fan_in {
                     let q = sp.weight + o * sp.fan_in + j;

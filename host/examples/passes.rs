@@ -130,7 +130,7 @@ mod probe {
             "HVP",
             "tanh of the first hidden layer",
         ];
-        let h = n * arch.layer(0).fan_out;
+        let h = n * arch.first_layer().fan_out;
         let z: Vec<f32> = (0..h)
             .map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0)
             .collect();
@@ -141,7 +141,7 @@ mod probe {
                 let t = Instant::now();
                 if w == 5 {
                     // SAFETY: AVX-512F/VL/BW/DQ and FMA were detected above.
-                    unsafe { tanh512(&z, &mut a, tile * arch.layer(0).fan_out) };
+                    unsafe { tanh512(&z, &mut a, tile * arch.first_layer().fan_out) };
                     best = best.min(t.elapsed().as_secs_f64());
                     continue;
                 }

@@ -257,8 +257,7 @@ fn bias_name(l: usize) -> String {
 /// Where the first non-finite parameter is, as `layers.1.weight[3, 4] = NaN`.
 fn first_non_finite(arch: &Arch, params: &[f32]) -> Option<String> {
     let i = params.iter().position(|x| !x.is_finite())?;
-    for l in 0..arch.n_layers() {
-        let s = arch.layer(l);
+    for (l, s) in arch.layers().enumerate() {
         if i < s.bias {
             let k = i - s.weight;
             let (r, c) = (k / s.fan_in, k % s.fan_in);
@@ -350,8 +349,7 @@ fn header(path: &Path, ck: &Checkpoint) -> Result<Vec<u8>, CheckpointError> {
         ));
         offset = end;
     };
-    for l in 0..arch.n_layers() {
-        let s = arch.layer(l);
+    for (l, s) in arch.layers().enumerate() {
         tensor(&mut h, &weight_name(l), &[s.fan_out, s.fan_in]);
         tensor(&mut h, &bias_name(l), &[s.fan_out]);
     }
@@ -574,8 +572,7 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
         }
     }
     let mut views = Vec::with_capacity(2 * n_layers);
-    for l in 0..n_layers {
-        let s = arch.layer(l);
+    for (l, s) in arch.layers().enumerate() {
         for (name, shape) in [
             (weight_name(l), vec![s.fan_out, s.fan_in]),
             (bias_name(l), vec![s.fan_out]),
@@ -793,8 +790,7 @@ mod tests {
         assert_eq!(offset, data.len());
         // The model tensors' data are the flat parameter vector, PyTorch layout.
         let a = ck.arch;
-        for l in 0..2 {
-            let s = a.layer(l);
+        for (l, s) in a.layers().enumerate() {
             assert_eq!(bits(&floats[2 * l]), bits(&ck.params[s.weight..s.bias]));
             assert_eq!(
                 bits(&floats[2 * l + 1]),

@@ -290,8 +290,8 @@ pub fn objective_floats(arch: &Arch, n: usize, threads: usize, tile: usize) -> u
 /// pre-activations), or `None` where it is not kept: a first layer narrower than
 /// [`Z0_MIN_FAN_IN`], or a cache over the workspace budget.
 fn z0_cache_len(arch: &Arch, n_tiles: usize, tile: usize) -> Option<usize> {
-    let len = n_tiles.saturating_mul(tile * arch.layer(0).fan_out);
-    (arch.layer(0).fan_in >= Z0_MIN_FAN_IN && len <= CHUNK_BUDGET).then_some(len)
+    let len = n_tiles.saturating_mul(tile * arch.first_layer().fan_out);
+    (arch.first_layer().fan_in >= Z0_MIN_FAN_IN && len <= CHUNK_BUDGET).then_some(len)
 }
 
 impl<'a> ParObjective<'a> {
@@ -390,8 +390,7 @@ impl<'a> ParObjective<'a> {
 
     /// The row-block boundary nearest to parameter `k`.
     fn snap(&self, k: usize) -> usize {
-        for l in 0..self.arch.n_layers() {
-            let sp = self.arch.layer(l);
+        for sp in self.arch.layers() {
             let end = sp.bias + sp.fan_out;
             if k >= end {
                 continue;
@@ -492,7 +491,7 @@ impl<'a> ParObjective<'a> {
         out.fill(0.0);
         let n_tiles = self.data.len().div_ceil(self.tile);
         let threads = self.threads.min(n_tiles).max(1);
-        let z0_len = self.tile * self.arch.layer(0).fan_out;
+        let z0_len = self.tile * self.arch.first_layer().fan_out;
         let z0 = if !matches!(kind, Kind::Hvp(_))
             || !self.z0_cache
             || z0_cache_len(self.arch, n_tiles, self.tile).is_none()
