@@ -321,8 +321,10 @@ fn lanczos_ends<O: LinearOperator + ?Sized>(
     let converged = |(t, b): &(End, End)| unconverged(&t.0, &t.1, &b.0, &b.1).1.is_empty();
     let run = Run::doubled(op, start, first, most, |r| converged(&r.ends(k)))?;
     let m = run.result.steps;
-    let (mut top, mut bottom) = run.ends(k);
-    let Some(seed) = check.filter(|_| converged(&(top.clone(), bottom.clone())) && m < p) else {
+    let ends = run.ends(k);
+    let checkable = converged(&ends) && m < p;
+    let (mut top, mut bottom) = ends;
+    let Some(seed) = check.filter(|_| checkable) else {
         return Ok(LanczosEnds {
             top,
             bottom,
