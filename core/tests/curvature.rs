@@ -214,6 +214,65 @@ fn lanczos_finds_both_ends_of_a_known_spectrum() {
 }
 
 #[test]
+fn lanczos_continues_past_an_invariant_subspace_with_multiplicities() {
+    // Eigenvalues 5, 5, 5, 2, 2, 2 and six zeros; the start e_0 + e_3 spans an invariant
+    // subspace of two dimensions. Lanczos goes on from new directions (each again invariant)
+    // and reports the top of the spectrum with its multiplicities, every residual exact.
+    let n = 12;
+    let mut a = vec![0.0f32; n * n];
+    for (i, &d) in [5.0f32, 5.0, 5.0, 2.0, 2.0, 2.0].iter().enumerate() {
+        a[i * n + i] = d;
+    }
+    let mut op = DenseOp::new(&a, n).unwrap();
+    let steps = 8;
+    let cfg = LanczosConfig { steps };
+    let mut basis = vec![0.0; (steps + 1) * n];
+    let mut work = vec![0.0; lanczos_work_len(steps)];
+    let (mut vals, mut res) = (vec![0.0; steps], vec![0.0; steps]);
+    let mut start = vec![0.0f32; n];
+    start[0] = 1.0;
+    start[3] = 1.0;
+    let r = lanczos(
+        &mut op, &cfg, &start, &mut basis, &mut work, &mut vals, &mut res,
+    )
+    .unwrap();
+    assert_eq!(r.steps, steps);
+    let want = [5.0f32, 5.0, 5.0, 2.0, 2.0, 2.0, 0.0, 0.0];
+    for (i, (&v, &w)) in vals.iter().zip(&want).enumerate() {
+        assert!((v - w).abs() < 1e-6 && res[i] < 1e-6, "{vals:?} {res:?}");
+    }
+    // Each Ritz vector is an eigenvector, and the top three span the eigenvalue-5 space.
+    let mut y = vec![0.0f32; n];
+    for k in 0..3 {
+        ritz_vector(&basis, &work, &cfg, &r, k, &mut y).unwrap();
+        let inside: f32 = y[..3].iter().map(|x| x * x).sum();
+        assert!((inside - 1.0).abs() < 1e-5, "{k}: {y:?}");
+    }
+    // warm_lanczos from the same start with k = 3: no error, three exact pairs. The Krylov
+    // space of this start holds one eigenvalue-5 direction, the first restart (e_1) another.
+    let wc = WarmLanczosConfig {
+        tol: 1e-3,
+        max_steps: 8,
+        k: 3,
+    };
+    let mut vecs = vec![0.0f32; 3 * n];
+    vecs[..n].copy_from_slice(&start);
+    let mut pairs = [Eigenpair {
+        value: 0.0,
+        residual: 0.0,
+        iterations: 0,
+        converged: false,
+    }; 3];
+    let r = warm_lanczos(&mut op, &wc, &mut vecs, &mut basis, &mut work, &mut pairs).unwrap();
+    assert!(r.converged && r.steps == 3, "{r:?}");
+    let got: Vec<f32> = pairs.iter().map(|p| p.value).collect();
+    assert!(
+        (got[0] - 5.0).abs() < 1e-6 && (got[1] - 5.0).abs() < 1e-6 && (got[2] - 2.0).abs() < 1e-6,
+        "{got:?}"
+    );
+}
+
+#[test]
 fn top_k_deflation_matches_nalgebra() {
     let eigs = [9.0, 7.0, 4.0, 2.0, 1.0, 0.5, 0.25, 0.1];
     let (a, _) = matrix_with_spectrum(&eigs, 3);

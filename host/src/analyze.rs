@@ -278,7 +278,7 @@ impl Run {
     }
 
     /// Lanczos from `start`, `first` steps, doubled up to `most` until `done` holds; also
-    /// stopped on an invariant subspace (fewer steps than asked: more cannot help).
+    /// stopped when the basis spans the space (fewer steps than asked: more cannot help).
     fn doubled<O: LinearOperator + ?Sized>(
         op: &mut O,
         start: &[f32],

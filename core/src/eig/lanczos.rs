@@ -4,7 +4,11 @@
 //! From a unit start vector `q_1`, step `j` computes `w = A q_j`, `alpha_j = q_j . w`,
 //! `w -= alpha_j q_j + beta_(j-1) q_(j-1)`, then re-orthogonalises `w` against every stored
 //! `q_i` twice (classical Gram–Schmidt, "twice is enough"), and sets `beta_j = ||w||`,
-//! `q_(j+1) = w / beta_j`. A tiny `beta_j` (an invariant subspace) ends the iteration early.
+//! `q_(j+1) = w / beta_j`. A tiny `beta_j` means the Krylov space of the start is invariant: the
+//! iteration then goes on from a new unit vector orthogonal to the basis with `beta_j = 0` (see
+//! [`restart`]), so a start that lacks some eigenvectors, or a Hessian with few distinct
+//! eigenvalues, still gives as many Ritz pairs as steps (repeated eigenvalues with their
+//! multiplicity) instead of ending early. It ends early only when the basis spans the space.
 //! The eigenvalues of the tridiagonal matrix `T = tridiag(beta, alpha, beta)` (the Ritz values)
 //! approximate the extreme eigenvalues at *both* ends of the spectrum; they come from
 //! [`crate::eig::jacobi::symmetric_tridiagonal_eigen`] (the Jacobi method up to 64 steps, the QL
@@ -35,7 +39,8 @@ impl Default for LanczosConfig {
 /// What a Lanczos run produced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LanczosResult {
-    /// Steps actually run (fewer than asked on breakdown, or when `dim` is smaller).
+    /// Steps actually run (fewer than asked only when `dim` is smaller, or when rounding leaves
+    /// no new direction after an invariant subspace).
     pub steps: usize,
 }
 
@@ -120,6 +125,50 @@ fn tridiagonal_eigen(
     symmetric_tridiagonal_eigen(&alpha[..m], &beta[..m.saturating_sub(1)], m, t, z, evals)
 }
 
+/// After a breakdown at step `m - 1` (the span of `q_0..q_(m-1)` is invariant), writes into
+/// `basis[m * n..(m + 1) * n]` a unit vector orthogonal to it and returns `true`; the caller
+/// sets `beta_(m-1) = 0`, so `A Q = Q T + beta_m q_(m+1) e_m^T` stays exact and the residuals
+/// `|beta_m s_mk|` stay valid for the block-diagonal `T`. The new vector is the coordinate
+/// vector `e_c` least represented in the basis (the smallest `sum_i q_i[c]^2`, summed in f64 in
+/// basis order; the first `c` on ties), re-orthogonalised twice. Deterministic, no random
+/// stream. Returns `false` when no such vector is left (`m >= n`, or rounding leaves less than
+/// half the norm the smallest sum guarantees).
+fn restart(basis: &mut [f32], m: usize, n: usize) -> bool {
+    if m >= n {
+        return false;
+    }
+    let (done, next) = basis.split_at_mut(m * n);
+    let mut best = (f64::INFINITY, 0usize);
+    for c in 0..n {
+        let mut s = 0.0f64;
+        for i in 0..m {
+            let x = done[i * n + c] as f64;
+            s += x * x;
+        }
+        if s < best.0 {
+            best = (s, c);
+        }
+    }
+    let w = &mut next[..n];
+    w.fill(0.0);
+    w[best.1] = 1.0;
+    for _ in 0..2 {
+        for i in 0..m {
+            let qi = &done[i * n..(i + 1) * n];
+            sub_scaled64(w, dot64(qi, w), qi);
+        }
+    }
+    // The smallest sum is at most the mean, m / n, so `||w||^2 >= 1 - m / n >= 1 / n` exactly.
+    let s = norm64(w);
+    if !(s * s >= 0.5 / n as f64) || !s.is_finite() {
+        return false;
+    }
+    for x in w.iter_mut() {
+        *x = (*x as f64 / s) as f32;
+    }
+    true
+}
+
 /// Normalises `basis[j * n..(j + 1) * n]` by `b` in place.
 fn scale_next(basis: &mut [f32], j: usize, n: usize, b: f64) {
     for x in basis[j * n..(j + 1) * n].iter_mut() {
@@ -173,7 +222,12 @@ pub fn lanczos<O: LinearOperator + ?Sized>(
         last_beta = b;
         m = j + 1;
         if !(b > 1e-12 * a.abs().max(f64::MIN_POSITIVE)) {
+            // An invariant subspace: go on from a new direction, or stop when none is left.
+            beta[j] = 0.0;
             last_beta = 0.0;
+            if m < m_max && restart(basis, m, n) {
+                continue;
+            }
             break;
         }
         scale_next(basis, j + 1, n, b);
@@ -278,9 +332,12 @@ pub struct WarmLanczosResult {
 /// `(max_steps + 1) * dim` values and `work` [`lanczos_work_len`]`(max_steps)`. All
 /// reductions are in f64 in ascending order, so the result is the same on every target.
 ///
-/// Errors: [`Error::NotConverged`] when the Krylov space of the start vector is invariant with
-/// fewer than `k` dimensions (the missing pairs cannot be found from it), and
-/// [`Error::NonFinite`] when a Ritz value or residual does not fit in an f32.
+/// A Krylov space that turns out invariant with fewer than `k` dimensions (a start that is a
+/// sum of eigenvectors of fewer than `k` eigenvalues) is continued from a new direction, as in
+/// [`lanczos`], so the missing pairs are still found.
+///
+/// Errors: [`Error::NonFinite`] when a Ritz value or residual does not fit in an f32;
+/// [`Error::NotConverged`] only if rounding leaves no direction to continue from.
 pub fn warm_lanczos<O: LinearOperator + ?Sized>(
     op: &mut O,
     cfg: &WarmLanczosConfig,
@@ -354,16 +411,24 @@ pub fn warm_lanczos<O: LinearOperator + ?Sized>(
         if m >= k && (0..k).all(|i| res(i) <= tol * scale) {
             converged = true;
         }
-        if converged || breakdown || m >= m_max {
+        if converged || m >= m_max {
+            break;
+        }
+        if breakdown {
+            // An invariant subspace of fewer than `k` dimensions (with `k` or more, every Ritz
+            // pair is exact and the run has converged): go on from a new direction.
+            beta[j] = 0.0;
+            if restart(basis, m, n) {
+                continue;
+            }
             break;
         }
         scale_next(basis, m, n, b);
     }
     if m < k {
-        // An invariant subspace of fewer than `k` dimensions (e.g. the start vector is a sum of
-        // eigenvectors of one eigenvalue): the missing pairs cannot be found from this start.
+        // Only when a restart found no direction left (rounding; `k <= dim` is checked).
         return Err(Error::NotConverged(
-            "warm Lanczos (invariant subspace of fewer than k dimensions)",
+            "warm Lanczos (invariant subspace of fewer than k dimensions, no restart)",
         ));
     }
     // Finite in f64 is not enough: the results are reported in f32.
