@@ -154,11 +154,7 @@ pub struct SpectrumArgs {
     #[arg(long)]
     pub lanczos_steps: Option<usize>,
     #[command(flatten)]
-    pub input: DataFlags,
-    #[command(flatten)]
-    pub model: ModelFlags,
-    #[command(flatten)]
-    pub hessian: HessianFlags,
+    pub flags: MeasureFlags,
     #[command(flatten)]
     pub exec: Execution,
 }
@@ -167,10 +163,31 @@ impl SpectrumArgs {
     /// The flags as overrides of the checkpoint's configuration.
     fn settings(&self) -> Overrides {
         Overrides {
+            lanczos_steps: self.lanczos_steps,
+            ..self.flags.overrides()
+        }
+    }
+}
+
+/// The data, model and Hessian flags of the commands that measure a network without training
+/// it (`spectrum`, `hvp-check`): the only training settings they may override.
+#[derive(Args, Debug, Clone, Default)]
+pub struct MeasureFlags {
+    #[command(flatten)]
+    pub input: DataFlags,
+    #[command(flatten)]
+    pub model: ModelFlags,
+    #[command(flatten)]
+    pub hessian: HessianFlags,
+}
+
+impl MeasureFlags {
+    /// The flags as overrides of a checkpoint's (or the default) configuration.
+    fn overrides(&self) -> Overrides {
+        Overrides {
             input: self.input.clone(),
             model: self.model.clone(),
             hessian: self.hessian.clone(),
-            lanczos_steps: self.lanczos_steps,
             ..Default::default()
         }
     }
@@ -192,25 +209,9 @@ pub struct HvpCheckArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
-    pub input: DataFlags,
-    #[command(flatten)]
-    pub model: ModelFlags,
-    #[command(flatten)]
-    pub hessian: HessianFlags,
+    pub flags: MeasureFlags,
     #[command(flatten)]
     pub exec: Execution,
-}
-
-impl HvpCheckArgs {
-    /// The flags as overrides of the checkpoint's (or the default) configuration.
-    fn settings(&self) -> Overrides {
-        Overrides {
-            input: self.input.clone(),
-            model: self.model.clone(),
-            hessian: self.hessian.clone(),
-            ..Default::default()
-        }
-    }
 }
 
 /// Settings that override the configuration file (all optional).
@@ -1128,12 +1129,12 @@ pub fn cmd_hvp_check(a: &HvpCheckArgs) -> Result<u8> {
     let (arch, params, cfg, fingerprint) = match &a.checkpoint {
         Some(p) => {
             let ck = load_ckpt(p)?;
-            let (cfg, _, fingerprint) = ckpt_config(&ck, p, &a.settings())?;
+            let (cfg, _, fingerprint) = ckpt_config(&ck, p, &a.flags.overrides())?;
             (ck.arch, ck.params, cfg, fingerprint)
         }
         None => {
             let mut cfg = TrainConfig::default();
-            a.settings().apply(&mut cfg);
+            a.flags.overrides().apply(&mut cfg);
             cfg.check_integers()?;
             let res = cfg.resolve()?;
             let mut params = vec![0.0f32; res.arch.n_params()];

@@ -144,6 +144,38 @@ pub fn run_charts(rows: &[Row], threshold: f32, adaptive: bool) -> Vec<(&'static
     charts
 }
 
+/// The files [`write_run_plots`] may write into a run's `plots/` (without `.svg`): one per
+/// chart of [`run_charts`] and the dashboard.
+pub const RUN_PLOTS: [&str; 9] = [
+    "loss",
+    "sharpness",
+    "lr_x_sharpness",
+    "precond_sharpness",
+    "lambda_min",
+    "rotation",
+    "hocm",
+    "accuracy",
+    "dashboard",
+];
+
+/// Removes the plots [`write_run_plots`] wrote into `dir/plots/` (those of [`RUN_PLOTS`]; other
+/// files stay): `train --resume` does so before it continues a run, whose plots it writes
+/// again when it finishes, so that an extension interrupted in its turn leaves no plots of
+/// the shorter run next to the longer run's metrics.
+pub fn remove_run_plots(dir: &Path) -> Result<(), IoError> {
+    let pd = dir.join("plots");
+    for name in RUN_PLOTS {
+        let path = pd.join(format!("{name}.svg"));
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(IoError::new(&path, "remove", e))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Writes the run's plots into `dir/plots/` (one SVG per chart, plus `dashboard.svg`).
 pub fn write_run_plots(
     dir: &Path,
@@ -189,6 +221,36 @@ mod tests {
             .find(|(n, _)| *n == name)
             .map(|(_, c)| c.series.iter().map(|s| s.label.clone()).collect())
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn every_chart_is_a_run_plot_that_resume_removes() {
+        // Rows that measure everything, so that every chart is drawn.
+        let rows: Vec<Row> = (0..4)
+            .map(|t| Row {
+                lambda_min: Some(-0.1),
+                rotation: Some(0.01),
+                hocm: Some(0.5),
+                precond_sharpness: Some(1.0),
+                test_acc: Some(0.5),
+                ..row(t, Some(3.0), None)
+            })
+            .collect();
+        let charts = run_charts(&rows, 2.0, true);
+        assert_eq!(charts.len() + 1, RUN_PLOTS.len());
+        for (name, _) in &charts {
+            assert!(RUN_PLOTS.contains(name), "{name} is not in RUN_PLOTS");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        write_run_plots(dir.path(), &rows, 2.0, true).unwrap();
+        let other = dir.path().join("plots/mine.svg");
+        std::fs::write(&other, "x").unwrap();
+        remove_run_plots(dir.path()).unwrap();
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("plots"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["mine.svg"]);
     }
 
     #[test]

@@ -165,6 +165,10 @@ pub struct Summary {
     pub wall_time_s: f64,
     /// Threads used.
     pub threads: usize,
+    /// Measurements of the whole run that missed the residual tolerance (their values are
+    /// estimates); `null` when the run was resumed from a checkpoint of an earlier version,
+    /// which did not count them.
+    pub unconverged: Option<Unconverged>,
 }
 
 /// The outcome of a run.
@@ -467,10 +471,74 @@ struct State {
     params: Vec<f32>,
     opt_buf: Vec<f32>,
     t: u64,
+    /// Measurements of the whole run that missed the tolerance; `None` when it was resumed
+    /// from a checkpoint of an earlier version, which did not record them.
+    unconverged: Option<Unconverged>,
 }
 
-/// The metadata every checkpoint of a run carries (besides `epoch`, and `step` in resume
-/// checkpoints).
+/// Measurements that missed the residual tolerance (`--power-tol`): their values are
+/// estimates. Counted over the whole run (kept across `--resume` in the resume checkpoint's
+/// `unconverged` metadata) and reported in `summary.json`.
+#[derive(Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Unconverged {
+    /// Sharpness measurements (`sharpness`).
+    pub sharpness: u64,
+    /// Measurements whose top-k eigenvectors (`--eig-k` above 1) did not all converge.
+    pub topk: u64,
+    /// `lambda_min` estimates (a column without a residual of its own).
+    pub lambda_min: u64,
+    /// Preconditioned sharpness measurements (power iteration).
+    pub precond_sharpness: u64,
+    /// Measurements of the sharpness-only tracker (`tracked_sharpness`).
+    pub tracked_sharpness: u64,
+}
+
+impl Unconverged {
+    /// The counts of `self` and `other` added.
+    fn plus(self, other: Self) -> Self {
+        Self {
+            sharpness: self.sharpness + other.sharpness,
+            topk: self.topk + other.topk,
+            lambda_min: self.lambda_min + other.lambda_min,
+            precond_sharpness: self.precond_sharpness + other.precond_sharpness,
+            tracked_sharpness: self.tracked_sharpness + other.tracked_sharpness,
+        }
+    }
+
+    /// The metadata text: the five counts in field order, comma-separated.
+    fn to_meta(self) -> String {
+        [
+            self.sharpness,
+            self.topk,
+            self.lambda_min,
+            self.precond_sharpness,
+            self.tracked_sharpness,
+        ]
+        .map(|n| n.to_string())
+        .join(",")
+    }
+
+    /// Reads [`Unconverged::to_meta`]'s text; `None` unless it is five whole numbers.
+    fn from_meta(text: &str) -> Option<Self> {
+        let v: Vec<u64> = text
+            .split(',')
+            .map(|x| x.parse().ok())
+            .collect::<Option<_>>()?;
+        match v[..] {
+            [sharpness, topk, lambda_min, precond_sharpness, tracked_sharpness] => Some(Self {
+                sharpness,
+                topk,
+                lambda_min,
+                precond_sharpness,
+                tracked_sharpness,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The metadata every checkpoint of a run carries (besides `step`, `epoch`, and the
+/// resume checkpoint's `unconverged`).
 fn checkpoint_metadata(
     cfg: &TrainConfig,
     builds: &[String],
@@ -493,19 +561,25 @@ fn checkpoint_metadata(
     m
 }
 
+/// Writes a checkpoint of `params`, the parameters after `step` optimizer steps (`epoch` =
+/// the epochs completed by then), with the run's `metadata`; `resume` adds the optimizer and
+/// tracker state.
 fn save_checkpoint(
     path: &Path,
     arch: &Arch,
     metadata: &BTreeMap<String, String>,
     params: &[f32],
     resume: Option<(&State, &[&Tracker])>,
-    epoch: u64,
+    (step, epoch): (u64, u64),
 ) -> Result<()> {
     let mut ck = Checkpoint::new(*arch, params.to_vec());
     ck.metadata.clone_from(metadata);
+    ck.metadata.insert("step".into(), step.to_string());
     ck.metadata.insert("epoch".into(), epoch.to_string());
     if let Some((st, trackers)) = resume {
-        ck.metadata.insert("step".into(), st.t.to_string());
+        if let Some(u) = st.unconverged {
+            ck.metadata.insert("unconverged".into(), u.to_meta());
+        }
         if !st.opt_buf.is_empty() {
             ck.extra
                 .insert("optimizer.state".into(), st.opt_buf.clone());
@@ -765,6 +839,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         params: vec![0.0; p],
         opt_buf: vec![0.0; res.opt.state_len(p)],
         t: 0,
+        unconverged: Some(Unconverged::default()),
     };
     let metrics_path = out.join("metrics.csv");
     let mut rows: Vec<Row> = Vec::new();
@@ -807,6 +882,15 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         restore_optimizer_state(&res.opt, &ck.extra, &mut st.opt_buf, &cfg.optim.opt)
             .map_err(refuse)?;
         st.t = step;
+        // Checkpoints of earlier versions did not count the unconverged measurements.
+        st.unconverged = match ck.metadata.get("unconverged") {
+            None => None,
+            Some(u) => Some(Unconverged::from_meta(u).ok_or_else(|| {
+                refuse(format!(
+                    "its unconverged metadata {u:?} is not five measurement counts"
+                ))
+            })?),
+        };
         tracker
             .restore(&ck.extra)
             .and_then(|()| tracked.as_mut().map_or(Ok(()), |t| t.restore(&ck.extra)))
@@ -907,6 +991,11 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                 _ => {}
             }
         }
+        if opts.plots {
+            // Written again when the run finishes.
+            crate::plots::remove_run_plots(out)
+                .map_err(|e| Failure::input(format!("cannot write to output directory: {e}")))?;
+        }
         write_config()?;
         if current {
             fsio::truncate_to_lines(&metrics_path, rows.len() + 1).map_err(io_err)?;
@@ -949,15 +1038,10 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     }
     .to_string();
     let mut diverged_at = None;
-    // lambda_min estimates of this invocation that missed the tolerance (warned about at the
-    // end; the column has no residual of its own).
-    let mut lambda_min_unconverged = 0u64;
-    // Sharpness measurements (eigen and tracked) of this invocation that missed it.
-    let mut sharpness_unconverged = 0u64;
-    // Eigen measurements whose top-k eigenvectors (eig_k > 1) missed it.
-    let mut topk_unconverged = 0u64;
-    // Preconditioned sharpness measurements that missed it.
-    let mut precond_unconverged = 0u64;
+    // Measurements of this invocation that missed the tolerance (warned about at the end;
+    // `st.unconverged` counts the whole run's for summary.json).
+    let mut missed = Unconverged::default();
+    let unconverged_before = st.unconverged;
     let progress = Progress::new(total, st.t, opts.quiet);
 
     while st.t < total {
@@ -1026,18 +1110,11 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                     row.precond_sharpness = m.precond_sharpness;
                     row.eig_residual = m.residual;
                     row.hvps = Some(m.hvps);
-                    if m.lambda_min_converged == Some(false) {
-                        lambda_min_unconverged += 1;
-                    }
-                    if m.sharpness_converged == Some(false) {
-                        sharpness_unconverged += 1;
-                    }
-                    if m.topk_converged == Some(false) {
-                        topk_unconverged += 1;
-                    }
-                    if m.precond_converged == Some(false) {
-                        precond_unconverged += 1;
-                    }
+                    let no = |c: Option<bool>| u64::from(c == Some(false));
+                    missed.lambda_min += no(m.lambda_min_converged);
+                    missed.sharpness += no(m.sharpness_converged);
+                    missed.topk += no(m.topk_converged);
+                    missed.precond_sharpness += no(m.precond_converged);
                     row.sharpness_hvps = eig_due.then_some(m.sharpness_hvps);
                 }
                 // A non-finite curvature is the first sign of divergence: record the step.
@@ -1056,9 +1133,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                     row.tracked_sharpness = m.sharpness;
                     row.tracked_residual = m.residual;
                     row.tracked_hvps = Some(m.sharpness_hvps);
-                    if m.sharpness_converged == Some(false) {
-                        sharpness_unconverged += 1;
-                    }
+                    missed.tracked_sharpness += u64::from(m.sharpness_converged == Some(false));
                 }
                 Err(e) if e.message.contains("non-finite") => {}
                 Err(e) => return Err(e),
@@ -1094,14 +1169,15 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         progress.tick(st.t, rows.last());
         let ce = cfg.run.checkpoint_every;
         if ce > 0 && st.t % ce == 0 {
-            let ep = st.t / bpe;
+            let at = (st.t, st.t / bpe);
+            st.unconverged = unconverged_before.map(|u| u.plus(missed));
             save_checkpoint(
                 &out.join(format!("checkpoints/step_{:06}.safetensors", st.t)),
                 &arch,
                 &meta,
                 &st.params,
                 None,
-                ep,
+                at,
             )?;
             save_checkpoint(
                 &out.join("checkpoints/resume.safetensors"),
@@ -1109,7 +1185,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                 &meta,
                 &st.params,
                 Some((&st, &trackers(&tracker, &tracked))),
-                ep,
+                at,
             )?;
         }
         if opts.interrupt_after == Some(st.t) {
@@ -1120,10 +1196,12 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     progress.finish();
 
     let diverged = diverged_at.is_some();
-    let final_params = if diverged {
-        last_finite.as_deref()
-    } else {
-        Some(&st.params[..])
+    st.unconverged = unconverged_before.map(|u| u.plus(missed));
+    // The final parameters and the steps taken to reach them: a diverged run's are the last
+    // with a finite loss, those of the step before the one that diverged.
+    let (final_params, final_step) = match diverged_at {
+        Some(t) => (last_finite.as_deref(), t.saturating_sub(1)),
+        None => (Some(&st.params[..]), st.t),
     };
     let mut final_values = None;
     if let Some(fp) = final_params {
@@ -1162,7 +1240,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
             &meta,
             fp,
             None,
-            st.t / bpe,
+            (final_step, final_step / bpe),
         )?;
         if !diverged {
             save_checkpoint(
@@ -1171,7 +1249,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                 &meta,
                 &st.params,
                 Some((&st, &trackers(&tracker, &tracked))),
-                st.t / bpe,
+                (st.t, st.t / bpe),
             )?;
         }
     }
@@ -1241,11 +1319,13 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         n_test: prep.test.n,
         wall_time_s: started.elapsed().as_secs_f64(),
         threads: opts.threads,
+        unconverged: st.unconverged,
     };
     let json =
         serde_json::to_string_pretty(&summary).map_err(|e| Failure::internal(e.to_string()))?;
     fsio::atomic_write(&out.join("summary.json"), json.as_bytes()).map_err(io_err)?;
     // Not under --quiet: sweeps and repro run quietly (their metrics hold the residuals).
+    let sharpness_unconverged = missed.sharpness + missed.tracked_sharpness;
     if sharpness_unconverged > 0 && !opts.quiet {
         eprintln!(
             "warning: {sharpness_unconverged} sharpness measurement(s) in this invocation missed the \
@@ -1255,31 +1335,33 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
              --lanczos-steps (lanczos)"
         );
     }
-    if topk_unconverged > 0 && !opts.quiet {
+    if missed.topk > 0 && !opts.quiet {
         eprintln!(
-            "warning: {topk_unconverged} eigen measurement(s) in this invocation left some of \
+            "warning: {} eigen measurement(s) in this invocation left some of \
              the top {} eigenvectors short of the residual tolerance: their rotation and \
              subspace_score compare unconverged vectors (off by up to 0.33 with 20 Lanczos \
              steps, BENCHMARKS.md); raise --lanczos-steps (lanczos), --lanczos-max-steps (warm-lanczos) or \
              --power-max-iter (power)",
+            missed.topk,
             cfg.curvature.eig_k
         );
     }
-    if precond_unconverged > 0 && !opts.quiet {
+    if missed.precond_sharpness > 0 && !opts.quiet {
         eprintln!(
-            "warning: {precond_unconverged} preconditioned sharpness measurement(s) in this \
+            "warning: {} preconditioned sharpness measurement(s) in this \
              invocation missed the residual tolerance (--power-tol times the value) within \
              --power-max-iter ({}) products of power iteration: those precond_sharpness values \
              are estimates; raise --power-max-iter",
-            cfg.curvature.power_max_iter
+            missed.precond_sharpness, cfg.curvature.power_max_iter
         );
     }
-    if lambda_min_unconverged > 0 && !opts.quiet {
+    if missed.lambda_min > 0 && !opts.quiet {
         eprintln!(
-            "warning: {lambda_min_unconverged} lambda_min measurement(s) in this invocation missed the \
+            "warning: {} lambda_min measurement(s) in this invocation missed the \
              residual tolerance (--power-tol times the larger of |sharpness| and |lambda_min|): \
              those lambda_min values are estimates; raise --power-max-iter (power iteration) \
-             or --lanczos-steps (--eig-method lanczos)"
+             or --lanczos-steps (--eig-method lanczos)",
+            missed.lambda_min
         );
     }
     if opts.plots {

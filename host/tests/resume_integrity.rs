@@ -496,3 +496,98 @@ fn an_interrupted_extension_is_unfinished_and_a_sweep_completes_it() {
     }
     let _ = std::fs::remove_dir_all(d);
 }
+
+/// `summary.json`'s counts of measurements that missed the tolerance cover the whole run: a
+/// run interrupted and resumed reports those of an uninterrupted one. The interrupted
+/// extension in between leaves no plots of the shorter run; the finished run has them again.
+#[test]
+fn unconverged_counts_and_plots_survive_an_interrupted_resume() {
+    let d = tmp("ri-unconverged");
+    // Power iteration capped at 3 products: many lambda_min (and sharpness) estimates miss.
+    let extra = |steps: &'static str| -> Vec<&'static str> {
+        vec![
+            "--steps",
+            steps,
+            "--eig-every",
+            "2",
+            "--eig-method",
+            "power",
+            "--lambda-min",
+            "--power-max-iter",
+            "3",
+            "--checkpoint-every",
+            "10",
+        ]
+    };
+    let unconverged = |run: &Path| -> serde_json::Value {
+        let v: serde_json::Value =
+            serde_json::from_slice(&read(&run.join("summary.json"))).unwrap();
+        v["unconverged"].clone()
+    };
+    let (fresh, resumed) = (d.join("fresh"), d.join("resumed"));
+    train(&fresh, &extra("40"));
+    let want = unconverged(&fresh);
+    for key in ["sharpness", "lambda_min"] {
+        assert!(want[key].as_u64().is_some_and(|n| n > 0), "{key}: {want}");
+    }
+    train(&resumed, &extra("20"));
+    let first = unconverged(&resumed);
+    assert!(
+        first["lambda_min"].as_u64() < want["lambda_min"].as_u64(),
+        "{first} {want}"
+    );
+    assert!(resumed.join("plots/sharpness.svg").is_file());
+    let resume = |more: &[&str]| {
+        let mut a = vec!["train", "--resume", s(&resumed), "--steps", "40", "--quiet"];
+        a.extend_from_slice(more);
+        run(&a)
+    };
+    assert_eq!(
+        resume(&["--interrupt-after", "30"]).status.code(),
+        Some(137)
+    );
+    assert!(!resumed.join("plots/sharpness.svg").exists());
+    assert!(!resumed.join("plots/dashboard.svg").exists());
+    assert!(resume(&[]).status.success());
+    assert_eq!(unconverged(&resumed), want);
+    assert!(resumed.join("plots/sharpness.svg").is_file());
+    assert!(read(&resumed.join("metrics.csv")) == read(&fresh.join("metrics.csv")));
+    let _ = std::fs::remove_dir_all(d);
+}
+
+/// Every checkpoint names the steps its parameters have taken (`step`) and the epochs
+/// completed (`epoch`); a diverged run's final checkpoint holds the last parameters with a
+/// finite loss, one step before the step that diverged, and says so.
+#[test]
+fn checkpoints_name_their_step_and_a_diverged_runs_final_one_its_own() {
+    let d = tmp("ri-ckpt-step");
+    let meta = |p: &Path, key: &str| -> u64 {
+        checkpoint::load(p).unwrap().metadata[key].parse().unwrap()
+    };
+    let run_dir = d.join("ok");
+    train(&run_dir, &["--steps", "12", "--checkpoint-every", "5"]);
+    let ck = run_dir.join("checkpoints");
+    assert_eq!(meta(&ck.join("step_000005.safetensors"), "step"), 5);
+    assert_eq!(meta(&ck.join("step_000010.safetensors"), "step"), 10);
+    assert_eq!(meta(&ck.join("final.safetensors"), "step"), 12);
+    assert_eq!(meta(&ck.join("final.safetensors"), "epoch"), 12);
+    let div = d.join("diverged");
+    let mut a: Vec<&str> = vec!["train", "--out", s(&div)];
+    a.extend_from_slice(SMALL);
+    a.extend_from_slice(&["--steps", "50", "--lr", "60", "--loss", "mse"]);
+    assert_eq!(run(&a).status.code(), Some(3));
+    let v: serde_json::Value = serde_json::from_slice(&read(&div.join("summary.json"))).unwrap();
+    let at = v["diverged_at_step"].as_u64().unwrap();
+    assert!(at >= 2, "{v}");
+    let fin = div.join("checkpoints/final.safetensors");
+    assert_eq!(meta(&fin, "step"), at - 1);
+    assert_eq!(meta(&fin, "epoch"), at - 1);
+    // Its parameters are the ones of row at - 1, whose loss is finite.
+    let csv = String::from_utf8(read(&div.join("metrics.csv"))).unwrap();
+    let loss = |step: u64| -> f32 {
+        let line = csv.lines().nth(step as usize + 1).unwrap();
+        line.split(',').nth(3).unwrap().parse().unwrap()
+    };
+    assert!(loss(at - 1).is_finite() && !loss(at).is_finite());
+    let _ = std::fs::remove_dir_all(d);
+}
