@@ -102,6 +102,27 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
     atomic_write_with(path, |w| w.write_all(bytes))
 }
 
+/// The name of [`atomic_write`]'s temporary file number `n` of this process for `name`.
+fn temp_name(name: &std::ffi::OsStr, n: u64) -> std::ffi::OsString {
+    let mut tmp = std::ffi::OsString::from(".");
+    tmp.push(name);
+    tmp.push(format!(".tmp-{}-{n}", std::process::id()));
+    tmp
+}
+
+/// The name of the file an [`atomic_write`] temporary file named `name` was to replace:
+/// `Some("config.toml")` for `.config.toml.tmp-1065-206`, `None` for any name not of the form
+/// `.{name}.tmp-{pid}-{counter}`. A process killed between creating and renaming it leaves
+/// such a file behind.
+pub fn temp_target(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix('.')?;
+    let at = rest.rfind(".tmp-")?;
+    let (target, suffix) = (&rest[..at], &rest[at + ".tmp-".len()..]);
+    let (pid, n) = suffix.split_once('-')?;
+    let digits = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
+    (!target.is_empty() && digits(pid) && digits(n)).then_some(target)
+}
+
 /// Streaming form of [`atomic_write`]: `write` produces the content into a buffered writer.
 ///
 /// If `write` fails, nothing is renamed, the temporary file is removed and its error is
@@ -135,10 +156,7 @@ where
     };
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp-{}-{n}", std::process::id()));
-    let tmp = dir.join(tmp_name);
+    let tmp = dir.join(temp_name(name, n));
 
     let file = OpenOptions::new()
         .write(true)
@@ -332,6 +350,30 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|n| n.contains(".tmp-"))
             .collect()
+    }
+
+    #[test]
+    fn temp_target_names_the_file_a_temporary_file_was_for() {
+        assert_eq!(
+            temp_target(".config.toml.tmp-1065-206"),
+            Some("config.toml")
+        );
+        assert_eq!(temp_target(".a.tmp-b.tmp-1-2"), Some("a.tmp-b"));
+        for name in [
+            "config.toml",
+            ".config.toml",
+            ".config.toml.tmp-",
+            ".config.toml.tmp-12",
+            ".config.toml.tmp-12-",
+            ".config.toml.tmp-x-1",
+            "..tmp-1-2",
+            "config.toml.tmp-1-2",
+        ] {
+            assert_eq!(temp_target(name), None, "{name}");
+        }
+        // The names atomic_write gives its temporary files are recognised.
+        let tmp = temp_name(std::ffi::OsStr::new("metrics.csv"), 7);
+        assert_eq!(temp_target(&tmp.to_string_lossy()), Some("metrics.csv"));
     }
 
     #[test]

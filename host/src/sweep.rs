@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use crate::config::TrainConfig;
 use crate::error::{Failure, Result};
-use crate::train::{self, RunOptions, RUN_DIRS, RUN_FILES};
+use crate::train::{self, RunOptions, RUN_DIRS};
 
 /// The grid axes; an empty axis keeps the base configuration's value.
 #[derive(Clone, Debug, Default)]
@@ -444,12 +444,9 @@ fn check_layout(out: &Path, run: &GridRun) -> Result<()> {
     if !dir.join("config.toml").is_file() {
         let entries = std::fs::read_dir(&dir)
             .map_err(|e| Failure::input(format!("cannot read {}: {e}", dir.display())))?;
-        let foreign = entries.filter_map(|e| e.ok()).find(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            !(RUN_FILES.contains(&name.as_str())
-                || RUN_DIRS.contains(&name.as_str())
-                    && std::fs::read_dir(e.path()).is_ok_and(|mut d| d.next().is_none()))
-        });
+        let foreign = entries
+            .filter_map(|e| e.ok())
+            .find(|e| !train::is_own_entry(e));
         if let Some(e) = foreign {
             return Err(Failure::input(format!(
                 "{}: holds {} but no config.toml (not an edgewise run), and the sweep would \

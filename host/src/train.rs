@@ -286,10 +286,55 @@ pub(crate) const RUN_FILES: [&str; 6] = [
 /// The subdirectories a run writes.
 pub(crate) const RUN_DIRS: [&str; 2] = ["checkpoints", "plots"];
 
+/// Whether the entry `e` of a run directory without a `config.toml` can be what a run left
+/// when it stopped while its directory was being created: one of the run's own files, a
+/// temporary file of an interrupted write of one ([`fsio::temp_target`]: a run killed while
+/// writing its first `config.toml` leaves `.config.toml.tmp-PID-N`), or an empty
+/// subdirectory of the run's.
+pub(crate) fn is_own_entry(e: &std::fs::DirEntry) -> bool {
+    let name = e.file_name();
+    let name = name.to_string_lossy();
+    if RUN_FILES.contains(&name.as_ref())
+        || fsio::temp_target(&name).is_some_and(|t| RUN_FILES.contains(&t))
+    {
+        return true;
+    }
+    RUN_DIRS.contains(&name.as_ref())
+        && std::fs::read_dir(e.path()).is_ok_and(|mut d| d.next().is_none())
+}
+
+/// Removes what interrupted writes of a run left in `out` (which this process has locked):
+/// the temporary files of [`fsio::atomic_write`] for the run's files, checkpoints and plots.
+/// A killed process leaves them behind; nothing else would remove them. The temporary files
+/// of `report.md` / `report.csv` stay (`report` does not lock the run directory).
+fn remove_stale_temps(out: &Path) {
+    type IsOurs = fn(&str) -> bool;
+    let places: [(PathBuf, IsOurs); 3] = [
+        (out.to_path_buf(), |t| {
+            RUN_FILES.contains(&t) && !t.starts_with("report.") && t != LOCK_FILE
+        }),
+        (out.join("checkpoints"), |t| t.ends_with(".safetensors")),
+        (out.join("plots"), |t| t.ends_with(".svg")),
+    ];
+    for (dir, ours) in places {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            if fsio::temp_target(&name.to_string_lossy()).is_some_and(ours)
+                && e.file_type().is_ok_and(|t| t.is_file())
+            {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
 /// Whether `--force` may replace the non-empty directory `out`: it holds a run's
 /// `config.toml` (one that parses as edgewise's: another tool's `config.toml` does not make
 /// a directory ours), or (a run stopped while its directory was being created) nothing but
-/// the run's own file names and empty subdirectories. Anything else is not ours to delete.
+/// the run's own entries ([`is_own_entry`]). Anything else is not ours to delete.
 fn holds_a_run(out: &Path) -> bool {
     let config = out.join("config.toml");
     if TrainConfig::from_file(&config).is_ok() {
@@ -301,16 +346,9 @@ fn holds_a_run(out: &Path) -> bool {
     let Ok(entries) = std::fs::read_dir(out) else {
         return false;
     };
-    entries.into_iter().all(|e| {
-        let Ok(e) = e else { return false };
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if RUN_FILES.contains(&name.as_ref()) {
-            return true;
-        }
-        RUN_DIRS.contains(&name.as_ref())
-            && std::fs::read_dir(e.path()).is_ok_and(|mut d| d.next().is_none())
-    })
+    entries
+        .into_iter()
+        .all(|e| e.is_ok_and(|e| is_own_entry(&e)))
 }
 
 /// Takes the lock: `Ok(true)` if it is ours, `Ok(false)` if another open file holds it.
@@ -390,7 +428,9 @@ fn prepare_dir(opts: &RunOptions) -> Result<std::fs::File> {
                 out.display()
             )));
         }
-        return lock_run(out);
+        let lock = lock_run(out)?;
+        remove_stale_temps(out);
+        return Ok(lock);
     }
     let exists_error = || {
         Failure::input(format!(
@@ -445,6 +485,7 @@ fn prepare_dir(opts: &RunOptions) -> Result<std::fs::File> {
         ))
     })?;
     let lock = lock_run(out)?;
+    remove_stale_temps(out);
     if opts.force {
         // Never the lock file: deleting it would let the next process lock a new file of the
         // same name while another still holds the old one.
@@ -1323,6 +1364,11 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     };
     let json =
         serde_json::to_string_pretty(&summary).map_err(|e| Failure::internal(e.to_string()))?;
+    // The plots before the summary, which marks the run finished: a run killed in between is
+    // unfinished, and resuming it writes them again.
+    if opts.plots {
+        crate::plots::write_run_plots(out, &rows, threshold, res.adaptive).map_err(io_err)?;
+    }
     fsio::atomic_write(&out.join("summary.json"), json.as_bytes()).map_err(io_err)?;
     // Not under --quiet: sweeps and repro run quietly (their metrics hold the residuals).
     let sharpness_unconverged = missed.sharpness + missed.tracked_sharpness;
@@ -1363,9 +1409,6 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
              or --lanczos-steps (--eig-method lanczos)",
             missed.lambda_min
         );
-    }
-    if opts.plots {
-        crate::plots::write_run_plots(out, &rows, threshold, res.adaptive).map_err(io_err)?;
     }
     Ok(Outcome { summary })
 }

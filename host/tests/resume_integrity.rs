@@ -591,3 +591,70 @@ fn checkpoints_name_their_step_and_a_diverged_runs_final_one_its_own() {
     assert!(loss(at - 1).is_finite() && !loss(at).is_finite());
     let _ = std::fs::remove_dir_all(d);
 }
+
+/// A process killed inside an atomic write leaves its temporary file (`.NAME.tmp-PID-N`). A
+/// run killed while writing its first `config.toml` left only that, `run.lock` and an empty
+/// `checkpoints/`, and every later sweep and `train --force` refused the directory as "not an
+/// edgewise run" for good. Now such a directory is a run's, and the run that takes the
+/// directory's lock removes the run's leftover temporary files (not other files).
+#[test]
+fn temporary_files_of_killed_writes_neither_block_a_run_nor_pile_up() {
+    let d = tmp("ri-temps");
+    let sweep = |out: &Path| {
+        let mut a = vec![
+            "sweep",
+            "--out",
+            s(out),
+            "--lrs",
+            "0.05",
+            "--steps",
+            "10",
+            "--jobs",
+            "1",
+        ];
+        a.extend_from_slice(SMALL);
+        ok(&a);
+    };
+    // What a kill during the first config.toml write leaves.
+    let out = d.join("sw");
+    let run_dir = out.join("lr=0.05");
+    std::fs::create_dir_all(run_dir.join("checkpoints")).unwrap();
+    std::fs::write(run_dir.join("run.lock"), b"").unwrap();
+    std::fs::write(run_dir.join(".config.toml.tmp-99999-3"), b"").unwrap();
+    sweep(&out);
+    assert!(run_dir.join("summary.json").is_file());
+    assert!(!run_dir.join(".config.toml.tmp-99999-3").exists());
+    // The same state under train: refused without --force (it exists), run with it.
+    let one = d.join("one");
+    std::fs::create_dir_all(one.join("checkpoints")).unwrap();
+    std::fs::write(one.join(".config.toml.tmp-99999-4"), b"").unwrap();
+    let mut a = vec!["train", "--out", s(&one), "--steps", "10"];
+    a.extend_from_slice(SMALL);
+    bad(&a, "already exists; pass --force");
+    a.push("--force");
+    ok(&a);
+    assert!(!one.join(".config.toml.tmp-99999-4").exists());
+    // Leftovers of killed writes in a finished run go when it is resumed; others stay.
+    let leftovers = [
+        ".metrics.csv.tmp-12-0",
+        "checkpoints/.resume.safetensors.tmp-12-1",
+        "checkpoints/.step_000010.safetensors.tmp-12-2",
+        "plots/.loss.svg.tmp-12-3",
+    ];
+    let kept = [
+        ".report.md.tmp-12-4",
+        ".notes.txt.tmp-12-5",
+        "checkpoints/mine.tmp-1-2",
+    ];
+    for f in leftovers.iter().chain(&kept) {
+        std::fs::write(one.join(f), b"x").unwrap();
+    }
+    ok(&["train", "--resume", s(&one), "--steps", "15", "--quiet"]);
+    for f in leftovers {
+        assert!(!one.join(f).exists(), "{f} left");
+    }
+    for f in kept {
+        assert!(one.join(f).is_file(), "{f} removed");
+    }
+    let _ = std::fs::remove_dir_all(d);
+}
