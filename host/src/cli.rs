@@ -28,7 +28,8 @@ pub enum Command {
     /// Merge runs and sweeps (and shards) into a table and plots across runs.
     Report(ReportArgs),
     /// Top-k / bottom-k eigenvalues, trace and (small models) the dense spectrum of a checkpoint.
-    #[command(after_help = SPECTRUM_AFTER_HELP)]
+    // --init (a model flag shared with hvp-check) cannot apply to a checkpoint: not listed.
+    #[command(after_help = SPECTRUM_AFTER_HELP, mut_arg("init", |a| a.hide(true)))]
     Spectrum(SpectrumArgs),
     /// Compare exact, finite-difference and dense-Hessian Hessian-vector products.
     HvpCheck(HvpCheckArgs),

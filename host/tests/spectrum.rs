@@ -213,7 +213,11 @@ fn flags_contradicting_the_checkpoint_are_bad_input() {
             assert!(!help.contains(flag), "{cmd} --help lists {flag}");
         }
     }
-    // A checkpoint's parameters are used: --init would have no effect.
+    // A checkpoint's parameters are used: --init would have no effect. spectrum (which always
+    // has a checkpoint) does not list it; hvp-check (which may have none) does.
+    let help = |cmd: &str| String::from_utf8(common::ok(&[cmd, "--help"]).stdout).unwrap();
+    assert!(!help("spectrum").contains("--init"));
+    assert!(help("hvp-check").contains("--init"));
     for args in [
         vec!["spectrum", c, "--init", "lecun-normal"],
         vec!["hvp-check", "--checkpoint", c, "--init", "lecun-normal"],
