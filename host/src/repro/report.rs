@@ -1265,8 +1265,9 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
         md,
         "\nWarm-started tracking (tolerance {:e} relative residual, cap {} products for `warm-lanczos`, {} for `power`) needed {} HVPs per \
          sharpness measurement on average over all warm-started measurements of this reproduction ({} measurements). The warm start is \
-         the eigenvector of the previous measurement, the number of steps in the settings above earlier (the first measurement of a run \
-         starts cold). Lanczos runs a fixed number of steps (20) from a random start and gives both ends of the spectrum. Issue 6 \
+         predicted from the eigenvectors of the previous measurements, the number of steps in the settings above earlier (the first \
+         measurement of a run starts cold). Lanczos runs the fixed number of steps in the table's HVP column from a random start and \
+         gives both ends of the spectrum. Issue 6 \
          targets <= 4 at this tolerance; BENCHMARKS.md measures the count per regime when the sharpness is tracked at every step.\n",
         d.power_tol,
         d.lanczos_max_steps,
