@@ -1,11 +1,16 @@
 //! `edgewise report`: merges runs (sweeps, shards) into a table and cross-run plots.
 //!
 //! Each argument is a run directory (with `config.toml`) or a directory of runs (a sweep, or one
-//! shard's output). Runs are grouped by optimizer, clip value and batch size; within a group the
-//! learning rate is the x axis and seeds are aggregated (mean, with each seed's point shown).
-//! Plots: final sharpness vs lr with the threshold curve `2/lr`; test accuracy vs lr and
-//! rotation vs lr, each with the critical learning rate `lr* = 2 / sharpness_0` marked (past it
-//! GD is unstable from the first step; `sharpness_0` is the group's mean initial sharpness).
+//! shard's output). A group holds the runs whose whole configuration (`config.toml`) is the same
+//! except the learning rate and the seed; it is named by its optimizer, clip value and batch
+//! size, and by the other settings that differ among the reported runs (`arch=64-16-10`), so
+//! runs of different sweeps, architectures, data, lengths, ... are never averaged together.
+//! Within a group the learning rate is the x axis and the seeds at one learning rate are
+//! aggregated (mean, with each seed's point shown). Plots: final sharpness vs lr with the
+//! threshold curve `2/lr`; test accuracy vs lr and rotation vs lr, each with the critical
+//! learning rate `lr* = 2 / sharpness_0` marked (past it GD is unstable from the first step;
+//! `sharpness_0`, which no learning rate has acted on yet, is the mean initial sharpness over
+//! the group's runs at every learning rate).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -29,10 +34,13 @@ pub struct RunRecord {
     pub clip: Option<f32>,
     /// Batch size (None = full batch).
     pub batch_size: Option<usize>,
-    /// Learning rate.
+    /// Learning rate (the base one, before any schedule).
     pub lr: f32,
     /// Seed.
     pub seed: u64,
+    /// Every setting of `config.toml` but the learning rate and the seed, as `(section.key,
+    /// value)` in the file's order: runs with equal settings differ only in lr and seed.
+    pub settings: Vec<(String, String)>,
     /// Stability threshold of lr * lambda for the optimizer.
     pub threshold: f32,
     /// Steps taken.
@@ -49,6 +57,10 @@ pub struct RunRecord {
     pub test_acc: Option<f32>,
     /// Final sharpness.
     pub sharpness: Option<f32>,
+    /// `lr * sharpness` with the learning rate of the last step taken (a schedule's, not the
+    /// base one): `summary.json`'s `final_values.lr_x_sharpness` when present; for an
+    /// incomplete run, that of the last measured row (its own `lr` column).
+    pub lr_x_sharpness: Option<f32>,
     /// First measured sharpness.
     pub sharpness_0: Option<f32>,
     /// Largest measured sharpness.
@@ -91,6 +103,8 @@ pub struct SummaryFile {
     pub test_acc: Option<f32>,
     /// `final_values.sharpness`.
     pub sharpness: Option<f32>,
+    /// `final_values.lr_x_sharpness` (with the learning rate of the last step taken).
+    pub lr_x_sharpness: Option<f32>,
     /// `mean_sharpness_hvps`.
     pub mean_sharpness_hvps: Option<f64>,
     /// `mean_tracked_hvps`.
@@ -171,10 +185,41 @@ pub fn read_summary(path: &Path) -> Result<SummaryFile> {
             out.train_acc = f("train_acc")?;
             out.test_acc = f("test_acc")?;
             out.sharpness = f("sharpness")?;
+            out.lr_x_sharpness = f("lr_x_sharpness")?;
         }
         Some(x) => return Err(wrong("final_values", x, "an object of final values")),
     }
     Ok(out)
+}
+
+/// Every setting of `cfg` but the learning rate and the seed, as `(section.key, value)` in the
+/// order of `config.toml` (strings without their quotes, f32 settings as such: `0.9`).
+pub fn settings(cfg: &TrainConfig) -> Vec<(String, String)> {
+    fn flat(prefix: &str, v: &toml::Value, out: &mut Vec<(String, String)>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    flat(&key, v, out);
+                }
+            }
+            toml::Value::String(x) => out.push((prefix.to_string(), x.clone())),
+            toml::Value::Float(x) if (*x as f32) as f64 == *x => {
+                out.push((prefix.to_string(), format!("{}", *x as f32)))
+            }
+            v => out.push((prefix.to_string(), v.to_string())),
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(t) = toml::Value::try_from(cfg) {
+        flat("", &t, &mut out);
+    }
+    out.retain(|(k, _)| k != "optim.lr" && k != "model.seed");
+    out
 }
 
 /// Reads one run directory.
@@ -183,8 +228,10 @@ pub fn read_summary(path: &Path) -> Result<SummaryFile> {
 /// ([`read_summary`]); without one it is interrupted (or still running) and reported as
 /// incomplete from its rows. Either way `metrics.csv` must be there and readable, except that
 /// an incomplete last line (what a run stopped while appending a row leaves, also a run being
-/// extended by `--resume` or a sweep) is left out with a warning. Anything else is bad input
-/// naming the file; [`report`] leaves such a run out.
+/// extended by `--resume` or a sweep) is left out with a warning, and that a run that has only
+/// just started (no `summary.json`, no resume checkpoint, and no `metrics.csv` yet: `train`
+/// writes `config.toml` first) is incomplete with 0 steps. Anything else is bad input naming
+/// the file; [`report`] leaves such a run out.
 pub fn read_run(dir: &Path) -> Result<RunRecord> {
     let cfg = TrainConfig::from_file(&dir.join("config.toml"))?;
     let res = cfg
@@ -193,7 +240,17 @@ pub fn read_run(dir: &Path) -> Result<RunRecord> {
     let mpath = dir.join("metrics.csv");
     let spath = dir.join("summary.json");
     let summary = match std::fs::metadata(&spath) {
-        Ok(_) => Some(read_summary(&spath)?),
+        // `sweep` skips a run with a summary.json, readable or not: say how to rewrite it.
+        Ok(_) => Some(read_summary(&spath).map_err(|mut e| {
+            if dir.join("checkpoints/resume.safetensors").is_file() {
+                e.message.push_str(
+                    " (a sweep counts the run as finished and skips it: remove summary.json \
+                     and rerun the sweep, or `train --resume`, to rewrite it from the run's \
+                     resume checkpoint)",
+                );
+            }
+            e
+        })?),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => {
             return Err(Failure::input(format!(
@@ -202,33 +259,58 @@ pub fn read_run(dir: &Path) -> Result<RunRecord> {
             )))
         }
     };
-    if !mpath.exists() {
-        return Err(Failure::input(format!(
-            "{}: missing (every run writes its metrics there from its start{})",
-            mpath.display(),
-            if summary.is_some() {
-                ", and this one has a summary.json"
-            } else {
-                ""
-            }
-        )));
-    }
-    let layout = metrics::read_layout(&mpath, true)?;
-    if layout.torn {
-        eprintln!(
-            "warning: {}: its last line is incomplete (the run was interrupted while \
-             writing it); left out",
-            mpath.display()
-        );
-    }
-    let rows: Vec<Row> = layout.rows;
+    let just_started = summary.is_none()
+        && !dir.join("checkpoints/resume.safetensors").exists()
+        && matches!(std::fs::symlink_metadata(&mpath), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+    let rows: Vec<Row> = if just_started {
+        Vec::new()
+    } else {
+        if !mpath.exists() {
+            return Err(Failure::input(format!(
+                "{}: missing (every run writes its metrics there from its start{})",
+                mpath.display(),
+                if summary.is_some() {
+                    ", and this one has a summary.json"
+                } else {
+                    ", and this one has a resume checkpoint"
+                }
+            )));
+        }
+        let layout = metrics::read_layout(&mpath, true)?;
+        if layout.torn {
+            eprintln!(
+                "warning: {}: its last line is incomplete (the run was interrupted while \
+                 writing it); left out",
+                mpath.display()
+            );
+        }
+        layout.rows
+    };
     let measured: Vec<&Row> = rows.iter().filter(|r| r.sharpness.is_some()).collect();
     let sm = summary.clone().unwrap_or_default();
+    // summary.json's step count; the rows of a diverged run include the non-finite last one.
+    let steps = summary.as_ref().map_or(rows.len() as u64, |s| s.steps);
     // The final sharpness is summary.json's (null for a diverged run); only an interrupted run
-    // (no summary) falls back to its last measurement.
-    let sharpness = match &summary {
-        Some(s) => s.sharpness,
-        None => measured.last().and_then(|r| r.sharpness),
+    // (no summary) falls back to its last measurement. `lr x sharpness` takes the learning
+    // rate of the last step taken (a schedule's), as summary.json does: its own value, or for
+    // a summary without one the schedule's lr of that step; for an interrupted run the `lr`
+    // column of the row measured.
+    let (sharpness, lr_x_sharpness) = match &summary {
+        Some(s) => {
+            let lr_last = res.schedule.lr(cfg.optim.lr, s.steps.saturating_sub(1));
+            (
+                s.sharpness,
+                s.lr_x_sharpness
+                    .or_else(|| s.sharpness.map(|x| x * lr_last)),
+            )
+        }
+        None => match measured.last() {
+            Some(r) => (
+                r.sharpness,
+                r.lr_x_sharpness.or_else(|| r.sharpness.map(|x| x * r.lr)),
+            ),
+            None => (None, None),
+        },
     };
     // Likewise its losses and accuracies: those of its last test evaluation, with the
     // training set's from the same row (the evaluated columns with minibatches, the step's own
@@ -249,15 +331,16 @@ pub fn read_run(dir: &Path) -> Result<RunRecord> {
         batch_size: cfg.optim.batch_size,
         lr: cfg.optim.lr,
         seed: cfg.model.seed,
+        settings: settings(&cfg),
         threshold: res.opt.stability_threshold(),
-        // summary.json's step count; the rows of a diverged run include the non-finite last one.
-        steps: summary.as_ref().map_or(rows.len() as u64, |s| s.steps),
+        steps,
         diverged: sm.diverged,
         finished: summary.is_some(),
         train_loss: train_loss.filter(|x| x.is_finite()),
         train_acc,
         test_acc,
         sharpness,
+        lr_x_sharpness,
         sharpness_0: measured.first().and_then(|r| r.sharpness),
         max_sharpness: measured
             .iter()
@@ -299,7 +382,56 @@ pub fn collect(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(dirs)
 }
 
-fn group_key(r: &RunRecord) -> String {
+/// The settings named in a group's label before the others: optimizer, clip value, batch size.
+const LABEL_KEYS: [&str; 3] = ["optim.opt", "optim.clip", "optim.batch_size"];
+
+/// The settings (`section.key`) other than [`LABEL_KEYS`] whose values are not the same in all
+/// of `recs` (set in some and unset in others counts), in the order of `config.toml`.
+fn varying_settings(recs: &[RunRecord]) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for r in recs {
+        for (k, _) in &r.settings {
+            if !keys.contains(k) && !LABEL_KEYS.contains(&k.as_str()) {
+                keys.push(k.clone());
+            }
+        }
+    }
+    let value = |r: &RunRecord, k: &str| {
+        r.settings
+            .iter()
+            .find(|(rk, _)| rk == k)
+            .map(|(_, v)| v.clone())
+    };
+    keys.retain(|k| {
+        let first = value(&recs[0], k);
+        recs.iter().any(|r| value(r, k) != first)
+    });
+    keys
+}
+
+/// A setting's name in a label: its key without the section (`data` for `data.name`), or the
+/// whole key when another of `keys` has the same last part.
+fn short_key<'a>(k: &'a str, keys: &[String]) -> &'a str {
+    if k == "data.name" {
+        return "data";
+    }
+    fn leaf(k: &str) -> &str {
+        k.rsplit('.').next().unwrap_or(k)
+    }
+    let l = leaf(k);
+    if keys.iter().filter(|o| leaf(o) == l).count() > 1 {
+        k
+    } else {
+        l
+    }
+}
+
+/// The group of a run: optimizer, clip value and batch size (`gd bs=full`,
+/// `clipped-adam clip=0.1 bs=32`), then the run's values of the `varying` settings (those of
+/// them it sets: `arch=64-16-10 steps=200`). Two runs have the same label exactly when all
+/// their settings but the learning rate and the seed are equal, provided `varying` holds
+/// every other setting in which the reported runs differ ([`varying_settings`]).
+fn group_label(r: &RunRecord, varying: &[String]) -> String {
     let mut k = r.opt.clone();
     if let Some(c) = r.clip {
         let _ = write!(k, " clip={c}");
@@ -309,7 +441,60 @@ fn group_key(r: &RunRecord) -> String {
         " bs={}",
         r.batch_size.map_or("full".into(), |b| b.to_string())
     );
+    let extra = settings_label(r, varying);
+    if !extra.is_empty() {
+        k.push(' ');
+        k.push_str(&extra);
+    }
     k
+}
+
+/// The run's values of the `varying` settings it sets, as `key=value` joined by spaces.
+fn settings_label(r: &RunRecord, varying: &[String]) -> String {
+    varying
+        .iter()
+        .filter_map(|k| {
+            r.settings
+                .iter()
+                .find(|(rk, _)| rk == k)
+                .map(|(_, v)| format!("{}={v}", short_key(k, varying)))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A field of `report.csv`, quoted as RFC 4180 says when it holds a comma, a quote or a line
+/// break (a quote doubled inside).
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Text for a cell of a Markdown table: `|` escaped, line breaks as spaces.
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+/// The deepest directory holding every one of `dirs` (component by component; empty when they
+/// share none, e.g. relative paths of different top directories).
+fn common_dir(dirs: &[&Path]) -> PathBuf {
+    let mut it = dirs.iter();
+    let Some(first) = it.next() else {
+        return PathBuf::new();
+    };
+    let mut common: Vec<std::path::Component> = first.components().collect();
+    for d in it {
+        let n = common
+            .iter()
+            .zip(d.components())
+            .take_while(|(a, b)| **a == *b)
+            .count();
+        common.truncate(n);
+    }
+    common.iter().collect()
 }
 
 /// `digits` decimals, or scientific notation with as many for magnitudes of a million and
@@ -386,9 +571,22 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Reported> {
     sort_runs(&mut recs);
     std::fs::create_dir_all(out.join("plots"))
         .map_err(|e| Failure::input(format!("cannot create {}: {e}", out.display())))?;
-    let mut groups: BTreeMap<String, Vec<&RunRecord>> = BTreeMap::new();
+    // Runs are averaged (and drawn as one curve) only with runs of the same settings but the
+    // learning rate and the seed; groups are named by the settings in which they differ.
+    let varying = if recs.is_empty() {
+        Vec::new()
+    } else {
+        varying_settings(&recs)
+    };
+    // Keyed by the label and, so that two groups never merge whatever their values spell, the
+    // settings themselves.
+    type GroupKey<'a> = (String, &'a [(String, String)]);
+    let mut groups: BTreeMap<GroupKey, Vec<&RunRecord>> = BTreeMap::new();
     for r in &recs {
-        groups.entry(group_key(r)).or_default().push(r);
+        groups
+            .entry((group_label(r, &varying), &r.settings))
+            .or_default()
+            .push(r);
     }
     let mut sharp = Chart::new(
         "Final sharpness vs learning rate",
@@ -409,7 +607,17 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Reported> {
         "mean 1 - |cos|",
     )
     .log_x();
-    for (gi, (name, runs)) in groups.iter().enumerate() {
+    // With settings that vary, a group's name starts with its number (`#2 gd bs=full
+    // arch=64-16-10`), which report.md explains: a plot's legend cuts long names short.
+    let group_name = |gi: usize, label: &str| {
+        if varying.is_empty() {
+            label.to_string()
+        } else {
+            format!("#{} {label}", gi + 1)
+        }
+    };
+    for (gi, ((label, _), runs)) in groups.iter().enumerate() {
+        let name = &group_name(gi, label);
         let color = palette_color(gi);
         let mut by_lr: BTreeMap<u32, Vec<&RunRecord>> = BTreeMap::new();
         for r in runs {
@@ -501,14 +709,45 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Reported> {
             if left_out.len() == 1 { "its" } else { "their" },
         );
     }
+    if !varying.is_empty() {
+        let _ = writeln!(
+            md,
+            "The runs differ in more settings than optimizer, clip value, batch size, learning \
+             rate and seed; only runs whose settings are the same but the learning rate and \
+             the seed are averaged (and drawn) together, in these groups:\n"
+        );
+        for (gi, ((label, _), runs)) in groups.iter().enumerate() {
+            let _ = writeln!(
+                md,
+                "- `#{}`: {} ({} run{})",
+                gi + 1,
+                md_cell(label),
+                runs.len(),
+                if runs.len() == 1 { "" } else { "s" }
+            );
+        }
+        md.push('\n');
+    }
     md.push_str("![final sharpness vs lr](plots/sharpness_vs_lr.svg)\n![test accuracy vs lr](plots/test_acc_vs_lr.svg)\n![rotation vs lr](plots/rotation_vs_lr.svg)\n\n");
-    md.push_str("| run | opt | lr | batch | seed | steps | status | train loss | test acc | sharpness | lr x sharpness | max sharpness | mean rotation |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    // Runs are named by their directory below the one holding them all (a sweep's run names
+    // for one sweep, `SWEEP/RUN` for several), and, when the reported runs differ in other
+    // settings than optimizer, clip value, batch size, learning rate and seed, by those.
+    if varying.is_empty() {
+        md.push_str("| run | opt | lr | batch | seed | steps | status | train loss | test acc | sharpness | lr x sharpness | max sharpness | mean rotation |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    } else {
+        md.push_str("| run | settings | opt | lr | batch | seed | steps | status | train loss | test acc | sharpness | lr x sharpness | max sharpness | mean rotation |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    }
+    let parents: Vec<&Path> = recs
+        .iter()
+        .map(|r| r.dir.parent().unwrap_or(Path::new("")))
+        .collect();
+    let base = common_dir(&parents);
     for r in &recs {
-        let name = r
-            .dir
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
+        let rel = r.dir.strip_prefix(&base).unwrap_or(&r.dir);
+        let mut name = md_cell(&rel.display().to_string());
+        if !varying.is_empty() {
+            let _ = write!(name, " | {}", md_cell(&settings_label(r, &varying)));
+        }
         let status = if r.diverged {
             "diverged"
         } else if r.finished {
@@ -516,7 +755,7 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Reported> {
         } else {
             "incomplete"
         };
-        let lxs = r.sharpness.map(|s| s * r.lr);
+        let lxs = r.lr_x_sharpness;
         let bs = r.batch_size.map_or("full".into(), |b| b.to_string());
         let _ = writeln!(
             md,
@@ -536,8 +775,8 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Reported> {
         let _ = writeln!(
             csv,
             "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-            r.dir.display(),
-            r.opt,
+            csv_field(&r.dir.display().to_string()),
+            csv_field(&r.opt),
             o(r.clip),
             r.batch_size.map_or(String::new(), |b| b.to_string()),
             r.lr,
@@ -587,6 +826,7 @@ mod tests {
             batch_size: batch,
             lr,
             seed,
+            settings: Vec::new(),
             threshold: 2.0,
             steps: 0,
             diverged: false,
@@ -595,6 +835,7 @@ mod tests {
             train_acc: None,
             test_acc: None,
             sharpness: None,
+            lr_x_sharpness: None,
             sharpness_0: None,
             max_sharpness: None,
             mean_rotation: None,
@@ -790,6 +1031,148 @@ mod tests {
                 ..Default::default()
             }
         );
+    }
+
+    #[test]
+    fn groups_are_runs_of_equal_settings_but_lr_and_seed_named_by_what_differs() {
+        let cfg = |arch: &str, steps: Option<u64>, lr: f32, seed: u64| {
+            let mut c = TrainConfig::default();
+            c.model.arch = arch.into();
+            c.run.steps = steps;
+            c.optim.lr = lr;
+            c.model.seed = seed;
+            c
+        };
+        let with = |dir: &str, c: &TrainConfig| RunRecord {
+            settings: settings(c),
+            ..rec(dir, c.optim.lr, c.model.seed, c.optim.batch_size)
+        };
+        let recs = vec![
+            with("a/r1", &cfg("64-32-10", Some(100), 0.1, 0)),
+            with("a/r2", &cfg("64-32-10", Some(100), 0.2, 1)),
+            with("b/r1", &cfg("64-16-10", Some(100), 0.1, 0)),
+            with("c/r1", &cfg("64-32-10", None, 0.1, 0)),
+        ];
+        // The learning rate and the seed never separate runs; they are not settings here.
+        assert!(recs[0]
+            .settings
+            .iter()
+            .all(|(k, _)| k != "optim.lr" && k != "model.seed"));
+        assert_eq!(recs[0].settings, recs[1].settings);
+        let varying = varying_settings(&recs);
+        assert_eq!(varying, ["model.arch", "run.steps"]);
+        let labels: Vec<String> = recs.iter().map(|r| group_label(r, &varying)).collect();
+        assert_eq!(
+            labels,
+            [
+                "gd bs=full arch=64-32-10 steps=100",
+                "gd bs=full arch=64-32-10 steps=100",
+                "gd bs=full arch=64-16-10 steps=100",
+                "gd bs=full arch=64-32-10",
+            ]
+        );
+        // One sweep: nothing varies, the label is the optimizer's and the batch size's alone.
+        let varying = varying_settings(&recs[..2]);
+        assert!(varying.is_empty());
+        assert_eq!(group_label(&recs[1], &varying), "gd bs=full");
+        // The data set is named `data`, not `name`.
+        let mut other = cfg("64-32-10", Some(100), 0.1, 0);
+        other.data.name = "mnist5k".into();
+        let two = vec![recs[0].clone(), with("d/r1", &other)];
+        let varying = varying_settings(&two);
+        assert_eq!(settings_label(&two[1], &varying), "data=mnist5k");
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_as_rfc_4180_says() {
+        assert_eq!(csv_field("runs/lr=0.1"), "runs/lr=0.1");
+        assert_eq!(csv_field("SCH,x/lr=0.2"), "\"SCH,x/lr=0.2\"");
+        assert_eq!(csv_field("a\"b"), "\"a\"\"b\"");
+        assert_eq!(csv_field("a\nb"), "\"a\nb\"");
+        assert_eq!(csv_field(""), "");
+        assert_eq!(md_cell("a|b\nc"), "a\\|b c");
+    }
+
+    #[test]
+    fn runs_are_named_below_the_directory_holding_them_all() {
+        let p = |s: &str| PathBuf::from(s);
+        let c = |v: &[PathBuf]| common_dir(&v.iter().map(|x| x.as_path()).collect::<Vec<_>>());
+        assert_eq!(c(&[p("runs/A"), p("runs/A")]), p("runs/A"));
+        assert_eq!(c(&[p("runs/A"), p("runs/S16")]), p("runs"));
+        assert_eq!(c(&[p("A"), p("S16")]), p(""));
+        assert_eq!(c(&[p("/x/runs/A"), p("/x/runs/B/c")]), p("/x/runs"));
+        assert_eq!(c(&[]), p(""));
+    }
+
+    #[test]
+    fn lr_x_sharpness_takes_the_learning_rate_of_the_last_step_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut cfg = TrainConfig::default();
+        cfg.optim.lr = 0.2;
+        cfg.optim.schedule = "step:2:0.5".into();
+        cfg.run.steps = Some(4);
+        cfg.curvature.eig_every = 2;
+        std::fs::write(d.join("config.toml"), cfg.to_toml()).unwrap();
+        let mut csv = metrics::header() + "\n";
+        for (t, lr) in [(0u64, 0.2f32), (1, 0.2), (2, 0.1)] {
+            let r = Row {
+                lr,
+                lr_x_sharpness: (t % 2 == 0).then_some(lr * 8.0),
+                ..row(t, 1.0, (t % 2 == 0).then_some(8.0))
+            };
+            csv.push_str(&r.to_csv());
+            csv.push('\n');
+        }
+        std::fs::write(d.join("metrics.csv"), &csv).unwrap();
+        // Interrupted: the last measured row's own lr (0.1 at step 2), not the base lr 0.2.
+        let r = read_run(d).unwrap();
+        assert_eq!((r.sharpness, r.lr_x_sharpness), (Some(8.0), Some(0.8)));
+        // Finished: summary.json's value; without one (an older summary), the schedule's lr
+        // of the last step (step 3 of 4: 0.1).
+        let summary = serde_json::json!({
+            "diverged": false,
+            "steps": 4,
+            "final_values": {"sharpness": 10.0, "lr_x_sharpness": 1.25}
+        });
+        std::fs::write(d.join("summary.json"), summary.to_string()).unwrap();
+        assert_eq!(read_run(d).unwrap().lr_x_sharpness, Some(1.25));
+        let summary = serde_json::json!({
+            "diverged": false,
+            "steps": 4,
+            "final_values": {"sharpness": 10.0}
+        });
+        std::fs::write(d.join("summary.json"), summary.to_string()).unwrap();
+        assert_eq!(read_run(d).unwrap().lr_x_sharpness, Some(10.0 * 0.1));
+    }
+
+    #[test]
+    fn a_run_that_has_only_just_started_is_incomplete_with_no_steps() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("config.toml"), TrainConfig::default().to_toml()).unwrap();
+        // config.toml alone (train writes it before metrics.csv), then metrics.csv's header.
+        for header_only in [false, true] {
+            if header_only {
+                std::fs::write(d.join("metrics.csv"), metrics::header() + "\n").unwrap();
+            }
+            let r = read_run(d).unwrap();
+            assert!(!r.finished && !r.diverged);
+            assert_eq!((r.steps, r.sharpness, r.test_acc), (0, None, None));
+        }
+        // Without metrics.csv, a run with a summary or a resume checkpoint has lost it.
+        std::fs::remove_file(d.join("metrics.csv")).unwrap();
+        std::fs::create_dir(d.join("checkpoints")).unwrap();
+        std::fs::write(d.join("checkpoints/resume.safetensors"), b"x").unwrap();
+        let e = read_run(d).unwrap_err();
+        assert!(
+            e.message.contains("metrics.csv: missing") && e.message.contains("resume checkpoint"),
+            "{e}"
+        );
+        std::fs::remove_file(d.join("checkpoints/resume.safetensors")).unwrap();
+        std::fs::write(d.join("summary.json"), r#"{"steps": 3, "diverged": false}"#).unwrap();
+        let e = read_run(d).unwrap_err();
+        assert!(e.message.contains("has a summary.json"), "{e}");
     }
 
     #[test]

@@ -163,7 +163,8 @@ pub struct Summary {
     pub n_test: usize,
     /// Wall-clock seconds of this invocation (not part of the deterministic results).
     pub wall_time_s: f64,
-    /// Threads used.
+    /// Threads used (`--threads`, a sweep's `--threads-per-run`): not part of the deterministic
+    /// results, which are bit-identical for every thread count.
     pub threads: usize,
     /// Measurements of the whole run that missed the residual tolerance (their values are
     /// estimates); `null` when the run was resumed from a checkpoint of an earlier version,
