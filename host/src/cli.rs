@@ -765,6 +765,64 @@ pub fn cmd_sweep(a: &SweepArgs) -> Result<u8> {
     if let Some(s) = &a.clips {
         grid.clips = parse_list("--clips", s, |x| x.parse().ok())?;
     }
+    // A base flag the grid sets for every run would have no effect: refused, not ignored (a
+    // value from --config is the base the grid replaces, as for any other flag).
+    let lr_axis = if a.lr_grid.is_some() {
+        "--lr-grid"
+    } else {
+        "--lrs"
+    };
+    let overridden: Vec<String> = [
+        (
+            a.settings.lr.map(|x| x.to_string()),
+            !grid.lrs.is_empty(),
+            "--lr",
+            lr_axis,
+            "learning rate",
+        ),
+        (
+            a.settings.model.seed.map(|x| x.to_string()),
+            !grid.seeds.is_empty(),
+            "--seed",
+            "--seeds",
+            "seed",
+        ),
+        (
+            a.settings.opt.clone(),
+            !grid.opts.is_empty(),
+            "--opt",
+            "--opts",
+            "optimizer",
+        ),
+        (
+            a.settings.batch_size.map(|x| x.to_string()),
+            !grid.batch_sizes.is_empty(),
+            "--batch-size",
+            "--batch-sizes",
+            "batch size",
+        ),
+        (
+            a.settings.clip.map(|x| x.to_string()),
+            !grid.clips.is_empty(),
+            "--clip",
+            "--clips",
+            "clip value",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(given, axis, flag, grid_flag, what)| {
+        let v = given.filter(|_| axis)?;
+        Some(format!(
+            "{flag} {v} with {grid_flag}: the grid gives every run its {what}"
+        ))
+    })
+    .collect();
+    if !overridden.is_empty() {
+        return Err(Failure::input(format!(
+            "flags without effect on any run of this sweep (remove them, or put the value in the grid): {}",
+            overridden.join("; ")
+        )));
+    }
     let shard = match &a.shard {
         Some(s) => parse_shard(s)?,
         None => (0, 1),
@@ -821,8 +879,9 @@ pub fn cmd_sweep(a: &SweepArgs) -> Result<u8> {
             failed.len()
         );
     }
-    if let Some(f) = failed.first() {
-        return Err(Failure::input(format!("run {} {}", f.name, f.status)));
+    // The runs' own failure kinds: a write failure exits 1, bad input 2 (`sweep::failure`).
+    if let Some(f) = crate::sweep::failure(&st) {
+        return Err(f);
     }
     Ok(0)
 }

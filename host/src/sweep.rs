@@ -8,16 +8,23 @@
 //! default and `--jobs` runs go at once; every run is deterministic, so the results are
 //! byte-identical to running the grid serially. A run whose `summary.json` exists is skipped;
 //! an interrupted one is resumed from its checkpoint when it has one and restarted otherwise.
-//! Before anything runs or is written, every existing run directory of the shard must hold the
-//! configuration the grid gives it (a sweep re-run with other settings into the same `--out`
-//! would otherwise skip or resume runs of the old settings under the new listing), except for
-//! its length: a re-run with a larger `--steps` / `--epochs` extends the runs bit-identically
-//! from their resume checkpoints, and a length shorter than the steps a run has taken is
-//! refused. `--force` redoes the shard's runs from scratch instead. With or without it, a run
+//! Before anything runs or is written, every run of the grid is checked as `train` checks its
+//! configuration (settings, data, split, batch size, length, memory: [`train::prepare`],
+//! [`train::check_plan`]), and every existing run directory of the grid (every shard's: the
+//! shards of one sweep must agree) must hold the configuration the grid gives it (a sweep re-run
+//! with other settings into the same `--out` would otherwise skip or resume runs of the old
+//! settings under the new listing), except for its length: a re-run with a larger `--steps` /
+//! `--epochs` extends the runs bit-identically from their resume checkpoints, and a length
+//! shorter than the steps a run has taken is refused. `--force` redoes the shard's runs from
+//! scratch instead. A run directory under `--out` that the grid does not list is refused, and so
+//! is an existing `sweep.json` of another sweep (`check_listing`: other base settings, or a
+//! grid that leaves out runs it lists; adding runs is allowed). With or without `--force`, a run
 //! directory the run could not be written into without deleting something first (a file named
 //! `checkpoints`, a directory named `metrics.csv`, a directory of other files) is refused. A
 //! refused sweep writes nothing, not even `sweep.json`. A grid that names one run twice (a
-//! repeated value) is refused: two jobs would write the same directory.
+//! repeated value) is refused: two jobs would write the same directory. A run that fails does
+//! not stop the others; the sweep then fails with the most severe of their failures
+//! ([`failure`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,7 +32,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::config::TrainConfig;
+use crate::config::{Resolved, TrainConfig};
 use crate::error::{Failure, Result};
 use crate::train::{self, RunOptions, RUN_DIRS};
 
@@ -248,6 +255,10 @@ pub struct RunStatus {
     pub name: String,
     /// `done`, `skipped` (already complete), `diverged` or `failed: ...`.
     pub status: String,
+    /// The exit code of a failed run's failure (1: internal error or a failure to write
+    /// results; 2: bad input), as `train` would have exited; `None` unless it failed.
+    #[serde(skip)]
+    pub failure: Option<u8>,
 }
 
 /// Settings of a sweep.
@@ -269,19 +280,44 @@ pub struct SweepOptions {
     pub force: bool,
 }
 
-fn run_one(run: &GridRun, opts: &SweepOptions) -> Result<String> {
-    let dir = opts.out.join(&run.name);
-    // `check_existing` has made sure that an existing run differs at most in its length.
-    let same = TrainConfig::from_file(&dir.join("config.toml")).is_ok_and(|c| c == run.config);
-    if !opts.force && same && dir.join("summary.json").is_file() {
-        return Ok("skipped".into());
+/// What the sweep does with a run of the grid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Action {
+    /// Finished at the grid's settings: nothing to do.
+    Skip,
+    /// Continued from its resume checkpoint (interrupted, or given a new length).
+    Resume,
+    /// Run from scratch (new, without a resume checkpoint, or `--force`).
+    Fresh,
+}
+
+/// What the sweep does with `run` (`force`: redo it from scratch). `check_existing` has made
+/// sure that an existing run differs at most in its length.
+fn action(out: &Path, run: &GridRun, force: bool) -> Action {
+    let dir = out.join(&run.name);
+    if force {
+        return Action::Fresh;
     }
-    // An interrupted run, or a finished one given a new length, continues from its checkpoint.
-    let resume = !opts.force
-        && dir.join("checkpoints/resume.safetensors").is_file()
-        && dir.join("metrics.csv").is_file();
+    let same = TrainConfig::from_file(&dir.join("config.toml")).is_ok_and(|c| c == run.config);
+    if same && dir.join("summary.json").is_file() {
+        Action::Skip
+    } else if dir.join("checkpoints/resume.safetensors").is_file()
+        && dir.join("metrics.csv").is_file()
+    {
+        Action::Resume
+    } else {
+        Action::Fresh
+    }
+}
+
+fn run_one(run: &GridRun, opts: &SweepOptions) -> Result<String> {
+    let resume = match action(&opts.out, run, opts.force) {
+        Action::Skip => return Ok("skipped".into()),
+        Action::Resume => true,
+        Action::Fresh => false,
+    };
     let ro = RunOptions {
-        out: dir,
+        out: opts.out.join(&run.name),
         threads: opts.threads_per_run,
         tile: crate::engine::DEFAULT_TILE,
         quiet: true,
@@ -299,17 +335,26 @@ fn run_one(run: &GridRun, opts: &SweepOptions) -> Result<String> {
 }
 
 /// Runs the shard's part of the grid; returns the status of each of its runs.
+///
+/// Nothing is written until every check has passed: each run's configuration (as `train`
+/// checks it: settings, data, split, batch size, memory), the run directories of the whole
+/// grid under `--out` (not only the shard's: shards of one sweep must agree), and the
+/// `sweep.json` of an earlier sweep into `--out` (`check_listing`).
 pub fn sweep(base: &TrainConfig, grid: &Grid, opts: &SweepOptions) -> Result<Vec<RunStatus>> {
     let runs = expand(base, grid);
     // Validate every configuration before starting anything.
-    for r in &runs {
-        r.config
-            .resolve()
-            .map_err(|e| e.context(format!("grid run {}", r.name)))?;
-    }
+    let resolved: Vec<Resolved> = runs
+        .iter()
+        .map(|r| {
+            r.config
+                .resolve()
+                .map_err(|e| e.context(format!("grid run {}", r.name)))
+        })
+        .collect::<Result<_>>()?;
     check_grid(&runs, grid)?;
     let (si, sn) = opts.shard;
-    let mine: Vec<&GridRun> = runs.iter().filter(|r| r.index % sn == si).collect();
+    let is_mine = |r: &GridRun| r.index % sn == si;
+    let mine: Vec<&GridRun> = runs.iter().filter(|r| is_mine(r)).collect();
     if opts.out.exists() && !opts.out.is_dir() {
         return Err(Failure::input(format!(
             "--out {}: exists and is not a directory",
@@ -318,18 +363,35 @@ pub fn sweep(base: &TrainConfig, grid: &Grid, opts: &SweepOptions) -> Result<Vec
     }
     for r in &mine {
         check_layout(&opts.out, r)?;
-        if !opts.force {
-            check_existing(&opts.out, r)?;
+    }
+    // Every run of the grid, not only the shard's: shards of one sweep must agree. `--force`
+    // redoes the shard's runs at the new settings; the other shards' runs are checked (and
+    // refused while they hold the old ones) when those shards run without it.
+    if !opts.force {
+        for r in &runs {
+            check_existing(&opts.out, r, (!is_mine(r)).then_some(opts.shard))?;
         }
     }
+    check_strays(&opts.out, &runs)?;
+    check_listing(&opts.out, base, grid, &runs, opts.force)?;
+    check_runs(&runs, &resolved, opts)?;
     std::fs::create_dir_all(&opts.out).map_err(|e| {
-        Failure::input(format!(
-            "cannot create output directory {}: {e}",
-            opts.out.display()
-        ))
+        let e = crate::fsio::IoError::new(&opts.out, "create", e);
+        let message = format!("cannot create output directory: {e}");
+        match e.is_bad_path() {
+            true => Failure::input(message),
+            false => Failure::internal(message),
+        }
     })?;
     let listing = serde_json::json!({
         "runs": runs.iter().map(|r| &r.name).collect::<Vec<_>>(),
+        "grid": {
+            "opts": grid.opts,
+            "clips": grid.clips,
+            "batch_sizes": grid.batch_sizes,
+            "lrs": grid.lrs,
+            "seeds": grid.seeds,
+        },
         "base": base,
     });
     let path = opts.out.join("sweep.json");
@@ -339,7 +401,7 @@ pub fn sweep(base: &TrainConfig, grid: &Grid, opts: &SweepOptions) -> Result<Vec
             .unwrap_or_default()
             .as_bytes(),
     )
-    .map_err(|e| Failure::input(format!("cannot write to output directory: {e}")))?;
+    .map_err(train::out_err)?;
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<RunStatus>> = Mutex::new(Vec::new());
     let total = mine.len();
@@ -352,9 +414,9 @@ pub fn sweep(base: &TrainConfig, grid: &Grid, opts: &SweepOptions) -> Result<Vec
                     break;
                 }
                 let r = mine[k];
-                let status = match run_one(r, opts) {
-                    Ok(s) => s,
-                    Err(e) => format!("failed: {e}"),
+                let (status, failure) = match run_one(r, opts) {
+                    Ok(s) => (s, None),
+                    Err(e) => (format!("failed: {e}"), Some(e.code)),
                 };
                 if !opts.quiet {
                     eprintln!("[{}/{}] {}: {status}", k + 1, total, r.name);
@@ -364,6 +426,7 @@ pub fn sweep(base: &TrainConfig, grid: &Grid, opts: &SweepOptions) -> Result<Vec
                         index: r.index,
                         name: r.name.clone(),
                         status,
+                        failure,
                     });
                 }
             });
@@ -372,6 +435,190 @@ pub fn sweep(base: &TrainConfig, grid: &Grid, opts: &SweepOptions) -> Result<Vec
     let mut v = results.into_inner().unwrap_or_default();
     v.sort_by_key(|s| s.index);
     Ok(v)
+}
+
+/// The failure a sweep whose runs failed ends with (its exit code): the most severe kind among
+/// them, an internal error or a failure to write results (exit code 1, e.g. a full disk) before
+/// bad input (2), naming the first run in grid order that failed so and counting the others.
+/// `None` when no run failed (diverged runs are not failures: a sweep across the stability
+/// threshold expects them, and their status and `summary.json` say so).
+pub fn failure(statuses: &[RunStatus]) -> Option<Failure> {
+    let failed: Vec<&RunStatus> = statuses.iter().filter(|s| s.failure.is_some()).collect();
+    let rank = |code: u8| match code {
+        crate::error::EXIT_INTERNAL => 0,
+        crate::error::EXIT_BAD_INPUT => 1,
+        _ => 2,
+    };
+    let worst = failed
+        .iter()
+        .min_by_key(|s| (s.failure.map_or(u8::MAX, rank), s.index))?;
+    let others = match failed.len() - 1 {
+        0 => String::new(),
+        1 => " (and 1 other run failed)".into(),
+        n => format!(" (and {n} other runs failed)"),
+    };
+    Some(Failure {
+        code: worst.failure.unwrap_or(crate::error::EXIT_INTERNAL),
+        message: format!("run {} {}{others}", worst.name, worst.status),
+    })
+}
+
+/// Checks every run of the grid the sweep will train (not those it skips, finished at the
+/// grid's settings) as `train` checks its configuration before it writes anything: the data
+/// load and split, the network against the data, the batch size against the training split,
+/// the length and the memory the run needs ([`train::prepare`], [`train::check_plan`]). The
+/// data are loaded once per distinct data setting (data, split, seed, Hessian subset), one at
+/// a time.
+fn check_runs(runs: &[GridRun], resolved: &[Resolved], opts: &SweepOptions) -> Result<()> {
+    let (si, sn) = opts.shard;
+    let key = |r: &GridRun| {
+        let c = &r.config;
+        let data = serde_json::to_string(&c.data).unwrap_or_default();
+        let model = (&c.model.arch, &c.model.loss, c.model.seed);
+        (data, format!("{model:?}"), c.curvature.hessian_subset)
+    };
+    let mut todo: Vec<(usize, Action)> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let force = opts.force && r.index % sn == si;
+            (i, action(&opts.out, r, force))
+        })
+        .filter(|&(_, a)| a != Action::Skip)
+        .collect();
+    todo.sort_by_cached_key(|&(i, _)| (key(&runs[i]), i));
+    let mut loaded: Option<(_, train::Prepared)> = None;
+    for (i, act) in todo {
+        let (r, res) = (&runs[i], &resolved[i]);
+        let context = |e: Failure| e.context(format!("grid run {}", r.name));
+        let k = key(r);
+        let prep = match loaded {
+            Some((ref lk, ref prep)) if *lk == k => prep,
+            _ => {
+                loaded = None;
+                let prep = train::prepare(&r.config, &res.arch).map_err(context)?;
+                &loaded.insert((k, prep)).1
+            }
+        };
+        train::check_plan(
+            &r.config,
+            res,
+            prep,
+            opts.threads_per_run,
+            crate::engine::DEFAULT_TILE,
+            act == Action::Fresh,
+        )
+        .map_err(context)?;
+    }
+    Ok(())
+}
+
+/// Refuses a run directory under `out` (a directory with a `config.toml`) that the grid does not
+/// list: another grid's run, or `train`'s. A sweep's `--out` holds its grid's runs alone, so that
+/// `report` and a restart see one sweep.
+fn check_strays(out: &Path, runs: &[GridRun]) -> Result<()> {
+    for dir in run_dirs(out) {
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+        if !runs.iter().any(|r| Some(&r.name) == name.as_ref()) {
+            return Err(Failure::input(format!(
+                "{} holds a run that this sweep's grid does not list (another grid's, or \
+                 train's): a sweep's --out holds the runs of its grid alone; use another --out",
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a sweep into an `--out` whose `sweep.json` (written by an earlier sweep, or another
+/// shard of this one) describes another sweep. The grid may extend the earlier one: list every
+/// run it listed and more (a value added to `--lrs`, `--seeds`, ...), and give the runs a
+/// larger `--steps` or `--epochs` (checked run by run: `check_existing`). Any other difference
+/// in the base settings (those the grid does not set) is refused naming it, unless `--force`
+/// redoes the runs at the new settings; a grid that leaves out a run of the earlier one is
+/// refused with or without `--force`, which redoes runs but does not remove them.
+fn check_listing(
+    out: &Path,
+    base: &TrainConfig,
+    grid: &Grid,
+    runs: &[GridRun],
+    force: bool,
+) -> Result<()> {
+    let path = out.join("sweep.json");
+    let Ok(meta) = std::fs::metadata(&path) else {
+        return Ok(());
+    };
+    let refuse = |why: String| {
+        Failure::input(format!(
+            "{}: {why}; the sweep changed nothing: use another --out",
+            path.display()
+        ))
+    };
+    if !meta.is_file() {
+        return Err(refuse("exists and is not a regular file".into()));
+    }
+    let listing: serde_json::Value = std::fs::read(&path)
+        .map_err(|e| refuse(format!("cannot read it: {e}")))
+        .and_then(|b| {
+            serde_json::from_slice(&b)
+                .map_err(|e| refuse(format!("not a sweep listing (invalid JSON: {e})")))
+        })?;
+    let old_runs: Vec<&str> = listing
+        .get("runs")
+        .and_then(|r| r.as_array())
+        .and_then(|a| a.iter().map(|n| n.as_str()).collect::<Option<_>>())
+        .ok_or_else(|| refuse("not a sweep listing (no list of runs)".into()))?;
+    let dropped: Vec<&str> = old_runs
+        .iter()
+        .copied()
+        .filter(|n| !runs.iter().any(|r| r.name == *n))
+        .collect();
+    if !dropped.is_empty() {
+        let shown: Vec<&str> = dropped.iter().copied().take(5).collect();
+        let more = match dropped.len() - shown.len() {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        return Err(refuse(format!(
+            "the sweep in {} lists runs that this sweep's grid does not ({}{more}): a sweep \
+             may add runs to its grid, not leave any out",
+            out.display(),
+            shown.join(", ")
+        )));
+    }
+    let mut old: TrainConfig = listing
+        .get("base")
+        .and_then(|b| serde_json::from_value(b.clone()).ok())
+        .ok_or_else(|| refuse("not a sweep listing (no readable base settings)".into()))?;
+    // The length may grow (checked run by run), and the settings the grid sets are the runs'.
+    old.run.steps = base.run.steps;
+    old.run.epochs = base.run.epochs;
+    if !grid.lrs.is_empty() {
+        old.optim.lr = base.optim.lr;
+    }
+    if !grid.seeds.is_empty() {
+        old.model.seed = base.model.seed;
+    }
+    if !grid.batch_sizes.is_empty() {
+        old.optim.batch_size = base.optim.batch_size;
+    }
+    if !grid.opts.is_empty() {
+        old.optim.opt = base.optim.opt.clone();
+    }
+    if !grid.clips.is_empty() {
+        old.optim.clip = base.optim.clip;
+    }
+    let diff = old.differences(base);
+    if diff.is_empty() || force {
+        return Ok(());
+    }
+    Err(Failure::input(format!(
+        "{}: the sweep in {} has other settings than this one (sweep.json vs this sweep: {}); \
+         the sweep changed nothing: use another --out, or pass --force to redo the sweep's runs",
+        path.display(),
+        out.display(),
+        diff.join(", ")
+    )))
 }
 
 /// Refuses a grid that names a run twice (a value repeated in a list, or a geometric grid
@@ -495,12 +742,14 @@ fn progress(dir: &Path) -> Option<(u64, Option<u64>)> {
 /// Refuses a length shorter than the steps the existing run in `dir` has taken: `train
 /// --resume` would refuse it at run time, and a run without a resume checkpoint would be
 /// redone from scratch, losing the longer one.
-fn check_length(dir: &Path, run: &GridRun) -> Result<()> {
+fn check_length(dir: &Path, run: &GridRun, other_shard: Option<(usize, usize)>) -> Result<()> {
     let Some((taken, last_epoch)) = progress(dir) else {
         return Ok(());
     };
-    let advice = "a sweep extends runs, never shortens them: use another --out, or pass \
-                  --force to redo the sweep's runs";
+    let advice = format!(
+        "a sweep extends runs, never shortens them: {}",
+        advice(other_shard)
+    );
     let short = match (run.config.run.steps, run.config.run.epochs) {
         (None, Some(epochs)) => last_epoch.filter(|&e| e >= epochs).map(|e| {
             format!(
@@ -528,10 +777,24 @@ fn check_length(dir: &Path, run: &GridRun) -> Result<()> {
     }
 }
 
+/// What to do about an existing run the sweep refuses (`other_shard`: see `check_existing`).
+fn advice(other_shard: Option<(usize, usize)>) -> String {
+    match other_shard {
+        None => "use another --out, or pass --force to redo the sweep's runs".into(),
+        Some((i, n)) => format!(
+            "it is another shard's run (this is shard {i}/{n}): use another --out, or pass \
+             --force to redo the sweep's runs (a shard's --force redoes its own: give it to \
+             every shard)"
+        ),
+    }
+}
+
 /// Refuses an existing run directory of `run` that holds another configuration than the
 /// grid's, or no readable one; a different length alone (`--steps`, `--epochs`) is allowed:
 /// the run is extended from its resume checkpoint, as `train --resume --steps` does.
-fn check_existing(out: &Path, run: &GridRun) -> Result<()> {
+/// `other_shard`: `Some((i, n))` when the run belongs to another shard than this one, `I/N`,
+/// whose `--force` would not redo it.
+fn check_existing(out: &Path, run: &GridRun, other_shard: Option<(usize, usize)>) -> Result<()> {
     let dir = out.join(&run.name);
     let path = dir.join("config.toml");
     if !path.is_file() {
@@ -551,13 +814,14 @@ fn check_existing(out: &Path, run: &GridRun) -> Result<()> {
         return if old == run.config {
             Ok(())
         } else {
-            check_length(&dir, run)
+            check_length(&dir, run, other_shard)
         };
     }
     Err(Failure::input(format!(
-        "{} holds a run with other settings than this sweep gives it (existing vs this sweep: {}); use another --out, or pass --force to redo the sweep's runs",
+        "{} holds a run with other settings than this sweep gives it (existing vs this sweep: {}); {}",
         dir.display(),
-        diff.join(", ")
+        diff.join(", "),
+        advice(other_shard)
     )))
 }
 
@@ -578,6 +842,28 @@ pub fn run_dirs(dir: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sweep_fails_with_its_most_severe_run_failure() {
+        let st = |index: usize, failure: Option<u8>| RunStatus {
+            index,
+            name: format!("run{index}"),
+            status: match failure {
+                Some(c) => format!("failed: code {c}"),
+                None => "diverged".into(),
+            },
+            failure,
+        };
+        assert!(failure(&[st(0, None), st(1, None)]).is_none());
+        let f = failure(&[st(0, None), st(1, Some(2)), st(2, Some(1)), st(3, Some(1))]).unwrap();
+        assert_eq!(f.code, crate::error::EXIT_INTERNAL);
+        assert_eq!(
+            f.message,
+            "run run2 failed: code 1 (and 2 other runs failed)"
+        );
+        let f = failure(&[st(4, Some(2)), st(5, None)]).unwrap();
+        assert_eq!((f.code, f.message.as_str()), (2, "run run4 failed: code 2"));
+    }
 
     #[test]
     fn grid_names_and_shards() {

@@ -264,6 +264,18 @@ fn io_err(e: fsio::IoError) -> Failure {
     Failure::internal(e.to_string())
 }
 
+/// A failure to write into an output directory: bad input (exit code 2) when the path is at
+/// fault (missing, not a directory, no permission, a read-only file system), otherwise (a full
+/// disk, an I/O error) a failure to write results (exit code 1), as for every other write.
+pub(crate) fn out_err(e: fsio::IoError) -> Failure {
+    let message = format!("cannot write to output directory: {e}");
+    if e.is_bad_path() {
+        Failure::input(message)
+    } else {
+        Failure::internal(message)
+    }
+}
+
 fn ckpt_err(e: checkpoint::CheckpointError) -> Failure {
     Failure::input(e.to_string())
 }
@@ -775,13 +787,18 @@ fn trackers<'a>(main: &'a Tracker, tracked: &'a Option<Tracker>) -> Vec<&'a Trac
 /// is written ([`crate::mem`]): the parameters, gradient and last finite parameters, the
 /// optimizer's state, the trackers' vectors and Lanczos bases, and the engine's buffers for
 /// the training batches and evaluations and for the Hessian subset.
-fn preflight(cfg: &TrainConfig, res: &Resolved, prep: &Prepared, opts: &RunOptions) -> Result<()> {
+fn preflight(
+    cfg: &TrainConfig,
+    res: &Resolved,
+    prep: &Prepared,
+    threads: usize,
+    tile: usize,
+) -> Result<()> {
     let (arch, p) = (&res.arch, res.arch.n_params());
     let n = prep.train.n;
     let batch = cfg.optim.batch_size.unwrap_or(n).clamp(1, n.max(1));
     let hess_n = prep.hessian_idx.as_ref().map_or(n, Vec::len);
-    let engine =
-        |m: usize| crate::engine::objective_floats(arch, m.max(1), opts.threads, opts.tile);
+    let engine = |m: usize| crate::engine::objective_floats(arch, m.max(1), threads, tile);
     let eval = engine(batch).max(engine(n)).max(engine(prep.test.n));
     let mut floats = 3 * p as u128 + res.opt.state_len(p) as u128 + eval + engine(hess_n);
     let measures = cfg.curvature.eig_every > 0;
@@ -795,47 +812,48 @@ fn preflight(cfg: &TrainConfig, res: &Resolved, prep: &Prepared, opts: &RunOptio
     )
 }
 
-/// Runs (or resumes) a training run.
-pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
-    let started = Instant::now();
-    let res: Resolved = cfg.resolve()?;
-    let arch = res.arch;
-    let prep = prepare(cfg, &arch)?;
+/// How a checked run goes through its data: the batch sampler, its batches per epoch and the
+/// run's total length in steps.
+pub struct Plan {
+    /// The epoch sampler of the run's batches.
+    pub sampler: EpochSampler,
+    /// Batches (optimizer steps) per epoch, at least 1.
+    pub batches_per_epoch: u64,
+    /// The run's length in steps.
+    pub total: u64,
+}
+
+/// The checks of a configuration against its loaded data that `train` makes before it writes
+/// anything (after [`TrainConfig::resolve`] and [`prepare`]; `sweep` makes them for every run
+/// of its grid before it writes `sweep.json`): the batch size against the training split, the
+/// length in steps, and the memory the run needs with `threads` threads and tiles of `tile`.
+/// `fresh`: the run starts from scratch (not a resume), which refuses a batch size larger
+/// than the training split (the same run as full batch under another name; a run started so
+/// by an earlier version still resumes).
+pub fn check_plan(
+    cfg: &TrainConfig,
+    res: &Resolved,
+    prep: &Prepared,
+    threads: usize,
+    tile: usize,
+    fresh: bool,
+) -> Result<Plan> {
     let n = prep.train.n;
-    if let Some(b) = cfg
-        .optim
-        .batch_size
-        .filter(|&b| cfg.optim.drop_last && b > n)
-    {
-        return Err(Failure::input(format!(
-            "--batch-size {b} with --drop-last: larger than the {n} training samples, so every batch would be dropped"
-        )));
+    if let Some(b) = cfg.optim.batch_size.filter(|&b| b > n) {
+        if cfg.optim.drop_last {
+            return Err(Failure::input(format!(
+                "--batch-size {b} with --drop-last: larger than the {n} training samples, so every batch would be dropped"
+            )));
+        }
+        if fresh {
+            return Err(Failure::input(format!(
+                "--batch-size {b}: larger than the {n} training samples; use full batch (leave --batch-size out, or `full` in --batch-sizes)"
+            )));
+        }
     }
-    if res.hvp == edgewise_core::HvpMethod::FiniteDifference
-        && cfg.curvature.eig_every > 0
-        && matches!(
-            arch.activation(),
-            edgewise_core::Activation::Relu | edgewise_core::Activation::Elu
-        )
-    {
-        eprintln!(
-            "warning: --hvp fd with {}: finite differences step across the activation's \
-             kink at 0 (where relu's gradient, elu's curvature, jumps), so the curvature \
-             they measure is not the Hessian's (use --hvp exact)",
-            arch.activation().name()
-        );
-    }
-    preflight(cfg, &res, &prep, opts)?;
-    let p = arch.n_params();
-    let seed = cfg.model.seed;
-    let train = view(&prep.train).map_err(core_err("training data"))?;
-    let test = view(&prep.test).map_err(core_err("test data"))?;
-    let hess = match &prep.hessian_idx {
-        Some(ix) => train.select(ix).map_err(core_err("Hessian subset"))?,
-        None => train,
-    };
+    preflight(cfg, res, prep, threads, tile)?;
     let batch = cfg.optim.batch_size.unwrap_or(n).min(n);
-    let sampler = EpochSampler::new(n, batch, cfg.optim.drop_last, seed)
+    let sampler = EpochSampler::new(n, batch, cfg.optim.drop_last, cfg.model.seed)
         .map_err(|e| Failure::input(format!("--batch-size: {e}")))?;
     let bpe = sampler.batches_per_epoch() as u64;
     if bpe == 0 {
@@ -857,15 +875,54 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
             })?,
         (None, None) => DEFAULT_STEPS,
     };
+    Ok(Plan {
+        sampler,
+        batches_per_epoch: bpe,
+        total,
+    })
+}
+
+/// Runs (or resumes) a training run.
+pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
+    let started = Instant::now();
+    let res: Resolved = cfg.resolve()?;
+    let arch = res.arch;
+    let prep = prepare(cfg, &arch)?;
+    let n = prep.train.n;
+    let Plan {
+        sampler,
+        batches_per_epoch: bpe,
+        total,
+    } = check_plan(cfg, &res, &prep, opts.threads, opts.tile, !opts.resume)?;
+    if res.hvp == edgewise_core::HvpMethod::FiniteDifference
+        && cfg.curvature.eig_every > 0
+        && matches!(
+            arch.activation(),
+            edgewise_core::Activation::Relu | edgewise_core::Activation::Elu
+        )
+    {
+        eprintln!(
+            "warning: --hvp fd with {}: finite differences step across the activation's \
+             kink at 0 (where relu's gradient, elu's curvature, jumps), so the curvature \
+             they measure is not the Hessian's (use --hvp exact)",
+            arch.activation().name()
+        );
+    }
+    let p = arch.n_params();
+    let seed = cfg.model.seed;
+    let train = view(&prep.train).map_err(core_err("training data"))?;
+    let test = view(&prep.test).map_err(core_err("test data"))?;
+    let hess = match &prep.hessian_idx {
+        Some(ix) => train.select(ix).map_err(core_err("Hessian subset"))?,
+        None => train,
+    };
     let fingerprint = data_fingerprint(&prep.train, &prep.test);
 
     // Nothing above wrote anything; from here on this process holds the run directory.
     let _lock = prepare_dir(opts)?;
     let out = &opts.out;
-    let write_config = || {
-        fsio::atomic_write(&out.join("config.toml"), cfg.to_toml().as_bytes())
-            .map_err(|e| Failure::input(format!("cannot write to output directory: {e}")))
-    };
+    let write_config =
+        || fsio::atomic_write(&out.join("config.toml"), cfg.to_toml().as_bytes()).map_err(out_err);
     // A resumed run's config.toml is rewritten (with its new length) only once the
     // checkpoint and metrics have been checked against it: a refused resume changes nothing.
     if !opts.resume {
@@ -1035,8 +1092,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         }
         if opts.plots {
             // Written again when the run finishes.
-            crate::plots::remove_run_plots(out)
-                .map_err(|e| Failure::input(format!("cannot write to output directory: {e}")))?;
+            crate::plots::remove_run_plots(out).map_err(out_err)?;
         }
         write_config()?;
         if current {
