@@ -240,12 +240,11 @@ pub fn read_run(dir: &Path) -> Result<RunRecord> {
     let mpath = dir.join("metrics.csv");
     let spath = dir.join("summary.json");
     let summary = match std::fs::metadata(&spath) {
-        // `sweep` skips a run with a summary.json, readable or not: say how to rewrite it.
+        // Say how to rewrite it: `sweep` continues such a run (it is not finished).
         Ok(_) => Some(read_summary(&spath).map_err(|mut e| {
             if dir.join("checkpoints/resume.safetensors").is_file() {
                 e.message.push_str(
-                    " (a sweep counts the run as finished and skips it: remove summary.json \
-                     and rerun the sweep, or `train --resume`, to rewrite it from the run's \
+                    " (rerunning the sweep, or `train --resume`, rewrites it from the run's \
                      resume checkpoint)",
                 );
             }

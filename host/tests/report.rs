@@ -152,9 +152,10 @@ fn lr_x_sharpness_uses_the_learning_rate_of_the_last_step_and_csv_fields_are_quo
         assert!((got - 0.05 * sharpness).abs() <= 1e-5 * got, "lr 0.05");
     }
 
-    // A summary.json that cannot be read: left out, saying how to rewrite it (a sweep counts
-    // the run as finished and skips it).
+    // A summary.json that cannot be read: left out, saying how to rewrite it; rerunning the
+    // sweep does (it is no finished run: the sweep used to skip it for good).
     let dir0 = Path::new(col(&header, &rows[0], "dir")).to_path_buf();
+    let good = read(&dir0.join("summary.json"));
     std::fs::write(
         dir0.join("summary.json"),
         br#"{"steps": "10", "diverged": false}"#,
@@ -164,10 +165,22 @@ fn lr_x_sharpness_uses_the_learning_rate_of_the_last_step_and_csv_fields_are_quo
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("`steps` is `\"10\"`")
-            && err.contains("remove summary.json and rerun the sweep, or `train --resume`")
+            && err.contains("rerunning the sweep, or `train --resume`, rewrites it")
             && err.contains("report of 1 runs (1 left out"),
         "{err}"
     );
+    sweep(
+        &sw,
+        "64-12-10",
+        &["--steps", "10", "--schedule", "step:5:0.5"],
+    );
+    let fixed: serde_json::Value =
+        serde_json::from_slice(&read(&dir0.join("summary.json"))).unwrap();
+    let good: serde_json::Value = serde_json::from_slice(&good).unwrap();
+    assert_eq!(fixed["final_values"], good["final_values"]);
+    assert_eq!(fixed["steps"], good["steps"]);
+    let o = ok(&["report", s(&sw)]);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("left out"));
 
     // An interrupted run: the row measured, with its own lr (0.05 at step 6).
     let cut = d.join("cut");
