@@ -586,6 +586,38 @@ fn hutchinson_is_exact_on_diagonals_and_unbiased_in_general() {
 }
 
 #[test]
+fn hutchinson_mean_and_standard_error_are_the_sample_statistics() {
+    // [[1, 0.5], [0.5, 2]]: a probe z gives z^T A z = 3 + z_0 z_1, so 2 or 4. Replaying the
+    // probes' Rademacher draws gives the four values; the estimate must be their mean and the
+    // standard error sqrt(sample variance / 4) (the sample variance divides by m - 1).
+    let a = [1.0f32, 0.5, 0.5, 2.0];
+    let mut op = DenseOp::new(&a, 2).unwrap();
+    let (mut z, mut az) = ([0.0f32; 2], [0.0f32; 2]);
+    let seed = (0..64u64)
+        .find(|&s| {
+            let mut r = SplitMix64::new(s);
+            let q: Vec<f32> = (0..4).map(|_| r.rademacher() * r.rademacher()).collect();
+            q.iter().any(|&x| x > 0.0) && q.iter().any(|&x| x < 0.0)
+        })
+        .unwrap();
+    let mut r = SplitMix64::new(seed);
+    let q: Vec<f64> = (0..4)
+        .map(|_| 3.0 + (r.rademacher() * r.rademacher()) as f64)
+        .collect();
+    let mean = q.iter().sum::<f64>() / 4.0;
+    let var = q.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 3.0;
+    let t = hutchinson_trace(&mut op, 4, &mut SplitMix64::new(seed), &mut z, &mut az).unwrap();
+    assert!((t.mean - mean).abs() < 1e-12, "{} vs {mean}", t.mean);
+    assert!(
+        (t.std_err - (var / 4.0).sqrt()).abs() < 1e-12,
+        "{} vs {}",
+        t.std_err,
+        (var / 4.0).sqrt()
+    );
+    assert!(t.std_err > 0.0);
+}
+
+#[test]
 fn third_derivative_matches_reference_finite_differences() {
     let widths = [2, 4, 2];
     let arch = Arch::new(&widths, Activation::Tanh, Loss::CrossEntropy).unwrap();

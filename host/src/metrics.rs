@@ -286,6 +286,54 @@ pub fn read_layout(path: &std::path::Path, torn_tail_ok: bool) -> Result<Layout>
 mod tests {
     use super::*;
 
+    /// Every field in the column its name says: each field holds its column's index, so a
+    /// swap in the writer (or in the reader) shows.
+    #[test]
+    fn every_field_is_written_and_read_in_its_named_column() {
+        let v = |name: &str| COLUMNS.iter().position(|c| *c == name).unwrap() as f32;
+        let r = Row {
+            step: v("step") as u64,
+            epoch: v("epoch") as u64,
+            lr: v("lr"),
+            loss: v("loss"),
+            train_acc: v("train_acc"),
+            test_loss: Some(v("test_loss")),
+            test_acc: Some(v("test_acc")),
+            grad_norm: v("grad_norm"),
+            sharpness: Some(v("sharpness")),
+            lr_x_sharpness: Some(v("lr_x_sharpness")),
+            lambda_min: Some(v("lambda_min")),
+            rotation: Some(v("rotation")),
+            subspace_score: Some(v("subspace_score")),
+            hocm: Some(v("hocm")),
+            trace: Some(v("trace")),
+            precond_sharpness: Some(v("precond_sharpness")),
+            eig_residual: Some(v("eig_residual")),
+            hvps: Some(v("hvps") as u32),
+            sharpness_hvps: Some(v("sharpness_hvps") as u32),
+            full_train_loss: Some(v("full_train_loss")),
+            full_train_acc: Some(v("full_train_acc")),
+            tracked_sharpness: Some(v("tracked_sharpness")),
+            tracked_residual: Some(v("tracked_residual")),
+            tracked_hvps: Some(v("tracked_hvps") as u32),
+        };
+        let line = r.to_csv();
+        let cells: Vec<&str> = line.split(',').collect();
+        assert_eq!(cells.len(), COLUMNS.len());
+        for (i, cell) in cells.iter().enumerate() {
+            assert_eq!(
+                cell.parse::<f32>().unwrap(),
+                i as f32,
+                "{}: {line}",
+                COLUMNS[i]
+            );
+        }
+        assert_eq!(Row::from_csv(&line, "test").unwrap().to_csv(), line);
+        let back = Row::from_csv(&line, "test").unwrap();
+        assert_eq!((back.hocm, back.trace), (Some(v("hocm")), Some(v("trace"))));
+        assert_eq!(back.tracked_hvps, Some(v("tracked_hvps") as u32));
+    }
+
     #[test]
     fn rows_round_trip() {
         let r = Row {

@@ -1811,3 +1811,70 @@ fn trace_products_stay_out_of_the_eigen_measurements_mean() {
     assert_eq!(plain, traced);
     let _ = std::fs::remove_dir_all(d);
 }
+
+/// `summary.json`'s `unstable_measurements` counts the measured steps above the optimizer's
+/// threshold: `lr x sharpness > 2` for GD, the preconditioned sharpness above 38 for Adam.
+#[test]
+fn unstable_measurements_count_the_rows_above_the_threshold() {
+    let d = tmp("cli-unstable");
+    let count = |run: &std::path::Path, col: &str, threshold: f32| -> (u64, u64) {
+        let text = String::from_utf8(read(&run.join("metrics.csv"))).unwrap();
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let i = header.iter().position(|h| *h == col).unwrap();
+        let cells: Vec<String> = lines
+            .map(|l| l.split(',').nth(i).unwrap().to_string())
+            .filter(|c| !c.is_empty())
+            .collect();
+        let above = cells
+            .iter()
+            .filter(|c| c.parse::<f32>().unwrap() > threshold)
+            .count();
+        (above as u64, cells.len() as u64)
+    };
+    let unstable = |run: &std::path::Path| -> u64 {
+        let v: serde_json::Value =
+            serde_json::from_slice(&read(&run.join("summary.json"))).unwrap();
+        v["unstable_measurements"].as_u64().unwrap()
+    };
+    let gd = d.join("gd");
+    train(
+        &gd,
+        &[
+            "--lr",
+            "0.25",
+            "--steps",
+            "60",
+            "--eig-every",
+            "1",
+            "--no-plots",
+        ],
+    );
+    let (above, measured) = count(&gd, "lr_x_sharpness", 2.0);
+    assert!(0 < above && above < measured, "{above} of {measured}");
+    assert_eq!(unstable(&gd), above);
+    let adam = d.join("adam");
+    train(
+        &adam,
+        &[
+            "--opt",
+            "adam",
+            "--lr",
+            "0.03",
+            "--steps",
+            "60",
+            "--eig-every",
+            "1",
+            "--no-plots",
+        ],
+    );
+    let (above, measured) = count(&adam, "precond_sharpness", 38.0);
+    assert!(0 < above && above < measured, "{above} of {measured}");
+    assert_eq!(unstable(&adam), above);
+    assert_ne!(
+        count(&adam, "lr_x_sharpness", 2.0).0,
+        above,
+        "the choice is tested"
+    );
+    let _ = std::fs::remove_dir_all(d);
+}

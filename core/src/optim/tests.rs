@@ -188,4 +188,68 @@ fn thresholds() {
     assert_eq!(Optimizer::default().stability_threshold(), 2.0);
     let adam = Optimizer::Adam(AdamConfig::default());
     assert!((adam.stability_threshold() - 38.0).abs() < 1e-4);
+    let momentum = |nesterov| {
+        Optimizer::Momentum(MomentumConfig {
+            momentum: 0.9,
+            nesterov,
+            ..MomentumConfig::default()
+        })
+        .stability_threshold()
+    };
+    assert!((momentum(false) - 3.8).abs() < 1e-6);
+    assert!((momentum(true) - 3.8 / 2.8).abs() < 1e-6);
+}
+
+/// The thresholds against the dynamics: on the quadratic `lambda theta^2 / 2` (gradient
+/// `lambda theta`) each optimizer converges at a learning rate 2% below `threshold / lambda`
+/// and diverges 2% above it.
+#[test]
+fn thresholds_separate_convergence_from_divergence_on_a_quadratic() {
+    let lambda = 3.0f32;
+    let opts = [
+        Optimizer::default(),
+        Optimizer::Momentum(MomentumConfig::default()),
+        Optimizer::Momentum(MomentumConfig {
+            momentum: 0.5,
+            ..MomentumConfig::default()
+        }),
+        Optimizer::Momentum(MomentumConfig {
+            nesterov: true,
+            ..MomentumConfig::default()
+        }),
+        Optimizer::Momentum(MomentumConfig {
+            momentum: 0.5,
+            nesterov: true,
+            ..MomentumConfig::default()
+        }),
+    ];
+    for opt in opts {
+        let final_theta = |lr: f32| {
+            let mut theta = [1.0f32];
+            let mut buf = [0.0f32; 1];
+            let n = opt.state_len(1);
+            let mut st = OptState {
+                t: 0,
+                buf: &mut buf[..n],
+            };
+            for _ in 0..4000 {
+                let g = [lambda * theta[0]];
+                opt.step(lr, &mut theta, &g, &mut st).unwrap();
+                if !theta[0].is_finite() {
+                    break;
+                }
+            }
+            theta[0].abs()
+        };
+        let edge = opt.stability_threshold() / lambda;
+        let (below, above) = (final_theta(0.98 * edge), final_theta(1.02 * edge));
+        assert!(
+            below < 1e-6,
+            "{opt:?}: |theta| = {below} at 0.98 x threshold"
+        );
+        assert!(
+            above > 1e6 || !above.is_finite(),
+            "{opt:?}: |theta| = {above} at 1.02 x threshold"
+        );
+    }
 }

@@ -450,6 +450,25 @@ mod tests {
     }
 
     #[test]
+    fn a_test_file_is_taken_in_its_own_salted_permutation() {
+        // The test file's order comes from `seed ^ TEST_SEED_SALT`, not from the pool's seed
+        // (which would give the two files correlated orders).
+        let loaded = Loaded {
+            train_pool: indexed(100, 3),
+            test_pool: Some(indexed(40, 3)),
+        };
+        let spec = SplitSpec {
+            seed: 5,
+            ..SplitSpec::default()
+        };
+        let (train, test) = split(loaded, &spec).unwrap();
+        assert_eq!((train.n, test.n), (100, 40));
+        assert_eq!(ids(&train), permutation(100, 5));
+        assert_eq!(ids(&test), permutation(40, 5 ^ 0x7e57_7e57_7e57_7e57));
+        assert_ne!(ids(&test), permutation(40, 5));
+    }
+
+    #[test]
     fn with_test_file() {
         let loaded = || {
             let (train, test) = bundled("mnist1d").unwrap();
