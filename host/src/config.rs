@@ -331,10 +331,10 @@ impl TrainConfig {
         }
     }
 
-    /// The settings in which `self` and `other` differ, as `section.key = this vs that`, in
-    /// the order of the TOML file.
-    pub fn differences(&self, other: &TrainConfig) -> Vec<String> {
-        fn flat(prefix: &str, v: &toml::Value, out: &mut Vec<(String, String)>) {
+    /// Every setting as `(section.key, value)`, in the order of the TOML file (the leaves of
+    /// `config.toml`; unset optional settings are absent).
+    pub fn flat_settings(&self) -> Vec<(String, toml::Value)> {
+        fn flat(prefix: &str, v: &toml::Value, out: &mut Vec<(String, toml::Value)>) {
             match v {
                 toml::Value::Table(t) => {
                     for (k, v) in t {
@@ -346,19 +346,34 @@ impl TrainConfig {
                         flat(&key, v, out);
                     }
                 }
-                // Settings are f32: print them as such (0.9, not 0.8999999761581421).
-                toml::Value::Float(x) if (*x as f32) as f64 == *x => {
-                    out.push((prefix.to_string(), format!("{}", *x as f32)))
-                }
-                v => out.push((prefix.to_string(), v.to_string())),
+                v => out.push((prefix.to_string(), v.clone())),
             }
         }
-        let table = |c: &TrainConfig| {
-            let mut v = Vec::new();
-            if let Ok(t) = toml::Value::try_from(c) {
-                flat("", &t, &mut v);
-            }
-            v
+        let mut out = Vec::new();
+        if let Ok(t) = toml::Value::try_from(self) {
+            flat("", &t, &mut out);
+        }
+        out
+    }
+
+    /// A setting's value as text: an f32 setting as such (0.9, not 0.8999999761581421), a
+    /// string with its TOML quotes when `quoted`.
+    pub fn setting_text(v: &toml::Value, quoted: bool) -> String {
+        match v {
+            toml::Value::Float(x) if (*x as f32) as f64 == *x => format!("{}", *x as f32),
+            toml::Value::String(x) if !quoted => x.clone(),
+            v => v.to_string(),
+        }
+    }
+
+    /// The settings in which `self` and `other` differ, as `section.key = this vs that`, in
+    /// the order of the TOML file.
+    pub fn differences(&self, other: &TrainConfig) -> Vec<String> {
+        let table = |c: &TrainConfig| -> Vec<(String, String)> {
+            c.flat_settings()
+                .into_iter()
+                .map(|(k, v)| (k, Self::setting_text(&v, true)))
+                .collect()
         };
         let (a, b) = (table(self), table(other));
         let mut diff = Vec::new();

@@ -195,31 +195,11 @@ pub fn read_summary(path: &Path) -> Result<SummaryFile> {
 /// Every setting of `cfg` but the learning rate and the seed, as `(section.key, value)` in the
 /// order of `config.toml` (strings without their quotes, f32 settings as such: `0.9`).
 pub fn settings(cfg: &TrainConfig) -> Vec<(String, String)> {
-    fn flat(prefix: &str, v: &toml::Value, out: &mut Vec<(String, String)>) {
-        match v {
-            toml::Value::Table(t) => {
-                for (k, v) in t {
-                    let key = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    flat(&key, v, out);
-                }
-            }
-            toml::Value::String(x) => out.push((prefix.to_string(), x.clone())),
-            toml::Value::Float(x) if (*x as f32) as f64 == *x => {
-                out.push((prefix.to_string(), format!("{}", *x as f32)))
-            }
-            v => out.push((prefix.to_string(), v.to_string())),
-        }
-    }
-    let mut out = Vec::new();
-    if let Ok(t) = toml::Value::try_from(cfg) {
-        flat("", &t, &mut out);
-    }
-    out.retain(|(k, _)| k != "optim.lr" && k != "model.seed");
-    out
+    cfg.flat_settings()
+        .into_iter()
+        .filter(|(k, _)| k != "optim.lr" && k != "model.seed")
+        .map(|(k, v)| (k, TrainConfig::setting_text(&v, false)))
+        .collect()
 }
 
 /// Reads one run directory.
