@@ -666,7 +666,7 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Reported> {
     w("test_acc_vs_lr.svg", &acc)?;
     w("rotation_vs_lr.svg", &rot)?;
 
-    let mut csv = String::from("dir,opt,clip,batch_size,lr,seed,steps,diverged,finished,train_loss,train_acc,test_acc,sharpness,lr_x_sharpness,sharpness_0,max_sharpness,mean_rotation,mean_subspace_score,precond_sharpness,mean_sharpness_hvps,mean_tracked_hvps\n");
+    let mut csv = String::from("dir,opt,clip,batch_size,lr,seed,steps,diverged,finished,train_loss,train_acc,test_acc,sharpness,lr_x_sharpness,sharpness_0,max_sharpness,mean_rotation,mean_subspace_score,precond_sharpness,mean_sharpness_hvps,mean_tracked_hvps,group\n");
     let mut md = String::from("# edgewise report\n\n");
     let _ = writeln!(
         md,
@@ -721,6 +721,12 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Reported> {
         .map(|r| r.dir.parent().unwrap_or(Path::new("")))
         .collect();
     let base = common_dir(&parents);
+    // Each run's group as the plots and report.md name it (report.csv's last column).
+    let group_of = |r: &RunRecord| -> String {
+        let key = (group_label(r, &varying), r.settings.as_slice());
+        let gi = groups.keys().position(|k| *k == key).unwrap_or(0);
+        group_name(gi, &key.0)
+    };
     for r in &recs {
         let rel = r.dir.strip_prefix(&base).unwrap_or(&r.dir);
         let mut name = md_cell(&rel.display().to_string());
@@ -753,7 +759,7 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Reported> {
         let o = |v: Option<f32>| v.map_or(String::new(), |x| x.to_string());
         let _ = writeln!(
             csv,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             csv_field(&r.dir.display().to_string()),
             csv_field(&r.opt),
             o(r.clip),
@@ -776,6 +782,7 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Reported> {
             r.mean_sharpness_hvps
                 .map_or(String::new(), |x| x.to_string()),
             r.mean_tracked_hvps.map_or(String::new(), |x| x.to_string()),
+            csv_field(&group_of(r)),
         );
     }
     if !left_out.is_empty() {

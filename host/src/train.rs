@@ -170,6 +170,30 @@ pub struct Summary {
     /// estimates); `null` when the run was resumed from a checkpoint of an earlier version,
     /// which did not count them.
     pub unconverged: Option<Unconverged>,
+    /// The samples whose Hessian the curvature measurements average over (`--hessian-subset`):
+    /// their positions in the training split, ascending (0 is the split's first sample);
+    /// `null` when the measurements use the whole training split.
+    pub hessian_subset: Option<Vec<u32>>,
+}
+
+/// `summary.json`'s text: pretty-printed, with the Hessian subset's indices on one line
+/// (`serde_json` would give each its own).
+fn summary_json(summary: &Summary) -> Result<String> {
+    let json =
+        serde_json::to_string_pretty(summary).map_err(|e| Failure::internal(e.to_string()))?;
+    let key = "\"hessian_subset\": [";
+    let Some(start) = json.find(key).map(|i| i + key.len()) else {
+        return Ok(json);
+    };
+    let Some(len) = json[start..].find(']') else {
+        return Ok(json);
+    };
+    let list: String = json[start..start + len]
+        .split(',')
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok(format!("{}{list}{}", &json[..start], &json[start + len..]))
 }
 
 /// The outcome of a run.
@@ -1418,9 +1442,9 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         wall_time_s: started.elapsed().as_secs_f64(),
         threads: opts.threads,
         unconverged: st.unconverged,
+        hessian_subset: prep.hessian_idx.clone(),
     };
-    let json =
-        serde_json::to_string_pretty(&summary).map_err(|e| Failure::internal(e.to_string()))?;
+    let json = summary_json(&summary)?;
     // The plots before the summary, which marks the run finished: a run killed in between is
     // unfinished, and resuming it writes them again.
     if opts.plots {

@@ -93,6 +93,20 @@ fn report_averages_only_runs_of_equal_settings_and_names_each_run() {
         assert!(svg.contains(g), "{g} not in the plot");
     }
     assert!(!svg.contains("#4 ") && !md.contains("`#4`"), "three groups");
+    // report.csv names each run's group as the plots do.
+    let (header, rows) = report_csv(&rep);
+    assert_eq!(rows.len(), 6);
+    for r in &rows {
+        let dir = col(&header, r, "dir");
+        let want = if dir.contains("/B/") {
+            "#3 gd bs=full arch=64-16-10 steps=6"
+        } else if dir.contains("/C/") {
+            "#2 gd bs=full arch=64-12-10 steps=8"
+        } else {
+            "#1 gd bs=full arch=64-12-10 steps=6"
+        };
+        assert_eq!(col(&header, r, "group"), want, "{dir}");
+    }
     assert!(
         !svg.contains("gd bs=full (mean)"),
         "runs mixed into one group"
@@ -138,7 +152,7 @@ fn lr_x_sharpness_uses_the_learning_rate_of_the_last_step_and_csv_fields_are_quo
     );
     ok(&["report", s(&sw)]);
     let (header, rows) = report_csv(&sw);
-    assert_eq!(header.len(), 21);
+    assert_eq!(header.len(), 22);
     assert_eq!(rows.len(), 2);
     for r in &rows {
         let dir = Path::new(col(&header, r, "dir"));

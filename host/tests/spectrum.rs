@@ -153,6 +153,63 @@ fn spectrum_measures_the_hessian_the_run_measured() {
     assert_eq!(j["samples"], 50);
     let (j, _) = spectrum(&moved, &["--k", "1", "--hessian-subset", "1000"]);
     assert_eq!(j["samples"], 200, "a subset beyond the split: all of it");
+
+    // summary.json names the subset's samples: the final parameters' top eigenvalue of the
+    // Hessian of just those rows of the training split (power iteration on core's exact
+    // products) is the run's, and that of the split's first 50 rows is not.
+    let idx: Vec<usize> = summary["hessian_subset"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(idx.len(), 50);
+    assert!(
+        idx.windows(2).all(|w| w[0] < w[1]) && idx[49] < 200,
+        "{idx:?}"
+    );
+    let cfg = edgewise::config::TrainConfig::from_file(&out.join("config.toml")).unwrap();
+    let arch = cfg.resolve().unwrap().arch;
+    let train = edgewise::train::prepare(&cfg, &arch).unwrap().train;
+    let params = edgewise::checkpoint::load(&moved).unwrap().params;
+    let sharpness_of = |rows: &[usize]| {
+        let mut sub = train.clone();
+        sub.x = rows
+            .iter()
+            .flat_map(|&i| train.x[i * train.dim..(i + 1) * train.dim].iter().copied())
+            .collect();
+        sub.labels = rows.iter().map(|&i| train.labels[i]).collect();
+        sub.n = rows.len();
+        let mut ws = vec![0f32; arch.workspace_len(sub.n)];
+        let mut obj = edgewise_core::MlpObjective::new(
+            &arch,
+            edgewise::train::view(&sub).unwrap(),
+            &mut ws,
+            sub.n,
+        )
+        .unwrap();
+        let mut op = edgewise_core::HessianOp::exact(&mut obj, &params);
+        let mut v = vec![1f32; params.len()];
+        let mut scratch = vec![0f32; params.len()];
+        let cfg = edgewise_core::PowerConfig {
+            tol: 1e-5,
+            max_iter: 5000,
+        };
+        edgewise_core::power_iteration(&mut op, &mut v, &mut scratch, &cfg)
+            .unwrap()
+            .value as f64
+    };
+    let listed = sharpness_of(&idx);
+    assert!(
+        close(listed, run_sharpness, 1e-4),
+        "the listed samples' Hessian: {listed} vs the run's {run_sharpness}"
+    );
+    let first: Vec<usize> = (0..50).collect();
+    let other = sharpness_of(&first);
+    assert!(
+        !close(other, run_sharpness, 1e-3),
+        "other samples give another Hessian: {other} vs {run_sharpness}"
+    );
     let _ = std::fs::remove_dir_all(d);
 }
 
