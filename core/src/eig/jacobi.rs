@@ -38,9 +38,14 @@ const MAX_QL_ITER: usize = 60;
 /// Eigen-decomposition of the symmetric `n x n` row-major matrix `a` (destroyed). Writes the
 /// eigenvalues in descending order into `values` and the matching unit eigenvectors as the
 /// *columns* of `vecs` (row-major `n x n`). Returns the number of Jacobi sweeps, or of QL
-/// iterations above [`JACOBI_MAX`] rows (only the lower triangle of `a` is read there), or
-/// [`Error::NotConverged`] if the QL iteration failed on an eigenvalue or the Jacobi sweeps
-/// did not meet their stopping test within [`MAX_SWEEPS`].
+/// iterations above [`JACOBI_MAX`] rows, or [`Error::NotConverged`] if the QL iteration failed
+/// on an eigenvalue or the Jacobi sweeps did not meet their stopping test within
+/// [`MAX_SWEEPS`].
+///
+/// Only the lower triangle of `a` (the diagonal included) is read, at every order: the matrix
+/// decomposed is the symmetric one it defines, whatever the upper triangle holds (a matrix
+/// that is not symmetric is not an error; symmetrise it first, e.g. `(A + A^T) / 2`, to
+/// decompose its symmetric part).
 ///
 /// A matrix whose squared Frobenius norm overflows (entries beyond about `1.3e154`) or
 /// underflows (a nonzero matrix with entries below about `1.5e-154`) is first scaled by a power
@@ -56,6 +61,12 @@ pub fn symmetric_eigen(
     check_len("matrix", a, nn)?;
     check_len("eigenvectors", vecs, nn)?;
     check_len("eigenvalues", values, n)?;
+    // The upper triangle from the lower (no change for a symmetric matrix).
+    for i in 0..n {
+        for j in 0..i {
+            a[j * n + i] = a[i * n + j];
+        }
+    }
     if a.iter().any(|x| !x.is_finite()) {
         return Err(Error::NonFinite("matrix"));
     }
