@@ -183,9 +183,11 @@ impl Optimizer {
         Ok(())
     }
 
-    /// The per-coordinate step size `diag(P^-1)` of the *next* update direction, written into
-    /// `out`: `lr` for GD and momentum, `lr / (D(sqrt(v_hat)) + eps)` for RMSProp and Adam (with
-    /// `v_hat` bias-corrected at the current step count). The preconditioned sharpness is
+    /// The per-coordinate step size `diag(P^-1)` of the optimizer's current state, written into
+    /// `out`: `lr` for GD and momentum, `lr / (D(sqrt(v_hat)) + eps)` for RMSProp and Adam, with
+    /// `v_hat` the stored second moment after the `state.t` steps taken, bias-corrected at
+    /// `state.t`: the preconditioner of the last update (the next one also folds in the
+    /// gradient at the current parameters). The preconditioned sharpness is
     /// `lambda_max(P^-1 H)`; see [`crate::PreconditionedOp`].
     ///
     /// Invalid settings and a learning rate that is not positive and finite are errors, as in
