@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use crate::error::{Failure, Result};
 
 /// Column names, in file order.
-pub const COLUMNS: [&str; 24] = [
+pub const COLUMNS: [&str; 25] = [
     "step",
     "epoch",
     "lr",
@@ -35,11 +35,13 @@ pub const COLUMNS: [&str; 24] = [
     "tracked_sharpness",
     "tracked_residual",
     "tracked_hvps",
+    "trace_se",
 ];
 
-/// Columns of the files written before the `tracked_*` columns existed (read, and rewritten
-/// with the current columns when such a run is resumed).
-const LEGACY_COLUMNS: usize = 21;
+/// The column counts of the files earlier versions wrote, newest first: before `trace_se`
+/// (24) and before the `tracked_*` columns (21). Such files are read, and rewritten with the
+/// current columns when their run is resumed.
+const LEGACY_LAYOUTS: [usize; 2] = [24, 21];
 
 /// One row of `metrics.csv`.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -92,6 +94,9 @@ pub struct Row {
     pub tracked_residual: Option<f32>,
     /// Hessian-vector products it spent.
     pub tracked_hvps: Option<u32>,
+    /// Standard error of the Hutchinson trace estimate (the probes' sample standard deviation
+    /// over the square root of their number).
+    pub trace_se: Option<f32>,
 }
 
 fn f(out: &mut String, v: Option<f32>) {
@@ -150,6 +155,7 @@ impl Row {
         if let Some(h) = self.tracked_hvps {
             let _ = write!(s, "{h}");
         }
+        f(&mut s, self.trace_se);
         s
     }
 
@@ -158,7 +164,7 @@ impl Row {
         Self::from_cells(line, COLUMNS.len(), origin)
     }
 
-    /// Parses a line of `columns` cells (the current or the legacy layout).
+    /// Parses a line of `columns` cells (the current or a legacy layout).
     fn from_cells(line: &str, columns: usize, origin: &str) -> Result<Row> {
         let mut cells: Vec<&str> = line.split(',').collect();
         if cells.len() != columns {
@@ -225,11 +231,12 @@ impl Row {
             tracked_sharpness: num(21)?,
             tracked_residual: num(22)?,
             tracked_hvps: count(23)?,
+            trace_se: num(24)?,
         })
     }
 }
 
-/// Reads a whole `metrics.csv` (also one written before the `tracked_*` columns existed).
+/// Reads a whole `metrics.csv` (also one of an earlier version's layouts).
 pub fn read(path: &std::path::Path) -> Result<Vec<Row>> {
     Ok(read_layout(path, false)?.rows)
 }
@@ -238,7 +245,7 @@ pub fn read(path: &std::path::Path) -> Result<Vec<Row>> {
 pub struct Layout {
     /// The rows.
     pub rows: Vec<Row>,
-    /// Whether the file has the current columns (`false`: the legacy layout).
+    /// Whether the file has the current columns (`false`: a legacy layout).
     pub current: bool,
     /// Whether an unterminated last line that is no row was left out (`torn_tail_ok`).
     pub torn: bool,
@@ -251,10 +258,13 @@ pub fn read_layout(path: &std::path::Path, torn_tail_ok: bool) -> Result<Layout>
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::input(format!("cannot read {}: {e}", path.display())))?;
     let mut lines = text.lines();
-    let columns = match lines.next() {
-        Some(h) if h.trim() == header() => COLUMNS.len(),
-        Some(h) if h.trim() == COLUMNS[..LEGACY_COLUMNS].join(",") => LEGACY_COLUMNS,
-        _ => {
+    let first = lines.next().map(str::trim);
+    let known = std::iter::once(COLUMNS.len())
+        .chain(LEGACY_LAYOUTS)
+        .find(|&n| first == Some(COLUMNS[..n].join(",").as_str()));
+    let columns = match known {
+        Some(n) => n,
+        None => {
             return Err(Failure::input(format!(
                 "{}: not an edgewise metrics file (unexpected header)",
                 path.display()
@@ -316,6 +326,7 @@ mod tests {
             tracked_sharpness: Some(v("tracked_sharpness")),
             tracked_residual: Some(v("tracked_residual")),
             tracked_hvps: Some(v("tracked_hvps") as u32),
+            trace_se: Some(v("trace_se")),
         };
         let line = r.to_csv();
         let cells: Vec<&str> = line.split(',').collect();
@@ -362,7 +373,7 @@ mod tests {
         let back = Row::from_csv(&t.to_csv(), "x").unwrap();
         assert_eq!(back.tracked_hvps, Some(3));
         assert_eq!(back.to_csv(), t.to_csv());
-        assert!(t.to_csv().ends_with(",2.5,0.001,3"));
+        assert!(t.to_csv().ends_with(",2.5,0.001,3,"));
         assert!(Row::from_csv("1,2", "m.csv, line 2")
             .unwrap_err()
             .message
@@ -388,26 +399,22 @@ mod tests {
     fn legacy_files_are_read() {
         let (dir, path, r) = scratch("legacy");
         let line = r.to_csv();
-        let legacy: Vec<&str> = line.split(',').take(LEGACY_COLUMNS).collect();
-        let text = format!(
-            "{}\n{}\n",
-            COLUMNS[..LEGACY_COLUMNS].join(","),
-            legacy.join(",")
-        );
-        std::fs::write(&path, text).unwrap();
-        let l = read_layout(&path, false).unwrap();
-        assert!(!l.current && !l.torn);
-        assert_eq!(l.rows, vec![r]);
-        // A legacy header with a current-layout row is an error, not a panic.
-        std::fs::write(
-            &path,
-            format!("{}\n{line}\n", COLUMNS[..LEGACY_COLUMNS].join(",")),
-        )
-        .unwrap();
-        assert!(read(&path)
-            .unwrap_err()
-            .message
-            .contains("expected 21 columns"));
+        for n in LEGACY_LAYOUTS {
+            let legacy: Vec<&str> = line.split(',').take(n).collect();
+            let text = format!("{}\n{}\n", COLUMNS[..n].join(","), legacy.join(","));
+            std::fs::write(&path, text).unwrap();
+            let l = read_layout(&path, false).unwrap();
+            assert!(!l.current && !l.torn, "{n} columns");
+            assert_eq!(l.rows, vec![r.clone()], "{n} columns");
+            // A legacy header with a current-layout row is an error, not a panic.
+            std::fs::write(&path, format!("{}\n{line}\n", COLUMNS[..n].join(","))).unwrap();
+            let e = read(&path).unwrap_err().message;
+            assert!(e.contains(&format!("expected {n} columns")), "{e}");
+        }
+        // A header of another length is no edgewise file.
+        std::fs::write(&path, format!("{}\n", COLUMNS[..22].join(","))).unwrap();
+        let e = read(&path).unwrap_err().message;
+        assert!(e.contains("unexpected header"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -78,6 +78,8 @@ pub struct Measurement {
     pub topk_converged: Option<bool>,
     /// Hutchinson trace.
     pub trace: Option<f32>,
+    /// Its standard error.
+    pub trace_se: Option<f32>,
     /// `lambda_max(P^-1 H)`.
     pub precond_sharpness: Option<f32>,
     /// Whether the preconditioned sharpness met the residual tolerance (`power_tol`) within
@@ -580,6 +582,7 @@ impl Tracker {
             let t = hutchinson_trace(&mut op, self.cfg.trace_probes, &mut rng, &mut z, &mut hz)
                 .map_err(&err)?;
             m.trace = Some(t.mean as f32);
+            m.trace_se = Some(t.std_err as f32);
         }
         if let (true, Some((opt, state, lr))) = (eig, precond) {
             let mut d = vec![0.0f32; p];

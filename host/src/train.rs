@@ -1229,6 +1229,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                     row.subspace_score = m.subspace_score;
                     row.hocm = m.hocm;
                     row.trace = m.trace;
+                    row.trace_se = m.trace_se;
                     row.precond_sharpness = m.precond_sharpness;
                     row.eig_residual = m.residual;
                     row.hvps = Some(m.hvps);

@@ -54,6 +54,22 @@ fn train_writes_every_output() {
         assert!(header.split(',').any(|c| c == col), "missing column {col}");
     }
     assert_eq!(lines.count(), 30);
+    // The trace's standard error is given exactly where the trace is (steps 0, 10, 20), and
+    // is positive (Rademacher probes of a Hessian that is no multiple of the identity).
+    let cell = |line: &str, name: &str| {
+        let i = header.split(',').position(|c| c == name).unwrap();
+        line.split(',').nth(i).unwrap().to_string()
+    };
+    let mut traced = 0;
+    for line in metrics.lines().skip(1) {
+        let (t, se) = (cell(line, "trace"), cell(line, "trace_se"));
+        assert_eq!(t.is_empty(), se.is_empty(), "{line}");
+        if !se.is_empty() {
+            assert!(se.parse::<f32>().unwrap() > 0.0, "{line}");
+            traced += 1;
+        }
+    }
+    assert_eq!(traced, 3);
     let summary: serde_json::Value =
         serde_json::from_slice(&read(&out.join("summary.json"))).unwrap();
     assert_eq!(summary["diverged"], false);
@@ -309,21 +325,26 @@ fn metrics_are_identical_for_one_and_two_threads() {
     let _ = std::fs::remove_dir_all(d);
 }
 
-/// A run directory written before the `tracked_*` columns existed resumes: its metrics file is
-/// rewritten with the current columns, and the result equals an uninterrupted run's.
+/// Run directories written before the `tracked_*` columns (21 columns) or `trace_se` (24)
+/// existed resume: their metrics file is rewritten with the current columns, and the result
+/// equals an uninterrupted run's.
 #[test]
 fn a_legacy_metrics_file_resumes() {
     let d = tmp("legacy");
-    let (full, cut) = (d.join("full"), d.join("cut"));
+    let full = d.join("full");
     let extra = [
         "--eig-every",
+        "3",
+        "--trace-every",
+        "6",
+        "--trace-probes",
         "3",
         "--checkpoint-every",
         "5",
         "--steps",
         "12",
     ];
-    for (dir, interrupt) in [(&full, None), (&cut, Some("8"))] {
+    let train = |dir: &Path, interrupt: Option<&str>| {
         let mut a: Vec<&str> = vec!["train", "--out", dir.to_str().unwrap()];
         if let Some(i) = interrupt {
             a.extend(["--interrupt-after", i]);
@@ -335,21 +356,41 @@ fn a_legacy_metrics_file_resumes() {
             o.status.code(),
             Some(if interrupt.is_some() { 137 } else { 0 })
         );
+    };
+    train(&full, None);
+    for columns in [21, 24] {
+        let cut = d.join(format!("cut{columns}"));
+        train(&cut, Some("8"));
+        let path = cut.join("metrics.csv");
+        let text = String::from_utf8(read(&path)).unwrap();
+        let legacy: String = text
+            .lines()
+            .map(|l| {
+                let cells: Vec<&str> = l.split(',').collect();
+                assert_eq!(cells.len(), 25);
+                format!("{}\n", cells[..columns].join(","))
+            })
+            .collect();
+        assert!(legacy.starts_with("step,") && !legacy.contains("trace_se"));
+        assert_eq!(legacy.contains("tracked"), columns == 24);
+        std::fs::write(&path, legacy).unwrap();
+        ok(&["train", "--resume", cut.to_str().unwrap(), "--quiet"]);
+        // The uninterrupted run's rows, except that the steps before the resume checkpoint
+        // (step 5) lack the trace's standard error, which the earlier version did not write.
+        let want = String::from_utf8(read(&full.join("metrics.csv"))).unwrap();
+        let got = String::from_utf8(read(&path)).unwrap();
+        assert_eq!(want.lines().count(), got.lines().count());
+        for (w, g) in want.lines().zip(got.lines()) {
+            let (w, g): (Vec<&str>, Vec<&str>) = (w.split(',').collect(), g.split(',').collect());
+            assert_eq!(w[..24], g[..24], "{columns}");
+            let kept = w[0].parse::<u64>().map_or(true, |step| step >= 5);
+            assert_eq!(g[24], if kept { w[24] } else { "" }, "{columns}: {g:?}");
+        }
+        assert!(
+            want.lines().nth(1).unwrap().split(',').nth(24) != Some(""),
+            "step 0 traced"
+        );
     }
-    let path = cut.join("metrics.csv");
-    let text = String::from_utf8(read(&path)).unwrap();
-    let legacy: String = text
-        .lines()
-        .map(|l| {
-            let cells: Vec<&str> = l.split(',').collect();
-            assert_eq!(cells.len(), 24);
-            format!("{}\n", cells[..21].join(","))
-        })
-        .collect();
-    assert!(legacy.starts_with("step,") && !legacy.contains("tracked"));
-    std::fs::write(&path, legacy).unwrap();
-    ok(&["train", "--resume", cut.to_str().unwrap(), "--quiet"]);
-    assert_eq!(read(&full.join("metrics.csv")), read(&path));
     let _ = std::fs::remove_dir_all(d);
 }
 
