@@ -511,12 +511,36 @@ pub fn spectrum(
         None => train,
     };
     let p = arch.n_params();
+    let k = s.k.clamp(1, p);
+    {
+        // The basis of the longest Lanczos run, its tridiagonal work (f64), and 2k Ritz
+        // vectors; or power iteration's k vectors; and a few parameter-sized vectors.
+        let (vectors, work, what) = match s.method {
+            Method::Lanczos => {
+                let most = s.lanczos_max_steps.unwrap_or(s.lanczos_steps).max(k).min(p);
+                let work = 2 * lanczos_work_len(most) as u128;
+                (
+                    most as u128 + 1 + 2 * k as u128,
+                    work,
+                    format!("{most} Lanczos steps"),
+                )
+            }
+            Method::Power => (k as u128, 0, "power iteration".to_string()),
+        };
+        analysis_preflight(
+            arch,
+            data.len(),
+            s.threads,
+            s.tile,
+            (vectors + 4) * p as u128 + work,
+            &format!("the spectrum (--k {}, {what}) of {p} parameters", s.k),
+        )?;
+    }
     let mut ws = Workspace::default();
     let mut obj =
         ParObjective::new(arch, data, s.threads, s.tile, &mut ws).map_err(core_err("data"))?;
     let err = core_err("spectrum");
     let mut hvps = 0;
-    let k = s.k.clamp(1, p);
     let mut lanczos_steps = None;
     let mut deflation_check = None;
     let ((top, top_res), (bottom, bottom_res)) = {
@@ -641,6 +665,20 @@ fn rel(a: &[f32], b: &[f32]) -> f64 {
 /// The dense Hessian of `p` parameters (f32, and its symmetrised f64 copy for the
 /// eigensolver) must be allocatable: a `--dense-max` far above the default can ask for more
 /// memory than exists ([`crate::mem`]).
+/// Refuses (bad input, before anything is allocated) an analysis whose `floats` f32 values
+/// and the engine's buffers for `n` samples cannot be allocated: see [`crate::mem`].
+fn analysis_preflight(
+    arch: &Arch,
+    n: usize,
+    threads: usize,
+    tile: usize,
+    floats: u128,
+    what: &str,
+) -> Result<()> {
+    let engine = crate::engine::objective_floats(arch, n.max(1), threads, tile);
+    crate::mem::ensure_allocatable(crate::mem::f32_bytes(floats + engine), what)
+}
+
 fn dense_preflight(p: usize) -> Result<()> {
     let p2 = p as u128 * p as u128;
     crate::mem::ensure_allocatable(
@@ -670,6 +708,15 @@ pub fn hvp_check(
         None => train,
     };
     let p = arch.n_params();
+    // Five parameter-sized vectors per direction and the previous direction's two.
+    analysis_preflight(
+        arch,
+        data.len(),
+        threads,
+        tile,
+        7 * p as u128,
+        &format!("hvp-check of {p} parameters"),
+    )?;
     let mut ws = Workspace::default();
     let mut obj =
         ParObjective::new(arch, data, threads, tile, &mut ws).map_err(core_err("data"))?;

@@ -1197,7 +1197,12 @@ pub fn cmd_hvp_check(a: &HvpCheckArgs) -> Result<u8> {
             a.flags.overrides().apply(&mut cfg);
             cfg.check_integers()?;
             let res = cfg.resolve()?;
-            let mut params = vec![0.0f32; res.arch.n_params()];
+            let p = res.arch.n_params();
+            crate::mem::ensure_allocatable(
+                crate::mem::f32_bytes(8 * p as u128),
+                &format!("hvp-check of {p} parameters"),
+            )?;
+            let mut params = vec![0.0f32; p];
             res.arch
                 .init(&mut params, res.init, cfg.model.seed)
                 .map_err(crate::error::core_err("init"))?;

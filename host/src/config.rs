@@ -504,8 +504,13 @@ fn positive(flag: &str, v: f32) -> Result<()> {
     if v > 0.0 && v.is_finite() {
         Ok(())
     } else {
+        let hint = if v == 0.0 {
+            " (f32 rounds values below about 7e-46 to 0)"
+        } else {
+            ""
+        };
         Err(Failure::input(format!(
-            "{flag} {v}: must be positive and finite"
+            "{flag} {v}: must be positive and finite{hint}"
         )))
     }
 }

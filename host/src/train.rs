@@ -899,6 +899,32 @@ pub fn check_plan(
             })?,
         (None, None) => DEFAULT_STEPS,
     };
+    // The schedule's learning rate is smallest (and largest) at the first or the last step
+    // (warmup rises, then step decay falls or grows): both must be positive and finite in
+    // f32, or the optimizer would refuse a step in the middle of the run.
+    if total > 0 {
+        for t in [0, total - 1] {
+            let lr = res.schedule.lr(cfg.optim.lr, t);
+            if !(lr > 0.0 && lr.is_finite()) {
+                let mut base = String::new();
+                crate::metrics::push_f32(&mut base, cfg.optim.lr);
+                return Err(Failure::input(format!(
+                    "--schedule {}: the learning rate {} at step {t} of {total} (from --lr {}), which the optimizer cannot take; use fewer steps or a gentler schedule",
+                    cfg.optim.schedule,
+                    if lr == 0.0 { "falls to 0 in f32" } else { "overflows f32" },
+                    base
+                )));
+            }
+        }
+    }
+    // The top-k eigenpairs cannot outnumber the parameters.
+    let p = res.arch.n_params();
+    if cfg.curvature.eig_every > 0 && cfg.curvature.eig_k > p {
+        return Err(Failure::input(format!(
+            "--eig-k {}: more eigenpairs than the network's {p} parameters",
+            cfg.curvature.eig_k
+        )));
+    }
     Ok(Plan {
         sampler,
         batches_per_epoch: bpe,

@@ -990,6 +990,56 @@ fn bad_input_gets_one_clear_message_and_exit_code_2() {
         "'--out <OUT>' cannot be used with '--resume <DIR>'",
     );
     t(&["--hocm"], "--hocm is measured at the eigen measurements");
+    // Settings that would fail in the middle of the run are refused before it starts, and
+    // leave no run directory: a schedule whose learning rate falls to 0 in f32 (0.05 x 0.5^199
+    // at the last step), more eigenpairs than parameters (4 here).
+    bad(
+        &[
+            "train",
+            "--out",
+            &o("r"),
+            "--steps",
+            "200",
+            "--schedule",
+            "step:1:0.5",
+        ],
+        "--schedule step:1:0.5: the learning rate falls to 0 in f32 at step 199 of 200",
+    );
+    t(
+        &["--lr", "1e-45", "--schedule", "warmup:10"],
+        "falls to 0 in f32 at step 0",
+    );
+    t(
+        &[
+            "--data",
+            "synthetic:teacher?dim=1&hidden=1&out=1&n=50",
+            "--arch",
+            "1-1-1",
+            "--eig-every",
+            "1",
+            "--eig-k",
+            "5",
+        ],
+        "--eig-k 5: more eigenpairs than the network's 4 parameters",
+    );
+    assert!(!d.join("r").exists(), "a refused run writes nothing");
+    t(
+        &["--lr", "1e-50"],
+        "f32 rounds values below about 7e-46 to 0",
+    );
+    // Analyses that could never allocate their buffers are refused, not aborted.
+    bad(
+        &[
+            "hvp-check",
+            "--data",
+            "digits",
+            "--arch",
+            "64-100000-100000-10",
+            "--dense-max",
+            "0",
+        ],
+        "hvp-check of 10007600010 parameters needs about",
+    );
     // Flags that would have no effect on the run are refused, each named with the reason.
     t(
         &["--opt", "adam", "--momentum", "0.5"],

@@ -529,3 +529,46 @@ fn spectrum_and_hvp_check_refuse_data_that_changed_since_the_run() {
     ]);
     let _ = std::fs::remove_dir_all(d);
 }
+
+/// A spectrum whose Lanczos basis or Ritz vectors could never be allocated is refused with the
+/// memory it would need (exit 2), not aborted by the allocator.
+#[test]
+fn spectra_too_large_to_allocate_are_bad_input() {
+    let d = tmp("huge");
+    let out = d.join("run");
+    ok(&[
+        "train",
+        "--out",
+        out.to_str().unwrap(),
+        "--data",
+        "digits",
+        "--per-class",
+        "5",
+        "--arch",
+        "64-20000-10",
+        "--steps",
+        "1",
+        "--quiet",
+        "--no-plots",
+    ]);
+    let ck = out.join("checkpoints/final.safetensors");
+    let c = ck.to_str().unwrap();
+    bad(
+        &[
+            "spectrum",
+            c,
+            "--probes",
+            "0",
+            "--k",
+            "3",
+            "--lanczos-steps",
+            "100000",
+        ],
+        "the spectrum (--k 3, 100000 Lanczos steps) of 1500010 parameters needs about",
+    );
+    bad(
+        &["spectrum", c, "--probes", "0", "--k", "100000"],
+        "needs about",
+    );
+    let _ = std::fs::remove_dir_all(d);
+}
