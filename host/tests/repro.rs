@@ -211,3 +211,28 @@ fn repro_bad_input_exits_2() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// `repro` writes only into a new, empty or earlier reproduction's directory: another tool's
+/// (a sweep's, with its own report.md) is refused, exit 2, and left as it was.
+#[test]
+fn repro_refuses_a_directory_that_is_not_a_reproduction() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sweep = tmp.path().join("sweep");
+    std::fs::create_dir_all(sweep.join("plots")).unwrap();
+    std::fs::write(sweep.join("sweep.json"), "{}").unwrap();
+    std::fs::write(sweep.join("report.md"), "my notes").unwrap();
+    let o = repro(&sweep, &["--quiet"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("\"sweep.json\", which is not a reproduction's"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(sweep.join("report.md")).unwrap(), b"my notes");
+    let mut left: Vec<_> = std::fs::read_dir(&sweep)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["plots", "report.md", "sweep.json"]);
+}

@@ -95,6 +95,12 @@ pub fn repro(
             out.display()
         )));
     }
+    if let Some(other) = foreign_entry(out) {
+        return Err(Failure::input(format!(
+            "--out {}: holds {other:?}, which is not a reproduction's (its entries are report.md, claims.json, plots/, diag/ and one directory per experiment); give a new or empty directory, or a previous repro's",
+            out.display()
+        )));
+    }
     std::fs::create_dir_all(out).map_err(|e| {
         Failure::input(format!(
             "cannot create output directory {}: {e}",
@@ -156,6 +162,24 @@ pub fn repro(
         trained,
         reused,
         failed,
+    })
+}
+
+/// The first entry of the existing directory `out` that a reproduction does not write (a
+/// sweep's `sweep.json`, a run's `config.toml`, a user's file): a reproduction replaces its
+/// report and plots, so it may only write into a new, empty or earlier reproduction's
+/// directory. Temporary files of its interrupted writes are its own.
+fn foreign_entry(out: &Path) -> Option<String> {
+    let entries = std::fs::read_dir(out).ok()?;
+    let mut names = vec!["report.md", "claims.json", "plots", "diag"];
+    for s in [Scale::Tiny, Scale::Quick, Scale::Full] {
+        names.extend(plan::plan(s).experiments.iter().map(|e| e.dir));
+    }
+    let own = |name: &str| names.contains(&name);
+    entries.flatten().find_map(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let ours = own(&name) || crate::fsio::temp_target(&name).is_some_and(own);
+        (!ours).then_some(name)
     })
 }
 
