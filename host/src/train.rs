@@ -569,6 +569,10 @@ pub struct Unconverged {
     pub precond_sharpness: u64,
     /// Measurements of the sharpness-only tracker (`tracked_sharpness`).
     pub tracked_sharpness: u64,
+    /// Measurements (eigen, trace or tracked) left empty in `metrics.csv` because a
+    /// Hessian-vector product was not finite although the loss was (an overflow: inputs or
+    /// weights too large for f32 curvature); not counted by earlier versions' checkpoints.
+    pub non_finite: u64,
 }
 
 impl Unconverged {
@@ -580,10 +584,11 @@ impl Unconverged {
             lambda_min: self.lambda_min + other.lambda_min,
             precond_sharpness: self.precond_sharpness + other.precond_sharpness,
             tracked_sharpness: self.tracked_sharpness + other.tracked_sharpness,
+            non_finite: self.non_finite + other.non_finite,
         }
     }
 
-    /// The metadata text: the five counts in field order, comma-separated.
+    /// The metadata text: the six counts in field order, comma-separated.
     fn to_meta(self) -> String {
         [
             self.sharpness,
@@ -591,24 +596,32 @@ impl Unconverged {
             self.lambda_min,
             self.precond_sharpness,
             self.tracked_sharpness,
+            self.non_finite,
         ]
         .map(|n| n.to_string())
         .join(",")
     }
 
-    /// Reads [`Unconverged::to_meta`]'s text; `None` unless it is five whole numbers.
+    /// Reads [`Unconverged::to_meta`]'s text; `None` unless it is six whole numbers, or five
+    /// (the previous version's, without `non_finite`).
     fn from_meta(text: &str) -> Option<Self> {
         let v: Vec<u64> = text
             .split(',')
             .map(|x| x.parse().ok())
             .collect::<Option<_>>()?;
-        match v[..] {
+        let (counts, non_finite) = match v.len() {
+            5 => (&v[..], 0),
+            6 => (&v[..5], v[5]),
+            _ => return None,
+        };
+        match *counts {
             [sharpness, topk, lambda_min, precond_sharpness, tracked_sharpness] => Some(Self {
                 sharpness,
                 topk,
                 lambda_min,
                 precond_sharpness,
                 tracked_sharpness,
+                non_finite,
             }),
             _ => None,
         }
@@ -1036,7 +1049,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
             None => None,
             Some(u) => Some(Unconverged::from_meta(u).ok_or_else(|| {
                 refuse(format!(
-                    "its unconverged metadata {u:?} is not five measurement counts"
+                    "its unconverged metadata {u:?} is not six (or five) measurement counts"
                 ))
             })?),
         };
@@ -1266,8 +1279,9 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                     missed.precond_sharpness += no(m.precond_converged);
                     row.sharpness_hvps = eig_due.then_some(m.sharpness_hvps);
                 }
-                // A non-finite curvature is the first sign of divergence: record the step.
-                Err(e) if e.message.contains("non-finite") => {}
+                // A non-finite curvature at a finite loss: the row's cells stay empty, and
+                // the measurement is counted (and warned about at the end).
+                Err(e) if e.message.contains("non-finite") => missed.non_finite += 1,
                 Err(e) => return Err(e),
             }
         }
@@ -1284,7 +1298,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                     row.tracked_hvps = Some(m.sharpness_hvps);
                     missed.tracked_sharpness += u64::from(m.sharpness_converged == Some(false));
                 }
-                Err(e) if e.message.contains("non-finite") => {}
+                Err(e) if e.message.contains("non-finite") => missed.non_finite += 1,
                 Err(e) => return Err(e),
             }
         }
@@ -1489,6 +1503,14 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
              --lanczos-steps (lanczos)"
         );
     }
+    if missed.non_finite > 0 && !opts.quiet {
+        eprintln!(
+            "warning: {} curvature measurement(s) in this invocation could not be taken: a \
+             Hessian-vector product overflowed f32 although the loss was finite (inputs or \
+             weights too large: scale the data); their cells in metrics.csv are empty",
+            missed.non_finite
+        );
+    }
     if missed.topk > 0 && !opts.quiet {
         eprintln!(
             "warning: {} eigen measurement(s) in this invocation left some of \
@@ -1623,6 +1645,25 @@ mod tests {
     }
 
     #[rustversion::since(1.89)]
+    #[test]
+    fn unconverged_counts_round_trip_and_five_counts_are_read() {
+        let u = Unconverged {
+            sharpness: 1,
+            topk: 2,
+            lambda_min: 3,
+            precond_sharpness: 4,
+            tracked_sharpness: 5,
+            non_finite: 6,
+        };
+        assert_eq!(u.to_meta(), "1,2,3,4,5,6");
+        assert_eq!(Unconverged::from_meta(&u.to_meta()), Some(u));
+        let previous = Unconverged::from_meta("1,2,3,4,5").unwrap();
+        assert_eq!(previous, Unconverged { non_finite: 0, ..u });
+        for bad in ["1,2,3,4", "1,2,3,4,5,6,7", "1,2,3,4,x", ""] {
+            assert_eq!(Unconverged::from_meta(bad), None, "{bad:?}");
+        }
+    }
+
     #[test]
     fn a_locked_run_directory_cannot_be_locked_again() {
         let dir = tempfile::tempdir().unwrap();

@@ -1969,3 +1969,60 @@ fn unstable_measurements_count_the_rows_above_the_threshold() {
     );
     let _ = std::fs::remove_dir_all(d);
 }
+
+/// A curvature measurement that overflows f32 at a finite loss (inputs near 3.5e18) leaves its
+/// cells empty, is counted in summary.json's `unconverged.non_finite` and warned about; the
+/// run itself finishes.
+#[test]
+fn curvature_that_overflows_at_a_finite_loss_is_counted_and_warned_about() {
+    let d = tmp("overflow");
+    let csv = d.join("huge.csv");
+    let mut text = String::new();
+    for i in 0..30u32 {
+        let x = (i as f32 * 0.37).sin() * 3.5e18;
+        let y = (i as f32 * 0.71).cos() * 3.5e18;
+        text.push_str(&format!("{x},{y},{}\n", i % 2));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let out = d.join("run");
+    let data = format!("csv:{}", csv.display());
+    let o = ok(&[
+        "train",
+        "--out",
+        out.to_str().unwrap(),
+        "--data",
+        &data,
+        "--arch",
+        "2-2-2",
+        "--act",
+        "identity",
+        "--lr",
+        "1e-40",
+        "--steps",
+        "3",
+        "--eig-every",
+        "1",
+        "--trace-every",
+        "1",
+        "--no-plots",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("warning: 3 curvature measurement(s) in this invocation could not be taken"),
+        "{err}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&read(&out.join("summary.json"))).unwrap();
+    assert_eq!(summary["unconverged"]["non_finite"], 3);
+    assert_eq!(summary["measurements"], 0);
+    let metrics = String::from_utf8(read(&out.join("metrics.csv"))).unwrap();
+    for line in metrics.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        assert!(
+            cells[3].parse::<f32>().unwrap().is_finite(),
+            "finite loss: {line}"
+        );
+        assert_eq!(cells[8], "", "no sharpness: {line}");
+    }
+    let _ = std::fs::remove_dir_all(d);
+}
