@@ -888,6 +888,13 @@ pub fn check_plan(
             )));
         }
     }
+    // (A run an earlier version started so still resumes: it cannot stop by it either way.)
+    if let Some(a) = cfg.run.until_train_acc.filter(|_| fresh && prep.train.is_regression()) {
+        return Err(Failure::input(format!(
+            "--until-train-acc {a}: data set {} is a regression data set, whose accuracy is always 0, so the run would never stop by it (use --until-loss)",
+            cfg.data.name
+        )));
+    }
     preflight(cfg, res, prep, threads, tile)?;
     let batch = cfg.optim.batch_size.unwrap_or(n).min(n);
     let sampler = EpochSampler::new(n, batch, cfg.optim.drop_last, cfg.model.seed)

@@ -1022,6 +1022,17 @@ fn bad_input_gets_one_clear_message_and_exit_code_2() {
         ],
         "--eig-k 5: more eigenpairs than the network's 4 parameters",
     );
+    t(
+        &[
+            "--data",
+            "synthetic:teacher",
+            "--arch",
+            "16-8-4",
+            "--until-train-acc",
+            "0.5",
+        ],
+        "--until-train-acc 0.5: data set synthetic:teacher is a regression data set",
+    );
     assert!(!d.join("r").exists(), "a refused run writes nothing");
     t(
         &["--lr", "1e-50"],
