@@ -660,7 +660,7 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Reported> {
     let pd = out.join("plots");
     let w = |name: &str, c: &Chart| {
         crate::fsio::atomic_write(&pd.join(name), render_svg(c).as_bytes())
-            .map_err(|e| Failure::internal(e.to_string()))
+            .map_err(crate::train::out_err)
     };
     w("sharpness_vs_lr.svg", &sharp)?;
     w("test_acc_vs_lr.svg", &acc)?;
@@ -791,7 +791,8 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Reported> {
             let _ = writeln!(md, "- `{}`: {}", d.display(), why.replace('\n', " "));
         }
     }
-    let io = |e: crate::fsio::IoError| Failure::internal(e.to_string());
+    // A path at fault (read-only, not a directory) is bad input; a full disk is not.
+    let io = crate::train::out_err;
     crate::fsio::atomic_write(&out.join("report.md"), md.as_bytes()).map_err(io)?;
     crate::fsio::atomic_write(&out.join("report.csv"), csv.as_bytes()).map_err(io)?;
     Ok(Reported {

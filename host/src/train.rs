@@ -1556,7 +1556,8 @@ struct Progress {
     total: u64,
     quiet: bool,
     /// The latest measured sharpness and lr, shown between measurements.
-    last_sharpness: std::cell::Cell<Option<(f32, f32)>>,
+    /// The latest sharpness measurement: value, learning rate, row.
+    last_sharpness: std::cell::Cell<Option<(f32, f32, u64)>>,
 }
 
 impl Progress {
@@ -1581,15 +1582,25 @@ impl Progress {
     }
 
     fn tick(&self, done: u64, row: Option<&Row>) {
-        if let Some(s) = row.and_then(|r| r.sharpness.map(|s| (s, r.lr))) {
+        if let Some(s) = row.and_then(|r| r.sharpness.map(|s| (s, r.lr, r.step))) {
             self.last_sharpness.set(Some(s));
         }
+        // Named by metrics.csv's rows: the loss of row `r.step` (measured before that step's
+        // update), the sharpness of the latest measured row, which can be older.
         let msg = row
-            .map(|r| match self.last_sharpness.get() {
-                Some((s, lr)) => {
-                    format!("loss {:.4}  sharpness {:.3}  lr*S {:.2}", r.loss, s, lr * s)
+            .map(|r| {
+                let loss = format!("row {}: loss {}", r.step, short(r.loss));
+                match self.last_sharpness.get() {
+                    Some((s, lr, at)) if at == r.step => {
+                        format!("{loss}  sharpness {}  lr*S {:.3}", short(s), lr * s)
+                    }
+                    Some((s, lr, at)) => format!(
+                        "{loss}  sharpness {} (row {at})  lr*S {:.3}",
+                        short(s),
+                        lr * s
+                    ),
+                    None => loss,
                 }
-                None => format!("loss {:.4}", r.loss),
             })
             .unwrap_or_default();
         if let Some(b) = &self.bar {
@@ -1604,6 +1615,21 @@ impl Progress {
         if let Some(b) = &self.bar {
             b.finish();
         }
+    }
+}
+
+/// `x` to five significant digits, in scientific notation outside `[1e-3, 1e6)`.
+fn short(x: f32) -> String {
+    let a = x.abs();
+    if x.is_finite() && a != 0.0 && !(1e-3..1e6).contains(&a) {
+        format!("{x:.4e}")
+    } else {
+        let digits = if a >= 1.0 {
+            4usize.saturating_sub(a.log10() as usize)
+        } else {
+            4
+        };
+        format!("{x:.digits$}")
     }
 }
 

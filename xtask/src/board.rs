@@ -30,7 +30,7 @@ pub struct Board {
 pub const BOARDS: [Board; 1] = [Board {
     name: "blackpill-f401",
     description:
-        "WeAct \"Black Pill\" STM32F401CCU6 (Cortex-M4F, 84 MHz, 256 KiB flash, 64 KiB SRAM)",
+        "WeAct \"Black Pill\" STM32F401CCU6 (Cortex-M4F, up to 84 MHz (run at its 16 MHz reset clock), 256 KiB flash, 64 KiB SRAM)",
     chip: "STM32F401CCUx",
     target: Target::Thumbv7em,
     flash: 256 * 1024,

@@ -32,6 +32,17 @@ use mlp::{Buffers, Outcome, Run};
 /// RAM budget of the demo (static data plus peak stack), bytes.
 pub const RAM_BUDGET: usize = 64 * 1024;
 
+/// RAM the budget keeps for the stack and the other statics (the RTT buffer, 1 KiB) beyond
+/// the demo's buffers; the measured peak stack is about 2.2 KB.
+const STACK_RESERVE: usize = 8 * 1024;
+
+// A model or data set too large for the budget fails to build, before a run under QEMU (whose
+// memory map holds more than a real board's 64 KiB) would report it only at the end.
+const _: () = assert!(
+    core::mem::size_of::<Buffers>() + STACK_RESERVE <= RAM_BUDGET,
+    "the demo's buffers leave less than 8 KiB of the 64 KiB RAM budget for the stack: shrink mlp::WIDTHS"
+);
+
 /// The full demo runs where f32 arithmetic is in hardware (Cortex-M4F); the soft-float targets
 /// (Cortex-M3, RV32IMAC: every f32 operation is a library call, about 10x slower under QEMU) run
 /// a shorter version on the first 50 training samples, to stay within ~20 s.

@@ -33,3 +33,10 @@ pub(crate) fn fail(report: impl FnOnce()) -> ! {
 fn panic(info: &core::panic::PanicInfo) -> ! {
     fail(|| defmt::error!("panic: {}", defmt::Display2Format(info)))
 }
+
+/// `defmt::panic!` has logged its message (`panicked at '...'`): end the run. (defmt's default
+/// calls `core::panic!`, whose handler would log a second line pointing into defmt.)
+#[defmt::panic_handler]
+fn defmt_panic() -> ! {
+    fail(|| {})
+}

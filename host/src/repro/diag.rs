@@ -217,7 +217,7 @@ pub fn write_runs(dir: &Path, runs: &[DiagRun]) -> Result<()> {
         std::fs::create_dir_all(&d)
             .map_err(|e| Failure::input(format!("cannot create {}: {e}", d.display())))?;
         crate::fsio::atomic_write(&d.join("trajectory.csv"), trajectory_csv(r).as_bytes())
-            .map_err(|e| Failure::internal(e.to_string()))?;
+            .map_err(crate::train::out_err)?;
     }
     Ok(())
 }

@@ -143,8 +143,9 @@ pub struct Inputs<'a> {
     pub failed: &'a [(String, String)],
 }
 
+/// A failed write: bad input when the path is at fault, else a failure to write results.
 fn io(e: crate::fsio::IoError) -> Failure {
-    Failure::internal(e.to_string())
+    crate::train::out_err(e)
 }
 
 fn cell(s: &str) -> String {
