@@ -889,7 +889,11 @@ pub fn check_plan(
         }
     }
     // (A run an earlier version started so still resumes: it cannot stop by it either way.)
-    if let Some(a) = cfg.run.until_train_acc.filter(|_| fresh && prep.train.is_regression()) {
+    if let Some(a) = cfg
+        .run
+        .until_train_acc
+        .filter(|_| fresh && prep.train.is_regression())
+    {
         return Err(Failure::input(format!(
             "--until-train-acc {a}: data set {} is a regression data set, whose accuracy is always 0, so the run would never stop by it (use --until-loss)",
             cfg.data.name
@@ -1102,6 +1106,24 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                 "{}: holds {} rows before step {step}; the run directory is inconsistent",
                 metrics_path.display(),
                 rows.len()
+            )));
+        }
+        // A stopping criterion the run had already met before this step would have stopped a
+        // fresh run with it there: continuing would give a run no fresh run gives.
+        let met = rows.iter().find_map(|r| match (cfg.run.until_loss, cfg.run.until_train_acc) {
+            (Some(x), _) if r.loss <= x => Some(format!(
+                "--until-loss {x}: the run's training loss already reached it at step {} ({})",
+                r.step, r.loss
+            )),
+            (_, Some(a)) if r.train_acc >= a => Some(format!(
+                "--until-train-acc {a}: the run's training accuracy already reached it at step {} ({})",
+                r.step, r.train_acc
+            )),
+            _ => None,
+        });
+        if let Some(met) = met {
+            return Err(Failure::input(format!(
+                "{met}, where a run with it would have stopped; give a lower --until-loss (a higher --until-train-acc), or start a new run"
             )));
         }
         // The trackers' state must be what their measurements before the step left behind,

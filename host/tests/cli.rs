@@ -1890,6 +1890,21 @@ fn a_run_stopped_by_until_loss_continues_with_a_lower_threshold() {
     assert!(steps(&a) > first);
     assert_eq!(steps(&a), steps(&b));
     assert_eq!(read(&a.join("metrics.csv")), read(&b.join("metrics.csv")));
+    // A higher threshold the run had already met earlier (a fresh run with it stops sooner)
+    // is refused, changing nothing.
+    let before = read(&a.join("summary.json"));
+    let err = common::bad(
+        &[
+            "train",
+            "--resume",
+            a.to_str().unwrap(),
+            "--until-loss",
+            "0.3",
+        ],
+        "--until-loss 0.3: the run's training loss already reached it at step",
+    );
+    assert!(err.contains("give a lower --until-loss"), "{err}");
+    assert_eq!(read(&a.join("summary.json")), before);
     let _ = std::fs::remove_dir_all(d);
 }
 
