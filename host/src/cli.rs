@@ -719,8 +719,13 @@ pub fn cmd_train(a: &TrainArgs) -> Result<u8> {
         }
     }
     if s.diverged {
+        let kept = if opts.out.join("checkpoints/final.safetensors").is_file() {
+            "metrics and the last finite checkpoint (checkpoints/final.safetensors)"
+        } else {
+            "metrics (no checkpoint: the initial parameters had no finite loss)"
+        };
         eprintln!(
-            "edgewise: the run diverged at step {} (non-finite loss); metrics and the last finite checkpoint are in {}",
+            "edgewise: the run diverged at step {} (non-finite loss); {kept} are in {}; a diverged run cannot be resumed: start a new one with a smaller --lr",
             s.diverged_at_step.unwrap_or(0),
             opts.out.display()
         );

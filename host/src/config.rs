@@ -400,9 +400,18 @@ pub fn parse_widths(s: &str) -> Result<Vec<usize>> {
             "--arch {s:?}: expected widths joined by '-', e.g. 64-32-10 (input first, output last)"
         ))
     };
+    // Plain decimal widths only (no sign, space or leading zero), so that the text a run
+    // stores is the one way to write its widths.
     let widths: Vec<usize> = s
         .split('-')
-        .map(|w| w.trim().parse::<usize>().map_err(|_| bad()))
+        .map(|w| {
+            let digits = !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit());
+            if !digits || (w.len() > 1 && w.starts_with('0')) {
+                return Err(bad());
+            }
+            w.parse::<usize>()
+                .map_err(|_| Failure::input(format!("--arch {s}: width {w} is too large")))
+        })
         .collect::<Result<_>>()?;
     if widths.len() < 2 {
         return Err(bad());
@@ -888,6 +897,24 @@ mod tests {
         let mut c = TrainConfig::default();
         c.model.arch = "64-0-10".into();
         assert!(c.resolve().unwrap_err().message.contains("zero width"));
+        // One way to write widths: no leading zeros, signs or spaces.
+        assert_eq!(parse_widths("64-16-10").unwrap(), [64, 16, 10]);
+        for bad in [
+            "064-16-10",
+            "64-+16-10",
+            "64-16 -10",
+            "64--10",
+            "64",
+            "-64-10",
+            "",
+        ] {
+            let e = parse_widths(bad).unwrap_err().message;
+            assert!(e.contains("expected widths joined by '-'"), "{bad:?}: {e}");
+        }
+        let e = parse_widths("64-99999999999999999999-10")
+            .unwrap_err()
+            .message;
+        assert!(e.contains("width 99999999999999999999 is too large"), "{e}");
         let mut c = TrainConfig::default();
         c.model.act = "sigmoid".into();
         assert!(c.resolve().unwrap_err().message.contains("--act"));

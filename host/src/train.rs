@@ -460,6 +460,12 @@ fn prepare_dir(opts: &RunOptions) -> Result<std::fs::File> {
         if !out.join("config.toml").is_file()
             || !out.join("checkpoints/resume.safetensors").is_file()
         {
+            if crate::report::read_summary(&out.join("summary.json")).is_ok_and(|s| s.diverged) {
+                return Err(Failure::input(format!(
+                    "--resume {}: the run diverged (non-finite loss, summary.json) and cannot be continued (a diverged run writes no resume checkpoint); start a new run with a smaller --lr",
+                    out.display()
+                )));
+            }
             return Err(Failure::input(format!(
                 "--resume {}: not a run directory with a checkpoint (config.toml and checkpoints/resume.safetensors are needed: a run writes its resume state when it finishes and every --checkpoint-every K steps, so a run interrupted before either cannot be resumed)",
                 out.display()

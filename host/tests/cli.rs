@@ -911,6 +911,16 @@ fn a_diverging_run_stops_cleanly_and_keeps_what_it_measured() {
         out.join("checkpoints/final.safetensors").is_file(),
         "last finite checkpoint kept"
     );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("metrics and the last finite checkpoint (checkpoints/final.safetensors)"),
+        "{err}"
+    );
+    // Resuming it says why it cannot continue, not that the directory is no run.
+    common::bad(
+        &["train", "--resume", out.to_str().unwrap()],
+        "the run diverged (non-finite loss, summary.json) and cannot be continued",
+    );
     ok(&[
         "spectrum",
         out.join("checkpoints/final.safetensors").to_str().unwrap(),

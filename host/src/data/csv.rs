@@ -109,7 +109,17 @@ pub(crate) fn parse_csv<R: BufRead>(mut reader: R, path: &Path) -> Result<Table,
             line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
         }
         let text = std::str::from_utf8(line)
-            .map_err(|_| err("not valid UTF-8 text".into()))?
+            .map_err(|_| {
+                let gzip = line_no == 1 && line.starts_with(b"\x1f\x8b");
+                err(format!(
+                    "not valid UTF-8 text{}",
+                    if gzip {
+                        " (the file looks gzip-compressed: give it a .gz suffix)"
+                    } else {
+                        ""
+                    }
+                ))
+            })?
             .trim();
         if text.is_empty() {
             continue;
@@ -305,6 +315,10 @@ mod tests {
         );
         let e = parse_csv(&b"1,0\n\xff,1\n"[..], Path::new("mem.csv")).unwrap_err();
         assert!(e.to_string().contains("line 2: not valid UTF-8"), "{e}");
+        assert!(!e.to_string().contains("gzip"), "{e}");
+        // gzip's magic bytes at the start: named.
+        let e = parse_csv(&b"\x1f\x8b\x08\x00\xff\n"[..], Path::new("mem.csv")).unwrap_err();
+        assert!(e.to_string().contains("line 1: not valid UTF-8 text (the file looks gzip-compressed: give it a .gz suffix)"), "{e}");
     }
 
     #[test]
