@@ -1091,6 +1091,11 @@ pub fn cmd_spectrum(a: &SpectrumArgs) -> Result<u8> {
             a.k
         )));
     }
+    if let (Some(n), Method::Power) = (a.lanczos_steps, a.method) {
+        return Err(Failure::input(format!(
+            "--lanczos-steps {n} applies to --method lanczos, not to --method power"
+        )));
+    }
     if let Some(n) = a.lanczos_steps.filter(|&n| n < a.k) {
         if a.method == Method::Lanczos {
             return Err(Failure::input(format!(

@@ -736,6 +736,12 @@ impl TrainConfig {
             ));
         }
         positive("--power-tol", c.power_tol)?;
+        if c.power_tol >= 1.0 {
+            return Err(Failure::input(format!(
+                "--power-tol {}: a relative residual tolerance must be below 1 (a residual as large as the eigenvalue says nothing about it); the default is 1e-3",
+                c.power_tol
+            )));
+        }
         if c.power_max_iter == 0 {
             return Err(Failure::input("--power-max-iter must be at least 1"));
         }

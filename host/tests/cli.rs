@@ -1048,6 +1048,10 @@ fn bad_input_gets_one_clear_message_and_exit_code_2() {
         &["--lr", "1e-50"],
         "f32 rounds values below about 7e-46 to 0",
     );
+    t(
+        &["--eig-every", "5", "--power-tol", "4294967296"],
+        "--power-tol 4294967300: a relative residual tolerance must be below 1",
+    );
     // Analyses that could never allocate their buffers are refused, not aborted.
     bad(
         &[

@@ -245,6 +245,10 @@ fn flags_contradicting_the_checkpoint_are_bad_input() {
         &["spectrum", c, "--hessian-subset", "0"],
         "--hessian-subset 0",
     );
+    bad(
+        &["spectrum", c, "--method", "power", "--lanczos-steps", "10"],
+        "--lanczos-steps 10 applies to --method lanczos, not to --method power",
+    );
     bad(&["hvp-check", "--checkpoint", c, "--act", "relu"], "--act");
     // Training flags have no effect on a checkpoint's Hessian: not flags of these commands
     // (neither in their --help), even when they equal the run's settings.
