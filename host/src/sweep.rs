@@ -6,7 +6,8 @@
 //! `--shard I/N` (0 <= I < N) runs exactly the runs with `i mod N == I`, so N machines (a Slurm
 //! array, GNU parallel) together run the whole grid once. Each run is single-threaded by
 //! default and `--jobs` runs go at once; every run is deterministic, so the results are
-//! byte-identical to running the grid serially. A run whose `summary.json` can be read is skipped;
+//! byte-identical to running the grid serially. A run whose `summary.json` can be read is skipped
+//! (unless its `metrics.csv` lacks rows: redone);
 //! an interrupted one is resumed from its checkpoint when it has one and restarted otherwise.
 //! Before anything runs or is written, every run of the grid is checked as `train` checks its
 //! configuration (settings, data, split, batch size, length, memory: [`train::prepare`],
@@ -300,9 +301,20 @@ fn action(out: &Path, run: &GridRun, force: bool) -> Action {
     }
     let same = TrainConfig::from_file(&dir.join("config.toml")).is_ok_and(|c| c == run.config);
     // Finished: a summary.json `report` can read (a damaged one is not the end of a run: the
-    // run is continued from its resume checkpoint, which rewrites it, or redone).
-    if same && crate::report::read_summary(&dir.join("summary.json")).is_ok() {
-        Action::Skip
+    // run is continued from its resume checkpoint, which rewrites it, or redone), and a
+    // metrics.csv that holds a row for every step it names (a damaged or cut one: redone,
+    // the same bits again).
+    let summary = same
+        .then(|| crate::report::read_summary(&dir.join("summary.json")).ok())
+        .flatten();
+    if let Some(s) = summary {
+        let whole = crate::metrics::read(&dir.join("metrics.csv"))
+            .is_ok_and(|rows| rows.len() as u64 >= s.steps);
+        if whole {
+            Action::Skip
+        } else {
+            Action::Fresh
+        }
     } else if dir.join("checkpoints/resume.safetensors").is_file()
         && dir.join("metrics.csv").is_file()
     {

@@ -330,3 +330,25 @@ fn runs_that_cannot_write_their_results_fail_the_sweep_with_exit_code_1() {
     assert_eq!(summary["diverged"], true);
     let _ = std::fs::remove_dir_all(d);
 }
+
+/// A finished run whose `metrics.csv` was cut short is no finished run: the next sweep redoes
+/// it (the same bits again) instead of skipping it for good.
+#[test]
+fn a_finished_run_with_cut_metrics_is_redone() {
+    let d = tmp("sw-cut");
+    let out = d.join("sw");
+    let args = sweep_args(&out, &["--lrs", "0.1", "--seeds", "0"]);
+    ok(&args);
+    let metrics = out.join("lr=0.1_seed=0/metrics.csv");
+    let whole = read(&metrics);
+    let text = String::from_utf8(whole.clone()).unwrap();
+    let cut: Vec<&str> = text.lines().take(4).collect();
+    std::fs::write(&metrics, cut.join("\n") + "\n").unwrap();
+    ok(&args);
+    assert_eq!(read(&metrics), whole);
+    // Whole again: skipped, untouched.
+    let before = snapshot(&out);
+    ok(&args);
+    assert_eq!(snapshot(&out), before);
+    let _ = std::fs::remove_dir_all(d);
+}
