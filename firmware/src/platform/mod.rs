@@ -14,7 +14,18 @@ pub fn exit(ok: bool) -> ! {
     // RTT (real boards): let the probe read the last frames first (returns at once when no
     // probe is attached). A debug probe running `probe-rs run` then sees the semihosting exit.
     #[cfg(feature = "rtt")]
-    defmt::flush();
+    {
+        defmt::flush();
+        // Without a debugger attached, a semihosting call is a breakpoint nobody handles: a
+        // HardFault, whose handler's own exit then locks the core up. Stop here instead (the
+        // log has gone out over RTT, or nobody reads it).
+        #[cfg(target_arch = "arm")]
+        if !cortex_m::peripheral::DCB::is_debugger_attached() {
+            loop {
+                cortex_m::asm::wfi();
+            }
+        }
+    }
     semihosting::process::exit(if ok { 0 } else { 1 })
 }
 
