@@ -1240,6 +1240,19 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let unconverged_before = st.unconverged;
     let progress = Progress::new(total, st.t, opts.quiet);
 
+    // A new run with periodic checkpoints also keeps its initial parameters (row 0's), so that
+    // every measured row up to the last checkpoint has parameters to re-measure from.
+    if st.t == 0 && cfg.run.checkpoint_every > 0 && total > 0 {
+        save_checkpoint(
+            &out.join("checkpoints/step_000000.safetensors"),
+            &arch,
+            &meta,
+            &st.params,
+            None,
+            (0, 0),
+        )?;
+    }
+
     while st.t < total {
         let t = st.t;
         let epoch = t / bpe;

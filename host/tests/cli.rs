@@ -93,6 +93,7 @@ fn train_writes_every_output() {
     assert!(cfg.contains("lr = 0.2") && cfg.contains("arch = \"64-12-10\""));
     for f in [
         "final.safetensors",
+        "step_000000.safetensors",
         "step_000010.safetensors",
         "step_000030.safetensors",
         "resume.safetensors",
@@ -102,6 +103,23 @@ fn train_writes_every_output() {
             "missing checkpoint {f}"
         );
     }
+    // step_000000 holds the initial parameters: its top eigenvalue is row 0's sharpness.
+    let o = ok(&[
+        "spectrum",
+        out.join("checkpoints/step_000000.safetensors")
+            .to_str()
+            .unwrap(),
+        "--k",
+        "1",
+        "--probes",
+        "0",
+        "--dense-max",
+        "0",
+    ]);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let top = j["top"][0].as_f64().unwrap();
+    let row0 = measured[0];
+    assert!((top - row0).abs() <= 2e-3 * row0, "{top} vs row 0's {row0}");
     for f in [
         "loss.svg",
         "sharpness.svg",
