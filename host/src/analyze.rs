@@ -662,9 +662,6 @@ fn rel(a: &[f32], b: &[f32]) -> f64 {
     d / norm64(b).max(1e-300)
 }
 
-/// The dense Hessian of `p` parameters (f32, and its symmetrised f64 copy for the
-/// eigensolver) must be allocatable: a `--dense-max` far above the default can ask for more
-/// memory than exists ([`crate::mem`]).
 /// Refuses (bad input, before anything is allocated) an analysis whose `floats` f32 values
 /// and the engine's buffers for `n` samples cannot be allocated: see [`crate::mem`].
 fn analysis_preflight(
@@ -679,6 +676,9 @@ fn analysis_preflight(
     crate::mem::ensure_allocatable(crate::mem::f32_bytes(floats + engine), what)
 }
 
+/// The dense Hessian of `p` parameters (f32, and its symmetrised f64 copy for the
+/// eigensolver) must be allocatable: a `--dense-max` far above the default can ask for more
+/// memory than exists ([`crate::mem`]).
 fn dense_preflight(p: usize) -> Result<()> {
     let p2 = p as u128 * p as u128;
     crate::mem::ensure_allocatable(

@@ -1596,8 +1596,8 @@ struct Progress {
     bar: Option<indicatif::ProgressBar>,
     total: u64,
     quiet: bool,
-    /// The latest measured sharpness and lr, shown between measurements.
-    /// The latest sharpness measurement: value, learning rate, row.
+    /// The latest sharpness measurement (value, learning rate, row), shown between
+    /// measurements.
     last_sharpness: std::cell::Cell<Option<(f32, f32, u64)>>,
 }
 
@@ -1659,7 +1659,8 @@ impl Progress {
     }
 }
 
-/// `x` to five significant digits, in scientific notation outside `[1e-3, 1e6)`.
+/// `x` for the progress line: in scientific notation outside `[1e-3, 1e6)`, else with four
+/// decimals below 1 and five significant digits above.
 fn short(x: f32) -> String {
     let a = x.abs();
     if x.is_finite() && a != 0.0 && !(1e-3..1e6).contains(&a) {
@@ -1718,7 +1719,6 @@ mod tests {
         assert_ne!(data_fingerprint(&regression, &test), fr);
     }
 
-    #[rustversion::since(1.89)]
     #[test]
     fn unconverged_counts_round_trip_and_five_counts_are_read() {
         let u = Unconverged {
@@ -1738,6 +1738,7 @@ mod tests {
         }
     }
 
+    #[rustversion::since(1.89)]
     #[test]
     fn a_locked_run_directory_cannot_be_locked_again() {
         let dir = tempfile::tempdir().unwrap();

@@ -6,9 +6,10 @@
 //! `q_i` twice (classical Gram–Schmidt, "twice is enough"), and sets `beta_j = ||w||`,
 //! `q_(j+1) = w / beta_j`. A tiny `beta_j` means the Krylov space of the start is invariant: the
 //! iteration then goes on from a new unit vector orthogonal to the basis with `beta_j = 0` (the
-//! coordinate vector least represented in the basis, re-orthogonalised), so a start that lacks some eigenvectors, or a Hessian with few distinct
-//! eigenvalues, still gives as many Ritz pairs as steps (repeated eigenvalues with their
-//! multiplicity) instead of ending early. It ends early only when the basis spans the space.
+//! coordinate vector least represented in the basis, re-orthogonalised), so a start that lacks
+//! some eigenvectors, or a Hessian with few distinct eigenvalues, still gives as many Ritz pairs
+//! as steps (repeated eigenvalues with their multiplicity) instead of ending early. It ends
+//! early only when the basis spans the space.
 //! The eigenvalues of the tridiagonal matrix `T = tridiag(beta, alpha, beta)` (the Ritz values)
 //! approximate the extreme eigenvalues at *both* ends of the spectrum; they come from
 //! [`crate::eig::jacobi::symmetric_tridiagonal_eigen`] (the Jacobi method up to 64 steps, the QL
