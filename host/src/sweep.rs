@@ -82,17 +82,26 @@ pub fn parse_list_with<T>(
     })
 }
 
+/// Items are separated by single commas; an empty item (`0.1,`, `0.1,,0.2`) is refused, as it
+/// is more likely a value left out than a separator too many.
 fn parse_items<T>(flag: &str, s: &str, parse: impl Fn(&str) -> Result<T>) -> Result<Vec<T>> {
-    let v: Vec<T> = s
-        .split(',')
-        .map(|x| x.trim())
-        .filter(|x| !x.is_empty())
-        .map(parse)
-        .collect::<Result<_>>()?;
-    if v.is_empty() {
+    if s.trim().is_empty() {
         return Err(Failure::input(format!("{flag} {s:?}: no values given")));
     }
-    Ok(v)
+    s.split(',')
+        .map(|x| x.trim())
+        .enumerate()
+        .map(|(i, x)| {
+            if x.is_empty() {
+                Err(Failure::input(format!(
+                    "{flag} {s:?}: item {} is empty (a value left out, or a comma too many?)",
+                    i + 1
+                )))
+            } else {
+                parse(x)
+            }
+        })
+        .collect()
 }
 
 /// Parses one `--batch-sizes` item: `full` (full batch) or an integer of at least 1.
@@ -902,8 +911,10 @@ mod tests {
         assert!(e(parse_geometric("inf:2:3")).contains("positive and finite"));
         assert!(e(parse_geometric("0.1:2")).contains("expected START:FACTOR:COUNT"));
         let list = |s: &str| parse_list("--lrs", s, |x| x.parse::<f32>().ok());
-        assert_eq!(list(" 0.1, ,0.2 ").unwrap(), vec![0.1, 0.2]);
-        assert!(e(list(" , ")).contains("--lrs \" , \": no values given"));
+        assert_eq!(list(" 0.1, 0.2 ").unwrap(), vec![0.1, 0.2]);
+        assert!(e(list(" ")).contains("--lrs \" \": no values given"));
+        assert!(e(list(" 0.1, ,0.2 ")).contains("item 2 is empty"));
+        assert!(e(list("0.1,")).contains("--lrs \"0.1,\": item 2 is empty"));
         assert!(e(list("0.1,x")).contains("--lrs: cannot parse \"x\""));
         let sizes = |s: &str| parse_list_with("--batch-sizes", s, parse_batch_size);
         assert_eq!(sizes("full, 25").unwrap(), vec![None, Some(25)]);

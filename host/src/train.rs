@@ -962,6 +962,55 @@ pub fn check_plan(
     })
 }
 
+/// The network, training data, sampler and batches per epoch that fix step `t`'s batch.
+type Batches<'a, 'd> = (&'a Arch, Data<'d>, &'a EpochSampler, u64);
+
+/// Loss and gradient of step `t`'s batch (the whole training split at full batch) at `params`,
+/// with `order` already the epoch's order: the evaluation a training step starts with.
+fn batch_gradient(
+    (arch, train, sampler, bpe): Batches<'_, '_>,
+    order: &[u32],
+    t: u64,
+    params: &[f32],
+    (threads, tile): (usize, usize),
+    ws: &mut Workspace,
+    grad: &mut [f32],
+) -> Result<edgewise_core::Eval> {
+    let bdata = if sampler.is_full_batch() {
+        train
+    } else {
+        let idx = sampler.batch(order, (t % bpe) as usize);
+        train.select(idx).map_err(core_err("batch"))?
+    };
+    ParObjective::new(arch, bdata, threads, tile, ws)
+        .and_then(|mut o| o.eval_grad(params, grad))
+        .map_err(core_err("gradient"))
+}
+
+/// [`batch_gradient`] of step `t` alone (the epoch's order computed into `order`).
+fn step_gradient(
+    batches: Batches<'_, '_>,
+    t: u64,
+    params: &[f32],
+    exec: (usize, usize),
+    order: &mut [u32],
+    grad: &mut [f32],
+) -> Result<edgewise_core::Eval> {
+    let (_, _, sampler, bpe) = batches;
+    sampler
+        .epoch_order(t / bpe, order)
+        .map_err(core_err("shuffle"))?;
+    batch_gradient(
+        batches,
+        order,
+        t,
+        params,
+        exec,
+        &mut Workspace::default(),
+        grad,
+    )
+}
+
 /// Runs (or resumes) a training run.
 pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let started = Instant::now();
@@ -1106,6 +1155,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                 );
             }
         }
+        let at_step = rows.iter().find(|r| r.step == step).cloned();
         rows.retain(|r| r.step < step);
         if rows.len() as u64 != step {
             return Err(Failure::input(format!(
@@ -1171,6 +1221,35 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                  either (summary.json lists every build under `builds`)",
                 ck_path.display()
             );
+        }
+        // When the run got past the checkpoint's step, metrics.csv holds that step's row, which
+        // was computed from the checkpoint's parameters: recomputed, its batch loss and
+        // gradient norm are the same bits, unless the parameters and the step metadata do not
+        // belong together (an edited or copied-in checkpoint), which would rewrite the later
+        // rows from the wrong point. Other builds may round differently (warned about above).
+        if let Some(old) = at_step.filter(|_| builds.iter().all(|b| b == this)) {
+            let mut order = vec![0u32; n];
+            let mut grad = vec![0.0f32; p];
+            let ev = step_gradient(
+                (&arch, train, &sampler, bpe),
+                step,
+                &st.params,
+                (opts.threads, opts.tile),
+                &mut order,
+                &mut grad,
+            )?;
+            let grad_norm = norm64(&grad) as f32;
+            if ev.loss.to_bits() != old.loss.to_bits()
+                || grad_norm.to_bits() != old.grad_norm.to_bits()
+            {
+                return Err(refuse(format!(
+                    "its parameters are not those of its step {step}: at them the training loss and gradient norm are {} and {grad_norm}, and {} row of step {step} holds {} and {} (the checkpoint was edited, or copied from another run or step); restore it, or start a new run",
+                    ev.loss,
+                    metrics_path.display(),
+                    old.loss,
+                    old.grad_norm
+                )));
+            }
         }
         // Every check passed. The run is unfinished from here until it writes its summary
         // again: the summary and final parameters of the shorter run it was would mark an
@@ -1263,15 +1342,15 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
             order_epoch = epoch;
         }
         let lr = res.schedule.lr(cfg.optim.lr, t);
-        let idx = sampler.batch(&order, (t % bpe) as usize);
-        let bdata = if full_batch {
-            train
-        } else {
-            train.select(idx).map_err(core_err("batch"))?
-        };
-        let ev = ParObjective::new(&arch, bdata, opts.threads, opts.tile, &mut ws)
-            .and_then(|mut o| o.eval_grad(&st.params, &mut grad))
-            .map_err(core_err("gradient"))?;
+        let ev = batch_gradient(
+            (&arch, train, &sampler, bpe),
+            &order,
+            t,
+            &st.params,
+            (opts.threads, opts.tile),
+            &mut ws,
+            &mut grad,
+        )?;
         let mut row = Row {
             step: t,
             epoch,

@@ -1259,8 +1259,12 @@ fn bad_input_gets_one_clear_message_and_exit_code_2() {
     );
     let sw = o("sweep");
     bad(
-        &["sweep", "--out", &sw, "--lrs", " , "],
-        "--lrs \" , \": no values given",
+        &["sweep", "--out", &sw, "--lrs", " "],
+        "--lrs \" \": no values given",
+    );
+    bad(
+        &["sweep", "--out", &sw, "--lrs", "0.1,"],
+        "--lrs \"0.1,\": item 2 is empty",
     );
     bad(
         &["sweep", "--out", &sw, "--lr-grid", "0.1:2:5000"],

@@ -1,8 +1,8 @@
 //! `train --resume` refuses what would not continue the run it claims to continue: a resume
-//! checkpoint missing or corrupting optimizer or tracker state, or trained with other settings
-//! or other data than the run's, and a run directory another process is writing. A refused
-//! resume changes nothing on disk; an accepted one that is interrupted leaves an unfinished
-//! run behind (no stale summary.json), which `sweep` completes. Fresh runs refuse an `--epochs`
+//! checkpoint missing or corrupting optimizer or tracker state, trained with other settings
+//! or other data than the run's, or whose parameters are not its step's (that step's row
+//! recomputed), and a run directory another process is writing. A refused resume changes
+//! nothing on disk; an accepted one that is interrupted leaves an unfinished run behind (no stale summary.json), which `sweep` completes. Fresh runs refuse an `--epochs`
 //! count whose steps overflow.
 
 mod common;
@@ -287,6 +287,61 @@ fn an_edited_config_toml_is_refused() {
         );
     }
     let _ = std::fs::remove_dir_all(d);
+}
+
+#[test]
+fn a_checkpoint_whose_parameters_are_not_its_steps_is_refused() {
+    let d = tmp("ri-step");
+    let (run, work, whole) = (d.join("run"), d.join("work"), d.join("whole"));
+    // Minibatches (each step's own batch) and two threads; resumed with one.
+    let len = [
+        "--opt",
+        "sgd",
+        "--batch-size",
+        "64",
+        "--threads",
+        "2",
+        "--checkpoint-every",
+        "10",
+        "--eig-every",
+        "5",
+    ];
+    train(&run, &[&len[..], &["--steps", "30"]].concat());
+    train(&whole, &[&len[..], &["--steps", "30"]].concat());
+    // What a run killed after step 25 leaves: rows 0-24 and the checkpoint of step 20.
+    let _ = std::fs::remove_dir_all(&run);
+    let o = run_cmd(&run, &len, "25");
+    assert_eq!(o.status.code(), Some(137), "{o:?}");
+    // Resumed as it is (its row of step 20 recomputed: the same bits), it is the whole run.
+    copy_run(&run, &work);
+    ok(&["train", "--resume", s(&work), "--threads", "1", "--quiet"]);
+    assert_eq!(
+        read(&work.join("metrics.csv")),
+        read(&whole.join("metrics.csv"))
+    );
+    // The step metadata moved back to 10 (the parameters stay step 20's): rows 10-24 would be
+    // rewritten from the wrong point.
+    copy_run(&run, &work);
+    edit_ckpt(&work, |ck| {
+        ck.metadata.insert("step".into(), "10".into());
+    });
+    let err = refused(&work, "its parameters are not those of its step 10");
+    assert!(err.contains("row of step 10 holds"), "{err}");
+    // Step 10's parameters with step 20's metadata (and optimizer state).
+    copy_run(&run, &work);
+    let other = checkpoint::load(&work.join("checkpoints/step_000010.safetensors")).unwrap();
+    edit_ckpt(&work, |ck| ck.params = other.params);
+    refused(&work, "its parameters are not those of its step 20");
+    let _ = std::fs::remove_dir_all(d);
+}
+
+/// `train --out OUT SMALL LEN --steps 30 --interrupt-after AT` (a simulated kill).
+fn run_cmd(out: &Path, len: &[&str], at: &str) -> std::process::Output {
+    let mut a = vec!["train", "--out", s(out)];
+    a.extend_from_slice(SMALL);
+    a.extend_from_slice(len);
+    a.extend(["--steps", "30", "--interrupt-after", at]);
+    run(&a)
 }
 
 #[test]
