@@ -110,6 +110,22 @@ fn temp_name(name: &std::ffi::OsStr, n: u64) -> std::ffi::OsString {
     tmp
 }
 
+/// Whether files can be created in the directory `dir` (permissions, a read-only file system):
+/// creates an empty temporary file there (named as [`atomic_write`]'s are, for the target
+/// `write-probe`) and removes it again. What a command checks before it deletes anything it
+/// could not write back.
+pub fn probe_writable(dir: &Path) -> Result<(), IoError> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(temp_name(std::ffi::OsStr::new("write-probe"), n));
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| IoError::new(dir, "create files in", e))?;
+    fs::remove_file(&tmp).map_err(|e| IoError::new(dir, "remove files in", e))
+}
+
 /// The name of the file an [`atomic_write`] temporary file named `name` was to replace:
 /// `Some("config.toml")` for `.config.toml.tmp-1065-206`, `None` for any name not of the form
 /// `.{name}.tmp-{pid}-{counter}`. A process killed between creating and renaming it leaves

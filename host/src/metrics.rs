@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use crate::error::{Failure, Result};
 
 /// Column names, in file order.
-pub const COLUMNS: [&str; 25] = [
+pub const COLUMNS: [&str; 26] = [
     "step",
     "epoch",
     "lr",
@@ -36,12 +36,34 @@ pub const COLUMNS: [&str; 25] = [
     "tracked_residual",
     "tracked_hvps",
     "trace_se",
+    "unconverged",
 ];
 
-/// The column counts of the files earlier versions wrote, newest first: before `trace_se`
-/// (24) and before the `tracked_*` columns (21). Such files are read, and rewritten with the
-/// current columns when their run is resumed.
-const LEGACY_LAYOUTS: [usize; 2] = [24, 21];
+/// The column counts of the files earlier versions wrote, newest first: before `unconverged`
+/// (25), before `trace_se` (24) and before the `tracked_*` columns (21). Such files are read,
+/// and rewritten with the current columns when their run is resumed.
+const LEGACY_LAYOUTS: [usize; 3] = [25, 24, 21];
+
+/// What the `unconverged` column can name, in the order it names them: the measurements of the
+/// row that missed `--power-tol` (the keys of `summary.json`'s `unconverged`), and `non_finite`
+/// (a measurement left empty because a Hessian-vector product overflowed at a finite loss).
+/// Bit `i` of [`Row::unconverged`] stands for name `i`.
+pub const UNCONVERGED: [&str; 6] = [
+    "sharpness",
+    "topk",
+    "lambda_min",
+    "precond_sharpness",
+    "tracked_sharpness",
+    "non_finite",
+];
+
+/// The bit of [`Row::unconverged`] for `name`, one of [`UNCONVERGED`].
+pub fn unconverged_bit(name: &str) -> u8 {
+    UNCONVERGED
+        .iter()
+        .position(|n| *n == name)
+        .map_or(0, |i| 1 << i)
+}
 
 /// One row of `metrics.csv`.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -97,6 +119,10 @@ pub struct Row {
     /// Standard error of the Hutchinson trace estimate (the probes' sample standard deviation
     /// over the square root of their number).
     pub trace_se: Option<f32>,
+    /// The row's measurements that missed the tolerance, or were not finite: bit `i` for
+    /// [`UNCONVERGED`]`[i]`; written as their names joined by `;` (empty: none, or a row of an
+    /// earlier version, which did not record it).
+    pub unconverged: u8,
 }
 
 fn f(out: &mut String, v: Option<f32>) {
@@ -156,6 +182,15 @@ impl Row {
             let _ = write!(s, "{h}");
         }
         f(&mut s, self.trace_se);
+        s.push(',');
+        let mut sep = "";
+        for (i, name) in UNCONVERGED.iter().enumerate() {
+            if self.unconverged & (1 << i) != 0 {
+                s.push_str(sep);
+                s.push_str(name);
+                sep = ";";
+            }
+        }
         s
     }
 
@@ -232,6 +267,22 @@ impl Row {
             tracked_residual: num(22)?,
             tracked_hvps: count(23)?,
             trace_se: num(24)?,
+            unconverged: {
+                let c = cells[25].trim();
+                let mut bits = 0u8;
+                for name in c.split(';').filter(|_| !c.is_empty()) {
+                    match unconverged_bit(name) {
+                        0 => {
+                            return Err(Failure::input(format!(
+                                "{origin}: column unconverged names {name:?}, not one of {}",
+                                UNCONVERGED.join(", ")
+                            )))
+                        }
+                        b => bits |= b,
+                    }
+                }
+                bits
+            },
         })
     }
 }
@@ -327,11 +378,13 @@ mod tests {
             tracked_residual: Some(v("tracked_residual")),
             tracked_hvps: Some(v("tracked_hvps") as u32),
             trace_se: Some(v("trace_se")),
+            unconverged: 0,
         };
         let line = r.to_csv();
         let cells: Vec<&str> = line.split(',').collect();
         assert_eq!(cells.len(), COLUMNS.len());
-        for (i, cell) in cells.iter().enumerate() {
+        assert_eq!(cells.last(), Some(&""));
+        for (i, cell) in cells[..COLUMNS.len() - 1].iter().enumerate() {
             assert_eq!(
                 cell.parse::<f32>().unwrap(),
                 i as f32,
@@ -343,6 +396,28 @@ mod tests {
         let back = Row::from_csv(&line, "test").unwrap();
         assert_eq!((back.hocm, back.trace), (Some(v("hocm")), Some(v("trace"))));
         assert_eq!(back.tracked_hvps, Some(v("tracked_hvps") as u32));
+        // The unconverged names, in UNCONVERGED's order whatever order they are set in.
+        let flagged = Row {
+            unconverged: unconverged_bit("non_finite") | unconverged_bit("lambda_min"),
+            ..r
+        };
+        let line = flagged.to_csv();
+        assert!(line.ends_with(",lambda_min;non_finite"), "{line}");
+        assert_eq!(Row::from_csv(&line, "test").unwrap(), flagged);
+        let all = Row {
+            unconverged: (1 << UNCONVERGED.len()) - 1,
+            ..flagged.clone()
+        };
+        assert!(all
+            .to_csv()
+            .ends_with(&format!(",{}", UNCONVERGED.join(";"))));
+        assert_eq!(Row::from_csv(&all.to_csv(), "test").unwrap(), all);
+        let bad = line.replace("lambda_min;", "lambda_max;");
+        let e = Row::from_csv(&bad, "m.csv, line 3").unwrap_err().message;
+        assert!(
+            e.contains("m.csv, line 3: column unconverged names \"lambda_max\", not one of sharpness, topk"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -373,7 +448,7 @@ mod tests {
         let back = Row::from_csv(&t.to_csv(), "x").unwrap();
         assert_eq!(back.tracked_hvps, Some(3));
         assert_eq!(back.to_csv(), t.to_csv());
-        assert!(t.to_csv().ends_with(",2.5,0.001,3,"));
+        assert!(t.to_csv().ends_with(",2.5,0.001,3,,"));
         assert!(Row::from_csv("1,2", "m.csv, line 2")
             .unwrap_err()
             .message

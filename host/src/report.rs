@@ -519,6 +519,13 @@ pub struct Reported {
     pub left_out: Vec<(PathBuf, String)>,
 }
 
+/// The plots `report` writes into `plots/`.
+const REPORT_PLOTS: [&str; 3] = [
+    "sharpness_vs_lr.svg",
+    "test_acc_vs_lr.svg",
+    "rotation_vs_lr.svg",
+];
+
 /// Writes `report.md`, `report.csv` and `plots/*.svg` into `out`; returns the records and the
 /// run directories left out.
 pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Reported> {
@@ -548,6 +555,20 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Reported> {
         }
     }
     sort_runs(&mut recs);
+    // A directory where an output file goes would fail its write after the others had
+    // replaced the previous report's: checked before the first.
+    let outputs = ["report.md", "report.csv"]
+        .map(|n| out.join(n))
+        .into_iter()
+        .chain(REPORT_PLOTS.map(|n| out.join("plots").join(n)));
+    for p in outputs {
+        if std::fs::metadata(&p).is_ok_and(|m| m.is_dir()) {
+            return Err(Failure::input(format!(
+                "{} is a directory, where the report writes a file: nothing was written; move it away",
+                p.display()
+            )));
+        }
+    }
     std::fs::create_dir_all(out.join("plots"))
         .map_err(|e| Failure::input(format!("cannot create {}: {e}", out.display())))?;
     // Runs are averaged (and drawn as one curve) only with runs of the same settings but the
@@ -662,9 +683,9 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Reported> {
         crate::fsio::atomic_write(&pd.join(name), render_svg(c).as_bytes())
             .map_err(crate::train::out_err)
     };
-    w("sharpness_vs_lr.svg", &sharp)?;
-    w("test_acc_vs_lr.svg", &acc)?;
-    w("rotation_vs_lr.svg", &rot)?;
+    for (name, chart) in REPORT_PLOTS.iter().zip([&sharp, &acc, &rot]) {
+        w(name, chart)?;
+    }
 
     let mut csv = String::from("dir,opt,clip,batch_size,lr,seed,steps,diverged,finished,train_loss,train_acc,test_acc,sharpness,lr_x_sharpness,sharpness_0,max_sharpness,mean_rotation,mean_subspace_score,precond_sharpness,mean_sharpness_hvps,mean_tracked_hvps,group\n");
     let mut md = String::from("# edgewise report\n\n");

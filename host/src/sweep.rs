@@ -385,7 +385,7 @@ pub fn sweep(base: &TrainConfig, grid: &Grid, opts: &SweepOptions) -> Result<Vec
         )));
     }
     for r in &mine {
-        check_layout(&opts.out, r)?;
+        check_layout(&opts.out, r, opts)?;
     }
     // Every run of the grid, not only the shard's: shards of one sweep must agree. `--force`
     // redoes the shard's runs at the new settings; the other shards' runs are checked (and
@@ -672,7 +672,7 @@ fn check_grid(runs: &[GridRun], grid: &Grid) -> Result<()> {
 /// reverse), or a directory with other files but no `config.toml` (not an edgewise run, which
 /// `train` would refuse at run time, after the sweep had started). With or without `--force`:
 /// `--force` deletes a run's own files, which would not clear the way either.
-fn check_layout(out: &Path, run: &GridRun) -> Result<()> {
+fn check_layout(out: &Path, run: &GridRun, opts: &SweepOptions) -> Result<()> {
     let dir = out.join(&run.name);
     let Ok(meta) = std::fs::metadata(&dir) else {
         return Ok(());
@@ -726,6 +726,17 @@ fn check_layout(out: &Path, run: &GridRun) -> Result<()> {
                 run.name
             )));
         }
+    } else {
+        // What `train` checks before it deletes anything of a run it continues or replaces,
+        // for every such run before the first starts (a finished run that is skipped is
+        // only read).
+        let append = match action(out, run, opts.force) {
+            Action::Skip => return Ok(()),
+            Action::Resume => true,
+            Action::Fresh => false,
+        };
+        train::check_run_paths(&dir, append, opts.plots)
+            .map_err(|why| Failure::input(format!("run {}: {why}; {nothing}", run.name)))?;
     }
     Ok(())
 }

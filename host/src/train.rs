@@ -323,6 +323,89 @@ pub(crate) const RUN_FILES: [&str; 6] = [
 /// The subdirectories a run writes.
 pub(crate) const RUN_DIRS: [&str; 2] = ["checkpoints", "plots"];
 
+/// Whether `name` is one of the checkpoints a run writes: `final`, `resume` or
+/// `step_NNNNNN.safetensors`.
+fn is_run_checkpoint(name: &str) -> bool {
+    let Some(stem) = name.strip_suffix(".safetensors") else {
+        return false;
+    };
+    stem == "final"
+        || stem == "resume"
+        || stem
+            .strip_prefix("step_")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Checks, without changing anything, that a run can be written into its existing directory
+/// `dir` (a resume's, or the one `--force` replaces), before anything in it is deleted: each
+/// of the run's files, checkpoints and (with `plots`) plots is absent or a file, not a
+/// directory; its subdirectories are directories; files can be created in all three (a
+/// read-only directory or file system); and, for a resume (`append`), `metrics.csv` can be
+/// appended to. `Err` says what is in the way. (What it cannot foresee: a full disk, a file
+/// made immutable.)
+pub(crate) fn check_run_paths(
+    dir: &Path,
+    append: bool,
+    plots: bool,
+) -> std::result::Result<(), String> {
+    let is_dir = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_dir());
+    let in_the_way = |p: &Path, what: &str| {
+        format!(
+            "{} is a directory, where the run keeps its {what}",
+            p.display()
+        )
+    };
+    for name in RUN_FILES.iter().filter(|&&n| n != LOCK_FILE) {
+        let p = dir.join(name);
+        if is_dir(&p) {
+            return Err(in_the_way(&p, name));
+        }
+    }
+    let mut writable = vec![dir.to_path_buf()];
+    for sub in RUN_DIRS.iter().filter(|&&d| plots || d != "plots") {
+        let d = dir.join(sub);
+        match std::fs::metadata(&d) {
+            Ok(m) if !m.is_dir() => {
+                return Err(format!(
+                    "{} is not a directory, where the run keeps its {sub}/",
+                    d.display()
+                ))
+            }
+            Ok(_) => writable.push(d),
+            Err(_) => {}
+        }
+    }
+    let ck = dir.join("checkpoints");
+    if let Ok(entries) = std::fs::read_dir(&ck) {
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if is_run_checkpoint(&name) && is_dir(&e.path()) {
+                return Err(in_the_way(&e.path(), "checkpoint of that name"));
+            }
+        }
+    }
+    if plots {
+        for name in crate::plots::RUN_PLOTS {
+            let p = dir.join("plots").join(format!("{name}.svg"));
+            if is_dir(&p) {
+                return Err(in_the_way(&p, "plot of that name"));
+            }
+        }
+    }
+    for d in &writable {
+        fsio::probe_writable(d).map_err(|e| e.to_string())?;
+    }
+    if append {
+        let m = dir.join("metrics.csv");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&m)
+            .map_err(|e| format!("cannot append to {}: {e}", m.display()))?;
+    }
+    Ok(())
+}
+
 /// Whether the entry `e` of a run directory without a `config.toml` can be what a run left
 /// when it stopped while its directory was being created: one of the run's own files, a
 /// temporary file of an interrupted write of one ([`fsio::temp_target`]: a run killed while
@@ -530,14 +613,12 @@ fn prepare_dir(opts: &RunOptions) -> Result<std::fs::File> {
     let lock = lock_run(out)?;
     remove_stale_temps(out);
     if opts.force {
-        // Never the lock file: deleting it would let the next process lock a new file of the
-        // same name while another still holds the old one.
-        for name in RUN_FILES.iter().filter(|&&n| n != LOCK_FILE) {
-            let _ = std::fs::remove_file(out.join(name));
-        }
-        for name in RUN_DIRS {
-            let _ = std::fs::remove_dir_all(out.join(name));
-        }
+        check_run_paths(out, false, opts.plots).map_err(|why| {
+            Failure::input(format!(
+                "--force: {why}: the run could not be written there, and nothing was touched"
+            ))
+        })?;
+        remove_run_entries(out)?;
     } else if has_entries_besides_lock(out) {
         // Another process filled the directory between the check and the lock.
         return Err(exists_error());
@@ -549,6 +630,39 @@ fn prepare_dir(opts: &RunOptions) -> Result<std::fs::File> {
         ))
     })?;
     Ok(lock)
+}
+
+/// What `--force` deletes of the run in `out`: its files ([`RUN_FILES`], never the lock file:
+/// deleting it would let the next process lock a new file of the same name while another
+/// still holds the old one), its checkpoints and its plots, and its subdirectories if that
+/// empties them. Other files (a user's notes, a checkpoint of another name, `spectrum`
+/// output saved under `plots/`) are not the run's and stay. A file that cannot be deleted is
+/// an error: the new run would otherwise be mixed with the old one's files.
+fn remove_run_entries(out: &Path) -> Result<()> {
+    let remove = |p: PathBuf| match std::fs::remove_file(&p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Failure::input(format!(
+            "--force: cannot remove {}: {e}",
+            p.display()
+        ))),
+        _ => Ok(()),
+    };
+    for name in RUN_FILES.iter().filter(|&&n| n != LOCK_FILE) {
+        remove(out.join(name))?;
+    }
+    let ck = out.join("checkpoints");
+    if let Ok(entries) = std::fs::read_dir(&ck) {
+        for e in entries.flatten() {
+            if is_run_checkpoint(&e.file_name().to_string_lossy()) {
+                remove(e.path())?;
+            }
+        }
+    }
+    crate::plots::remove_run_plots(out).map_err(|e| Failure::input(format!("--force: {e}")))?;
+    for d in RUN_DIRS {
+        // Kept when it holds other files.
+        let _ = std::fs::remove_dir(out.join(d));
+    }
+    Ok(())
 }
 
 struct State {
@@ -1251,6 +1365,13 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                 )));
             }
         }
+        // Nothing in the way of the files the run writes (checked before the deletions below).
+        check_run_paths(out, true, opts.plots).map_err(|why| {
+            Failure::input(format!(
+                "--resume {}: {why}: the run could not be continued there, and nothing was touched",
+                out.display()
+            ))
+        })?;
         // Every check passed. The run is unfinished from here until it writes its summary
         // again: the summary and final parameters of the shorter run it was would mark an
         // interrupted extension as finished (`sweep` and `repro` skip runs with a
@@ -1399,16 +1520,29 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                     row.precond_sharpness = m.precond_sharpness;
                     row.eig_residual = m.residual;
                     row.hvps = Some(m.hvps);
-                    let no = |c: Option<bool>| u64::from(c == Some(false));
-                    missed.lambda_min += no(m.lambda_min_converged);
-                    missed.sharpness += no(m.sharpness_converged);
-                    missed.topk += no(m.topk_converged);
-                    missed.precond_sharpness += no(m.precond_converged);
+                    for (converged, count, name) in [
+                        (m.lambda_min_converged, &mut missed.lambda_min, "lambda_min"),
+                        (m.sharpness_converged, &mut missed.sharpness, "sharpness"),
+                        (m.topk_converged, &mut missed.topk, "topk"),
+                        (
+                            m.precond_converged,
+                            &mut missed.precond_sharpness,
+                            "precond_sharpness",
+                        ),
+                    ] {
+                        if converged == Some(false) {
+                            *count += 1;
+                            row.unconverged |= metrics::unconverged_bit(name);
+                        }
+                    }
                     row.sharpness_hvps = eig_due.then_some(m.sharpness_hvps);
                 }
                 // A non-finite curvature at a finite loss: the row's cells stay empty, and
                 // the measurement is counted (and warned about at the end).
-                Err(e) if e.message.contains("non-finite") => missed.non_finite += 1,
+                Err(e) if e.message.contains("non-finite") => {
+                    missed.non_finite += 1;
+                    row.unconverged |= metrics::unconverged_bit("non_finite");
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -1423,9 +1557,15 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                     row.tracked_sharpness = m.sharpness;
                     row.tracked_residual = m.residual;
                     row.tracked_hvps = Some(m.sharpness_hvps);
-                    missed.tracked_sharpness += u64::from(m.sharpness_converged == Some(false));
+                    if m.sharpness_converged == Some(false) {
+                        missed.tracked_sharpness += 1;
+                        row.unconverged |= metrics::unconverged_bit("tracked_sharpness");
+                    }
                 }
-                Err(e) if e.message.contains("non-finite") => missed.non_finite += 1,
+                Err(e) if e.message.contains("non-finite") => {
+                    missed.non_finite += 1;
+                    row.unconverged |= metrics::unconverged_bit("non_finite");
+                }
                 Err(e) => return Err(e),
             }
         }

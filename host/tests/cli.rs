@@ -376,7 +376,7 @@ fn a_legacy_metrics_file_resumes() {
         );
     };
     train(&full, None);
-    for columns in [21, 24] {
+    for columns in [21, 24, 25] {
         let cut = d.join(format!("cut{columns}"));
         train(&cut, Some("8"));
         let path = cut.join("metrics.csv");
@@ -385,24 +385,28 @@ fn a_legacy_metrics_file_resumes() {
             .lines()
             .map(|l| {
                 let cells: Vec<&str> = l.split(',').collect();
-                assert_eq!(cells.len(), 25);
+                assert_eq!(cells.len(), 26);
                 format!("{}\n", cells[..columns].join(","))
             })
             .collect();
-        assert!(legacy.starts_with("step,") && !legacy.contains("trace_se"));
-        assert_eq!(legacy.contains("tracked"), columns == 24);
+        assert!(legacy.starts_with("step,") && !legacy.contains("unconverged"));
+        assert_eq!(legacy.contains("trace_se"), columns == 25);
+        assert_eq!(legacy.contains("tracked"), columns >= 24);
         std::fs::write(&path, legacy).unwrap();
         ok(&["train", "--resume", cut.to_str().unwrap(), "--quiet"]);
         // The uninterrupted run's rows, except that the steps before the resume checkpoint
-        // (step 5) lack the trace's standard error, which the earlier version did not write.
+        // (step 5) lack the columns the earlier version did not write (the trace's standard
+        // error, the unconverged measurements), and the tracked ones too (this run has none).
         let want = String::from_utf8(read(&full.join("metrics.csv"))).unwrap();
         let got = String::from_utf8(read(&path)).unwrap();
         assert_eq!(want.lines().count(), got.lines().count());
         for (w, g) in want.lines().zip(got.lines()) {
             let (w, g): (Vec<&str>, Vec<&str>) = (w.split(',').collect(), g.split(',').collect());
-            assert_eq!(w[..24], g[..24], "{columns}");
+            assert_eq!(w[..columns], g[..columns], "{columns}");
             let kept = w[0].parse::<u64>().map_or(true, |step| step >= 5);
-            assert_eq!(g[24], if kept { w[24] } else { "" }, "{columns}: {g:?}");
+            for i in columns..26 {
+                assert_eq!(g[i], if kept { w[i] } else { "" }, "{columns}: {g:?}");
+            }
         }
         assert!(
             want.lines().nth(1).unwrap().split(',').nth(24) != Some(""),
@@ -2085,6 +2089,7 @@ fn curvature_that_overflows_at_a_finite_loss_is_counted_and_warned_about() {
             "finite loss: {line}"
         );
         assert_eq!(cells[8], "", "no sharpness: {line}");
+        assert_eq!(cells[25], "non_finite", "the row says why: {line}");
     }
     let _ = std::fs::remove_dir_all(d);
 }

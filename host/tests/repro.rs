@@ -105,6 +105,46 @@ fn check_report(out: &Path) {
     }
     // The diagonal network's mechanism is clear even at the tiny scale.
     assert_eq!(cells(table[7])[3], "holds");
+    check_whole_split(out, &md);
+}
+
+/// The `lr x S whole split` column of the first `mse-lr` table row: the mean over its seeds of
+/// lr times `spectrum`'s top eigenvalue at the run's final parameters on the whole training
+/// split (`--hessian-subset` larger than the split).
+fn check_whole_split(out: &Path, md: &str) {
+    let section = md.split("(`mse-lr/`)").nth(1).expect("mse-lr table");
+    let mut lines = section.lines().skip_while(|l| !l.starts_with("| lr |"));
+    let header = cells(lines.next().expect("header"));
+    let col = header
+        .iter()
+        .position(|c| c == "lr x S whole split")
+        .expect("column");
+    let row = cells(lines.nth(1).expect("first row"));
+    let lr = &row[0];
+    let mut got = Vec::new();
+    for e in std::fs::read_dir(out.join("mse-lr")).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(&format!("lr={lr}_seed=")) {
+            continue;
+        }
+        let o = Command::new(BIN)
+            .args(["spectrum", "--k", "1", "--hessian-subset", "1000000"])
+            .arg(e.path().join("checkpoints/final.safetensors"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(j["samples"], j["train_samples"], "the whole split");
+        let top = j["top"][0].as_f64().unwrap();
+        got.push(top * lr.parse::<f64>().unwrap());
+    }
+    assert!(!got.is_empty(), "runs of lr {lr}");
+    let mean = got.iter().sum::<f64>() / got.len() as f64;
+    let cell = &row[col];
+    assert!(
+        cell.starts_with(&format!("{mean:.2}")),
+        "lr {lr}: {cell} against spectrum's {got:?}"
+    );
 }
 
 #[test]

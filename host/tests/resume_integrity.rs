@@ -585,6 +585,19 @@ fn unconverged_counts_and_plots_survive_an_interrupted_resume() {
     for key in ["sharpness", "lambda_min"] {
         assert!(want[key].as_u64().is_some_and(|n| n > 0), "{key}: {want}");
     }
+    // metrics.csv's `unconverged` column names them row by row: its names count to the
+    // summary's counts, and only rows with a measurement name any.
+    let rows = edgewise::metrics::read(&fresh.join("metrics.csv")).unwrap();
+    for (i, key) in edgewise::metrics::UNCONVERGED.iter().enumerate() {
+        let named = rows
+            .iter()
+            .filter(|r| r.unconverged & (1 << i) != 0)
+            .count() as u64;
+        assert_eq!(Some(named), want[key].as_u64(), "{key}: {want}");
+    }
+    assert!(rows
+        .iter()
+        .all(|r| r.unconverged == 0 || r.sharpness.is_some()));
     train(&resumed, &extra("20"));
     let first = unconverged(&resumed);
     assert!(

@@ -377,3 +377,100 @@ fn csv_data_lines_are_limited_and_their_mistakes_named() {
     );
     assert!(!d.join("bad-run").exists());
 }
+
+/// What a resume, `--force`, a sweep and `report` would write through: a directory where a
+/// file of the run goes is refused before anything is deleted or replaced, so the finished
+/// run (its summary.json, final checkpoint, plots) and the previous report stay whole.
+#[test]
+fn a_directory_in_the_way_of_an_output_is_refused_before_anything_is_deleted() {
+    let d = tmp("rd-in-the-way");
+    let ck = ["--checkpoint-every", "10", "--eig-every", "5"];
+    let fresh = |out: &Path| {
+        let mut a = vec!["train", "--out", s(out), "--steps", "20"];
+        a.extend_from_slice(SMALL);
+        a.extend_from_slice(&ck);
+        ok(&a);
+    };
+    for (i, in_the_way) in [
+        "checkpoints/final.safetensors",
+        "checkpoints/step_000030.safetensors",
+        "plots/loss.svg",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let run_dir = d.join(format!("run{i}"));
+        fresh(&run_dir);
+        let p = run_dir.join(in_the_way);
+        let _ = std::fs::remove_file(&p);
+        std::fs::create_dir(&p).unwrap();
+        let before = snapshot(&run_dir);
+        let err = bad(
+            &["train", "--resume", s(&run_dir), "--steps", "40", "--quiet"],
+            &format!("{} is a directory, where the run keeps its", p.display()),
+        );
+        assert!(err.contains("nothing was touched"), "{err}");
+        assert_eq!(snapshot(&run_dir), before, "{in_the_way}");
+        // --force refuses it too, before deleting the previous run.
+        let mut a = vec!["train", "--out", s(&run_dir), "--steps", "10", "--force"];
+        a.extend_from_slice(SMALL);
+        bad(&a, "is a directory, where the run keeps its");
+        assert_eq!(snapshot(&run_dir), before, "--force, {in_the_way}");
+        std::fs::remove_dir(&p).unwrap();
+    }
+
+    // --force deletes the run's own files only: others in its directories stay.
+    let run_dir = d.join("run0");
+    std::fs::write(run_dir.join("NOTES.md"), b"mine").unwrap();
+    std::fs::write(run_dir.join("checkpoints/best.safetensors"), b"mine").unwrap();
+    std::fs::write(run_dir.join("plots/spectrum.json"), b"mine").unwrap();
+    let mut a = vec!["train", "--out", s(&run_dir), "--steps", "5", "--force"];
+    a.extend_from_slice(SMALL);
+    ok(&a);
+    for kept in [
+        "NOTES.md",
+        "checkpoints/best.safetensors",
+        "plots/spectrum.json",
+    ] {
+        assert_eq!(read(&run_dir.join(kept)), b"mine", "{kept}");
+    }
+    for gone in [
+        "checkpoints/step_000010.safetensors",
+        "checkpoints/step_000020.safetensors",
+    ] {
+        assert!(!run_dir.join(gone).exists(), "{gone} of the previous run");
+    }
+    assert!(run_dir.join("checkpoints/final.safetensors").is_file());
+
+    // A sweep extending its runs refuses before rewriting sweep.json or extending any run.
+    let sw = d.join("sw");
+    let mut a = sweep_args(&sw, &["--steps", "20", "--checkpoint-every", "10"]);
+    a[4] = "0.05,0.1";
+    ok(&a);
+    let final_dir = sw.join("lr=0.1/checkpoints/final.safetensors");
+    std::fs::remove_file(&final_dir).unwrap();
+    std::fs::create_dir(&final_dir).unwrap();
+    let before = snapshot(&sw);
+    let at = a.iter().position(|x| *x == "20").unwrap();
+    a[at] = "30";
+    let err = bad(&a, "run lr=0.1: ");
+    assert!(
+        err.contains("final.safetensors is a directory")
+            && err.contains("the sweep changed nothing"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&sw), before);
+
+    // `report` checks all its outputs before replacing the first.
+    let rep = d.join("rep");
+    ok(&["report", s(&sw), "--out", s(&rep)]);
+    std::fs::remove_file(rep.join("report.csv")).unwrap();
+    std::fs::create_dir(rep.join("report.csv")).unwrap();
+    let before = snapshot(&rep);
+    bad(
+        &["report", s(&sw.join("lr=0.05")), "--out", s(&rep)],
+        "report.csv is a directory, where the report writes a file: nothing was written",
+    );
+    assert_eq!(snapshot(&rep), before);
+    let _ = std::fs::remove_dir_all(d);
+}

@@ -109,6 +109,26 @@ pub fn repro(
     })?;
     let plan = plan::plan(scale);
     let jobs = runner::jobs(&plan, out);
+    // What would stop a run, or the report, after others had run: checked before any runs.
+    for name in ["report.md", "claims.json"] {
+        let p = out.join(name);
+        if std::fs::metadata(&p).is_ok_and(|m| m.is_dir()) {
+            return Err(Failure::input(format!(
+                "{} is a directory, where the reproduction writes a file: nothing was run; move it away",
+                p.display()
+            )));
+        }
+    }
+    for j in &jobs {
+        if j.dir.is_dir() && (force || !runner::is_complete(&j.dir, &j.config)) {
+            crate::train::check_run_paths(&j.dir, false, true).map_err(|why| {
+                Failure::input(format!(
+                    "{}: {why}: the run could not be redone there, and nothing was run; move it away",
+                    j.label
+                ))
+            })?;
+        }
+    }
     if !quiet {
         eprintln!(
             "repro ({} scale): {} training runs on {workers} workers into {}",
@@ -141,7 +161,18 @@ pub fn repro(
         }
         let name = &plan.experiments[j.exp].runs[j.run].name;
         match runner::load(&j.dir, &j.config, name) {
-            Ok(r) => records[j.exp].push(r),
+            Ok(mut r) => {
+                if !r.diverged {
+                    match runner::full_split_sharpness(&j.dir, &j.config, workers) {
+                        Ok(s) => r.full_sharpness = s,
+                        Err(e) => eprintln!(
+                            "warning: {}: no sharpness on the whole training split ({e})",
+                            j.label
+                        ),
+                    }
+                }
+                records[j.exp].push(r)
+            }
             Err(e) => failed.push((j.label.clone(), e.to_string())),
         }
     }

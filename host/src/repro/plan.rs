@@ -278,7 +278,7 @@ fn ce_sgd(s: Scale) -> Experiment {
     Experiment {
         kind: Kind::CeSgd,
         dir: "ce-sgd",
-        title: "SGD over batch sizes, lr = lr_full * B / N (paper setting)",
+        title: "SGD over batch sizes, lr = lr_full * B / N (the paper's data, model and lr scaling)",
         setting: ce_setting(&base),
         grid_text: format!(
             "batch sizes {} (N = {n}), lr = {lr_full} * B / {n}, {epochs} epochs, seeds {}; warm-started Lanczos every 10 epochs \
@@ -330,7 +330,7 @@ fn ce_adaptive(s: Scale) -> Experiment {
     Experiment {
         kind: Kind::CeAdaptive,
         dir: "ce-adaptive",
-        title: "Adam vs clipped Adam vs RMSProp (paper setting)",
+        title: "Adam vs clipped Adam vs RMSProp (the paper's data and model)",
         setting: ce_setting(&base),
         grid_text: format!(
             "full batch, lr {}, beta1 0.9 (Adam), beta2 0.99, eps 1e-8; clipped Adam (upper bound: min(sqrt v, c)) with c in {{{}}}; \

@@ -181,5 +181,39 @@ pub fn load(dir: &Path, cfg: &TrainConfig, name: &str) -> Result<RunRecord> {
         train_acc: s.train_acc,
         train_loss: s.train_loss,
         rows,
+        full_sharpness: None,
     })
+}
+
+/// The top Hessian eigenvalue at the run's final parameters (`checkpoints/final.safetensors`)
+/// over its whole training split, when its curvature was measured on a smaller Hessian subset:
+/// what the subset's sharpness stands for. `None` without a subset. Lanczos as `spectrum`
+/// runs it (restarted with twice the steps until the value meets the residual tolerance),
+/// with `threads` threads: the same bits for any count.
+pub fn full_split_sharpness(dir: &Path, cfg: &TrainConfig, threads: usize) -> Result<Option<f64>> {
+    let res = cfg.resolve()?;
+    let path = dir.join("checkpoints/final.safetensors");
+    let ck = crate::checkpoint::load_expecting(&path, &res.arch)
+        .map_err(|e| crate::error::Failure::input(e.to_string()))?;
+    let mut whole = cfg.clone();
+    if whole.curvature.hessian_subset.take().is_none() {
+        return Ok(None);
+    }
+    let settings = crate::analyze::SpectrumSettings {
+        k: 1,
+        method: crate::analyze::Method::Lanczos,
+        lanczos_steps: 30,
+        lanczos_max_steps: Some(240),
+        trace_probes: 0,
+        dense_max: 0,
+        threads,
+        tile: crate::engine::DEFAULT_TILE,
+        expect_fingerprint: ck.metadata.get("data_fingerprint").cloned(),
+    };
+    let sp = crate::analyze::spectrum(&res.arch, &ck.params, &whole, &settings, "final", "repro")?;
+    // A subset as large as the split is the split: nothing to add.
+    if sp.train_samples <= cfg.curvature.hessian_subset.unwrap_or(0) {
+        return Ok(None);
+    }
+    Ok(sp.top.first().map(|&x| x as f64))
 }

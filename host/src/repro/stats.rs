@@ -164,6 +164,9 @@ pub struct RunRecord {
     pub train_loss: Option<f32>,
     /// The rows of `metrics.csv`, in step order.
     pub rows: Vec<Row>,
+    /// The top Hessian eigenvalue at the final parameters over the whole training split, for a
+    /// run whose curvature columns measure a Hessian subset (`None`: no subset, or diverged).
+    pub full_sharpness: Option<f64>,
 }
 
 impl RunRecord {

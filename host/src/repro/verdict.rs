@@ -130,15 +130,18 @@ pub fn criterion(i: usize) -> String {
              (b) in each threshold-crossing run that neither diverged nor collapsed, with >= {MIN_WINDOWS} measurements of each kind, mean rotation in unstable windows \
              (a loss spike since the previous measurement or right after it) vs stable windows (need >= {MIN_RUNS} runs). \
              Holds if rho >= {RHO}, the subspace measure's rho (1 - subspace score) is >= 0, and >= {} of the runs rotate more in unstable windows; \
-             does not hold if rho <= 0 or <= {} of the runs do; otherwise inconclusive.",
+             does not hold if rho <= -{RHO} (the opposite trend, as clear as a holding one) or <= {} of the runs rotate more in unstable windows; \
+             otherwise inconclusive.",
             pct(FRAC_HOLD), pct(FRAC_FAIL)
         ),
         3 => format!(
             "Final sharpness = mean of the last 20% of the measurements. Over the runs that crossed the threshold and neither diverged nor \
              collapsed (final training accuracy <= chance + {COLLAPSE_MARGIN}: the network stopped learning, so its sharpness says nothing \
              about flatness bias), at the learning rates where such runs are at least half the seeds (need >= {MIN_RUNS} such learning rates): holds if Spearman rho(lr, final sharpness) <= -{RHO} \
-             AND mean + sd at the largest such lr < mean - sd at the smallest; does not hold if rho >= 0 or the mean at the largest lr \
-             is not below that at the smallest; otherwise inconclusive."
+             AND mean + sd at the largest such lr < mean - sd at the smallest; does not hold if the opposite trend is as clear: rho >= {RHO} \
+             AND mean - sd at the largest lr > mean + sd at the smallest; otherwise inconclusive. (At the edge of stability the sharpness \
+             hovers near 2/lr, so a holding verdict says the runs end near the threshold of their own lr: the evidence gives lr x S, \
+             whose rise or fall with lr tells whether larger learning rates end flatter than their threshold requires.)"
         ),
         4 => format!(
             "(a) In each threshold-crossing run that neither diverged nor collapsed (final training accuracy <= chance + {COLLAPSE_MARGIN}), with >= {MIN_WINDOWS} lambda_min measurements of each kind, the ratio of mean |lambda_min| in \
@@ -163,14 +166,17 @@ pub fn criterion(i: usize) -> String {
              runs (B < N) alone (need >= {MIN_RUNS} minibatch sizes); the full-batch runs are claim 3's setting and are shown for \
              reference only. Holds if Spearman rho(lr, final sharpness) over the minibatch runs <= -{RHO}, mean + sd at the largest \
              minibatch lr < mean - sd at the smallest, AND at least one minibatch size crossed the threshold in most of its seeds \
-             (instabilities occur with minibatches too); does not hold if rho >= 0 or the mean at the largest minibatch lr is not below \
-             that at the smallest; otherwise inconclusive (including: no minibatch size became unstable)."
+             (instabilities occur with minibatches too); does not hold if the opposite trend is as clear: rho >= {RHO} AND mean - sd at the \
+             largest minibatch lr > mean + sd at the smallest; otherwise inconclusive (including: no minibatch size became unstable)."
         ),
-        7 => "Means over the runs that did not diverge. (a) Suppression: a clip value counts as restoring instabilities if its mean number of loss spikes minus sd exceeds Adam's \
-              mean plus sd; holds if at least half of the clip values do, does not hold if no clip value has more spikes than Adam on \
-              average. (b) Generalization (needs >= 2 seeds per optimizer): a clip value improves on Adam if its mean test accuracy \
-              minus sd exceeds Adam's mean plus sd; holds if at least half of the clip values do, does not hold if no clip value's \
-              mean test accuracy exceeds Adam's. The claim holds if (a) and (b) hold, does not hold if either does not, otherwise \
+        7 => "Means over the runs that did not diverge. (a) Suppression: a clip value restores instabilities if its mean number of loss spikes minus sd exceeds Adam's \
+              mean plus sd; holds if at least half of the clip values do, does not hold if none has more spikes than Adam beyond \
+              the spread while at least half have as few or fewer on average (clipping restores none). (b) Generalization, over the \
+              clip values that restore instabilities (a clip value that does not cannot test whether restoring them helps; needs \
+              >= 2 seeds per optimizer): one improves on Adam if its mean test accuracy minus sd exceeds Adam's mean plus sd, and \
+              is worse if its mean plus sd is below Adam's mean minus sd; holds if at least half of them improve and none is worse, \
+              does not hold if at least half are worse and none improves; otherwise (or with no clip value that restores \
+              instabilities) inconclusive. The claim holds if (a) and (b) hold, does not hold if either does not, otherwise \
               inconclusive."
             .to_string(),
         8 => format!(
@@ -403,7 +409,7 @@ pub fn claim2(runs: &[RunRecord]) -> Assessment {
     let a = match rho {
         _ if n_lrs < MIN_RUNS => Verdict::Inconclusive,
         None => Verdict::Inconclusive,
-        Some(r) if r <= 0.0 => Verdict::DoesNotHold,
+        Some(r) if r <= -RHO => Verdict::DoesNotHold,
         Some(r) if r >= RHO && rho_sub.is_none_or(|s| s >= 0.0) => Verdict::Holds,
         _ => Verdict::Inconclusive,
     };
@@ -448,10 +454,10 @@ fn sharpness_trend(
 fn trend_verdict(rho: Option<f64>, lo: Option<MeanSd>, hi: Option<MeanSd>) -> Verdict {
     match (rho, lo, hi) {
         (Some(r), Some(lo), Some(hi)) => {
-            if r >= 0.0 || hi.mean >= lo.mean {
-                Verdict::DoesNotHold
-            } else if r <= -RHO && hi.hi() < lo.lo() {
+            if r <= -RHO && hi.hi() < lo.lo() {
                 Verdict::Holds
+            } else if r >= RHO && hi.lo() > lo.hi() {
+                Verdict::DoesNotHold
             } else {
                 Verdict::Inconclusive
             }
@@ -918,42 +924,59 @@ pub fn claim7(runs: &[RunRecord]) -> Assessment {
     let (Some(asp), Some(aacc)) = (adam.spikes, adam.acc) else {
         return assess(Verdict::Inconclusive, format!("{ev} Adam has no results."));
     };
-    let half = clipped.len().div_ceil(2);
-    let more_unstable = clipped
+    let half = |n: usize| n.div_ceil(2);
+    let restoring: Vec<&G> = clipped
         .iter()
+        .copied()
         .filter(|g| g.spikes.is_some_and(|s| s.lo() > asp.hi()))
-        .count();
-    let any_more = clipped
+        .collect();
+    let not_more = clipped
         .iter()
-        .any(|g| g.spikes.is_some_and(|s| s.mean > asp.mean));
-    let a = if more_unstable >= half {
+        .filter(|g| g.spikes.is_some_and(|s| s.mean <= asp.mean))
+        .count();
+    let a = if restoring.len() >= half(clipped.len()) {
         Verdict::Holds
-    } else if !any_more {
+    } else if restoring.is_empty() && not_more >= half(clipped.len()) {
         Verdict::DoesNotHold
     } else {
         Verdict::Inconclusive
     };
-    let better = clipped
+    let better = restoring
         .iter()
         .filter(|g| g.acc.is_some_and(|s| s.lo() > aacc.hi()))
         .count();
-    let any_better = clipped
+    let worse = restoring
         .iter()
-        .any(|g| g.acc.is_some_and(|s| s.mean > aacc.mean));
-    let seeds_ok = adam.n >= 2 && clipped.iter().all(|g| g.n >= 2);
-    let b = if !any_better {
-        Verdict::DoesNotHold
-    } else if better >= half && seeds_ok {
+        .filter(|g| g.acc.is_some_and(|s| s.hi() < aacc.lo()))
+        .count();
+    let seeds_ok = adam.n >= 2 && restoring.iter().all(|g| g.n >= 2);
+    let k = restoring.len();
+    let b = if k == 0 || !seeds_ok {
+        Verdict::Inconclusive
+    } else if better >= half(k) && worse == 0 {
         Verdict::Holds
+    } else if worse >= half(k) && better == 0 {
+        Verdict::DoesNotHold
     } else {
         Verdict::Inconclusive
+    };
+    let names = |v: &[&G]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.iter()
+                .map(|g| g.label.clone())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
     };
     assess(
         combine(&[a, b]),
         format!(
-            "{ev} Clip values with more spikes than Adam beyond the spread: {more_unstable}/{}; with better test accuracy beyond the spread: {better}/{}.",
+            "{ev} Clip values that restore instabilities (more spikes than Adam beyond the spread): {k}/{} ({}); of these, with \
+             better test accuracy than Adam beyond the spread: {better}/{k}, worse beyond the spread: {worse}/{k}.",
             clipped.len(),
-            clipped.len()
+            names(&restoring)
         ),
     )
 }

@@ -258,6 +258,19 @@ fn claim3_verdicts() {
 
     let two = grid(&[0.02, 0.4, 0.8], &[0, 1], 400, 5, p);
     assert_eq!(claim3(&two).verdict, Verdict::Inconclusive);
+
+    // No trend (the same sharpness at every lr, up to the seeds' spread): the claim is not
+    // contradicted as clearly as a holding trend would support it.
+    let mut flat = runs.clone();
+    for r in flat.iter_mut() {
+        let k = 1.0 + 0.01 * r.seed as f32;
+        for row in r.rows.iter_mut().filter(|x| x.sharpness.is_some()) {
+            row.sharpness = Some(30.0 * k);
+            row.lr_x_sharpness = Some(30.0 * k * r.lr);
+        }
+    }
+    let a = claim3(&flat);
+    assert_eq!(a.verdict, Verdict::Inconclusive, "{}", a.evidence);
 }
 
 #[test]
@@ -571,6 +584,38 @@ fn claim7_verdicts() {
         &seeds,
     );
     assert_eq!(claim7(&worse).verdict, Verdict::DoesNotHold);
+
+    // The audit's case: clip values that restore no instabilities and a test accuracy within
+    // the seed spread of Adam's decide nothing (they used to make the claim fail); the one
+    // clip value that restores them generalizes as well as Adam.
+    let noise = adaptive(
+        &[
+            ("adam", None, 0, 0.870),
+            ("clipped-adam", Some(1e-3), 20, 0.869),
+            ("clipped-adam", Some(3e-3), 0, 0.866),
+            ("clipped-adam", Some(1e-2), 0, 0.867),
+        ],
+        &seeds,
+    );
+    let a = claim7(&noise);
+    assert_eq!(a.verdict, Verdict::Inconclusive, "{}", a.evidence);
+    assert!(
+        a.evidence.contains("restore instabilities (more spikes than Adam beyond the spread): 1/3 (clipped-adam c=0.001); of these, with better test accuracy than Adam beyond the spread: 0/1, worse beyond the spread: 0/1"),
+        "{}",
+        a.evidence
+    );
+    // Clipping that restores no instabilities anywhere: (a) does not hold.
+    let none = adaptive(
+        &[
+            ("adam", None, 0, 0.870),
+            ("clipped-adam", Some(3e-3), 0, 0.90),
+            ("clipped-adam", Some(1e-2), 0, 0.91),
+        ],
+        &seeds,
+    );
+    let a = claim7(&none);
+    assert_eq!(a.verdict, Verdict::DoesNotHold, "{}", a.evidence);
+    assert!(a.evidence.contains(": 0/2 (none)"), "{}", a.evidence);
 
     let one_seed = adaptive(
         &[
