@@ -13,7 +13,9 @@
 //! - `__metadata__` (string to string): `format` = `edgewise-checkpoint`, `format_version` =
 //!   `1`, `widths` (e.g. `64-32-10`), `activation` ([`Activation::name`]), `loss`
 //!   ([`Loss::name`]), `math` (`libm` or `micromath`), plus the caller's own entries (step,
-//!   epoch, seed, optimizer, config, ...). The six names above are reserved.
+//!   epoch, seed, optimizer, config, ...), and `checksum`: FNV-1a (64-bit) over the caller's
+//!   metadata, the architecture and every tensor's values ([`checksum`]). The seven names
+//!   above are reserved.
 //!
 //! The header is written by this module rather than by `safetensors::serialize` so that the
 //! bytes are deterministic: metadata keys in sorted order, tensors in the order above. Equal
@@ -26,7 +28,10 @@
 //! missing `format` metadata ("not an edgewise checkpoint" — a plain safetensors file with
 //! only `layers.*` tensors is refused, because activation and loss cannot be inferred), missing
 //! or unexpected layer tensors, shapes inconsistent with `widths`, dtypes other than F32,
-//! unknown activation, loss or math names, and NaN or infinite parameters. No file content
+//! unknown activation, loss or math names, NaN or infinite parameters, and contents that do
+//! not match the `checksum` entry (a damaged file, or one edited after it was written: a
+//! checkpoint edited on purpose must leave the entry out; files without it, such as those of
+//! earlier versions, are read unchecked). No file content
 //! makes it panic, and it allocates no more than the file's size.
 //!
 //! Extra tensors of another shape (written by other tools) are read flattened; extra tensors
@@ -63,14 +68,59 @@ pub const FORMAT: &str = "edgewise-checkpoint";
 /// The `format_version` this build writes and reads.
 pub const FORMAT_VERSION: &str = "1";
 /// Metadata keys written from the [`Arch`]; callers cannot set them in [`Checkpoint::metadata`].
-pub const RESERVED_KEYS: [&str; 6] = [
+pub const RESERVED_KEYS: [&str; 7] = [
     "format",
     "format_version",
     "widths",
     "activation",
     "loss",
     "math",
+    "checksum",
 ];
+
+/// The `checksum` metadata of `ck`: FNV-1a (64-bit) over the bytes of its caller metadata
+/// (each key and value followed by a zero byte, in key order), its architecture (the `widths`,
+/// `activation`, `loss` and `math` metadata values, each followed by a zero byte), its parameters (little-endian `f32`) and each extra
+/// tensor (name, zero byte, length as little-endian `u64`, values), as `fnv1a64:` and 16 hex
+/// digits. Any change of a value, a name or an entry changes it (with overwhelming
+/// probability); it guards against damage and accidental edits, not against deliberate ones.
+pub fn checksum(ck: &Checkpoint) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for (k, v) in &ck.metadata {
+        eat(k.as_bytes());
+        eat(&[0]);
+        eat(v.as_bytes());
+        eat(&[0]);
+    }
+    let arch = &ck.arch;
+    for part in [
+        widths_string(arch.widths()).as_str(),
+        arch.activation().name(),
+        arch.loss().name(),
+        math_name(arch.math()),
+    ] {
+        eat(part.as_bytes());
+        eat(&[0]);
+    }
+    for x in &ck.params {
+        eat(&x.to_le_bytes());
+    }
+    for (name, v) in &ck.extra {
+        eat(name.as_bytes());
+        eat(&[0]);
+        eat(&(v.len() as u64).to_le_bytes());
+        for x in v {
+            eat(&x.to_le_bytes());
+        }
+    }
+    format!("fnv1a64:{h:016x}")
+}
 
 /// The largest header the safetensors format allows (the reference implementation's limit).
 const MAX_HEADER: u64 = 100_000_000;
@@ -333,6 +383,8 @@ fn header(path: &Path, ck: &Checkpoint) -> Result<Vec<u8>, CheckpointError> {
     meta.insert("activation", arch.activation().name());
     meta.insert("loss", arch.loss().name());
     meta.insert("math", math_name(arch.math()));
+    let sum = checksum(ck);
+    meta.insert("checksum", &sum);
 
     let json = |s: &str| serde_json::to_string(s).expect("a string always serialises");
     let mut h = String::from("{\"__metadata__\":");
@@ -632,12 +684,22 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
         .filter(|(k, _)| !RESERVED_KEYS.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    Ok(Checkpoint {
+    let ck = Checkpoint {
         arch,
         params,
         extra,
         metadata,
-    })
+    };
+    if let Some(sum) = meta.get("checksum") {
+        if *sum != checksum(&ck) {
+            return Err(bad(format!(
+                "its contents do not match its checksum metadata ({sum}): the file was damaged, \
+                 or edited after edgewise wrote it (a checkpoint edited on purpose must leave out \
+                 the `checksum` entry)"
+            )));
+        }
+    }
+    Ok(ck)
 }
 
 /// `layers.0.*` or `layers.0.* to layers.{n-1}.*`.
@@ -725,6 +787,51 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
+    /// A byte changed anywhere the checksum covers (a tensor value, a metadata value) is
+    /// refused; the same file without its `checksum` entry (an edited checkpoint) loads.
+    #[test]
+    fn checksums_catch_damage_and_edits() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ck.safetensors");
+        let ck = sample();
+        let good = to_bytes(&ck).unwrap();
+        let n = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+        let load_bytes = |b: &[u8]| {
+            std::fs::write(&p, b).unwrap();
+            load(&p)
+        };
+        assert_bit_equal(&load_bytes(&good).unwrap(), &ck);
+        // One bit of the last extra tensor's last value (still finite).
+        let mut flipped = good.clone();
+        let last = flipped.len() - 4;
+        flipped[last] ^= 1;
+        let e = load_bytes(&flipped).unwrap_err().to_string();
+        assert!(
+            e.contains("do not match its checksum metadata (fnv1a64:"),
+            "{e}"
+        );
+        // The step metadata changed, same length.
+        let header = String::from_utf8(good[8..8 + n].to_vec()).unwrap();
+        assert!(header.contains("\"step\":\"1200\""));
+        let edited = header.replace("\"step\":\"1200\"", "\"step\":\"1100\"");
+        let mut b = good[..8].to_vec();
+        b.extend_from_slice(edited.as_bytes());
+        b.extend_from_slice(&good[8 + n..]);
+        let e = load_bytes(&b).unwrap_err().to_string();
+        assert!(e.contains("edited after edgewise wrote it"), "{e}");
+        // Without the entry (blanked to keep the header's length), the edit loads.
+        let sum = checksum(&ck);
+        let entry = format!("\"checksum\":\"{sum}\",");
+        assert!(edited.contains(&entry), "{edited}");
+        let blank = edited.replace(&entry, &" ".repeat(entry.len()));
+        let mut b = good[..8].to_vec();
+        b.extend_from_slice(blank.as_bytes());
+        b.extend_from_slice(&good[8 + n..]);
+        let back = load_bytes(&b).unwrap();
+        assert_eq!(back.metadata["step"], "1100");
+        assert_eq!(back.params, ck.params);
+    }
+
     #[test]
     fn layout_names_shapes_and_offsets() {
         let ck = sample();
@@ -745,7 +852,9 @@ mod tests {
         assert_eq!(m("math"), "micromath");
         assert_eq!(m("step"), "1200");
         assert_eq!(m("config"), ck.metadata["config"]);
-        assert_eq!(meta.len(), 9);
+        assert_eq!(m("checksum"), checksum(&ck));
+        assert!(m("checksum").starts_with("fnv1a64:") && m("checksum").len() == 24);
+        assert_eq!(meta.len(), 10);
 
         let expect = [
             ("layers.0.weight", vec![4, 5]),

@@ -284,8 +284,14 @@ pub fn prepare(cfg: &TrainConfig, arch: &Arch) -> Result<Prepared> {
     })
 }
 
+/// A failed read or write of a run's own file: bad input (exit code 2) when the path is at fault
+/// ([`fsio::IoError::is_bad_path`]), otherwise a failure to write results (exit code 1).
 fn io_err(e: fsio::IoError) -> Failure {
-    Failure::internal(e.to_string())
+    if e.is_bad_path() {
+        Failure::input(e.to_string())
+    } else {
+        Failure::internal(e.to_string())
+    }
 }
 
 /// A failure to write into an output directory: bad input (exit code 2) when the path is at
@@ -799,7 +805,10 @@ fn save_checkpoint(
             tr.save(&mut ck.extra);
         }
     }
-    checkpoint::save(path, &ck).map_err(|e| Failure::internal(e.to_string()))
+    checkpoint::save(path, &ck).map_err(|e| match e {
+        checkpoint::CheckpointError::Io(io) => io_err(io),
+        e => Failure::internal(e.to_string()),
+    })
 }
 
 /// A fingerprint of the data a run trains and tests on (the split actually used, in its

@@ -332,6 +332,14 @@ fn a_checkpoint_whose_parameters_are_not_its_steps_is_refused() {
     let other = checkpoint::load(&work.join("checkpoints/step_000010.safetensors")).unwrap();
     edit_ckpt(&work, |ck| ck.params = other.params);
     refused(&work, "its parameters are not those of its step 20");
+    // One bit of its last tensor (tracker or optimizer state) flipped on disk: the checksum.
+    copy_run(&run, &work);
+    let path = resume_ckpt(&work);
+    let mut bytes = read(&path);
+    let last = bytes.len() - 4;
+    bytes[last] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    refused(&work, "do not match its checksum metadata");
     let _ = std::fs::remove_dir_all(d);
 }
 

@@ -1490,16 +1490,22 @@ mod tests {
             r.test_acc = r.train_acc;
             r.rows[0].sharpness = Some(3.0);
             r.rows[1].sharpness = Some(if r.diverged { 1e9 } else { 5.0 });
+            r.full_sharpness = Some(if r.diverged { 1e9 } else { 4.5 });
         }
         let mut md = String::new();
         lr_table(&mut md, &runs);
         let row = md.lines().find(|l| l.starts_with("| 0.5 |")).unwrap();
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-        // lr, seeds, crossed, diverged, collapsed, used, initial, final, lr x final, ...
+        // lr, seeds, crossed, diverged, collapsed, used, initial, final, lr x final,
+        // lr x S whole split, spikes, rotation, test acc, ...
         assert_eq!(&cells[1..7], ["0.5", "2", "2/2", "1/2", "0/2", "1"]);
         assert_eq!(cells[7], "3.00 ± 0.00", "initial sharpness over all seeds");
         assert_eq!(cells[8], "5.00", "final sharpness without the diverged run");
-        assert_eq!(cells[12], "0.900");
+        assert_eq!(
+            cells[10], "2.25",
+            "lr x whole-split sharpness without the diverged run"
+        );
+        assert_eq!(cells[13], "0.900");
         assert!(md.contains("over the seeds that did not diverge"));
     }
 }
