@@ -519,8 +519,9 @@ pub struct Reported {
     pub left_out: Vec<(PathBuf, String)>,
 }
 
-/// The plots `report` writes into `plots/`.
-const REPORT_PLOTS: [&str; 3] = [
+/// The plots `report` writes into `plots/` (a run's own when it reports the run alone:
+/// `--force` deletes them with the run's `report.md`).
+pub(crate) const REPORT_PLOTS: [&str; 3] = [
     "sharpness_vs_lr.svg",
     "test_acc_vs_lr.svg",
     "rotation_vs_lr.svg",

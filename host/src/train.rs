@@ -640,8 +640,8 @@ fn prepare_dir(opts: &RunOptions) -> Result<std::fs::File> {
 
 /// What `--force` deletes of the run in `out`: its files ([`RUN_FILES`], never the lock file:
 /// deleting it would let the next process lock a new file of the same name while another
-/// still holds the old one), its checkpoints and its plots, and its subdirectories if that
-/// empties them. Other files (a user's notes, a checkpoint of another name, `spectrum`
+/// still holds the old one), its checkpoints and its plots (and those of a `report` of it),
+/// and its subdirectories if that empties them. Other files (a user's notes, a checkpoint of another name, `spectrum`
 /// output saved under `plots/`) are not the run's and stay. A file that cannot be deleted is
 /// an error: the new run would otherwise be mixed with the old one's files.
 fn remove_run_entries(out: &Path) -> Result<()> {
@@ -664,6 +664,10 @@ fn remove_run_entries(out: &Path) -> Result<()> {
         }
     }
     crate::plots::remove_run_plots(out).map_err(|e| Failure::input(format!("--force: {e}")))?;
+    // Those of a `report` of the run alone, which wrote its report.md and report.csv.
+    for name in crate::report::REPORT_PLOTS {
+        remove(out.join("plots").join(name))?;
+    }
     for d in RUN_DIRS {
         // Kept when it holds other files.
         let _ = std::fs::remove_dir(out.join(d));

@@ -419,8 +419,11 @@ fn a_directory_in_the_way_of_an_output_is_refused_before_anything_is_deleted() {
         std::fs::remove_dir(&p).unwrap();
     }
 
-    // --force deletes the run's own files only: others in its directories stay.
+    // --force deletes the run's own files only (with those of a report of it alone): others
+    // in its directories stay.
     let run_dir = d.join("run0");
+    ok(&["report", s(&run_dir)]);
+    assert!(run_dir.join("plots/sharpness_vs_lr.svg").is_file());
     std::fs::write(run_dir.join("NOTES.md"), b"mine").unwrap();
     std::fs::write(run_dir.join("checkpoints/best.safetensors"), b"mine").unwrap();
     std::fs::write(run_dir.join("plots/spectrum.json"), b"mine").unwrap();
@@ -437,6 +440,8 @@ fn a_directory_in_the_way_of_an_output_is_refused_before_anything_is_deleted() {
     for gone in [
         "checkpoints/step_000010.safetensors",
         "checkpoints/step_000020.safetensors",
+        "report.md",
+        "plots/sharpness_vs_lr.svg",
     ] {
         assert!(!run_dir.join(gone).exists(), "{gone} of the previous run");
     }
