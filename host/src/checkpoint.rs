@@ -85,13 +85,8 @@ pub const RESERVED_KEYS: [&str; 7] = [
 /// digits. Any change of a value, a name or an entry changes it (with overwhelming
 /// probability); it guards against damage and accidental edits, not against deliberate ones.
 pub fn checksum(ck: &Checkpoint) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
+    let mut h = crate::fnv::Fnv64::new();
+    let mut eat = |bytes: &[u8]| h.bytes(bytes);
     for (k, v) in &ck.metadata {
         eat(k.as_bytes());
         eat(&[0]);
@@ -119,7 +114,7 @@ pub fn checksum(ck: &Checkpoint) -> String {
             eat(&x.to_le_bytes());
         }
     }
-    format!("fnv1a64:{h:016x}")
+    format!("fnv1a64:{:016x}", h.finish())
 }
 
 /// The largest header the safetensors format allows (the reference implementation's limit).

@@ -110,6 +110,14 @@ fn temp_name(name: &std::ffi::OsStr, n: u64) -> std::ffi::OsString {
     tmp
 }
 
+/// Removes the file at `path`; one that is not there is no error.
+pub fn remove_if_present(path: &Path) -> Result<(), IoError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(IoError::new(path, "remove", e)),
+        _ => Ok(()),
+    }
+}
+
 /// Whether files can be created in the directory `dir` (permissions, a read-only file system):
 /// creates an empty temporary file there (named as [`atomic_write`]'s are, for the target
 /// `write-probe`) and removes it again. What a command checks before it deletes anything it

@@ -20,6 +20,7 @@ pub mod config;
 pub mod data;
 pub mod engine;
 pub mod error;
+pub mod fnv;
 pub mod fsio;
 pub mod mem;
 pub mod metrics;

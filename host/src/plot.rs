@@ -250,7 +250,7 @@ pub fn render_svg(chart: &Chart) -> String {
     header(&mut out, w, h);
     let mut fp = Fnv::new();
     fp.chart(chart);
-    chart_body(&mut out, chart, &format!("ewclip{:016x}", fp.0));
+    chart_body(&mut out, chart, &format!("ewclip{:016x}", fp.0.finish()));
     out.push_str("</svg>\n");
     out
 }
@@ -296,7 +296,7 @@ pub fn render_grid_svg(charts: &[Chart], columns: usize) -> String {
     for (i, c) in charts.iter().enumerate() {
         let (x, y) = ((i % cols) as f64 * cw, (i / cols) as f64 * ch);
         let _ = write!(out, r#"<g transform="translate({},{})">"#, f2(x), f2(y));
-        chart_body(&mut out, c, &format!("ewclip{:016x}g{}", fp.0, i));
+        chart_body(&mut out, c, &format!("ewclip{:016x}g{}", fp.0.finish(), i));
         out.push_str("</g>\n");
     }
     out.push_str("</svg>\n");
@@ -904,17 +904,14 @@ struct LegendEntry {
 
 /// Stable fingerprint of a chart, for clip-path ids that do not collide when several SVGs
 /// are inlined into one HTML page.
-struct Fnv(u64);
+struct Fnv(crate::fnv::Fnv64);
 
 impl Fnv {
     fn new() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
+        Fnv(crate::fnv::Fnv64::new())
     }
     fn bytes(&mut self, b: &[u8]) {
-        for &x in b {
-            self.0 ^= x as u64;
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
+        self.0.bytes(b);
     }
     fn str(&mut self, s: &str) {
         self.bytes(&(s.len() as u64).to_le_bytes());

@@ -165,13 +165,7 @@ pub const RUN_PLOTS: [&str; 9] = [
 pub fn remove_run_plots(dir: &Path) -> Result<(), IoError> {
     let pd = dir.join("plots");
     for name in RUN_PLOTS {
-        let path = pd.join(format!("{name}.svg"));
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(IoError::new(&path, "remove", e))
-            }
-            _ => {}
-        }
+        crate::fsio::remove_if_present(&pd.join(format!("{name}.svg")))?;
     }
     Ok(())
 }

@@ -80,12 +80,9 @@ pub fn build_id() -> Option<&'static str> {
     static ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     ID.get_or_init(|| {
         let bytes = std::fs::read(std::env::current_exe().ok()?).ok()?;
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for &b in &bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        Some(format!("{h:016x}"))
+        let mut h = crate::fnv::Fnv64::new();
+        h.bytes(&bytes);
+        Some(format!("{:016x}", h.finish()))
     })
     .as_deref()
 }
@@ -645,12 +642,8 @@ fn prepare_dir(opts: &RunOptions) -> Result<std::fs::File> {
 /// output saved under `plots/`) are not the run's and stay. A file that cannot be deleted is
 /// an error: the new run would otherwise be mixed with the old one's files.
 fn remove_run_entries(out: &Path) -> Result<()> {
-    let remove = |p: PathBuf| match std::fs::remove_file(&p) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Failure::input(format!(
-            "--force: cannot remove {}: {e}",
-            p.display()
-        ))),
-        _ => Ok(()),
+    let remove = |p: PathBuf| {
+        fsio::remove_if_present(&p).map_err(|e| Failure::input(format!("--force: {e}")))
     };
     for name in RUN_FILES.iter().filter(|&&n| n != LOCK_FILE) {
         remove(out.join(name))?;
@@ -1390,16 +1383,8 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         // interrupted extension as finished (`sweep` and `repro` skip runs with a
         // summary.json, `report` labels them done).
         for stale in ["summary.json", "checkpoints/final.safetensors"] {
-            let path = out.join(stale);
-            match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(Failure::input(format!(
-                        "cannot write to output directory: cannot remove {}: {e}",
-                        path.display()
-                    )))
-                }
-                _ => {}
-            }
+            fsio::remove_if_present(&out.join(stale))
+                .map_err(|e| Failure::input(format!("cannot write to output directory: {e}")))?;
         }
         if opts.plots {
             // Written again when the run finishes.

@@ -191,14 +191,14 @@ pub fn load(dir: &Path, cfg: &TrainConfig, name: &str) -> Result<RunRecord> {
 /// runs it (restarted with twice the steps until the value meets the residual tolerance),
 /// with `threads` threads: the same bits for any count.
 pub fn full_split_sharpness(dir: &Path, cfg: &TrainConfig, threads: usize) -> Result<Option<f64>> {
-    let res = cfg.resolve()?;
-    let path = dir.join("checkpoints/final.safetensors");
-    let ck = crate::checkpoint::load_expecting(&path, &res.arch)
-        .map_err(|e| crate::error::Failure::input(e.to_string()))?;
     let mut whole = cfg.clone();
     if whole.curvature.hessian_subset.take().is_none() {
         return Ok(None);
     }
+    let res = cfg.resolve()?;
+    let path = dir.join("checkpoints/final.safetensors");
+    let ck = crate::checkpoint::load_expecting(&path, &res.arch)
+        .map_err(|e| crate::error::Failure::input(e.to_string()))?;
     let settings = crate::analyze::SpectrumSettings {
         k: 1,
         method: crate::analyze::Method::Lanczos,
@@ -211,9 +211,5 @@ pub fn full_split_sharpness(dir: &Path, cfg: &TrainConfig, threads: usize) -> Re
         expect_fingerprint: ck.metadata.get("data_fingerprint").cloned(),
     };
     let sp = crate::analyze::spectrum(&res.arch, &ck.params, &whole, &settings, "final", "repro")?;
-    // A subset as large as the split is the split: nothing to add.
-    if sp.train_samples <= cfg.curvature.hessian_subset.unwrap_or(0) {
-        return Ok(None);
-    }
     Ok(sp.top.first().map(|&x| x as f64))
 }
