@@ -50,7 +50,8 @@ pub struct Data<'a> {
 }
 
 impl<'a> Data<'a> {
-    /// A view of `x.len() / dim` samples with `dim` float features each.
+    /// A view of `x.len() / dim` samples with `dim` float features each ([`Error::EmptyData`]
+    /// for none).
     pub fn new(x: &'a [f32], dim: usize, targets: Targets<'a>) -> Result<Self, Error> {
         Self::with_features(Features::F32(x), dim, targets)
     }
@@ -73,10 +74,13 @@ impl<'a> Data<'a> {
             });
         }
         let rows = len / dim;
+        if rows == 0 {
+            return Err(Error::EmptyData);
+        }
         match targets {
             Targets::Classes(l) => check_len("labels", l, rows)?,
             Targets::Values(v) => {
-                if rows == 0 || v.len() % rows != 0 {
+                if v.len() % rows != 0 {
                     return Err(Error::LengthMismatch {
                         what: "targets",
                         expected: rows,

@@ -42,6 +42,140 @@
 //! assert!(top.value.is_finite() && top.converged);
 //! assert!(top.iterations == op.products());
 //! ```
+//!
+//! ## Training
+//!
+//! An optimizer is a `Copy` setting; its state lives in a caller buffer of
+//! [`Optimizer::state_len`] values (a `const fn`, so the buffer can be a fixed array). Here
+//! the paper's clipped Adam ("Clipped-Ada": the preconditioner `sqrt(v_hat)` capped at `c`, so
+//! every coordinate's step is at least `lr / (c + eps)`):
+//!
+//! ```
+//! use edgewise_core::{
+//!     Activation, AdamConfig, Arch, Clip, Data, Init, Loss, OptState, Optimizer, Schedule,
+//!     Targets,
+//! };
+//!
+//! # fn main() -> Result<(), edgewise_core::Error> {
+//! let arch = Arch::new(&[2, 4, 2], Activation::Tanh, Loss::Mse)?;
+//! let mut params = [0.0f32; 22];
+//! arch.init(&mut params, Init::default(), 7)?;
+//! let x = [0.5, -1.0, 1.0, 0.25, -0.5, 0.5];
+//! let data = Data::new(&x, 2, Targets::Classes(&[0, 1, 1]))?;
+//! let (tile, mut ws, mut grad) = (2, [0.0f32; 256], [0.0f32; 22]);
+//!
+//! const OPT: Optimizer = Optimizer::Adam(AdamConfig {
+//!     beta1: 0.9,
+//!     beta2: 0.999,
+//!     eps: 1e-8,
+//!     weight_decay: 0.0,
+//!     decoupled: false,
+//!     clip: Clip::Upper(0.1),
+//! });
+//! let mut buf = [0.0f32; OPT.state_len(22)]; // [m | v]
+//! let mut state = OptState { t: 0, buf: &mut buf };
+//! let schedule = Schedule::default(); // constant
+//! let first = arch.loss_grad(&params, &data, &mut grad, &mut ws, tile)?;
+//! for t in 0..50 {
+//!     arch.loss_grad(&params, &data, &mut grad, &mut ws, tile)?;
+//!     OPT.step(schedule.lr(0.01, t), &mut params, &grad, &mut state)?;
+//! }
+//! let last = arch.loss_grad(&params, &data, &mut grad, &mut ws, tile)?;
+//! assert!(last < first && state.t == 50);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Minibatch SGD draws batches with [`EpochSampler`] and views them with [`Data::select`].
+//! Non-finite values propagate: a step on a NaN gradient writes NaN parameters and returns
+//! `Ok` (the caller checks the loss, as `edgewise train` does); the eigen-solvers return
+//! [`Error::NonFinite`].
+//!
+//! ## Lanczos: both ends of the spectrum and the top eigenvectors
+//!
+//! ```
+//! use edgewise_core::{
+//!     lanczos, lanczos_basis_len, lanczos_work_len, ritz_vector, Activation, Arch, Data,
+//!     HessianOp, Init, LanczosConfig, Loss, MlpObjective, Targets,
+//! };
+//!
+//! # fn main() -> Result<(), edgewise_core::Error> {
+//! # let arch = Arch::new(&[2, 4, 2], Activation::Tanh, Loss::Mse)?;
+//! # let mut params = [0.0f32; 22];
+//! # arch.init(&mut params, Init::default(), 7)?;
+//! # let x = [0.5, -1.0, 1.0, 0.25, -0.5, 0.5];
+//! # let data = Data::new(&x, 2, Targets::Classes(&[0, 1, 1]))?;
+//! # let (tile, mut ws) = (2, [0.0f32; 256]);
+//! const P: usize = 22;
+//! const STEPS: usize = 10;
+//! let cfg = LanczosConfig { steps: STEPS };
+//! let mut basis = [0.0f32; lanczos_basis_len(STEPS, P)]; // (steps + 1) * P
+//! let mut work = [0.0f64; lanczos_work_len(STEPS)];
+//! let (mut values, mut residuals) = ([0.0f32; STEPS], [0.0f32; STEPS]);
+//! let mut obj = MlpObjective::new(&arch, data, &mut ws, tile)?;
+//! let mut op = HessianOp::exact(&mut obj, &params);
+//! let start = [1.0f32; P]; // any non-zero vector; a random one in practice
+//! let r = lanczos(&mut op, &cfg, &start, &mut basis, &mut work, &mut values, &mut residuals)?;
+//! let (top, bottom) = (values[0], values[r.steps - 1]); // sharpness and lambda_min estimates
+//! let mut v1 = [0.0f32; P];
+//! ritz_vector(&basis, &work, &cfg, &r, 0, &mut v1)?; // the top eigenvector
+//! assert!(top >= bottom && residuals[0] >= 0.0);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Tracking the sharpness during training
+//!
+//! [`SharpnessTracker`] keeps what warm-started tracking needs (the last eigenvectors, the
+//! Lanczos basis) in caller buffers; each measurement starts from the eigenvector predicted from
+//! the previous ones ([`predict_start`]) and stops at the tolerance ([`warm_lanczos`]):
+//!
+//! ```
+//! use edgewise_core::{
+//!     Activation, Arch, Data, HessianOp, Init, Loss, MlpObjective, SharpnessTracker,
+//!     Targets, TrackerBuffers, WarmLanczosConfig,
+//! };
+//!
+//! # fn main() -> Result<(), edgewise_core::Error> {
+//! # let arch = Arch::new(&[2, 4, 2], Activation::Tanh, Loss::Mse)?;
+//! # let mut params = [0.0f32; 22];
+//! # arch.init(&mut params, Init::default(), 7)?;
+//! # let x = [0.5, -1.0, 1.0, 0.25, -0.5, 0.5];
+//! # let data = Data::new(&x, 2, Targets::Classes(&[0, 1, 1]))?;
+//! # let (tile, mut ws, mut grad) = (2, [0.0f32; 256], [0.0f32; 22]);
+//! const P: usize = 22;
+//! const CFG: WarmLanczosConfig = WarmLanczosConfig { tol: 1e-3, max_steps: 20, k: 1 };
+//! let mut storage = [0.0f32; SharpnessTracker::floats(P, CFG.max_steps)];
+//! let mut work = [0.0f64; SharpnessTracker::work_len(CFG.max_steps)];
+//! let bufs = TrackerBuffers { floats: &mut storage, work: &mut work };
+//! let mut tracker = SharpnessTracker::new(P, CFG, bufs, 7)?; // first start drawn from seed 7
+//! let lr = 0.5;
+//! for _ in 0..20 {
+//!     let m = {
+//!         let mut obj = MlpObjective::new(&arch, data, &mut ws, tile)?;
+//!         let mut op = HessianOp::exact(&mut obj, &params);
+//!         tracker.measure(&mut op)?
+//!     };
+//!     // m.pair.value: the sharpness; lr * m.pair.value > 2: beyond the edge of stability.
+//!     assert!(m.pair.converged && m.products >= 1);
+//!     arch.loss_grad(&params, &data, &mut grad, &mut ws, tile)?;
+//!     for (w, g) in params.iter_mut().zip(&grad) {
+//!         *w -= lr * g;
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Speed
+//!
+//! The evaluations here (`Arch::loss_grad`, `Arch::hvp`, [`MlpObjective`]) are the portable
+//! reference path: one thread, with [`Portable`]'s multiply-add (`libm::fmaf`, a correctly
+//! rounded software FMA where the target has no instruction), which the compiler cannot
+//! vectorise. It is what the microcontrollers run. On a PC the `edgewise` crate's engine
+//! (`edgewise::engine::ParObjective`, an [`Objective`] like [`MlpObjective`]) gives the same
+//! bits with vectorised kernels, hardware FMA and threads, about 90x faster on one core at the
+//! 784-32-32-32-10 size (README, "The core library").
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -91,11 +225,15 @@ pub use data::{Data, Features, Targets};
 pub use diag_linear::DiagLinearNet;
 pub use eig::jacobi::symmetric_eigen;
 pub use eig::lanczos::{
-    extrapolate_start, lanczos, predict_start, warm_lanczos, LanczosConfig, LanczosResult,
-    StartPrediction, WarmLanczosConfig, WarmLanczosResult, PREDICT_HISTORY,
+    checked_lanczos_basis_len, checked_lanczos_work_len, extrapolate_start, lanczos,
+    lanczos_basis_len, lanczos_work_len, predict_start, ritz_vector, warm_lanczos, LanczosConfig,
+    LanczosResult, StartPrediction, WarmLanczosConfig, WarmLanczosResult, PREDICT_HISTORY,
 };
 pub use eig::power::{
     lambda_min, power_iteration, sharpness, top_k_deflation, Eigenpair, PowerConfig,
+};
+pub use eig::track::{
+    track_sharpness, SharpnessTracker, TrackState, Tracked, TrackerBuffers, TRACK_HISTORY,
 };
 pub use error::Error;
 pub use init::Init;
@@ -108,9 +246,11 @@ pub use objective::{MlpObjective, Objective};
 pub use operator::{
     fd_step, DenseOp, HessianOp, HvpMethod, LinearOperator, PreconditionedOp, ShiftedOp,
 };
-pub use optim::{AdamConfig, Clip, MomentumConfig, OptState, Optimizer, RmsPropConfig, Schedule};
+pub use optim::{
+    AdamConfig, Clip, MomentumConfig, OptState, Optimizer, RmsPropConfig, Schedule, StateFault,
+};
 pub use quadratic::Quadratic;
 pub use rng::SplitMix64;
 pub use sampler::EpochSampler;
-pub use static_mlp::StaticMlp;
+pub use static_mlp::{static_workspace_len, StaticMlp};
 pub use tanh::{tanh_slice, tanhf};

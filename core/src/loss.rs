@@ -205,16 +205,21 @@ fn max(f: &[f32]) -> f32 {
     mx
 }
 
-/// Index of the largest output (the first one on ties): the predicted class.
+/// Index of the largest output (the first one on ties): the predicted class. `None` when an
+/// output is NaN (or there are none): a diverged network predicts no class, so its accuracy
+/// is 0, not the share of class 0.
 #[inline]
-pub fn argmax(f: &[f32]) -> usize {
+pub fn argmax(f: &[f32]) -> Option<usize> {
     let mut best = 0;
     for (k, &v) in f.iter().enumerate() {
+        if v.is_nan() {
+            return None;
+        }
         if v > f[best] {
             best = k;
         }
     }
-    best
+    (!f.is_empty()).then_some(best)
 }
 
 #[cfg(test)]
@@ -266,6 +271,9 @@ mod tests {
 
     #[test]
     fn argmax_takes_first_maximum() {
-        assert_eq!(argmax(&[1.0, 3.0, 3.0, 0.0]), 1);
+        assert_eq!(argmax(&[1.0, 3.0, 3.0, 0.0]), Some(1));
+        assert_eq!(argmax(&[1.0, f32::NAN, 3.0]), None);
+        assert_eq!(argmax(&[f32::NAN, 0.0]), None);
+        assert_eq!(argmax(&[]), None);
     }
 }

@@ -316,7 +316,7 @@ impl Arch {
                 self.loss().value(f, t, m)?
             };
             s.correct[i] = match t {
-                Target::Class(c) if argmax(f) == c => 1.0,
+                Target::Class(c) if argmax(f) == Some(c) => 1.0,
                 _ => 0.0,
             };
         }

@@ -82,6 +82,13 @@ pub fn fd_hvp<O: Objective + ?Sized>(
         out.fill(0.0);
         return Ok(());
     }
+    if !e.is_finite() {
+        // A direction so short (subnormal) that the step overflows: `inf * v` is no
+        // difference quotient. Scale the direction up; the product is linear in it.
+        return Err(Error::NonFinite(
+            "finite-difference step (the direction's norm is too small)",
+        ));
+    }
     let (point, g2) = scratch.split_at_mut(p);
     let g2 = &mut g2[..p];
     for ((x, &t), &d) in point.iter_mut().zip(params).zip(v) {

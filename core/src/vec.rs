@@ -59,6 +59,19 @@ pub fn normalize(a: &mut [f32]) -> f64 {
     n
 }
 
+/// The norm of a vector a solver starts from: [`Error::NonFinite`] when it holds a NaN or an
+/// infinity (or its norm overflows), [`Error::ZeroVector`] when it is zero.
+pub fn start_norm(what: &'static str, a: &[f32]) -> Result<f64, crate::Error> {
+    let n = norm64(a);
+    if !n.is_finite() {
+        return Err(crate::Error::NonFinite(what));
+    }
+    if !(n > 0.0) {
+        return Err(crate::Error::ZeroVector);
+    }
+    Ok(n)
+}
+
 /// `y -= c * x` with `c` in f64, computed per element in f64 and rounded once.
 #[inline]
 pub fn sub_scaled64(y: &mut [f32], c: f64, x: &[f32]) {

@@ -447,7 +447,7 @@ fn length_arithmetic_overflow_is_an_error() {
         &basis,
         &work,
         &LanczosConfig { steps: usize::MAX },
-        &LanczosResult { steps: 2 },
+        &LanczosResult { steps: 2, dim: 3 },
         0,
         &mut out,
     );
@@ -456,7 +456,10 @@ fn length_arithmetic_overflow_is_an_error() {
         &basis,
         &work,
         &LanczosConfig { steps: usize::MAX },
-        &LanczosResult { steps: usize::MAX },
+        &LanczosResult {
+            steps: usize::MAX,
+            dim: 3,
+        },
         1,
         &mut out,
     );

@@ -30,10 +30,10 @@ use std::collections::BTreeMap;
 
 use edgewise_core::eig::lanczos::{lanczos_work_len, ritz_vector};
 use edgewise_core::{
-    eigenvector_rotation, hutchinson_trace, lambda_min, lanczos, predict_start, sharpness,
-    subspace_score, third_derivative, top_k_deflation, warm_lanczos, Eigenpair, HessianOp,
+    eigenvector_rotation, hutchinson_trace, lambda_min, lanczos, sharpness, subspace_score,
+    third_derivative, top_k_deflation, track_sharpness, warm_lanczos, Eigenpair, HessianOp,
     HvpMethod, LanczosConfig, Objective, OptState, Optimizer, PowerConfig, PreconditionedOp,
-    SplitMix64, WarmLanczosConfig, PREDICT_HISTORY,
+    SplitMix64, TrackState, WarmLanczosConfig, TRACK_HISTORY,
 };
 
 use crate::config::CurvatureConfig;
@@ -47,8 +47,8 @@ const TRACE_STREAM: u64 = 0x7472_6331;
 const TRACKED_SEED: u64 = 0x7472_6b31;
 
 /// Older top eigenvectors kept for the warm start's prediction (with the latest, all that
-/// [`predict_start`] reads).
-const HISTORY: usize = PREDICT_HISTORY - 1;
+/// `edgewise_core::predict_start` reads).
+const HISTORY: usize = TRACK_HISTORY;
 
 /// What one measurement found.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -478,7 +478,9 @@ impl Tracker {
                 m.residual = Some(res[0]);
                 m.sharpness_hvps = op.products();
                 let (top, bottom) = (vals[0], vals[r.steps - 1]);
-                let scale = top.abs().max(bottom.abs());
+                // Relative to the sharpness, as warm_lanczos stops (a scale that took in a large
+                // negative bottom would accept a top value far off).
+                let scale = top.abs();
                 m.sharpness_converged = Some(res[0] <= self.cfg.power_tol * scale);
                 m.topk_converged = (k > 1).then(|| {
                     res[..k.min(r.steps)]
@@ -499,41 +501,45 @@ impl Tracker {
                         max_steps,
                         k,
                     };
-                    let mut pairs = vec![NO_PAIR; k];
-                    // Start from the eigenvector predicted from the previous measurements.
-                    let latest = match (&prev, k) {
-                        (Some(latest), 1) => {
-                            let mut hist: Vec<&[f32]> = vec![&latest[..p]];
-                            hist.extend(self.history.chunks_exact(p).take(self.history_len));
-                            predict_start(&hist, &mut self.topk).map_err(&err)?;
-                            Some(latest)
-                        }
-                        _ => None,
-                    };
                     grow(&mut self.basis, (max_steps + 1) * p);
                     grow(&mut self.work, lanczos_work_len(max_steps));
-                    let r = warm_lanczos(
-                        &mut op,
-                        &wc,
-                        &mut self.topk,
-                        &mut self.basis,
-                        &mut self.work,
-                        &mut pairs,
-                    )
-                    .map_err(&err)?;
-                    if let Some(latest) = latest {
-                        self.history.copy_within(..(HISTORY - 1) * p, p);
-                        self.history[..p].copy_from_slice(&latest[..p]);
-                        self.history_len = (self.history_len + 1).min(HISTORY);
-                    }
-                    m.residual = Some(pairs[0].residual);
-                    m.sharpness_hvps = r.top_steps as u32;
-                    m.sharpness_converged = Some(
-                        r.converged
-                            || pairs[0].residual <= self.cfg.power_tol * pairs[0].value.abs(),
-                    );
-                    m.topk_converged = (k > 1).then_some(r.converged);
-                    pairs[0].value
+                    let (top, steps, converged) = if k == 1 {
+                        // From the eigenvector predicted from the previous measurements.
+                        let mut state = TrackState {
+                            latest: &mut self.topk[..p],
+                            history: &mut self.history,
+                            history_len: self.history_len,
+                            measured: prev.is_some(),
+                        };
+                        let t = track_sharpness(
+                            &mut op,
+                            &wc,
+                            &mut state,
+                            &mut self.basis,
+                            &mut self.work,
+                        )
+                        .map_err(&err)?;
+                        self.history_len = state.history_len;
+                        (t.pair, t.products, t.pair.converged)
+                    } else {
+                        let mut pairs = vec![NO_PAIR; k];
+                        let r = warm_lanczos(
+                            &mut op,
+                            &wc,
+                            &mut self.topk,
+                            &mut self.basis,
+                            &mut self.work,
+                            &mut pairs,
+                        )
+                        .map_err(&err)?;
+                        (pairs[0], r.top_steps as u32, r.converged)
+                    };
+                    m.residual = Some(top.residual);
+                    m.sharpness_hvps = steps;
+                    m.sharpness_converged =
+                        Some(converged || top.residual <= self.cfg.power_tol * top.value.abs());
+                    m.topk_converged = (k > 1).then_some(converged);
+                    top.value
                 } else if k == 1 {
                     let e = sharpness(&mut op, &mut self.topk, &mut scratch, &pc).map_err(&err)?;
                     m.residual = Some(e.residual);
@@ -558,8 +564,12 @@ impl Tracker {
                     let e = lambda_min(&mut op, top, &mut self.min_vec, &mut scratch, &pc)
                         .map_err(&err)?;
                     self.has_min = true;
-                    m.lambda_min_converged =
-                        Some(e.residual <= self.cfg.power_tol * top.abs().max(e.value.abs()));
+                    // A value above the shift is not the bottom of the spectrum (core flags it
+                    // too); otherwise the test is relative to the larger end of the spectrum.
+                    m.lambda_min_converged = Some(
+                        e.value <= top
+                            && e.residual <= self.cfg.power_tol * top.abs().max(e.value.abs()),
+                    );
                     Some(e.value)
                 } else {
                     None

@@ -900,10 +900,12 @@ fn check_checkpoint_settings(
 /// square root is taken). A missing state would silently restart the moments at zero.
 fn restore_optimizer_state(
     opt: &edgewise_core::Optimizer,
+    p: usize,
     extra: &BTreeMap<String, Vec<f32>>,
     buf: &mut [f32],
     name: &str,
 ) -> std::result::Result<(), String> {
+    use edgewise_core::StateFault;
     let want = buf.len();
     let Some(b) = extra.get("optimizer.state") else {
         if want == 0 {
@@ -913,29 +915,26 @@ fn restore_optimizer_state(
             "no tensor optimizer.state, but optimizer {name} keeps {want} state values (its moments would restart at zero); is it the checkpoint of a run with another optimizer?"
         ));
     };
-    if b.len() != want {
-        return Err(format!(
-            "tensor optimizer.state has {} values, but optimizer {name} keeps {want}",
-            b.len()
-        ));
-    }
-    if let Some(i) = b.iter().position(|x| !x.is_finite()) {
-        return Err(format!(
-            "tensor optimizer.state holds a non-finite value ({} at index {i})",
-            b[i]
-        ));
-    }
-    let second_moments = match opt {
-        edgewise_core::Optimizer::RmsProp(_) => 0,
-        edgewise_core::Optimizer::Adam(_) => want / 2,
-        _ => want,
-    };
-    if let Some(i) = b[second_moments..].iter().position(|&x| x < 0.0) {
-        return Err(format!(
-            "tensor optimizer.state holds a negative second moment ({} at index {})",
-            b[second_moments + i],
-            second_moments + i
-        ));
+    match opt.check_state(p, b) {
+        Ok(()) if b.len() == want => {}
+        Ok(()) | Err(StateFault::Length { .. }) => {
+            return Err(format!(
+                "tensor optimizer.state has {} values, but optimizer {name} keeps {want}",
+                b.len()
+            ))
+        }
+        Err(StateFault::NonFinite(i)) => {
+            return Err(format!(
+                "tensor optimizer.state holds a non-finite value ({} at index {i})",
+                b[i]
+            ))
+        }
+        Err(StateFault::NegativeSecondMoment(i)) => {
+            return Err(format!(
+                "tensor optimizer.state holds a negative second moment ({} at index {i})",
+                b[i]
+            ))
+        }
     }
     buf.copy_from_slice(b);
     Ok(())
@@ -1227,8 +1226,14 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
             )));
         }
         st.params = ck.params;
-        restore_optimizer_state(&res.opt, &ck.extra, &mut st.opt_buf, &cfg.optim.opt)
-            .map_err(refuse)?;
+        restore_optimizer_state(
+            &res.opt,
+            st.params.len(),
+            &ck.extra,
+            &mut st.opt_buf,
+            &cfg.optim.opt,
+        )
+        .map_err(refuse)?;
         st.t = step;
         // Checkpoints of earlier versions did not count the unconverged measurements.
         st.unconverged = match ck.metadata.get("unconverged") {

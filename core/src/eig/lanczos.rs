@@ -16,13 +16,16 @@
 //! method beyond). The residual of Ritz pair `k` is `|beta_m s_mk|` with `s_k` its
 //! eigenvector of `T`. All reductions are in f64 in ascending order.
 //!
-//! Storage is the caller's: the basis (`steps * dim` f32) and `lanczos_work_len(steps)` f64.
+//! Storage is the caller's: the basis ([`lanczos_basis_len`]`(steps, dim)` f32, that is
+//! `(steps + 1) * dim`: the step after the last needs room for its product) and
+//! [`lanczos_work_len`]`(steps)` f64 (`2 steps^2 + 3 steps`: 15.8 KB at 30 steps,
+//! 61 KB at 60).
 
 use crate::eig::jacobi::symmetric_tridiagonal_eigen;
 use crate::eig::power::Eigenpair;
 use crate::error::{check_len, check_min, Error};
 use crate::operator::LinearOperator;
-use crate::vec::{dot64, norm64, sub_scaled64};
+use crate::vec::{dot64, norm64, start_norm, sub_scaled64};
 
 /// Settings of the Lanczos iteration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +46,8 @@ pub struct LanczosResult {
     /// Steps actually run (fewer than asked only when `dim` is smaller, or when rounding leaves
     /// no new direction after an invariant subspace).
     pub steps: usize,
+    /// Dimension of the operator the run was on (the length [`ritz_vector`] writes).
+    pub dim: usize,
 }
 
 /// Length of the f64 work buffer for `steps` steps. Saturates at `usize::MAX` when the length
@@ -52,6 +57,23 @@ pub const fn lanczos_work_len(steps: usize) -> usize {
     match checked_lanczos_work_len(steps) {
         Some(len) => len,
         None => usize::MAX,
+    }
+}
+
+/// Length of the f32 basis for `steps` steps on a `dim`-dimensional operator,
+/// `(steps + 1) * dim`, saturating at `usize::MAX` like [`lanczos_work_len`].
+pub const fn lanczos_basis_len(steps: usize, dim: usize) -> usize {
+    match checked_lanczos_basis_len(steps, dim) {
+        Some(len) => len,
+        None => usize::MAX,
+    }
+}
+
+/// [`lanczos_basis_len`], or `None` when it overflows a `usize`.
+pub const fn checked_lanczos_basis_len(steps: usize, dim: usize) -> Option<usize> {
+    match steps.checked_add(1) {
+        Some(s) => s.checked_mul(dim),
+        None => None,
     }
 }
 
@@ -71,8 +93,10 @@ pub const fn checked_lanczos_work_len(steps: usize) -> Option<usize> {
 
 /// `(steps + 1) * n` (the basis length) and the work length, or an error when either overflows.
 fn storage_lens(steps: usize, n: usize) -> Result<(usize, usize), Error> {
-    let basis = steps.checked_add(1).and_then(|s| s.checked_mul(n));
-    match (basis, checked_lanczos_work_len(steps)) {
+    match (
+        checked_lanczos_basis_len(steps, n),
+        checked_lanczos_work_len(steps),
+    ) {
         (Some(b), Some(w)) => Ok((b, w)),
         _ => Err(Error::InvalidConfig(
             "Lanczos storage for this many steps overflows a usize",
@@ -177,9 +201,11 @@ fn scale_next(basis: &mut [f32], j: usize, n: usize, b: f64) {
     }
 }
 
-/// Runs Lanczos on `op` from `start`. Writes the Ritz values in descending order into
-/// `values[..steps]` and their residual bounds into `residuals[..steps]`; keeps what
-/// [`ritz_vector`] needs in `basis` and `work`.
+/// Runs Lanczos on `op` from `start` (`dim` values, any non-zero finite vector). Writes the
+/// Ritz values in descending order into `values[..steps]` and their residual bounds into
+/// `residuals[..steps]`; keeps what [`ritz_vector`] needs in `basis` (at least
+/// [`lanczos_basis_len`]`(cfg.steps, dim)` values) and `work` (at least
+/// [`lanczos_work_len`]`(cfg.steps)`). `values` and `residuals` hold `cfg.steps` values each.
 pub fn lanczos<O: LinearOperator + ?Sized>(
     op: &mut O,
     cfg: &LanczosConfig,
@@ -207,10 +233,7 @@ pub fn lanczos<O: LinearOperator + ?Sized>(
     let (beta, rest) = rest.split_at_mut(m_req);
     let evals = &mut rest[..m_req];
 
-    let s_norm = norm64(start);
-    if !(s_norm > 0.0) || !s_norm.is_finite() {
-        return Err(Error::ZeroVector);
-    }
+    let s_norm = start_norm("start vector", start)?;
     for (q, &s) in basis[..n].iter_mut().zip(start) {
         *q = (s as f64 / s_norm) as f32;
     }
@@ -242,11 +265,12 @@ pub fn lanczos<O: LinearOperator + ?Sized>(
             return Err(Error::NonFinite("Ritz value (beyond the f32 range)"));
         }
     }
-    Ok(LanczosResult { steps: m })
+    Ok(LanczosResult { steps: m, dim: n })
 }
 
 /// Ritz vector number `k` (0 = largest Ritz value) of a finished run: `y = Q s_k`, written into
-/// `out` (`dim` values), summed in f64 over the basis vectors in order.
+/// `out` (`result.dim` values), summed in f64 over the basis vectors in order. `basis`, `work`,
+/// `cfg` and `result` are the run's.
 pub fn ritz_vector(
     basis: &[f32],
     work: &[f64],
@@ -255,7 +279,8 @@ pub fn ritz_vector(
     k: usize,
     out: &mut [f32],
 ) -> Result<(), Error> {
-    let n = out.len();
+    let n = result.dim;
+    check_len("Ritz vector", out, n)?;
     let (m_req, m) = (cfg.steps, result.steps);
     if k >= m || m > m_req {
         return Err(Error::InvalidConfig("Ritz vector index out of range"));
@@ -283,8 +308,10 @@ pub fn ritz_vector(
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct WarmLanczosConfig {
     /// Relative tolerance: a Ritz pair has converged when its residual is at most
-    /// `tol * max(|theta_first|, |theta_last|)` (default `1e-3`; the same test as
-    /// [`crate::power_iteration`] when the top eigenvalue dominates).
+    /// `tol * |theta_1|`, `theta_1` the top Ritz value (default `1e-3`; the same test as
+    /// [`crate::power_iteration`] when the top eigenvalue dominates). Must be finite and
+    /// `>= 0`. A sharpness near zero next to large negative eigenvalues may then not converge
+    /// within `max_steps`: reported, not hidden.
     pub tol: f32,
     /// Most Lanczos steps, i.e. operator products (default 30).
     pub max_steps: usize,
@@ -328,6 +355,19 @@ pub struct WarmLanczosResult {
 /// spectrum, the Krylov space resolves the turn in a few products. No shift is needed either:
 /// the largest Ritz value is the algebraically largest eigenvalue estimate.
 ///
+/// **What convergence certifies.** A residual `r` puts *an* eigenvalue within `r` of the Ritz
+/// value, not necessarily the top one. A start nearly orthogonal to the top eigenvector can
+/// therefore converge to the second eigenvalue in few products, and say so: for example
+/// `diag(1, 0.97, 0.5, ...)` from `e_2 + 0.03 e_1` converges to 0.97 after one product (power
+/// iteration likewise). In tracking this happens when the top two eigenvalues cross between
+/// measurements and the warm start follows the one that fell behind: in 16 GD runs of a
+/// 67-parameter network tracked at every step against the dense Hessian, 8 of 4,800
+/// measurements, all in one run beyond the edge of stability, up to 1.5% low (the top two
+/// eigenvalues 1.5% apart). Remedies: a smaller `tol` (the Krylov space then
+/// grows until the top pair is resolved), `k = 2`, or comparing with an occasional run from a
+/// random start, as `edgewise repro` does (its report gives the largest difference between the
+/// tracked and the fresh sharpness).
+///
 /// `vecs` (`k * dim` values) receives the top `k` Ritz vectors and `pairs[..k]` their values and
 /// residuals (`iterations` = products of the whole run). `basis` holds
 /// `(max_steps + 1) * dim` values and `work` [`lanczos_work_len`]`(max_steps)`. All
@@ -350,9 +390,9 @@ pub fn warm_lanczos<O: LinearOperator + ?Sized>(
     let n = op.dim();
     let k = cfg.k;
     let m_req = cfg.max_steps;
-    if k == 0 || m_req < k || k > n || !(cfg.tol >= 0.0) {
+    if k == 0 || m_req < k || k > n || !(cfg.tol >= 0.0 && cfg.tol.is_finite()) {
         return Err(Error::InvalidConfig(
-            "warm Lanczos needs 1 <= k <= max_steps, k <= dim and tol >= 0",
+            "warm Lanczos needs 1 <= k <= max_steps, k <= dim and a finite tol >= 0",
         ));
     }
     let kn = k.checked_mul(n).ok_or(Error::InvalidConfig(
@@ -379,10 +419,7 @@ pub fn warm_lanczos<O: LinearOperator + ?Sized>(
                 *x = (*x as f64 + y as f64) as f32;
             }
         }
-        let s = norm64(q);
-        if !(s > 0.0) || !s.is_finite() {
-            return Err(Error::ZeroVector);
-        }
+        let s = start_norm("start vector", q)?;
         for x in q.iter_mut() {
             *x = (*x as f64 / s) as f32;
         }
@@ -404,7 +441,10 @@ pub fn warm_lanczos<O: LinearOperator + ?Sized>(
         let breakdown = !(b > 1e-12 * a.abs().max(f64::MIN_POSITIVE));
         last_beta = if breakdown { 0.0 } else { b };
         tridiagonal_eigen(alpha, beta, m, tmat, zmat, evals)?;
-        let scale = evals[0].abs().max(evals[m - 1].abs());
+        // Relative to the top Ritz value, the sharpness: a scale that also took in the bottom
+        // of the spectrum would accept a top value far off when a large negative eigenvalue
+        // dominates (seen on diverging runs).
+        let scale = evals[0].abs();
         let res = |i: usize| (last_beta * zmat[(m - 1) * m + i]).abs();
         if top_steps == 0 && res(0) <= tol * scale {
             top_steps = m;

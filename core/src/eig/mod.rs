@@ -1,6 +1,8 @@
 //! Eigen-solvers: power iteration (top, bottom, deflated top-k), Lanczos with full
-//! re-orthogonalisation, and the cyclic Jacobi method for small dense symmetric matrices.
+//! re-orthogonalisation, the cyclic Jacobi method for small dense symmetric matrices, and
+//! warm-started sharpness tracking.
 
 pub mod jacobi;
 pub mod lanczos;
 pub mod power;
+pub mod track;

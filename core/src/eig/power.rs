@@ -18,7 +18,7 @@
 use crate::error::{check_len, check_min, Error};
 use crate::operator::{LinearOperator, ShiftedOp};
 use crate::rng::SplitMix64;
-use crate::vec::{dot64, norm64, normalize, sub_scaled64};
+use crate::vec::{dot64, norm64, normalize, start_norm, sub_scaled64};
 
 /// Settings of power iteration.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -62,15 +62,14 @@ pub fn power_iteration<O: LinearOperator + ?Sized>(
     let n = op.dim();
     check_len("start vector", v, n)?;
     check_min("scratch", scratch, n)?;
-    if !(cfg.tol >= 0.0) || cfg.max_iter == 0 {
+    if !(cfg.tol >= 0.0 && cfg.tol.is_finite()) || cfg.max_iter == 0 {
         return Err(Error::InvalidConfig(
-            "power iteration needs tol >= 0 and max_iter > 0",
+            "power iteration needs a finite tol >= 0 and max_iter > 0",
         ));
     }
     let w = &mut scratch[..n];
-    if !(normalize(v) > 0.0) {
-        return Err(Error::ZeroVector);
-    }
+    start_norm("start vector", v)?;
+    normalize(v);
     let tol = cfg.tol as f64;
     let mut it = 0;
     loop {
@@ -113,7 +112,12 @@ const RESTART_SEED: u64 = 0x005e_ed0f_5aa5;
 ///
 /// Runs [`power_iteration`] from `v`; if the dominant eigenvalue is negative, runs it again on
 /// `A - lambda I` from a fixed seeded vector, whose dominant eigenvalue is
-/// `lambda_max - lambda >= 0`. `iterations` counts both runs.
+/// `lambda_max - lambda >= 0`. `iterations` counts both runs; the second run's tolerance is
+/// then relative to `lambda_max - lambda`, the spectrum's width.
+///
+/// Like every residual test, convergence puts *an* eigenvalue within the residual of the
+/// value: a warm start nearly orthogonal to the top eigenvector can converge to the second one
+/// (see [`crate::warm_lanczos`], "What convergence certifies").
 pub fn sharpness<O: LinearOperator + ?Sized>(
     op: &mut O,
     v: &mut [f32],
@@ -139,6 +143,14 @@ pub fn sharpness<O: LinearOperator + ?Sized>(
 /// `sigma = lambda_max` (pass the sharpness), whose dominant eigenvalue is
 /// `lambda_min - lambda_max <= 0`. `v` is the start vector (a warm start from the previous
 /// `lambda_min` vector works best; it must not be the top eigenvector itself).
+///
+/// The tolerance is relative to the shifted eigenvalue, `lambda_max - lambda_min`: the
+/// residual test is `r <= tol (lambda_max - lambda_min)`, so a small `lambda_min` next to a
+/// large sharpness has a correspondingly larger relative error (a bottom near zero needs a
+/// smaller `tol`, or [`crate::lanczos`], to be resolved). A `lambda_max` below the top of the
+/// spectrum can make the shifted operator's dominant eigenvalue positive; power iteration then
+/// converges to an eigenvalue *above* `lambda_max`, which cannot be the smallest: that result is
+/// returned with `converged: false`.
 pub fn lambda_min<O: LinearOperator + ?Sized>(
     op: &mut O,
     lambda_max: f32,
@@ -151,6 +163,9 @@ pub fn lambda_min<O: LinearOperator + ?Sized>(
     }
     let mut shifted = ShiftedOp::new(op, lambda_max);
     let mut e = power_iteration(&mut shifted, v, scratch, cfg)?;
+    if e.value > 0.0 {
+        e.converged = false;
+    }
     e.value += lambda_max;
     if !e.value.is_finite() {
         return Err(Error::NonFinite("eigenvalue (beyond the f32 range)"));
@@ -204,6 +219,11 @@ pub fn top_k_deflation<O: LinearOperator + ?Sized>(
     let mut values: heapless::Vec<f32, { crate::curvature::MAX_SUBSPACE_K }> = heapless::Vec::new();
     if k > values.capacity() {
         return Err(Error::InvalidConfig("top-k deflation supports k <= 16"));
+    }
+    if k > n {
+        return Err(Error::InvalidConfig(
+            "top-k deflation needs k <= dim (there are only dim eigenpairs)",
+        ));
     }
     for (i, slot) in out.iter_mut().enumerate() {
         let (found, rest) = vecs.split_at_mut(i * n);

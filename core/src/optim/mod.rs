@@ -31,6 +31,22 @@ pub use schedule::Schedule;
 
 use crate::error::{check_len, Error};
 
+/// Why [`Optimizer::check_state`] refused a state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateFault {
+    /// The state does not have [`Optimizer::state_len`] values.
+    Length {
+        /// Values the optimizer keeps.
+        expected: usize,
+        /// Values given.
+        got: usize,
+    },
+    /// A NaN or an infinity at this index.
+    NonFinite(usize),
+    /// A negative second moment at this index.
+    NegativeSecondMoment(usize),
+}
+
 /// The paper's clip of the adaptive preconditioner `sqrt(v_hat)`.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum Clip {
@@ -116,12 +132,15 @@ pub struct OptState<'a> {
 impl Optimizer {
     /// Number of state values for `p` parameters (saturating at `usize::MAX`, a length no
     /// buffer has, when it overflows; see [`Optimizer::checked_state_len`]).
-    pub fn state_len(&self, p: usize) -> usize {
-        self.checked_state_len(p).unwrap_or(usize::MAX)
+    pub const fn state_len(&self, p: usize) -> usize {
+        match self.checked_state_len(p) {
+            Some(len) => len,
+            None => usize::MAX,
+        }
     }
 
     /// Number of state values for `p` parameters, or `None` when it overflows a `usize`.
-    pub fn checked_state_len(&self, p: usize) -> Option<usize> {
+    pub const fn checked_state_len(&self, p: usize) -> Option<usize> {
         match self {
             Optimizer::Gd { .. } => Some(0),
             Optimizer::Momentum(_) | Optimizer::RmsProp(_) => Some(p),
@@ -130,6 +149,38 @@ impl Optimizer {
     }
 
     /// The state length for `p` parameters, or an error when it overflows.
+    /// Where the second moments lie in a state of `p` parameters (RMSProp's and Adam's `v`,
+    /// whose square root a step takes; empty for GD and momentum).
+    pub const fn second_moments(&self, p: usize) -> core::ops::Range<usize> {
+        match self {
+            Optimizer::RmsProp(_) => 0..p,
+            Optimizer::Adam(_) => p..p.saturating_mul(2),
+            Optimizer::Gd { .. } | Optimizer::Momentum(_) => 0..0,
+        }
+    }
+
+    /// Checks a state for `p` parameters that comes from outside (a checkpoint, flash): of
+    /// length [`Optimizer::state_len`]`(p)`, finite, with non-negative second moments. A step
+    /// from a state that fails would write NaN into every parameter it touches (a step itself
+    /// checks only the length).
+    pub fn check_state(&self, p: usize, buf: &[f32]) -> Result<(), StateFault> {
+        let expected = self.state_len(p);
+        if buf.len() != expected {
+            return Err(StateFault::Length {
+                expected,
+                got: buf.len(),
+            });
+        }
+        if let Some(i) = buf.iter().position(|x| !x.is_finite()) {
+            return Err(StateFault::NonFinite(i));
+        }
+        let v = self.second_moments(p);
+        if let Some(i) = buf[v.clone()].iter().position(|&x| x < 0.0) {
+            return Err(StateFault::NegativeSecondMoment(v.start + i));
+        }
+        Ok(())
+    }
+
     fn state_len_checked(&self, p: usize) -> Result<usize, Error> {
         self.checked_state_len(p).ok_or(Error::InvalidConfig(
             "optimizer state length overflows a usize",

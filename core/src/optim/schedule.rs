@@ -7,8 +7,8 @@
 use super::powi64;
 use crate::error::Error;
 
-/// A learning-rate schedule. The default is constant.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+/// A learning-rate schedule. The default is constant ([`Schedule::constant`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Schedule {
     /// Linear warm-up length in steps (0 = none).
     pub warmup: u64,
@@ -16,6 +16,14 @@ pub struct Schedule {
     pub decay_every: u64,
     /// Decay factor per period (e.g. 0.1).
     pub decay_factor: f32,
+}
+
+impl Default for Schedule {
+    /// [`Schedule::constant`]: `Schedule { decay_every: 100, ..Default::default() }` keeps the
+    /// factor 1 (no decay) until a factor is given.
+    fn default() -> Self {
+        Self::constant()
+    }
 }
 
 impl Schedule {

@@ -79,7 +79,18 @@ pub struct TrackedStats {
     pub late_lr_x_sharpness: Option<f64>,
     /// Runs that diverged: counted in the products, left out of the two `lr x sharpness` values.
     pub diverged_runs: usize,
+    /// Rows holding both the tracked sharpness and a fresh spectrum's (`sharpness`, from a
+    /// random start), of the runs that did not diverge.
+    pub compared: usize,
+    /// Largest `|tracked - fresh| / |fresh|` over those rows.
+    pub max_rel_diff: Option<f64>,
+    /// Rows where it exceeds [`AGREE_TOL`].
+    pub disagree: usize,
 }
+
+/// The relative difference above which the tracked and the fresh sharpness disagree: the
+/// tolerance of the residual test, which bounds the eigenvalue's error far more tightly.
+pub const AGREE_TOL: f64 = 1e-3;
 
 /// Per-learning-rate statistics of the sharpness-only tracker of an experiment's runs (empty
 /// when it did not track).
@@ -89,7 +100,8 @@ pub fn tracked_stats(dir: &str, runs: &[RunRecord]) -> Vec<TrackedStats> {
     lrs.dedup();
     let mut out = Vec::new();
     for lr in lrs {
-        let (mut hv, mut lxs, mut late) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut hv, mut lxs, mut late, mut diffs) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut n, mut diverged) = (0, 0);
         for r in runs.iter().filter(|r| r.lr == lr) {
             n += 1;
@@ -108,6 +120,12 @@ pub fn tracked_stats(dir: &str, runs: &[RunRecord]) -> Vec<TrackedStats> {
                     if i >= half {
                         late.push(v);
                     }
+                    if let Some(f) = x.sharpness.filter(|f| f.is_finite() && *f != 0.0) {
+                        let d = (f64::from(s) - f64::from(f)).abs() / f64::from(f).abs();
+                        if d.is_finite() {
+                            diffs.push(d);
+                        }
+                    }
                 }
             }
         }
@@ -124,6 +142,9 @@ pub fn tracked_stats(dir: &str, runs: &[RunRecord]) -> Vec<TrackedStats> {
             max_lr_x_sharpness: lxs.iter().copied().reduce(f64::max),
             late_lr_x_sharpness: mean(&late),
             diverged_runs: diverged,
+            compared: diffs.len(),
+            max_rel_diff: diffs.iter().copied().reduce(f64::max),
+            disagree: diffs.iter().filter(|&&d| d > AGREE_TOL).count(),
         });
     }
     out
@@ -1299,14 +1320,18 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
              orbit, whichever predicted the latest measurements best), stopped at the same tolerance. `lr x S` is the \
              largest and the late mean (second half of the steps) of lr x tracked sharpness over the seeds that did not \
              diverge (a diverged run's last measurements are meaningless); above 2 the run is at or beyond the edge of stability. \
-             The HVP counts are over every measurement, of diverged runs too (they were paid).\n\n\
-             | experiment | lr | runs | diverged | measurements | mean HVPs per measurement | median | max / late mean lr x S |\n\
-             |---|---|---|---|---|---|---|---|\n",
+             The HVP counts are over every measurement, of diverged runs too (they were paid). \
+             A converged warm start puts *an* eigenvalue within its residual, not necessarily the top one (when the top \
+             two cross, a warm start can follow the one falling behind): the last column compares the tracked sharpness \
+             with the fresh Lanczos spectrum's top value (random start) at the steps where both were measured, in the \
+             runs that did not diverge: rows compared, the largest relative difference, and how many exceed 1e-3.\n\n\
+             | experiment | lr | runs | diverged | measurements | mean HVPs per measurement | median | max / late mean lr x S | tracked vs fresh: rows / max rel. diff / > 1e-3 |\n\
+             |---|---|---|---|---|---|---|---|---|\n",
         );
         for t in &tracked {
             let _ = writeln!(
                 md,
-                "| `{}` | {} | {} | {} | {} | {} | {} | {} / {} |",
+                "| `{}` | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} / {} |",
                 t.experiment,
                 fmt_lr(f64::from(t.lr)),
                 t.runs,
@@ -1315,7 +1340,11 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
                 o(t.mean, 2),
                 o(t.median, 1),
                 o(t.max_lr_x_sharpness, 2),
-                o(t.late_lr_x_sharpness, 2)
+                o(t.late_lr_x_sharpness, 2),
+                t.compared,
+                t.max_rel_diff
+                    .map_or("n/a".to_string(), |d| format!("{d:.1e}")),
+                t.disagree
             );
         }
         // Pooled over learning rates: each one's mean weighted by its measurements.
