@@ -1306,7 +1306,15 @@ fn chart_body(out: &mut String, c: &Chart, clip_id: &str) {
             }
         }
         for r in &c.ref_lines {
-            if !r.label.trim().is_empty() && r.value.is_finite() {
+            let (axis, log) = if r.horizontal {
+                (&ya, c.y_log)
+            } else {
+                (&xa, c.x_log)
+            };
+            // Off scale: named by a note instead.
+            let shown =
+                to_axis(r.value, log).is_some_and(|a| (-1e-9..=1.0 + 1e-9).contains(&axis.frac(a)));
+            if !r.label.trim().is_empty() && shown {
                 legend.push(LegendEntry {
                     label: r.label.clone(),
                     color: r.color.clone().unwrap_or_else(|| REF_DEFAULT.to_string()),
