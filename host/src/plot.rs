@@ -26,7 +26,7 @@
 //!   x range from every finite x (a run whose loss is 0 after its first steps keeps its whole
 //!   length), the y range from the drawable points. Reference lines and reference series
 //!   ([`Series::as_reference`]) widen a range only if they lie within half the data's span of
-//!   it (at least a decade on a log axis, half the largest magnitude on a linear one), so a
+//!   it (at least a decade on a log axis, the largest magnitude on a linear one), so a
 //!   threshold far from the data cannot squash it; what they leave out is clipped and named in
 //!   a note ("2/lr = 2e5: off scale (above)"). `y_range`/`x_range` fix a range exactly
 //!   instead; data outside it is clipped at the frame (SVG `clipPath`), so one loss spike
@@ -539,13 +539,14 @@ fn at_floor(v: f64, log: bool) -> bool {
 
 /// The part of an axis (in axis space) where a reference may widen the data's range `r`: the
 /// data's range grown by half its span on each side, and at least by a decade on a log axis
-/// or by half the largest magnitude on a linear one. `None` (no data): anywhere.
+/// or by the largest magnitude on a linear one (a threshold of 2 over lr x sharpness at 1.2
+/// is drawn, 2/lr = 2e5 over a sharpness of 9 is not). `None` (no data): anywhere.
 fn ref_window(r: Option<(f64, f64)>, log: bool) -> Option<(f64, f64)> {
     let (lo, hi) = r?;
     let floor = if log {
         1.0
     } else {
-        let m = lo.abs().max(hi.abs()) * 0.5;
+        let m = lo.abs().max(hi.abs());
         if m > 0.0 {
             m
         } else {
@@ -2296,6 +2297,11 @@ mod tests {
         let svg = render_svg(&near);
         assert!(!svg.contains("off scale"));
         assert!(svg.contains(&format!(r#"stroke-dasharray="{REF_DASH}""#)));
+        // lr x sharpness at 0.85..1.22 under its threshold 2: within a modest factor, drawn.
+        let lxs = Chart::new("", "step", "")
+            .with_series(Series::line("s", vec![(0.0, 0.85), (1.0, 1.22)]))
+            .with_ref_line(RefLine::at_y(2.0, "threshold 2"));
+        assert!(!render_svg(&lxs).contains("off scale"));
         // A reference curve (2/lr under a warmup) is clipped where far, with a note.
         let warm = Chart::new("", "step", "").with_series(data).with_series(
             Series::line(
