@@ -18,12 +18,22 @@
 //! Behaviour worth knowing:
 //!
 //! * Points with a non-finite coordinate (NaN, ±inf) are skipped and **break the line**:
-//!   a diverged run or an unmeasured value shows as a gap. On a logarithmic axis,
-//!   non-positive values are treated the same way (skipped, gap).
-//! * Axis ranges are computed from all drawable points plus the reference lines, padded by
-//!   4% (of the decades on log axes). `y_range`/`x_range` fix a range exactly instead; data
-//!   outside it is clipped at the frame (SVG `clipPath`), so one loss spike cannot squash a
-//!   whole curve. An invalid fixed range (NaN, non-positive on a log axis) is ignored.
+//!   a diverged run or an unmeasured value shows as a gap. On a logarithmic y axis, a
+//!   non-positive y (a loss of exactly 0) breaks the line too, but is not hidden: it is drawn
+//!   as a hollow triangle on the bottom edge of the frame (the "floor"), and a note under the
+//!   legend says how many values were drawn there. (A non-positive x on a log x axis is skipped.)
+//! * Axis ranges are computed from the data, padded by 4% (of the decades on log axes): the
+//!   x range from every finite x (a run whose loss is 0 after its first steps keeps its whole
+//!   length), the y range from the drawable points. Reference lines and reference series
+//!   ([`Series::as_reference`]) widen a range only if they lie within half the data's span of
+//!   it (at least a decade on a log axis, the largest magnitude on a linear one), so a
+//!   threshold far from the data cannot squash it; what they leave out is clipped and named in
+//!   a note ("2/lr = 2e5: off scale (above)"). `y_range`/`x_range` fix a range exactly
+//!   instead; data outside it is clipped at the frame (SVG `clipPath`), so one loss spike
+//!   cannot squash a whole curve. An invalid fixed range (NaN, non-positive on a log axis) is
+//!   ignored.
+//! * Reference-line labels are drawn under the data (and repeated in the legend), so they
+//!   never hide a curve approaching the threshold.
 //! * Lines are decimated per pixel column (first, min, max and last point of each column are
 //!   kept, so spikes stay visible); scatter markers falling on the same half-pixel are drawn
 //!   once. A 100k-point run renders to a few tens of kB. `LinePoints` drops its markers when
@@ -34,7 +44,7 @@
 //! * Output is deterministic (byte-identical for identical input); coordinates carry at
 //!   most two decimals.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 
 /// How a [`Series`] is drawn.
@@ -47,6 +57,9 @@ pub enum Style {
     Points,
     /// A polyline with markers (markers are dropped for very dense series).
     LinePoints,
+    /// A cross on the top edge of the frame at each x, whatever the y (e.g. the learning
+    /// rates at which runs diverged and have no value to draw); the x values count in the range.
+    TopMarks,
 }
 
 /// One curve or scatter on a chart.
@@ -60,6 +73,10 @@ pub struct Series {
     /// Any SVG colour (`"#0072B2"`, `"teal"`); `None` picks [`palette_color`] of the series index.
     pub color: Option<String>,
     pub dashed: bool,
+    /// A reference curve (a threshold that varies along x, such as `2/lr` under a schedule):
+    /// like a [`RefLine`], it widens the axis ranges only where it comes near the data, and is
+    /// clipped (with a note) where it does not.
+    pub reference: bool,
 }
 
 impl Series {
@@ -70,6 +87,7 @@ impl Series {
             style,
             color: None,
             dashed: false,
+            reference: false,
         }
     }
     /// A line series.
@@ -83,6 +101,10 @@ impl Series {
     /// A line series with markers.
     pub fn line_points(label: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
         Self::new(label, points, Style::LinePoints)
+    }
+    /// Crosses on the top edge at the given x values (see [`Style::TopMarks`]).
+    pub fn top_marks(label: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Self::new(label, points, Style::TopMarks)
     }
     /// A line series with `x = 0, 1, 2, ...` (e.g. a per-step loss curve).
     pub fn from_values(label: impl Into<String>, values: &[f64]) -> Self {
@@ -105,6 +127,11 @@ impl Series {
     }
     pub fn with_dashed(mut self, dashed: bool) -> Self {
         self.dashed = dashed;
+        self
+    }
+    /// Marks the series a reference curve (see [`Series::reference`]).
+    pub fn as_reference(mut self) -> Self {
+        self.reference = true;
         self
     }
 }
@@ -162,6 +189,10 @@ pub struct Chart {
     pub x_range: Option<(f64, f64)>,
     /// Fixed y range in data units (`None`: automatic); points outside are clipped at the frame.
     pub y_range: Option<(f64, f64)>,
+    /// The x values are integers (steps): ticks only at integers, none below 0 when no x is.
+    pub x_integer: bool,
+    /// Lines of text shown under the legend (what the reader should know about the chart).
+    pub notes: Vec<String>,
     pub width: u32,
     pub height: u32,
 }
@@ -189,6 +220,8 @@ impl Chart {
             y_log: false,
             x_range: None,
             y_range: None,
+            x_integer: false,
+            notes: Vec::new(),
             width: 800,
             height: 500,
         }
@@ -230,6 +263,24 @@ impl Chart {
         self.height = height;
         self
     }
+    /// Integer x values (see [`Chart::x_integer`]).
+    pub fn integer_x(mut self) -> Self {
+        self.x_integer = true;
+        self
+    }
+    pub fn add_note(&mut self, note: impl Into<String>) -> &mut Self {
+        self.notes.push(note.into());
+        self
+    }
+}
+
+/// A value for a label: 4 significant digits, plain (`0.004`, `38`, `1.357`) or, below 1e-3
+/// and from 1e5 on, in exponent form (`2e-5`, `2e9`); never f32 noise (`37.999992`).
+pub fn fmt_sig(v: f64) -> String {
+    if !v.is_finite() {
+        return format!("{v}");
+    }
+    fmt_num(v, v.abs() * 5e-4, v != 0.0 && !plain_ok(v.abs()))
 }
 
 /// The automatic series colours: the Okabe–Ito colour-blind-safe palette (its yellow
@@ -322,6 +373,7 @@ const LABEL_FONT: f64 = 13.0;
 const TITLE_FONT: f64 = 16.0;
 const LEGEND_FONT: f64 = 12.0;
 const REF_FONT: f64 = 11.0;
+const NOTE_FONT: f64 = 11.0;
 const LINE_W: &str = "1.75";
 const SERIES_DASH: &str = "7 4";
 const REF_DASH: &str = "6 4";
@@ -396,6 +448,28 @@ fn char_em(c: char) -> f64 {
     }
 }
 
+/// `s` broken at spaces into lines of at most `width` px (a longer word is a line of its own).
+fn wrap(s: &str, width: f64, size: f64) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for word in s.split_whitespace() {
+        let cand = if cur.is_empty() {
+            word.to_string()
+        } else {
+            format!("{cur} {word}")
+        };
+        if !cur.is_empty() && text_w(&cand, size) > width {
+            lines.push(std::mem::replace(&mut cur, word.to_string()));
+        } else {
+            cur = cand;
+        }
+    }
+    if !cur.is_empty() {
+        lines.push(cur);
+    }
+    lines
+}
+
 fn text_w(s: &str, size: f64) -> f64 {
     s.chars().map(char_em).sum::<f64>() * size
 }
@@ -456,6 +530,31 @@ struct Axis {
     log: bool,
     lo: f64,
     hi: f64,
+}
+
+/// A finite value a log axis cannot show (`<= 0`), drawn at the bottom of the frame.
+fn at_floor(v: f64, log: bool) -> bool {
+    log && v.is_finite() && v <= 0.0
+}
+
+/// The part of an axis (in axis space) where a reference may widen the data's range `r`: the
+/// data's range grown by half its span on each side, and at least by a decade on a log axis
+/// or by the largest magnitude on a linear one (a threshold of 2 over lr x sharpness at 1.2
+/// is drawn, 2/lr = 2e5 over a sharpness of 9 is not). `None` (no data): anywhere.
+fn ref_window(r: Option<(f64, f64)>, log: bool) -> Option<(f64, f64)> {
+    let (lo, hi) = r?;
+    let floor = if log {
+        1.0
+    } else {
+        let m = lo.abs().max(hi.abs());
+        if m > 0.0 {
+            m
+        } else {
+            1.0
+        }
+    };
+    let ext = ((hi - lo) * 0.5).max(floor);
+    Some((lo - ext, hi + ext))
 }
 
 fn to_axis(v: f64, log: bool) -> Option<f64> {
@@ -528,13 +627,12 @@ fn pad_range(lo: f64, hi: f64, log: bool) -> (f64, f64) {
         return sane_range(lo, hi);
     }
     let v = lo;
-    let d = if log {
-        0.5
-    } else if v == 0.0 {
-        1.0
-    } else {
-        v.abs() * 0.1
-    };
+    if v == 0.0 && !log {
+        // Constant zero (a rotation that never moved): zero near the bottom, as with data
+        // rising from it, rather than a range of made-up negative values.
+        return (-0.04, 1.0);
+    }
+    let d = if log { 0.5 } else { v.abs() * 0.1 };
     sane_range(v - d, v + d)
 }
 
@@ -657,6 +755,27 @@ fn linear_ticks(lo: f64, hi: f64, target: usize) -> Vec<Tick> {
         .collect();
     ticks.dedup_by(|b, a| a.label == b.label);
     ticks
+}
+
+/// Ticks at integers only (steps), a 1-2-5 multiple apart; none below 0 if `nonneg`.
+fn int_ticks(lo: f64, hi: f64, target: usize, nonneg: bool) -> Vec<Tick> {
+    let step = nice_step(lo, hi, target).unwrap_or(1.0).max(1.0).round();
+    let from = if nonneg { lo.max(0.0) } else { lo };
+    let (k0, k1) = ((from / step).ceil(), (hi / step).floor());
+    if !(k0.is_finite() && k1.is_finite() && k1 >= k0 && k1 - k0 <= 100.0) {
+        return linear_ticks(lo, hi, target);
+    }
+    let vals: Vec<f64> = (0..=(k1 - k0) as usize)
+        .map(|i| (k0 + i as f64) * step)
+        .collect();
+    let sci = vals.iter().any(|v| v.abs() > 0.0 && !plain_ok(v.abs()));
+    vals.into_iter()
+        .map(|v| Tick {
+            pos: v,
+            label: Some(fmt_num(v, 0.5, sci)),
+            major: true,
+        })
+        .collect()
 }
 
 fn log_label(exp10: f64) -> String {
@@ -894,6 +1013,10 @@ enum Swatch {
         marker: bool,
     },
     Ref,
+    /// A cross ([`Style::TopMarks`]).
+    Cross,
+    /// A line of text without a swatch.
+    Note,
 }
 
 struct LegendEntry {
@@ -939,6 +1062,9 @@ impl Fnv {
             self.str(&r.label);
             self.f(r.value);
         }
+        for n in &c.notes {
+            self.str(n);
+        }
     }
 }
 
@@ -946,6 +1072,11 @@ fn series_color(s: &Series, i: usize) -> String {
     s.color
         .clone()
         .unwrap_or_else(|| palette_color(i).to_string())
+}
+
+/// The path of a 9 px cross centred on `(x, y)`.
+fn cross(x: f64, y: f64) -> String {
+    format!("M{},{}l9,9m0,-9l-9,9", f2(x - 4.5), f2(y - 4.5))
 }
 
 /// Crisp 1px line position.
@@ -962,7 +1093,8 @@ fn chart_body(out: &mut String, c: &Chart, clip_id: &str) {
         f2(h)
     );
 
-    // Data extents in axis space.
+    // Data extents in axis space: x from every finite x, y from the drawable points; a
+    // finite non-positive y on a log y axis is drawn at the floor.
     let mut xr: Option<(f64, f64)> = None;
     let mut yr: Option<(f64, f64)> = None;
     let extend = |r: &mut Option<(f64, f64)>, v: f64| {
@@ -971,28 +1103,135 @@ fn chart_body(out: &mut String, c: &Chart, clip_id: &str) {
             Some((a, b)) => (a.min(v), b.max(v)),
         })
     };
-    for s in &c.series {
+    let mut drawable = false;
+    let mut floored = 0usize;
+    for s in c.series.iter().filter(|s| !s.reference) {
         for &(x, y) in &s.points {
-            if let (Some(ax), Some(ay)) = (to_axis(x, c.x_log), to_axis(y, c.y_log)) {
-                extend(&mut xr, ax);
+            let Some(ax) = to_axis(x, c.x_log) else {
+                continue;
+            };
+            extend(&mut xr, ax);
+            if s.style == Style::TopMarks {
+                drawable = true;
+            } else if let Some(ay) = to_axis(y, c.y_log) {
                 extend(&mut yr, ay);
+                drawable = true;
+            } else if at_floor(y, c.y_log) {
+                floored += 1;
             }
         }
     }
-    let has_data = xr.is_some();
+    let has_data = drawable || floored > 0;
     if has_data {
+        // References widen a range only where they come near the data (window from the data
+        // alone, so the order of the references does not matter).
+        let (xw, yw) = (ref_window(xr, c.x_log), ref_window(yr, c.y_log));
+        let near = |w: Option<(f64, f64)>, a: f64| w.is_none_or(|(lo, hi)| a >= lo && a <= hi);
+        let (mut xr2, mut yr2) = (xr, yr);
         for r in &c.ref_lines {
             if r.horizontal {
-                if let Some(a) = to_axis(r.value, c.y_log) {
-                    extend(&mut yr, a);
+                if let Some(a) = to_axis(r.value, c.y_log).filter(|&a| near(yw, a)) {
+                    extend(&mut yr2, a);
                 }
-            } else if let Some(a) = to_axis(r.value, c.x_log) {
-                extend(&mut xr, a);
+            } else if let Some(a) = to_axis(r.value, c.x_log).filter(|&a| near(xw, a)) {
+                extend(&mut xr2, a);
+            }
+        }
+        for s in c.series.iter().filter(|s| s.reference) {
+            for &(x, y) in &s.points {
+                if let (Some(ax), Some(ay)) = (to_axis(x, c.x_log), to_axis(y, c.y_log)) {
+                    if near(xw, ax) && near(yw, ay) {
+                        extend(&mut xr2, ax);
+                        extend(&mut yr2, ay);
+                    }
+                }
+            }
+        }
+        (xr, yr) = (xr2, yr2);
+    } else {
+        xr = None;
+    }
+    let xa = make_axis(c.x_log, xr, c.x_range);
+    let mut ya = make_axis(c.y_log, yr, c.y_range);
+    let x_nonneg = xr.is_some_and(|(lo, _)| lo >= 0.0);
+    // Values at the floor get a band of their own below the data, labelled "<= 0", so that
+    // they do not sit at a value they do not have.
+    let floor_top = (floored > 0 && c.y_range.is_none()).then(|| {
+        let top = ya.lo;
+        ya.lo -= (ya.hi - ya.lo) * 0.08;
+        top
+    });
+
+    // Notes: the chart's own, values at the floor, references off scale.
+    let mut notes: Vec<String> = c.notes.clone();
+    if has_data {
+        if floored > 0 {
+            notes.push(format!(
+                "{floored} value{} <= 0 drawn at the floor (triangles)",
+                if floored == 1 { "" } else { "s" }
+            ));
+        }
+        let side = |t: f64, horizontal: bool| -> Option<&'static str> {
+            match (t > 1.0 + 1e-9, t < -1e-9, horizontal) {
+                (true, _, true) => Some("above"),
+                (_, true, true) => Some("below"),
+                (true, _, false) => Some("right"),
+                (_, true, false) => Some("left"),
+                _ => None,
+            }
+        };
+        let mut unlabelled: BTreeMap<&str, usize> = BTreeMap::new();
+        for r in &c.ref_lines {
+            let (axis, log) = if r.horizontal {
+                (&ya, c.y_log)
+            } else {
+                (&xa, c.x_log)
+            };
+            let Some(a) = to_axis(r.value, log) else {
+                continue;
+            };
+            if let Some(where_) = side(axis.frac(a), r.horizontal) {
+                if r.label.trim().is_empty() {
+                    *unlabelled.entry(where_).or_default() += 1;
+                } else {
+                    notes.push(format!("{}: off scale ({where_})", r.label.trim()));
+                }
+            }
+        }
+        for (where_, n) in unlabelled {
+            notes.push(format!(
+                "{n} reference line{} off scale ({where_})",
+                if n == 1 { "" } else { "s" }
+            ));
+        }
+        for s in c.series.iter().filter(|s| s.reference) {
+            let (mut n, mut off, mut above, mut below) = (0usize, 0usize, false, false);
+            for &(x, y) in &s.points {
+                if let (Some(_), Some(ay)) = (xa.norm(x), to_axis(y, c.y_log)) {
+                    n += 1;
+                    match side(ya.frac(ay), true) {
+                        Some("above") => (off, above) = (off + 1, true),
+                        Some(_) => (off, below) = (off + 1, true),
+                        None => {}
+                    }
+                }
+            }
+            if off > 0 {
+                let name = if s.label.trim().is_empty() {
+                    "a reference curve"
+                } else {
+                    s.label.trim()
+                };
+                let where_ = match (above, below) {
+                    (true, true) => "above and below",
+                    (true, false) => "above",
+                    _ => "below",
+                };
+                let part = if off < n { "partly " } else { "" };
+                notes.push(format!("{name}: {part}off scale ({where_})"));
             }
         }
     }
-    let xa = make_axis(c.x_log, xr, c.x_range);
-    let ya = make_axis(c.y_log, yr, c.y_range);
 
     // Vertical layout.
     let top = if c.title.trim().is_empty() {
@@ -1021,6 +1260,18 @@ fn chart_body(out: &mut String, c: &Chart, clip_id: &str) {
     } else {
         linear_ticks(ya.lo, ya.hi, ((ph / 60.0) as usize).clamp(2, 10))
     };
+    let yticks = match floor_top {
+        Some(top) => yticks
+            .into_iter()
+            .filter(|t| t.pos >= top)
+            .chain(std::iter::once(Tick {
+                pos: ya.lo,
+                label: Some("<= 0".into()),
+                major: false,
+            }))
+            .collect(),
+        None => yticks,
+    };
     let ytw = yticks
         .iter()
         .filter_map(|t| t.label.as_deref())
@@ -1043,16 +1294,28 @@ fn chart_body(out: &mut String, c: &Chart, clip_id: &str) {
                 legend.push(LegendEntry {
                     label: s.label.clone(),
                     color: series_color(s, i),
-                    swatch: Swatch::Series {
-                        dashed: s.dashed,
-                        line: s.style != Style::Points,
-                        marker: s.style != Style::Line,
+                    swatch: if s.style == Style::TopMarks {
+                        Swatch::Cross
+                    } else {
+                        Swatch::Series {
+                            dashed: s.dashed,
+                            line: s.style != Style::Points,
+                            marker: s.style != Style::Line,
+                        }
                     },
                 });
             }
         }
         for r in &c.ref_lines {
-            if !r.label.trim().is_empty() && r.value.is_finite() {
+            let (axis, log) = if r.horizontal {
+                (&ya, c.y_log)
+            } else {
+                (&xa, c.x_log)
+            };
+            // Off scale: named by a note instead.
+            let shown =
+                to_axis(r.value, log).is_some_and(|a| (-1e-9..=1.0 + 1e-9).contains(&axis.frac(a)));
+            if !r.label.trim().is_empty() && shown {
                 legend.push(LegendEntry {
                     label: r.label.clone(),
                     color: r.color.clone().unwrap_or_else(|| REF_DEFAULT.to_string()),
@@ -1060,11 +1323,24 @@ fn chart_body(out: &mut String, c: &Chart, clip_id: &str) {
                 });
             }
         }
+        for n in &notes {
+            for line in wrap(n.trim(), (w * 0.28).max(40.0) + 30.0, NOTE_FONT) {
+                legend.push(LegendEntry {
+                    label: line,
+                    color: MUTED.to_string(),
+                    swatch: Swatch::Note,
+                });
+            }
+        }
     }
     let max_label_w = (w * 0.28).max(40.0);
     let legend_text_w = legend
         .iter()
-        .map(|e| text_w(&e.label, LEGEND_FONT).min(max_label_w))
+        .map(|e| match e.swatch {
+            // A note takes the swatch's place too.
+            Swatch::Note => (text_w(&e.label, NOTE_FONT) - 30.0).min(max_label_w),
+            _ => text_w(&e.label, LEGEND_FONT).min(max_label_w),
+        })
         .fold(0.0f64, f64::max);
     let legend_w = if legend.is_empty() {
         0.0
@@ -1098,6 +1374,8 @@ fn chart_body(out: &mut String, c: &Chart, clip_id: &str) {
             .max(2);
         xticks = if xa.log {
             log_ticks(xa.lo, xa.hi, max_labels, target)
+        } else if c.x_integer {
+            int_ticks(xa.lo, xa.hi, target, x_nonneg)
         } else {
             linear_ticks(xa.lo, xa.hi, target)
         };
@@ -1228,6 +1506,16 @@ fn chart_body(out: &mut String, c: &Chart, clip_id: &str) {
     grid(&yticks, false, false, out);
     grid(&xticks, true, true, out);
     grid(&yticks, true, false, out);
+    if let Some(top) = floor_top {
+        let y = crisp(ypix(top) - 0.5);
+        let _ = writeln!(
+            out,
+            r#"<path d="M{},{}H{}" stroke="{FRAME}" stroke-width="1" stroke-dasharray="2 3" fill="none"/>"#,
+            f2(frame.x0),
+            f2(y),
+            f2(frame.x1)
+        );
+    }
 
     // Data, clipped to the frame.
     let _ = writeln!(
@@ -1286,20 +1574,118 @@ fn chart_body(out: &mut String, c: &Chart, clip_id: &str) {
         }
     }
 
+    // Reference-line labels at the line ends, nudged apart, on a translucent white box, under
+    // the data (a curve approaching the threshold stays visible; the legend repeats them).
+    let label_box = |out: &mut String, x0: f64, base: f64, tw: f64| {
+        let _ = writeln!(
+            out,
+            r##"<rect x="{}" y="{}" width="{}" height="{}" rx="2" fill="#fff" fill-opacity="0.85"/>"##,
+            f2(x0 - 3.0),
+            f2(base - REF_FONT * 0.95),
+            f2(tw + 6.0),
+            f2(REF_FONT * 1.3)
+        );
+    };
+    hlabels.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut prev = f64::NEG_INFINITY;
+    for (y, label, color) in &hlabels {
+        let base = (y - 5.0).max(frame.y0 + 14.0).max(prev + 15.0);
+        if base > frame.y1 - 4.0 {
+            break;
+        }
+        prev = base;
+        let t = fit(label, pw * 0.45, REF_FONT);
+        let tw = text_w(&t, REF_FONT);
+        label_box(out, frame.x1 - 8.0 - tw, base, tw);
+        text(out, frame.x1 - 8.0, base, REF_FONT, "end", color, "", &t);
+    }
+    vlabels.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut placed: Vec<(f64, f64, f64)> = Vec::new();
+    for (x, label, color) in &vlabels {
+        let t = fit(label, pw * 0.45, REF_FONT);
+        let tw = text_w(&t, REF_FONT);
+        let (x0, anchor, tx) = if x + 5.0 + tw <= frame.x1 - 4.0 {
+            (x + 5.0, "start", x + 5.0)
+        } else {
+            (x - 5.0 - tw, "end", x - 5.0)
+        };
+        let mut base = frame.y0 + 15.0;
+        while placed
+            .iter()
+            .any(|&(a, b, yb)| yb == base && x0 < b + 8.0 && x0 + tw + 8.0 > a)
+        {
+            base += 15.0;
+        }
+        if base > frame.y1 - 4.0 {
+            continue;
+        }
+        placed.push((x0, x0 + tw, base));
+        label_box(out, x0, base, tw);
+        text(out, tx, base, REF_FONT, anchor, color, "", &t);
+    }
+
     let draw_rect = frame.grow(3.0);
     for (i, s) in c.series.iter().enumerate() {
         let color = esc(&series_color(s, i));
+        if s.style == Style::TopMarks {
+            let mut seen: HashSet<i64> = HashSet::new();
+            let mut d = String::new();
+            for &(x, _) in &s.points {
+                let Some(tx) = xa.norm(x) else {
+                    continue;
+                };
+                let px = px0 + tx * pw;
+                if px >= frame.x0 - 1.0
+                    && px <= frame.x1 + 1.0
+                    && seen.insert((px * 2.0).round() as i64)
+                {
+                    d.push_str(&cross(px, frame.y0 + 7.0));
+                }
+            }
+            if !d.is_empty() {
+                let _ = writeln!(
+                    out,
+                    r#"<path d="{d}" stroke="{color}" stroke-width="2" fill="none"/>"#
+                );
+            }
+            continue;
+        }
         // Finite runs in pixel space.
         let mut runs: Vec<Vec<Pt>> = Vec::new();
         let mut cur: Vec<Pt> = Vec::new();
+        let mut floor: Vec<f64> = Vec::new();
         for &(x, y) in &s.points {
             match (xa.norm(x), ya.norm(y)) {
                 (Some(tx), Some(ty)) => cur.push((px0 + tx * pw, py0 + ph - ty * ph)),
-                _ => {
+                (tx, _) => {
+                    if let (Some(tx), true) = (tx, at_floor(y, c.y_log)) {
+                        floor.push(px0 + tx * pw);
+                    }
                     if !cur.is_empty() {
                         runs.push(std::mem::take(&mut cur));
                     }
                 }
+            }
+        }
+        if !floor.is_empty() {
+            // Hollow triangles on the bottom edge, at most one per 6 px.
+            let mut seen: HashSet<i64> = HashSet::new();
+            let mut m = String::new();
+            for x in floor {
+                if x < frame.x0 - 1.0
+                    || x > frame.x1 + 1.0
+                    || !seen.insert((x / 6.0).floor() as i64)
+                {
+                    continue;
+                }
+                let y = frame.y1 - 1.5;
+                let _ = write!(m, "M{},{}l-3.5,-6h7z", f2(x), f2(y));
+            }
+            if !m.is_empty() {
+                let _ = writeln!(
+                    out,
+                    r##"<path d="{m}" fill="#fff" stroke="{color}" stroke-width="1.25"/>"##
+                );
             }
         }
         if !cur.is_empty() {
@@ -1362,6 +1748,7 @@ fn chart_body(out: &mut String, c: &Chart, clip_id: &str) {
         let markers = match s.style {
             Style::Line => false,
             Style::Points => true,
+            Style::TopMarks => false,
             Style::LinePoints => n_valid as f64 <= pw / 5.0,
         };
         if markers {
@@ -1441,55 +1828,6 @@ fn chart_body(out: &mut String, c: &Chart, clip_id: &str) {
         );
     }
 
-    // Reference-line labels at the line ends, nudged apart, on a translucent white box.
-    let label_box = |out: &mut String, x0: f64, base: f64, tw: f64| {
-        let _ = writeln!(
-            out,
-            r##"<rect x="{}" y="{}" width="{}" height="{}" rx="2" fill="#fff" fill-opacity="0.85"/>"##,
-            f2(x0 - 3.0),
-            f2(base - REF_FONT * 0.95),
-            f2(tw + 6.0),
-            f2(REF_FONT * 1.3)
-        );
-    };
-    hlabels.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut prev = f64::NEG_INFINITY;
-    for (y, label, color) in &hlabels {
-        let base = (y - 5.0).max(frame.y0 + 14.0).max(prev + 15.0);
-        if base > frame.y1 - 4.0 {
-            break;
-        }
-        prev = base;
-        let t = fit(label, pw * 0.45, REF_FONT);
-        let tw = text_w(&t, REF_FONT);
-        label_box(out, frame.x1 - 8.0 - tw, base, tw);
-        text(out, frame.x1 - 8.0, base, REF_FONT, "end", color, "", &t);
-    }
-    vlabels.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut placed: Vec<(f64, f64, f64)> = Vec::new();
-    for (x, label, color) in &vlabels {
-        let t = fit(label, pw * 0.45, REF_FONT);
-        let tw = text_w(&t, REF_FONT);
-        let (x0, anchor, tx) = if x + 5.0 + tw <= frame.x1 - 4.0 {
-            (x + 5.0, "start", x + 5.0)
-        } else {
-            (x - 5.0 - tw, "end", x - 5.0)
-        };
-        let mut base = frame.y0 + 15.0;
-        while placed
-            .iter()
-            .any(|&(a, b, yb)| yb == base && x0 < b + 8.0 && x0 + tw + 8.0 > a)
-        {
-            base += 15.0;
-        }
-        if base > frame.y1 - 4.0 {
-            continue;
-        }
-        placed.push((x0, x0 + tw, base));
-        label_box(out, x0, base, tw);
-        text(out, tx, base, REF_FONT, anchor, color, "", &t);
-    }
-
     // Legend box.
     if !legend.is_empty() {
         let row = 19.0;
@@ -1552,6 +1890,18 @@ fn chart_body(out: &mut String, c: &Chart, clip_id: &str) {
                         f2(cy),
                         f2(sx1)
                     );
+                }
+                Swatch::Cross => {
+                    let _ = writeln!(
+                        out,
+                        r#"<path d="{}" stroke="{col}" stroke-width="2" fill="none"/>"#,
+                        cross((sx0 + sx1) / 2.0, cy)
+                    );
+                }
+                Swatch::Note => {
+                    let t = fit(&e.label, max_label_w + 30.0, NOTE_FONT);
+                    text(out, sx0, cy + 4.0, NOTE_FONT, "start", MUTED, "", &t);
+                    continue;
                 }
             }
             let t = fit(&e.label, max_label_w, LEGEND_FONT);
@@ -1894,6 +2244,139 @@ mod tests {
         check_balanced(&render_grid_svg(&cases, 0));
         check_balanced(&render_grid_svg(&cases, 1000));
         check_balanced(&render_grid_svg(&[], 2));
+    }
+
+    #[test]
+    fn plot_log_axis_draws_non_positive_values_at_the_floor_over_the_whole_x_range() {
+        // A loss that reaches exactly 0 after two steps (as CE on separable data does).
+        let pts: Vec<(f64, f64)> = (0..10)
+            .map(|i| (i as f64, [2.0, 0.5][..].get(i).copied().unwrap_or(0.0)))
+            .collect();
+        let c = Chart::new("Loss", "step", "loss")
+            .log_y()
+            .integer_x()
+            .with_series(Series::line("train", pts).with_color("#123456"));
+        let svg = render_svg(&c);
+        check_balanced(&svg);
+        assert!(svg.contains("8 values &lt;= 0 drawn at the floor"), "{svg}");
+        assert!(svg.contains(">&lt;= 0<"), "the floor band is labelled");
+        assert_eq!(
+            svg.matches("l-3.5,-6h7z").count(),
+            8,
+            "one triangle per value"
+        );
+        // The x axis covers all ten steps, not only the two drawable ones.
+        assert!(svg.contains(">8<") || svg.contains(">9<"), "{svg}");
+        // A linear axis has no floor.
+        let lin =
+            Chart::new("", "", "").with_series(Series::line("a", vec![(0.0, 0.0), (1.0, 1.0)]));
+        assert!(!render_svg(&lin).contains("drawn at the floor"));
+    }
+
+    #[test]
+    fn plot_far_references_do_not_set_the_range_and_are_named() {
+        let data = Series::line(
+            "s",
+            (0..20).map(|i| (i as f64, 5.0 + i as f64 * 0.2)).collect(),
+        );
+        // 2/lr at lr 1e-5: far above sharpness ~5-9.
+        let far = Chart::new("", "step", "")
+            .with_series(data.clone())
+            .with_ref_line(RefLine::at_y(2e5, "2/lr = 2e5"));
+        let svg = render_svg(&far);
+        check_balanced(&svg);
+        assert!(svg.contains("2/lr = 2e5: off scale (above)"), "{svg}");
+        assert!(
+            !svg.contains(">1e5<") && !svg.contains(">2e5<"),
+            "range stretched"
+        );
+        // A threshold near the data widens the range and is drawn.
+        let near = Chart::new("", "step", "")
+            .with_series(data.clone())
+            .with_ref_line(RefLine::at_y(11.0, "2/lr = 11"));
+        let svg = render_svg(&near);
+        assert!(!svg.contains("off scale"));
+        assert!(svg.contains(&format!(r#"stroke-dasharray="{REF_DASH}""#)));
+        // lr x sharpness at 0.85..1.22 under its threshold 2: within a modest factor, drawn.
+        let lxs = Chart::new("", "step", "")
+            .with_series(Series::line("s", vec![(0.0, 0.85), (1.0, 1.22)]))
+            .with_ref_line(RefLine::at_y(2.0, "threshold 2"));
+        assert!(!render_svg(&lxs).contains("off scale"));
+        // A reference curve (2/lr under a warmup) is clipped where far, with a note.
+        let warm = Chart::new("", "step", "").with_series(data).with_series(
+            Series::line(
+                "2/lr",
+                (0..20)
+                    .map(|i| (i as f64, 600.0 / (1.0 + i as f64).powi(2)))
+                    .collect(),
+            )
+            .as_reference(),
+        );
+        let svg = render_svg(&warm);
+        assert!(svg.contains("2/lr: partly off scale (above)"), "{svg}");
+        assert!(
+            !svg.contains(">500<") && !svg.contains(">600<"),
+            "range stretched"
+        );
+        // On a log x axis (a report's lr*): two decades of data, a line 1.5 decades right.
+        let lrs = Chart::new("", "lr", "")
+            .log_x()
+            .with_series(Series::line("m", vec![(0.003, 1.0), (0.3, 2.0)]))
+            .with_ref_line(RefLine::at_x(10.0, "lr* = 10"));
+        assert!(render_svg(&lrs).contains("lr* = 10: off scale (right)"));
+    }
+
+    #[test]
+    fn plot_reference_labels_are_drawn_under_the_data() {
+        let c = Chart::new("", "", "")
+            .with_series(Series::line("s", vec![(0.0, 1.0), (1.0, 2.0)]).with_color("#123456"))
+            .with_ref_line(RefLine::at_y(1.9, "threshold 2"));
+        let svg = render_svg(&c);
+        let label = svg.find(">threshold 2</text>").unwrap();
+        let data = svg.find(r##"stroke="#123456""##).unwrap();
+        assert!(label < data, "the label is drawn over the data");
+    }
+
+    #[test]
+    fn plot_integer_axes_have_integer_ticks_and_top_marks_are_drawn() {
+        for n in [1usize, 2] {
+            let c = Chart::new("", "step", "")
+                .integer_x()
+                .with_series(Series::line("s", (0..n).map(|i| (i as f64, 1.0)).collect()));
+            let ticks: Vec<f64> = {
+                let (lo, hi) = pad_range(0.0, (n - 1) as f64, false);
+                int_ticks(lo, hi, 6, true).iter().map(|t| t.pos).collect()
+            };
+            assert!(
+                ticks.iter().all(|t| t.fract() == 0.0 && *t >= 0.0),
+                "{ticks:?}"
+            );
+            assert!(ticks.contains(&0.0));
+            let svg = render_svg(&c);
+            assert!(!svg.contains(">0.5<") && !svg.contains(">-1<"), "{svg}");
+        }
+        // Crosses at x values with no y: drawn, and in the x range.
+        let c = Chart::new("", "lr", "")
+            .log_x()
+            .with_series(Series::line("m", vec![(0.01, 1.0), (0.1, 2.0)]))
+            .with_series(Series::top_marks("diverged", vec![(10.0, f64::NAN)]));
+        let svg = render_svg(&c);
+        assert_eq!(svg.matches("l9,9m0,-9l-9,9").count(), 2, "plot and legend");
+        assert!(svg.contains(">10<"), "{svg}");
+        // A constant zero gets a range from (about) zero, not -1..1.
+        assert_eq!(pad_range(0.0, 0.0, false), (-0.04, 1.0));
+    }
+
+    #[test]
+    fn plot_labels_have_four_significant_digits() {
+        assert_eq!(fmt_sig(37.999992f32 as f64), "38");
+        assert_eq!(fmt_sig(1.3571428f32 as f64), "1.357");
+        assert_eq!(fmt_sig((2.0f32 / 0.3f32) as f64), "6.667");
+        assert_eq!(fmt_sig(2.0 / 1e5), "2e-5");
+        assert_eq!(fmt_sig(2e9), "2e9");
+        assert_eq!(fmt_sig(0.04), "0.04");
+        assert_eq!(fmt_sig(0.0), "0");
+        assert_eq!(fmt_sig(-1234.5678), "-1235");
     }
 
     /// Writes sample charts for eyeballing: `cargo test -p edgewise --lib plot_write_samples -- --ignored`.

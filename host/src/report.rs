@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::config::TrainConfig;
 use crate::error::{Failure, Result};
 use crate::metrics::{self, Row};
-use crate::plot::{palette_color, render_svg, Chart, RefLine, Series};
+use crate::plot::{fmt_sig, palette_color, render_svg, Chart, RefLine, Series, PALETTE};
 
 /// What the report keeps of one run.
 #[derive(Clone, Debug, Serialize)]
@@ -43,6 +43,9 @@ pub struct RunRecord {
     pub settings: Vec<(String, String)>,
     /// Stability threshold of lr * lambda for the optimizer.
     pub threshold: f32,
+    /// An adaptive optimizer (RMSProp, Adam family): `threshold` applies to the preconditioned
+    /// sharpness, not to the sharpness.
+    pub adaptive: bool,
     /// Steps taken.
     pub steps: u64,
     /// Diverged.
@@ -312,6 +315,7 @@ pub fn read_run(dir: &Path) -> Result<RunRecord> {
         seed: cfg.model.seed,
         settings: settings(&cfg),
         threshold: res.opt.stability_threshold(),
+        adaptive: res.adaptive,
         steps,
         diverged: sm.diverged,
         finished: summary.is_some(),
@@ -527,6 +531,139 @@ pub(crate) const REPORT_PLOTS: [&str; 3] = [
     "rotation_vs_lr.svg",
 ];
 
+/// The report's charts (final sharpness, test accuracy and rotation vs lr) of `groups`, each
+/// a name and its runs. Per group: the mean over the seeds that did not diverge at each
+/// learning rate (a line with points) and each seed's value (points, when some learning rate
+/// has more than one); learning rates with diverged runs as crosses on the top edge, counted
+/// in the legend; for non-adaptive optimizers the threshold `thr/lr` (a dashed reference
+/// curve; a reference line with a single learning rate) and `lr* = thr/S0`. The thresholds of
+/// RMSProp and Adam apply to the preconditioned sharpness, which these charts do not show:
+/// they get neither.
+fn report_charts(groups: &[(String, Vec<&RunRecord>)]) -> [Chart; 3] {
+    let mut sharp = Chart::new(
+        "Final sharpness vs learning rate",
+        "learning rate",
+        "final sharpness",
+    )
+    .log_x()
+    .log_y();
+    // Ticks at 0..1, with room for values of exactly 0 or 1 off the frame.
+    let mut acc = Chart::new(
+        "Test accuracy vs learning rate",
+        "learning rate",
+        "test accuracy",
+    )
+    .log_x()
+    .with_y_range(-0.02, 1.02);
+    let mut rot = Chart::new(
+        "Eigenvector rotation vs learning rate",
+        "learning rate",
+        "mean 1 - |cos|",
+    )
+    .log_x();
+    for (gi, (name, runs)) in groups.iter().enumerate() {
+        let color = palette_color(gi);
+        // Past the palette's 8 colours, groups differ by their dashes too.
+        let dashed = (gi / PALETTE.len()) % 2 == 1;
+        let mut by_lr: BTreeMap<u32, Vec<&RunRecord>> = BTreeMap::new();
+        for r in runs {
+            by_lr.entry(r.lr.to_bits()).or_default().push(r);
+        }
+        let lrs: Vec<f32> = {
+            let mut v: Vec<f32> = by_lr.keys().map(|b| f32::from_bits(*b)).collect();
+            v.sort_by(|a, b| a.total_cmp(b));
+            v
+        };
+        let n_diverged = runs.iter().filter(|r| r.diverged).count();
+        let diverged_lrs: Vec<(f64, f64)> = lrs
+            .iter()
+            .filter(|lr| by_lr[&lr.to_bits()].iter().any(|r| r.diverged))
+            .map(|&lr| (lr as f64, f64::NAN))
+            .collect();
+        type Points = Vec<(f64, f64)>;
+        let agg = |f: &dyn Fn(&RunRecord) -> Option<f32>| -> (Points, Points) {
+            let mut means = Vec::new();
+            let mut all = Vec::new();
+            for lr in &lrs {
+                let rs = &by_lr[&lr.to_bits()];
+                for r in rs {
+                    if let Some(v) = f(r).filter(|_| !r.diverged) {
+                        all.push((*lr as f64, v as f64));
+                    }
+                }
+                if let Some(m) = mean(rs.iter().filter(|r| !r.diverged).filter_map(|r| f(r))) {
+                    means.push((*lr as f64, m as f64));
+                }
+            }
+            (means, all)
+        };
+        for (chart, f) in [
+            (
+                &mut sharp,
+                &(|r: &RunRecord| r.sharpness) as &dyn Fn(&RunRecord) -> Option<f32>,
+            ),
+            (&mut acc, &|r: &RunRecord| r.test_acc),
+            (&mut rot, &|r: &RunRecord| r.mean_rotation),
+        ] {
+            let (means, all) = agg(f);
+            // Seeds are drawn where some learning rate has more values than its mean.
+            let seeds = all.len() > means.len();
+            chart.add_series(
+                Series::line_points(format!("{name} (mean)"), means)
+                    .with_color(color)
+                    .with_dashed(dashed),
+            );
+            if seeds {
+                chart.add_series(Series::scatter(format!("{name} (seeds)"), all).with_color(color));
+            }
+            if !diverged_lrs.is_empty() {
+                chart.add_series(
+                    Series::top_marks(
+                        format!("{n_diverged} diverged: {name}"),
+                        diverged_lrs.clone(),
+                    )
+                    .with_color(color),
+                );
+            }
+        }
+        if runs.iter().any(|r| r.adaptive) {
+            continue;
+        }
+        let thr = runs[0].threshold;
+        let th = fmt_sig(thr as f64);
+        if let [lr] = lrs[..] {
+            // One learning rate: a line, not a one-point curve that would read as data.
+            let v = (thr / lr) as f64;
+            sharp.add_ref_line(
+                RefLine::at_y(v, format!("{th}/lr = {} ({name})", fmt_sig(v))).with_color(color),
+            );
+        } else {
+            let curve: Vec<(f64, f64)> = lrs
+                .iter()
+                .map(|&lr| (lr as f64, (thr / lr) as f64))
+                .collect();
+            sharp.add_series(
+                Series::line(format!("{th}/lr ({name})"), curve)
+                    .with_dashed(true)
+                    .with_color(color)
+                    .as_reference(),
+            );
+        }
+        if let Some(s0) = mean(runs.iter().filter_map(|r| r.sharpness_0)) {
+            let lr_star = (thr / s0) as f64;
+            acc.add_ref_line(
+                RefLine::at_x(
+                    lr_star,
+                    format!("lr* = {th}/S0 = {} ({name})", fmt_sig(lr_star)),
+                )
+                .with_color(color),
+            );
+            rot.add_ref_line(RefLine::at_x(lr_star, format!("lr* ({name})")).with_color(color));
+        }
+    }
+    [sharp, acc, rot]
+}
+
 /// Writes `report.md`, `report.csv` and `plots/*.svg` into `out`; returns the records and the
 /// run directories left out.
 pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Reported> {
@@ -589,25 +726,6 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Reported> {
             .or_default()
             .push(r);
     }
-    let mut sharp = Chart::new(
-        "Final sharpness vs learning rate",
-        "learning rate",
-        "final sharpness",
-    )
-    .log_x()
-    .log_y();
-    let mut acc = Chart::new(
-        "Test accuracy vs learning rate",
-        "learning rate",
-        "test accuracy",
-    )
-    .log_x();
-    let mut rot = Chart::new(
-        "Eigenvector rotation vs learning rate",
-        "learning rate",
-        "mean 1 - |cos|",
-    )
-    .log_x();
     // With settings that vary, a group's name starts with its number (`#2 gd bs=full
     // arch=64-16-10`), which report.md explains: a plot's legend cuts long names short.
     let group_name = |gi: usize, label: &str| {
@@ -617,68 +735,12 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Reported> {
             format!("#{} {label}", gi + 1)
         }
     };
-    for (gi, ((label, _), runs)) in groups.iter().enumerate() {
-        let name = &group_name(gi, label);
-        let color = palette_color(gi);
-        let mut by_lr: BTreeMap<u32, Vec<&RunRecord>> = BTreeMap::new();
-        for r in runs {
-            by_lr.entry(r.lr.to_bits()).or_default().push(r);
-        }
-        let lrs: Vec<f32> = {
-            let mut v: Vec<f32> = by_lr.keys().map(|b| f32::from_bits(*b)).collect();
-            v.sort_by(|a, b| a.total_cmp(b));
-            v
-        };
-        type Points = Vec<(f64, f64)>;
-        let agg = |f: &dyn Fn(&RunRecord) -> Option<f32>| -> (Points, Points) {
-            let mut means = Vec::new();
-            let mut all = Vec::new();
-            for lr in &lrs {
-                let rs = &by_lr[&lr.to_bits()];
-                for r in rs {
-                    if let Some(v) = f(r).filter(|_| !r.diverged) {
-                        all.push((*lr as f64, v as f64));
-                    }
-                }
-                if let Some(m) = mean(rs.iter().filter(|r| !r.diverged).filter_map(|r| f(r))) {
-                    means.push((*lr as f64, m as f64));
-                }
-            }
-            (means, all)
-        };
-        for (chart, f) in [
-            (
-                &mut sharp,
-                &(|r: &RunRecord| r.sharpness) as &dyn Fn(&RunRecord) -> Option<f32>,
-            ),
-            (&mut acc, &|r: &RunRecord| r.test_acc),
-            (&mut rot, &|r: &RunRecord| r.mean_rotation),
-        ] {
-            let (means, all) = agg(f);
-            chart.add_series(Series::line(format!("{name} (mean)"), means).with_color(color));
-            if all.len() > lrs.len() {
-                chart.add_series(Series::scatter(format!("{name} (seeds)"), all).with_color(color));
-            }
-        }
-        let thr = runs[0].threshold;
-        let curve: Vec<(f64, f64)> = lrs
-            .iter()
-            .map(|&lr| (lr as f64, (thr / lr) as f64))
-            .collect();
-        sharp.add_series(
-            Series::line(format!("{thr}/lr ({name})"), curve)
-                .with_dashed(true)
-                .with_color(color),
-        );
-        if let Some(s0) = mean(runs.iter().filter_map(|r| r.sharpness_0)) {
-            let lr_star = (thr / s0) as f64;
-            acc.add_ref_line(
-                RefLine::at_x(lr_star, format!("lr* = {thr}/S0 = {lr_star:.3} ({name})"))
-                    .with_color(color),
-            );
-            rot.add_ref_line(RefLine::at_x(lr_star, format!("lr* ({name})")).with_color(color));
-        }
-    }
+    let named: Vec<(String, Vec<&RunRecord>)> = groups
+        .iter()
+        .enumerate()
+        .map(|(gi, ((label, _), runs))| (group_name(gi, label), runs.clone()))
+        .collect();
+    let [sharp, acc, rot] = report_charts(&named);
     let pd = out.join("plots");
     let w = |name: &str, c: &Chart| {
         crate::fsio::atomic_write(&pd.join(name), render_svg(c).as_bytes())
@@ -837,6 +899,7 @@ mod tests {
             seed,
             settings: Vec::new(),
             threshold: 2.0,
+            adaptive: false,
             steps: 0,
             diverged: false,
             finished: true,
@@ -1192,5 +1255,86 @@ mod tests {
         assert_eq!(opt_str(Some(-2.5e6), 3), "-2.500e6");
         assert_eq!(opt_str(Some(f32::INFINITY), 3), "inf");
         assert_eq!(opt_str(None, 3), "");
+    }
+    fn series<'a>(c: &'a Chart, label: &str) -> Option<&'a Series> {
+        c.series.iter().find(|s| s.label == label)
+    }
+
+    #[test]
+    fn report_charts_draw_thresholds_for_gd_like_groups_only() {
+        let mk = |lr: f32, seed: u64, thr: f32, adaptive: bool| RunRecord {
+            threshold: thr,
+            adaptive,
+            sharpness: Some(10.0),
+            sharpness_0: Some(5.0),
+            test_acc: Some(0.9),
+            ..rec("r", lr, seed, None)
+        };
+        let adam: Vec<RunRecord> = [0.001, 0.01]
+            .iter()
+            .map(|&lr| mk(lr, 0, 37.999992, true))
+            .collect();
+        let nesterov: Vec<RunRecord> = [0.01, 0.1]
+            .iter()
+            .map(|&lr| mk(lr, 0, 1.3571428, false))
+            .collect();
+        let one: Vec<RunRecord> = vec![mk(0.5, 0, 2.0, false)];
+        let groups = vec![
+            ("adam".to_string(), adam.iter().collect()),
+            ("nesterov".to_string(), nesterov.iter().collect()),
+            ("one".to_string(), one.iter().collect()),
+        ];
+        let [sharp, acc, rot] = report_charts(&groups);
+        // Adam: no thr/lr curve, no lr* line.
+        assert!(sharp.series.iter().all(|s| !s.label.contains("(adam)")));
+        assert!(acc.ref_lines.iter().all(|l| !l.label.contains("(adam)")));
+        assert!(rot.ref_lines.iter().all(|l| !l.label.contains("(adam)")));
+        // Nesterov: a reference curve, labelled without f32 noise.
+        let curve = series(&sharp, "1.357/lr (nesterov)").expect("nesterov's threshold");
+        assert!(curve.reference && curve.dashed);
+        assert!(acc
+            .ref_lines
+            .iter()
+            .any(|l| l.label == "lr* = 1.357/S0 = 0.2714 (nesterov)"));
+        // One learning rate: a reference line, not a one-point series.
+        assert!(sharp.series.iter().all(|s| !s.label.contains("/lr (one)")));
+        assert!(sharp
+            .ref_lines
+            .iter()
+            .any(|l| l.horizontal && l.label == "2/lr = 4 (one)"));
+        assert_eq!(acc.y_range, Some((-0.02, 1.02)));
+    }
+
+    #[test]
+    fn report_charts_mark_diverged_learning_rates_and_show_every_seed() {
+        // lr 0.1: two seeds; lr 1: both diverged (no value).
+        let mk = |lr: f32, seed: u64, diverged: bool| RunRecord {
+            diverged,
+            sharpness: (!diverged).then_some(10.0 + seed as f32),
+            ..rec("r", lr, seed, None)
+        };
+        let runs = [
+            mk(0.1, 0, false),
+            mk(0.1, 1, false),
+            mk(1.0, 0, true),
+            mk(1.0, 1, true),
+        ];
+        let groups = vec![("g".to_string(), runs.iter().collect())];
+        let [sharp, ..] = report_charts(&groups);
+        let mean = series(&sharp, "g (mean)").unwrap();
+        assert_eq!(mean.style, crate::plot::Style::LinePoints);
+        assert_eq!(mean.points, [(0.1f32 as f64, 10.5)]);
+        let seeds = series(&sharp, "g (seeds)").expect("the two seeds at lr 0.1");
+        assert_eq!(seeds.points.len(), 2);
+        let div = series(&sharp, "2 diverged: g").expect("diverged marks");
+        assert_eq!(div.style, crate::plot::Style::TopMarks);
+        assert_eq!(div.points.len(), 1);
+        assert_eq!(div.points[0].0, 1.0);
+        let svg = render_svg(&sharp);
+        assert!(svg.contains("2 diverged: g"));
+        // No diverged run: no marks.
+        let ok = [mk(0.1, 0, false)];
+        let [sharp, ..] = report_charts(&[("g".to_string(), ok.iter().collect())]);
+        assert!(sharp.series.iter().all(|s| !s.label.contains("diverged")));
     }
 }

@@ -772,7 +772,7 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
             continue;
         }
         add_vs_lr(&mut fsh, name, palette_color(i), runs, &|r| {
-            if r.diverged {
+            if r.diverged || r.collapsed() {
                 None
             } else {
                 run_stats(r).final_s
@@ -785,13 +785,26 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
     fsh.add_series(
         Series::line("2/lr", all_lrs.iter().map(|lr| (*lr, 2.0 / lr)).collect())
             .with_dashed(true)
-            .with_color("#888888"),
+            .with_color("#888888")
+            .as_reference(),
     );
+    // Collapsed runs (at chance) are left out as the claims' verdicts leave them out.
+    let both: Vec<&RunRecord> = mse.iter().chain(ce.iter()).collect();
+    let left = super::stats::left_out(&both, true);
+    if let Some(why) = &left {
+        fsh.add_note(format!("left out: {why}"));
+    }
     img(
         &mut md,
         "final sharpness vs lr",
         &p.put("flatness_final_sharpness.svg", &fsh)?,
     );
+    if let Some(why) = &left {
+        let _ = writeln!(
+            md,
+            "The plot leaves out the diverged and collapsed runs ({why}), as the verdicts do.\n"
+        );
+    }
     for (title, dir, runs) in [
         ("tanh MLP / MSE / MNIST-1D", "mse-lr", mse),
         ("ReLU MLP / CE / MNIST subset", "ce-lr", ce),
@@ -823,7 +836,7 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
             palette_color(2 * i),
             runs,
             &|r| {
-                if r.diverged {
+                if r.diverged || r.collapsed() {
                     None
                 } else {
                     run_stats(r).mean_rotation
@@ -836,7 +849,7 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
             palette_color(2 * i + 1),
             runs,
             &|r| {
-                if r.diverged {
+                if r.diverged || r.collapsed() {
                     None
                 } else {
                     run_stats(r).mean_subspace_dev
@@ -844,11 +857,20 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
             },
         );
     }
+    if let Some(why) = &left {
+        rot.add_note(format!("left out: {why}"));
+    }
     img(
         &mut md,
         "rotation vs lr",
         &p.put("rotation_vs_lr.svg", &rot)?,
     );
+    if let Some(why) = &left {
+        let _ = writeln!(
+            md,
+            "The plot leaves out the diverged and collapsed runs ({why}), as the verdicts do.\n"
+        );
+    }
     let mut win = Chart::new(
         "Rotation, unstable vs stable windows (crossing runs)",
         "learning rate",
@@ -1101,7 +1123,7 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
         let mut pre = Chart::new(
             "Preconditioned sharpness / threshold (first seed)",
             "step",
-            "lambda_max(P^-1 H) / threshold",
+            "lr x lambda_max(P^-1 H) / threshold",
         )
         .log_y();
         let mut sh = Chart::new("Sharpness (first seed)", "step", "lambda_max(H)").log_y();
