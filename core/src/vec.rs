@@ -59,8 +59,8 @@ pub fn normalize(a: &mut [f32]) -> f64 {
     n
 }
 
-/// The norm of a vector a solver starts from: [`Error::NonFinite`] when it holds a NaN or an
-/// infinity (or its norm overflows), [`Error::ZeroVector`] when it is zero.
+/// The norm of a vector a solver starts from: [`crate::Error::NonFinite`] when it holds a NaN
+/// or an infinity (or its norm overflows), [`crate::Error::ZeroVector`] when it is zero.
 pub fn start_norm(what: &'static str, a: &[f32]) -> Result<f64, crate::Error> {
     let n = norm64(a);
     if !n.is_finite() {

@@ -531,6 +531,21 @@ fn diag_plots(p: &mut Plots<'_>, runs: &[DiagRun]) -> Result<Vec<String>> {
         .map(|a| (a, a * a + 1.0 / (a * a)))
         .collect();
     v.add_series(Series::line("valley", curve).with_color("#888888"));
+    let starts: Vec<(f64, f64)> = {
+        let mut s: Vec<&DiagRun> = runs.iter().collect();
+        s.dedup_by(|a, b| a.start == b.start);
+        s.iter()
+            .map(|r| {
+                let a2 = (r.c0 + (r.c0 * r.c0 + 4.0).sqrt()) / 2.0;
+                (a2.sqrt(), r.lambda_ref)
+            })
+            .collect()
+    };
+    // Drawn first, in grey, under the runs' ends: a stable run ends on its start's limit, and
+    // its colour then covers the grey point.
+    v.add_series(
+        Series::scatter("gradient-flow limit of each start", starts).with_color("#9a9a9a"),
+    );
     let mut by_m: BTreeMap<u64, Vec<&DiagRun>> = BTreeMap::new();
     for r in runs {
         by_m.entry(r.multiple.to_bits()).or_default().push(r);
@@ -546,24 +561,21 @@ fn diag_plots(p: &mut Plots<'_>, runs: &[DiagRun]) -> Result<Vec<String>> {
             })
             .collect();
         v.add_series(
-            Series::scatter(format!("end, m={}", g[0].multiple), p2).with_color(palette_color(i)),
+            Series::scatter(format!("end, m={}", g[0].multiple), p2).with_color(not_black(i)),
         );
     }
-    let starts: Vec<(f64, f64)> = {
-        let mut s: Vec<&DiagRun> = runs.iter().collect();
-        s.dedup_by(|a, b| a.start == b.start);
-        s.iter()
-            .map(|r| {
-                let a2 = (r.c0 + (r.c0 * r.c0 + 4.0).sqrt()) / 2.0;
-                (a2.sqrt(), r.lambda_ref)
-            })
-            .collect()
-    };
-    v.add_series(
-        Series::scatter("gradient-flow limit of each start", starts).with_color("#000000"),
-    );
     out.push(p.put("diag_valley.svg", &v)?);
     Ok(out)
+}
+
+/// Palette colour `i` without the palette's black (black reads as a reference or an outline).
+fn not_black(i: usize) -> &'static str {
+    let colours: Vec<&str> = crate::plot::PALETTE
+        .iter()
+        .copied()
+        .filter(|c| *c != "#000000")
+        .collect();
+    colours[i % colours.len()]
 }
 
 fn img(md: &mut String, alt: &str, path: &str) {
