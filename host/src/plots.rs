@@ -20,7 +20,7 @@ fn pts(rows: &[Row], f: impl Fn(&Row) -> Option<f32>) -> Vec<(f64, f64)> {
 /// repro's sharpness charts are (a spike to 36 over a plateau at 0.1, or a diverging run's
 /// 1e13, would flatten everything else on a linear one): their positive values do, and at most
 /// a fifth of them are not positive (those are drawn at the log axis's floor, and counted).
-fn wide(points: &[&[(f64, f64)]]) -> bool {
+pub(crate) fn wide(points: &[&[(f64, f64)]]) -> bool {
     let ys: Vec<f64> = points
         .iter()
         .flat_map(|p| p.iter().map(|q| q.1))

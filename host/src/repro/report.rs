@@ -305,12 +305,23 @@ fn loss_chart(
 }
 
 fn lxs_chart(title: &str, runs: &[RunRecord]) -> Chart {
-    let mut c = Chart::new(title, "step", "lr x sharpness");
-    for (i, r) in first_seed(runs).iter().enumerate() {
-        c.add_series(
+    let series: Vec<Series> = first_seed(runs)
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
             sharpness_series(r, format!("lr {}", fmt_lr(r.lr as f64)), true)
-                .with_color(palette_color(i)),
-        );
+                .with_color(palette_color(i))
+        })
+        .collect();
+    // Spikes far above the band around 2 (cross-entropy runs: up to ~60) would flatten it on
+    // a linear axis: log, by the rule of the runs' own charts.
+    let points: Vec<&[(f64, f64)]> = series.iter().map(|s| s.points.as_slice()).collect();
+    let mut c = Chart::new(title, "step", "lr x sharpness");
+    if crate::plots::wide(&points) {
+        c = c.log_y();
+    }
+    for s in series {
+        c.add_series(s);
     }
     c.add_ref_line(RefLine::at_y(2.0, "threshold 2"));
     c
@@ -966,15 +977,15 @@ pub fn write(out: &Path, inp: &Inputs<'_>) -> Result<()> {
             Series::line_points("|lambda_min|", pts(&r.rows, |x| x.lambda_min.map(f32::abs)))
                 .with_color(palette_color(2)),
         );
-        let mut t = Chart::new("|T(v,v,v)| along the top eigenvector", "step", "|T(v,v,v)|");
-        t.add_series(
-            Series::line_points("|T(v,v,v)|", pts(&r.rows, |x| x.hocm.map(f32::abs)))
-                .with_color(palette_color(3)),
-        );
-        let charts: Vec<Chart> = [l, s, m, t]
-            .into_iter()
-            .map(|c| c.with_size(640, 360))
-            .collect();
+        let hocm = pts(&r.rows, |x| x.hocm.map(f32::abs));
+        let mut charts = vec![l, s, m];
+        // Not measured with ReLU (see the note under the table): no empty panel.
+        if !hocm.is_empty() {
+            let mut t = Chart::new("|T(v,v,v)| along the top eigenvector", "step", "|T(v,v,v)|");
+            t.add_series(Series::line_points("|T(v,v,v)|", hocm).with_color(palette_color(3)));
+            charts.push(t);
+        }
+        let charts: Vec<Chart> = charts.into_iter().map(|c| c.with_size(640, 360)).collect();
         let path = p.put_grid(&format!("hocm_{tag}.svg"), &charts, 2)?;
         let _ = writeln!(md, "{name}, run `{}`:\n", r.name);
         img(&mut md, &format!("higher-order curvature ({tag})"), &path);
@@ -1541,6 +1552,37 @@ mod tests {
         assert_eq!(t[1].late_lr_x_sharpness, Some(2.25));
         // The HVPs of every measurement count, the diverged run's too.
         assert_eq!(t[1].measurements, 7);
+    }
+
+    #[test]
+    fn tracked_sharpness_is_compared_with_the_fresh_spectra() {
+        let mut ok = run(0.5, false, &[2.0, 4.0, 5.0, 4.0]);
+        ok.rows[1].sharpness = Some(4.0001); // 2.5e-5 apart
+        ok.rows[3].sharpness = Some(4.1); // the tracker on the second eigenvalue: 2.4e-2
+        let mut gone = run(0.5, true, &[4.0, 1e9]);
+        gone.rows[1].sharpness = Some(1.0); // a diverged run's rows are not compared
+        let t = tracked_stats("x", &[ok, gone]);
+        assert_eq!(t[0].compared, 2);
+        assert_eq!(t[0].disagree, 1);
+        let d = t[0].max_rel_diff.unwrap();
+        assert!((d - 0.1 / 4.1).abs() < 1e-6, "{d}");
+        // Nothing to compare: no fresh spectrum.
+        let t = tracked_stats("x", &[run(0.5, false, &[2.0])]);
+        assert_eq!(
+            (t[0].compared, t[0].max_rel_diff, t[0].disagree),
+            (0, None, 0)
+        );
+    }
+
+    #[test]
+    fn lr_x_sharpness_spanning_decades_is_on_a_log_axis() {
+        let mut runs = vec![
+            run(0.1, false, &[0.1, 0.2, 0.5, 2.0]),
+            run(1.6, false, &[1.0, 30.0, 0.1, 0.1]),
+        ];
+        assert!(lxs_chart("t", &runs).y_log, "0.01 to 48");
+        runs.pop();
+        assert!(!lxs_chart("t", &runs).y_log, "0.01 to 0.2");
     }
 
     #[test]
