@@ -359,6 +359,18 @@ fn track_sharpness_checks_its_state() {
     let m = track_sharpness(&mut op, &cfg, &mut st, &mut basis, &mut work).unwrap();
     assert!((m.pair.value - 2.0).abs() < 1e-3 && st.history_len == 1);
     assert_eq!(m.prediction, Some(StartPrediction::Latest));
+    // A refused call (a basis too short for max_steps) leaves the state as it was.
+    let (before, hist_before) = (st.latest.to_vec(), st.history.to_vec());
+    let mut short_basis = vec![0.0f32; 5];
+    assert!(matches!(
+        track_sharpness(&mut op, &cfg, &mut st, &mut short_basis, &mut work),
+        Err(Error::BufferTooSmall { .. })
+    ));
+    assert_eq!(
+        (st.latest.to_vec(), st.history.to_vec()),
+        (before, hist_before)
+    );
+    assert_eq!(st.history_len, 1);
     let mut short = vec![0.0f32; 3];
     let mut st = TrackState {
         latest: &mut latest,

@@ -50,8 +50,9 @@ pub struct Tracked {
 /// [`warm_lanczos`] from it, moves the previous latest into the history and writes the new
 /// eigenvector into `state.latest`. `basis` and `work` are [`warm_lanczos`]'s
 /// (`(cfg.max_steps + 1) * dim` f32 and [`crate::lanczos_work_len`]`(cfg.max_steps)` f64); the
-/// prediction is written into `basis[..dim]` first, so no other buffer is needed. On an
-/// error the state may hold the prediction in `latest`: start again from a new vector.
+/// prediction is written into `basis[..dim]` first, so no other buffer is needed. Settings
+/// and buffers are checked before the state changes; an error of the products themselves
+/// (a non-finite Hessian-vector product) leaves the prediction in `latest`.
 pub fn track_sharpness<O: LinearOperator + ?Sized>(
     op: &mut O,
     cfg: &WarmLanczosConfig,
@@ -75,7 +76,22 @@ pub fn track_sharpness<O: LinearOperator + ?Sized>(
             "tracking history: at most TRACK_HISTORY vectors, and only after a measurement",
         ));
     }
-    check_min("Lanczos basis", basis, n)?;
+    // Everything warm_lanczos checks, checked before the state changes: a refused call
+    // leaves the state as it was.
+    if cfg.max_steps == 0 || !(cfg.tol >= 0.0 && cfg.tol.is_finite()) {
+        return Err(Error::InvalidConfig(
+            "sharpness tracking needs max_steps > 0 and a finite tol >= 0",
+        ));
+    }
+    let basis_len = checked_lanczos_basis_len(cfg.max_steps, n);
+    let work_len = checked_lanczos_work_len(cfg.max_steps);
+    let (Some(basis_len), Some(work_len)) = (basis_len, work_len) else {
+        return Err(Error::InvalidConfig(
+            "Lanczos storage for this many steps overflows a usize",
+        ));
+    };
+    check_min("Lanczos basis", basis, basis_len)?;
+    check_min("Lanczos work", work, work_len)?;
     let mut prediction = None;
     if state.measured {
         let mut hist: [&[f32]; PREDICT_HISTORY] = [&[]; PREDICT_HISTORY];
