@@ -10,7 +10,8 @@
 //!   one full-batch GD training step with warm-started sharpness tracking (gradient, update, and
 //!   power iteration or warm-started Lanczos from the predicted eigenvector, `predict_start`);
 //! - on the host's engine (`edgewise::engine::ParObjective`), with 1 thread and with all cores
-//!   for the gradient and the Hessian-vector product, 1 thread for the rest.
+//!   for the gradient and the Hessian-vector product, 1 thread for the rest; and the gradient
+//!   by core's portable reference path (`gradient_portable`: `Arch::loss_grad`).
 //!
 //! - the cost of starting an evaluation's helper threads: a scoped spawn and join against a job
 //!   on the persistent pool (`threads/`).
@@ -111,6 +112,19 @@ fn bench(c: &mut Criterion) {
         {
             let mut obj = ParObjective::new(&st.arch, st.data(), 1, 32, &mut ws).unwrap();
             g.bench_function("forward", |b| b.iter(|| obj.evaluate(&st.params).unwrap()));
+        }
+        // The same gradient by core's portable reference path (`Arch::loss_grad`: one thread,
+        // `Portable`'s multiply-add), what a library user gets without the host's engine.
+        {
+            let mut cws = vec![0.0f32; st.arch.workspace_len(64)];
+            let data = st.data();
+            g.bench_function("gradient_portable", |b| {
+                b.iter(|| {
+                    st.arch
+                        .loss_grad(&st.params, &data, &mut out, &mut cws, 64)
+                        .unwrap()
+                })
+            });
         }
         for threads in [1, all] {
             let mut obj = ParObjective::new(&st.arch, st.data(), threads, 32, &mut ws).unwrap();

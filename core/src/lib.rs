@@ -174,7 +174,7 @@
 //! rounded software FMA where the target has no instruction), which the compiler cannot
 //! vectorise. It is what the microcontrollers run. On a PC the `edgewise` crate's engine
 //! (`edgewise::engine::ParObjective`, an [`Objective`] like [`MlpObjective`]) gives the same
-//! bits with vectorised kernels, hardware FMA and threads, about 90x faster on one core at the
+//! bits with vectorised kernels, hardware FMA and threads, about 75x faster on one core at the
 //! 784-32-32-32-10 size (README, "The core library").
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]

@@ -409,3 +409,38 @@ fn finite_difference_product_along_a_subnormal_direction_is_an_error() {
     op.apply(&unit, &mut out).unwrap();
     assert!(out.iter().all(|x| x.is_finite()));
 }
+
+#[test]
+fn a_start_nearly_orthogonal_to_the_top_converges_to_the_second_eigenvalue() {
+    // What the residual test certifies (warm_lanczos docs): *an* eigenvalue, here the second.
+    let mut d = vec![0.5f32; 10];
+    d[0] = 1.0;
+    d[1] = 0.97;
+    let mut op = Diag(d);
+    let mut start = [0.0f32; 10];
+    start[1] = 1.0;
+    start[0] = 0.03;
+    let cfg = WarmLanczosConfig {
+        tol: 1e-3,
+        max_steps: 10,
+        k: 1,
+    };
+    let (mut basis, mut work) = (vec![0.0f32; 110], vec![0.0f64; lanczos_work_len(10)]);
+    let mut v = start;
+    let mut pairs = [NO_PAIR];
+    let r = warm_lanczos(&mut op, &cfg, &mut v, &mut basis, &mut work, &mut pairs).unwrap();
+    assert!(r.converged && r.steps == 1, "{r:?}");
+    assert!((pairs[0].value - 0.97).abs() < 1e-3, "{:?}", pairs[0]);
+    let mut v = start;
+    let mut scratch = [0.0f32; 10];
+    let e = sharpness(&mut op, &mut v, &mut scratch, &PowerConfig::default()).unwrap();
+    assert!(
+        e.converged && e.iterations == 1 && (e.value - 0.97).abs() < 1e-3,
+        "{e:?}"
+    );
+    // A smaller tolerance resolves the top.
+    let tight = WarmLanczosConfig { tol: 1e-6, ..cfg };
+    let mut v = start;
+    warm_lanczos(&mut op, &tight, &mut v, &mut basis, &mut work, &mut pairs).unwrap();
+    assert!((pairs[0].value - 1.0).abs() < 1e-4, "{:?}", pairs[0]);
+}

@@ -294,6 +294,20 @@ pub fn palette_color(i: usize) -> &'static str {
     PALETTE[i % PALETTE.len()]
 }
 
+/// Fractions of an axis within which a reference line is drawn (the frame, with rounding).
+const ON_SCALE: std::ops::RangeInclusive<f64> = -1e-9..=1.0 + 1e-9;
+
+/// Where reference line `r` lies: its value on its axis (log10 on a log axis) and that value's
+/// fraction of the axis (0..1 inside the frame); `None` when a log axis cannot show it.
+fn ref_place(r: &RefLine, c: &Chart, xa: &Axis, ya: &Axis) -> Option<(f64, f64)> {
+    let (axis, log) = if r.horizontal {
+        (ya, c.y_log)
+    } else {
+        (xa, c.x_log)
+    };
+    to_axis(r.value, log).map(|a| (a, axis.frac(a)))
+}
+
 /// Renders one chart as a standalone SVG document.
 pub fn render_svg(chart: &Chart) -> String {
     let (w, h) = dims(chart);
@@ -1182,15 +1196,10 @@ fn chart_body(out: &mut String, c: &Chart, clip_id: &str) {
         };
         let mut unlabelled: BTreeMap<&str, usize> = BTreeMap::new();
         for r in &c.ref_lines {
-            let (axis, log) = if r.horizontal {
-                (&ya, c.y_log)
-            } else {
-                (&xa, c.x_log)
-            };
-            let Some(a) = to_axis(r.value, log) else {
+            let Some((_, t)) = ref_place(r, c, &xa, &ya) else {
                 continue;
             };
-            if let Some(where_) = side(axis.frac(a), r.horizontal) {
+            if let Some(where_) = side(t, r.horizontal) {
                 if r.label.trim().is_empty() {
                     *unlabelled.entry(where_).or_default() += 1;
                 } else {
@@ -1307,14 +1316,8 @@ fn chart_body(out: &mut String, c: &Chart, clip_id: &str) {
             }
         }
         for r in &c.ref_lines {
-            let (axis, log) = if r.horizontal {
-                (&ya, c.y_log)
-            } else {
-                (&xa, c.x_log)
-            };
             // Off scale: named by a note instead.
-            let shown =
-                to_axis(r.value, log).is_some_and(|a| (-1e-9..=1.0 + 1e-9).contains(&axis.frac(a)));
+            let shown = ref_place(r, c, &xa, &ya).is_some_and(|(_, t)| ON_SCALE.contains(&t));
             if !r.label.trim().is_empty() && shown {
                 legend.push(LegendEntry {
                     label: r.label.clone(),
@@ -1533,18 +1536,9 @@ fn chart_body(out: &mut String, c: &Chart, clip_id: &str) {
     let mut vlabels: Vec<(f64, String, String)> = Vec::new();
     for r in &c.ref_lines {
         let color = r.color.clone().unwrap_or_else(|| REF_DEFAULT.to_string());
-        let (axis, log) = if r.horizontal {
-            (&ya, c.y_log)
-        } else {
-            (&xa, c.x_log)
-        };
-        let Some(a) = to_axis(r.value, log) else {
+        let Some((a, _)) = ref_place(r, c, &xa, &ya).filter(|(_, t)| ON_SCALE.contains(t)) else {
             continue;
         };
-        let t = axis.frac(a);
-        if !(-1e-9..=1.0 + 1e-9).contains(&t) {
-            continue;
-        }
         if r.horizontal {
             let y = ypix(a);
             let _ = writeln!(

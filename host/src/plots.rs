@@ -33,6 +33,33 @@ pub(crate) fn wide(points: &[&[(f64, f64)]]) -> bool {
     lo.is_finite() && hi / lo > LOG_SPAN && non_positive * 5 <= ys.len()
 }
 
+/// A chart over steps of a quantity measured every few steps (`measured`) and by the tracker
+/// (`tracked`, typically every step; its series is named `NAME (tracked)`): log y when they
+/// span decades ([`wide`]); over a tracked curve the coarser measurements are points, so that
+/// a line through them does not mask the tracked curve's oscillation.
+fn measured_chart(
+    title: &str,
+    y_label: &str,
+    name: &str,
+    measured: Vec<(f64, f64)>,
+    tracked: Vec<(f64, f64)>,
+) -> Chart {
+    let mut c = Chart::new(title, "step", y_label);
+    if wide(&[&measured, &tracked]) {
+        c = c.log_y();
+    }
+    let style = if tracked.is_empty() {
+        Style::LinePoints
+    } else {
+        c.add_series(Series::line(format!("{name} (tracked)"), tracked));
+        Style::Points
+    };
+    if !measured.is_empty() {
+        c.add_series(Series::new(name, measured, style));
+    }
+    c
+}
+
 /// The ratio of the largest to the smallest (positive) value above which a run's sharpness and
 /// lr x sharpness charts have a log y axis.
 pub const LOG_SPAN: f64 = 30.0;
@@ -77,23 +104,7 @@ pub fn run_charts(rows: &[Row], threshold: f32, adaptive: bool) -> Vec<(&'static
         } else {
             "Sharpness and the stability threshold"
         };
-        let mut c = Chart::new(title, "step", "lambda_max");
-        if wide(&[&sharp, &tracked]) {
-            c = c.log_y();
-        }
-        if !tracked.is_empty() {
-            c.add_series(Series::line("sharpness (tracked)", tracked));
-        }
-        if !sharp.is_empty() {
-            // Over a tracked curve, the coarser measurements are points, so that the line
-            // through them does not mask the tracked curve's oscillation.
-            let style = if c.series.is_empty() {
-                Style::LinePoints
-            } else {
-                Style::Points
-            };
-            c.add_series(Series::new("sharpness", sharp, style));
-        }
+        let mut c = measured_chart(title, "lambda_max", "sharpness", sharp, tracked);
         let lrs: Vec<f32> = rows.iter().map(|r| r.lr).collect();
         let constant = lrs.windows(2).all(|w| w[0] == w[1]);
         if adaptive {
@@ -122,21 +133,7 @@ pub fn run_charts(rows: &[Row], threshold: f32, adaptive: bool) -> Vec<(&'static
         } else {
             "lr x sharpness (unstable above the threshold)"
         };
-        let mut c = Chart::new(title, "step", "lr * lambda_max");
-        if wide(&[&lxs, &tracked]) {
-            c = c.log_y();
-        }
-        if !tracked.is_empty() {
-            c.add_series(Series::line("lr x sharpness (tracked)", tracked));
-        }
-        if !lxs.is_empty() {
-            let style = if c.series.is_empty() {
-                Style::LinePoints
-            } else {
-                Style::Points
-            };
-            c.add_series(Series::new("lr x sharpness", lxs, style));
-        }
+        let mut c = measured_chart(title, "lr * lambda_max", "lr x sharpness", lxs, tracked);
         if !adaptive {
             c.add_ref_line(
                 RefLine::at_y(threshold as f64, format!("threshold {th}"))

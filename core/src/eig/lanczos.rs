@@ -360,10 +360,9 @@ pub struct WarmLanczosResult {
 /// therefore converge to the second eigenvalue in few products, and say so: for example
 /// `diag(1, 0.97, 0.5, ...)` from `e_2 + 0.03 e_1` converges to 0.97 after one product (power
 /// iteration likewise). In tracking this happens when the top two eigenvalues cross between
-/// measurements and the warm start follows the one that fell behind: in 16 GD runs of a
-/// 67-parameter network tracked at every step against the dense Hessian, 8 of 4,800
-/// measurements, all in one run beyond the edge of stability, up to 1.5% low (the top two
-/// eigenvalues 1.5% apart). Remedies: a smaller `tol` (the Krylov space then
+/// measurements and the warm start follows the one that fell behind (seen on a small network
+/// beyond the edge of stability: BENCHMARKS.md, "Is the tracked value the top eigenvalue?").
+/// Remedies: a smaller `tol` (the Krylov space then
 /// grows until the top pair is resolved), `k = 2`, or comparing with an occasional run from a
 /// random start, as `edgewise repro` does (its report gives the largest difference between the
 /// tracked and the fresh sharpness).
