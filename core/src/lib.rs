@@ -229,6 +229,7 @@ pub use eig::lanczos::{
     lanczos_basis_len, lanczos_work_len, predict_start, ritz_vector, warm_lanczos, LanczosConfig,
     LanczosResult, StartPrediction, WarmLanczosConfig, WarmLanczosResult, PREDICT_HISTORY,
 };
+pub use eig::lean::{lean_lanczos, lean_lanczos_work_len, LeanLanczosConfig};
 pub use eig::power::{
     lambda_min, power_iteration, sharpness, top_k_deflation, Eigenpair, PowerConfig,
 };

@@ -1089,3 +1089,297 @@ fn predicted_start_with_short_histories_and_bad_input() {
     assert!(predict_start(&[&a, &z, &z, &b], &mut out).is_ok());
     assert!(out.iter().all(|x| x.is_finite()));
 }
+
+fn lean(
+    a: &[f32],
+    n: usize,
+    cfg: &LeanLanczosConfig,
+    v: &mut [f32],
+) -> Result<(Eigenpair, u32), Error> {
+    let mut op = Counted {
+        inner: DenseOp::new(a, n).unwrap(),
+        products: 0,
+    };
+    let mut scratch = vec![0.0; 3 * n];
+    let mut work = vec![0.0; lean_lanczos_work_len(cfg.max_steps)];
+    let e = lean_lanczos(&mut op, cfg, v, &mut scratch, &mut work)?;
+    Ok((e, op.products))
+}
+
+#[test]
+fn lean_lanczos_finds_the_top_pair_with_an_honest_residual() {
+    let n = 80;
+    let eigs: Vec<f64> = (0..n)
+        .map(|i| match i {
+            0 => 10.0,
+            1 => 9.9,
+            2 => 9.8,
+            _ if i == n - 1 => -3.0,
+            _ => (i as f64 * 0.61).sin() * 4.0,
+        })
+        .collect();
+    let (a, _) = matrix_with_spectrum(&eigs, 11);
+    let want = nalgebra_eigs(&a, n);
+    for tol in [1e-3f32, 1e-4] {
+        let mut start = vec![0.0f32; n];
+        SplitMix64::new(5).fill_normal(&mut start);
+        let mut v = start.clone();
+        let cfg = LeanLanczosConfig { tol, max_steps: 60 };
+        let (e, products) = lean(&a, n, &cfg, &mut v).unwrap();
+        assert!(e.converged, "{e:?}");
+        assert_eq!(products, e.iterations);
+        // Two passes: 2 m - 1 products for m steps, an odd number.
+        assert_eq!(products % 2, 1);
+        assert!(
+            (e.value as f64 - want[0]).abs() < 1e-3,
+            "{} vs {}",
+            e.value,
+            want[0]
+        );
+        let (tr, nv) = true_residual(&a, n, &v, e.value);
+        assert!((nv - 1.0).abs() < 1e-4, "norm {nv}");
+        assert!(tr <= tol as f64 * 10.0 * 1.5 + 1e-5, "true residual {tr}");
+        assert!(
+            (tr - e.residual as f64).abs() < 2e-4,
+            "{tr} vs {}",
+            e.residual
+        );
+        // The first pass takes the steps the stored-basis method takes (within one, rounding).
+        let mut w = start.clone();
+        let wcfg = WarmLanczosConfig {
+            tol,
+            max_steps: 60,
+            k: 1,
+        };
+        let (r, pairs, _) = warm(&a, n, &wcfg, &mut w);
+        let m = (products as usize).div_ceil(2);
+        assert!(
+            m.abs_diff(r.top_steps) <= 1,
+            "lean {m} steps, warm {}",
+            r.top_steps
+        );
+        assert!((pairs[0].value - e.value).abs() < 1e-3);
+    }
+}
+
+#[test]
+fn lean_lanczos_from_the_eigenvector_stops_after_one_product() {
+    let n = 30;
+    let mut a = vec![0.0f32; n * n];
+    for i in 0..n {
+        a[i * n + i] = 5.0 - i as f32 * 0.1;
+    }
+    let mut v = vec![0.0f32; n];
+    v[0] = -2.0;
+    let (e, products) = lean(&a, n, &LeanLanczosConfig::default(), &mut v).unwrap();
+    assert_eq!((products, e.iterations), (1, 1));
+    assert!(e.converged);
+    assert_eq!((e.value, e.residual), (5.0, 0.0));
+    assert_eq!(v[0], -1.0);
+    assert!(v[1..].iter().all(|&x| x == 0.0));
+}
+
+#[test]
+fn lean_lanczos_resolves_a_turn_in_a_crowded_top_like_warm_lanczos() {
+    // As warm_lanczos_beats_power_iteration_when_the_top_turns_in_a_crowded_spectrum: the
+    // lean method pays each step twice and still beats power iteration by far.
+    let n = 100;
+    let mut a = vec![0.0f32; n * n];
+    for i in 0..n {
+        a[i * n + i] = match i {
+            0 => 10.0,
+            1 => 9.9,
+            _ => 6.0 * (i as f32 / n as f32),
+        };
+    }
+    let mut start = vec![0.01f32; n];
+    start[0] = 0.8;
+    start[1] = 0.6;
+    let mut v = start.clone();
+    let (e, products) = lean(&a, n, &LeanLanczosConfig::default(), &mut v).unwrap();
+    assert!(e.converged);
+    assert!((e.value - 10.0).abs() < 1e-4, "{}", e.value);
+    assert!(v[0].abs() > 0.999, "{}", v[0]);
+    let mut w = start.clone();
+    let mut scratch = vec![0.0f32; n];
+    let mut op = DenseOp::new(&a, n).unwrap();
+    let cfg = PowerConfig {
+        tol: 1e-3,
+        max_iter: 1000,
+    };
+    let p = power_iteration(&mut op, &mut w, &mut scratch, &cfg).unwrap();
+    assert!(
+        products * 3 < p.iterations,
+        "lean {products}, power {}",
+        p.iterations
+    );
+}
+
+#[test]
+fn lean_lanczos_tracks_gd_beyond_the_edge_of_stability_against_the_dense_hessian() {
+    // A 4-8-3 tanh network trained by GD with lr * sharpness above 2, the sharpness measured at
+    // every step from the previous eigenvector: every converged value has an eigenvalue of the
+    // dense f64 Hessian within its residual, the true residual of the vector it returns is the
+    // one it reports (no full re-orthogonalisation), and it agrees with warm_lanczos.
+    let widths = [4, 8, 3];
+    let arch = Arch::new(&widths, Activation::Tanh, Loss::Mse).unwrap();
+    let p = arch.n_params();
+    let mut params = vec![0.0; p];
+    arch.init(&mut params, Init::PytorchDefault, 3).unwrap();
+    let mut rng = SplitMix64::new(21);
+    let n = 24;
+    let x: Vec<f32> = (0..n * 4).map(|_| rng.normal()).collect();
+    let labels: Vec<u16> = (0..n).map(|_| rng.below(3) as u16).collect();
+    let data = Data::new(&x, 4, Targets::Classes(&labels)).unwrap();
+    let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    let lab: Vec<usize> = labels.iter().map(|&l| l as usize).collect();
+    let mut ws = vec![0.0; arch.workspace_len(4)];
+    let mut grad = vec![0.0; p];
+    let mut v = vec![0.0f32; p];
+    SplitMix64::new(2).fill_normal(&mut v);
+    let mut w = v.clone();
+    let mut scratch = vec![0.0; 3 * p];
+    let lcfg = LeanLanczosConfig {
+        tol: 1e-3,
+        max_steps: 30,
+    };
+    let mut work = vec![0.0; lean_lanczos_work_len(30)];
+    let wcfg = WarmLanczosConfig {
+        tol: 1e-3,
+        max_steps: 30,
+        k: 1,
+    };
+    let mut basis = vec![0.0; 31 * p];
+    let mut wwork = vec![0.0; lanczos_work_len(30)];
+    let mut pairs = [Eigenpair {
+        value: 0.0,
+        residual: 0.0,
+        iterations: 0,
+        converged: false,
+    }];
+    let mut lr = 0.0;
+    let (mut beyond, mut agree) = (0, 0);
+    let steps = 60;
+    for step in 0..steps {
+        let mut obj = MlpObjective::new(&arch, data, &mut ws, 4).unwrap();
+        let mut op = HessianOp::exact(&mut obj, &params);
+        let e = lean_lanczos(&mut op, &lcfg, &mut v, &mut scratch, &mut work).unwrap();
+        warm_lanczos(&mut op, &wcfg, &mut w, &mut basis, &mut wwork, &mut pairs).unwrap();
+        assert!(e.converged && pairs[0].converged, "step {step}: {e:?}");
+        if step == 0 {
+            // lr * sharpness = 2.6 from the start.
+            lr = 2.6 / e.value;
+        }
+        let (_, h) = ref_grad_hessian(&widths, RefAct::Tanh, false, &params, &x64, &lab);
+        let hm = DMatrix::from_row_slice(p, p, &h);
+        let ev = SymmetricEigen::new(hm.clone()).eigenvalues;
+        let nearest = ev
+            .iter()
+            .map(|&l| (l - e.value as f64).abs())
+            .fold(f64::INFINITY, f64::min);
+        assert!(
+            nearest <= e.residual as f64 * 1.05 + 1e-5,
+            "step {step}: {} is {nearest} from the spectrum, residual {}",
+            e.value,
+            e.residual
+        );
+        let y = nalgebra::DVector::from_iterator(p, v.iter().map(|&x| x as f64));
+        let true_res = (&hm * &y - &y * e.value as f64).norm() / y.norm();
+        assert!(
+            (true_res - e.residual as f64).abs() <= 0.05 * e.residual as f64 + 1e-4,
+            "step {step}: true residual {true_res}, reported {}",
+            e.residual
+        );
+        let top = ev.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        beyond += (lr as f64 * top > 2.0) as u32;
+        agree += ((e.value - pairs[0].value).abs() <= 1e-3 * pairs[0].value.abs()) as u32;
+        let loss = obj.loss_grad(&params, &mut grad).unwrap();
+        assert!(loss.is_finite());
+        for (t, g) in params.iter_mut().zip(&grad) {
+            *t -= lr * g;
+        }
+    }
+    assert!(beyond >= steps / 2, "only {beyond} steps beyond the edge");
+    assert!(
+        agree >= steps - 2,
+        "lean and warm Lanczos agree at {agree} of {steps} steps"
+    );
+}
+
+/// An operator whose products change on every call: not deterministic.
+struct Drifting {
+    calls: u32,
+}
+
+impl LinearOperator for Drifting {
+    fn dim(&self) -> usize {
+        3
+    }
+    fn apply(&mut self, v: &[f32], out: &mut [f32]) -> Result<(), Error> {
+        self.calls += 1;
+        let d = [3.0, 2.0 + self.calls as f32 * 1e-3, 1.0];
+        for i in 0..3 {
+            out[i] = d[i] * v[i];
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn lean_lanczos_rejects_bad_settings_buffers_and_operators() {
+    let a = [2.0f32, 0.0, 0.0, 1.0];
+    let ok = LeanLanczosConfig::default();
+    let mut v = [1.0f32, 1.0];
+    for cfg in [
+        LeanLanczosConfig { max_steps: 0, ..ok },
+        LeanLanczosConfig { tol: -1.0, ..ok },
+        LeanLanczosConfig {
+            tol: f32::NAN,
+            ..ok
+        },
+        LeanLanczosConfig {
+            tol: f32::INFINITY,
+            ..ok
+        },
+    ] {
+        assert!(
+            matches!(lean(&a, 2, &cfg, &mut v), Err(Error::InvalidConfig(_))),
+            "{cfg:?}"
+        );
+    }
+    assert_eq!(v, [1.0, 1.0]);
+    assert!(matches!(
+        lean(&a, 2, &ok, &mut [0.0, 0.0]),
+        Err(Error::ZeroVector)
+    ));
+    assert!(matches!(
+        lean(&a, 2, &ok, &mut [f32::NAN, 1.0]),
+        Err(Error::NonFinite(_))
+    ));
+    let mut op = DenseOp::new(&a, 2).unwrap();
+    let mut work = vec![0.0; lean_lanczos_work_len(ok.max_steps)];
+    let mut short = [0.0f32; 5];
+    assert!(matches!(
+        lean_lanczos(&mut op, &ok, &mut v, &mut short, &mut work),
+        Err(Error::BufferTooSmall { .. })
+    ));
+    let mut scratch = [0.0f32; 6];
+    assert!(matches!(
+        lean_lanczos(&mut op, &ok, &mut v, &mut scratch, &mut work[..10]),
+        Err(Error::BufferTooSmall { .. })
+    ));
+    assert!(matches!(
+        lean_lanczos(&mut op, &ok, &mut [1.0; 3], &mut scratch, &mut work),
+        Err(Error::LengthMismatch { .. })
+    ));
+    // A drifting operator is caught in the second pass instead of giving a wrong vector.
+    let mut drift = Drifting { calls: 0 };
+    let mut v3 = [1.0f32, 1.0, 1.0];
+    let mut scratch3 = [0.0f32; 9];
+    let tight = LeanLanczosConfig { tol: 0.0, ..ok };
+    assert!(matches!(
+        lean_lanczos(&mut drift, &tight, &mut v3, &mut scratch3, &mut work),
+        Err(Error::InvalidConfig(_))
+    ));
+    assert_eq!(lean_lanczos_work_len(usize::MAX), usize::MAX);
+}

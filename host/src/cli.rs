@@ -289,7 +289,8 @@ pub struct Overrides {
     #[arg(long, help_heading = "Curvature")]
     pub eig_k: Option<usize>,
     /// power | warm-lanczos (both warm-started, stopped at --power-tol) | lanczos (fresh,
-    /// --lanczos-steps long).
+    /// --lanczos-steps long) | lean-lanczos (warm-started, four vectors of memory: the
+    /// firmware's tracker; --eig-k 1).
     #[arg(long, help_heading = "Curvature")]
     pub eig_method: Option<String>,
     /// exact (forward-over-reverse) | fd (finite differences).
@@ -316,7 +317,8 @@ pub struct Overrides {
     /// Lanczos steps (default 20).
     #[arg(long, help_heading = "Curvature")]
     pub lanczos_steps: Option<usize>,
-    /// Product cap of one warm-lanczos measurement (default 50).
+    /// Step cap of one warm-lanczos or lean-lanczos measurement (default 50; lean-lanczos
+    /// runs each step twice).
     #[arg(long, help_heading = "Curvature")]
     pub lanczos_max_steps: Option<usize>,
     /// Also track the sharpness alone every K steps (0: never) by warm-started Lanczos from the
@@ -468,9 +470,9 @@ impl Overrides {
         );
         check(
             self.lanczos_max_steps.is_some(),
-            (eig && method == "warm-lanczos") || c.track_every > 0,
+            (eig && (method == "warm-lanczos" || method == "lean-lanczos")) || c.track_every > 0,
             "--lanczos-max-steps",
-            "caps --eig-method warm-lanczos and --track-every, neither used here",
+            "caps --eig-method warm-lanczos / lean-lanczos and --track-every, none used here",
         );
         check(
             self.power_max_iter.is_some(),
@@ -1133,6 +1135,24 @@ pub fn cmd_spectrum(a: &SpectrumArgs) -> Result<u8> {
         tile: a.exec.tile,
         expect_fingerprint: fingerprint,
     };
+    // A --json path that cannot hold the file is refused before the computation, not after.
+    if let Some(p) = &a.json {
+        let parent = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if p.is_dir() || !parent.is_dir() {
+            return Err(Failure::input(format!(
+                "--json {}: {}",
+                p.display(),
+                if p.is_dir() {
+                    "is a directory"
+                } else {
+                    "its directory does not exist"
+                }
+            )));
+        }
+    }
     let sp = crate::analyze::spectrum(
         &ck.arch,
         &ck.params,

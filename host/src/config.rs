@@ -221,8 +221,9 @@ pub struct CurvatureConfig {
     pub eig_every: u64,
     /// Number of top eigenvectors for the subspace score.
     pub eig_k: usize,
-    /// `power` (warm-started), `warm-lanczos` (warm-started, stopped at the tolerance) or
-    /// `lanczos` (fresh, fixed length).
+    /// `power` (warm-started), `warm-lanczos` (warm-started, stopped at the tolerance),
+    /// `lanczos` (fresh, fixed length) or `lean-lanczos` (warm-started, four vectors of memory:
+    /// the firmware's tracker; top pair alone).
     pub eig_method: String,
     /// `exact` (forward-over-reverse) or `fd` (finite differences).
     pub hvp: String,
@@ -729,6 +730,12 @@ impl TrainConfig {
         }
         if c.lanczos_steps == 0 {
             return Err(Failure::input("--lanczos-steps must be at least 1"));
+        }
+        if eig_method == crate::track::EigMethod::LeanLanczos && c.eig_k != 1 {
+            return Err(Failure::input(format!(
+                "--eig-method lean-lanczos measures the top pair alone: --eig-k {} must be 1 (use warm-lanczos for more)",
+                c.eig_k
+            )));
         }
         if eig_method == crate::track::EigMethod::WarmLanczos && c.lanczos_max_steps < c.eig_k {
             return Err(Failure::input(

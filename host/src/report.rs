@@ -268,6 +268,17 @@ pub fn read_run(dir: &Path) -> Result<RunRecord> {
         }
         layout.rows
     };
+    // A finished run has a row for every step summary.json names (a diverged one, one more):
+    // fewer is a cut or damaged metrics.csv, whose statistics would be those of part of the
+    // run next to the summary's final values. `sweep` redoes such a run; here it is left out.
+    if let Some(s) = summary.as_ref().filter(|s| (rows.len() as u64) < s.steps) {
+        return Err(Failure::input(format!(
+            "{}: {} rows, but summary.json says the run took {} steps (cut or damaged; rerunning the sweep, or the run, redoes it)",
+            mpath.display(),
+            rows.len(),
+            s.steps
+        )));
+    }
     let measured: Vec<&Row> = rows.iter().filter(|r| r.sharpness.is_some()).collect();
     let sm = summary.clone().unwrap_or_default();
     // summary.json's step count; the rows of a diverged run include the non-finite last one.

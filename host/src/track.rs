@@ -30,10 +30,11 @@ use std::collections::BTreeMap;
 
 use edgewise_core::eig::lanczos::{lanczos_work_len, ritz_vector};
 use edgewise_core::{
-    eigenvector_rotation, hutchinson_trace, lambda_min, lanczos, sharpness, subspace_score,
-    third_derivative, top_k_deflation, track_sharpness, warm_lanczos, Eigenpair, HessianOp,
-    HvpMethod, LanczosConfig, Objective, OptState, Optimizer, PowerConfig, PreconditionedOp,
-    SplitMix64, TrackState, WarmLanczosConfig, TRACK_HISTORY,
+    eigenvector_rotation, hutchinson_trace, lambda_min, lanczos, lean_lanczos,
+    lean_lanczos_work_len, sharpness, subspace_score, third_derivative, top_k_deflation,
+    track_sharpness, warm_lanczos, Eigenpair, HessianOp, HvpMethod, LanczosConfig,
+    LeanLanczosConfig, Objective, OptState, Optimizer, PowerConfig, PreconditionedOp, SplitMix64,
+    TrackState, WarmLanczosConfig, TRACK_HISTORY,
 };
 
 use crate::config::CurvatureConfig;
@@ -100,14 +101,19 @@ pub enum EigMethod {
     WarmLanczos,
     /// A fresh fixed-length Lanczos run from a seeded random start.
     Lanczos,
+    /// Warm-started Lanczos in four vectors of memory (`edgewise_core::lean_lanczos`, the
+    /// firmware's tracker): the top pair alone, from the previous eigenvector, stopped at the
+    /// tolerance; two passes, `2 m - 1` products for `m` steps.
+    LeanLanczos,
 }
 
 impl EigMethod {
     /// The names accepted by `--eig-method`.
-    pub const NAMES: [(&'static str, EigMethod); 3] = [
+    pub const NAMES: [(&'static str, EigMethod); 4] = [
         ("power", EigMethod::Power),
         ("warm-lanczos", EigMethod::WarmLanczos),
         ("lanczos", EigMethod::Lanczos),
+        ("lean-lanczos", EigMethod::LeanLanczos),
     ];
 }
 
@@ -213,6 +219,11 @@ impl Tracker {
             EigMethod::Lanczos => cfg.lanczos_steps.min(p),
             EigMethod::WarmLanczos => cfg.lanczos_max_steps.min(p).max(cfg.eig_k),
             EigMethod::Power => return vectors,
+            // Three vectors and `lean_lanczos_work_len` f64 (5 per step).
+            EigMethod::LeanLanczos => {
+                let steps = cfg.lanczos_max_steps.min(p) as u128;
+                return vectors + 3 * p as u128 + 2 * 5 * steps;
+            }
         };
         let basis = (steps as u128 + 1) * p as u128;
         // `lanczos_work_len(steps)` f64 values, in u128 (which cannot overflow here).
@@ -540,6 +551,26 @@ impl Tracker {
                         Some(converged || top.residual <= self.cfg.power_tol * top.value.abs());
                     m.topk_converged = (k > 1).then_some(converged);
                     top.value
+                } else if self.method == EigMethod::LeanLanczos {
+                    // k == 1: the configuration refuses more.
+                    let lc = LeanLanczosConfig {
+                        tol: self.cfg.power_tol,
+                        max_steps: self.cfg.lanczos_max_steps.min(p),
+                    };
+                    grow(&mut self.basis, 3 * p);
+                    grow(&mut self.work, lean_lanczos_work_len(lc.max_steps));
+                    let e = lean_lanczos(
+                        &mut op,
+                        &lc,
+                        &mut self.topk[..p],
+                        &mut self.basis,
+                        &mut self.work,
+                    )
+                    .map_err(&err)?;
+                    m.residual = Some(e.residual);
+                    m.sharpness_hvps = e.iterations;
+                    m.sharpness_converged = Some(e.converged);
+                    e.value
                 } else if k == 1 {
                     let e = sharpness(&mut op, &mut self.topk, &mut scratch, &pc).map_err(&err)?;
                     m.residual = Some(e.residual);

@@ -552,6 +552,10 @@ fn prepare_dir(opts: &RunOptions) -> Result<std::fs::File> {
                     out.display()
                 )));
             }
+            // A run still writing its first checkpoint: say so, not that it is no run.
+            if out.join(LOCK_FILE).is_file() && out.join("config.toml").is_file() {
+                drop(lock_run(out)?);
+            }
             return Err(Failure::input(format!(
                 "--resume {}: not a run directory with a checkpoint (config.toml and checkpoints/resume.safetensors are needed: a run writes its resume state when it finishes and every --checkpoint-every K steps, so a run interrupted before either cannot be resumed)",
                 out.display()
@@ -1364,6 +1368,16 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                 &mut grad,
             )?;
             let grad_norm = norm64(&grad) as f32;
+            // A run that diverged on a checkpoint step (the checkpoint holds the parameters at
+            // which the loss was first non-finite): no continuing it, and no suspicion of an
+            // edited checkpoint (NaN never equals NaN, and metrics.csv keeps no NaN payload).
+            if !old.loss.is_finite() && !ev.loss.is_finite() {
+                return Err(refuse(format!(
+                    "the run diverged at step {step}, the checkpoint's step (its loss in {} is {}), and a diverged run cannot be continued; start a new run with a smaller --lr",
+                    metrics_path.display(),
+                    old.loss
+                )));
+            }
             if ev.loss.to_bits() != old.loss.to_bits()
                 || grad_norm.to_bits() != old.grad_norm.to_bits()
             {

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{bad, exe, ok, read, run, s, tmp, train, SMALL};
+use common::{bad, exe, ok, read, run, run as run_cmd, s, tmp, train, SMALL};
 
 #[test]
 fn train_writes_every_output() {
@@ -2091,5 +2091,110 @@ fn curvature_that_overflows_at_a_finite_loss_is_counted_and_warned_about() {
         assert_eq!(cells[8], "", "no sharpness: {line}");
         assert_eq!(cells[25], "non_finite", "the row says why: {line}");
     }
+    let _ = std::fs::remove_dir_all(d);
+}
+
+#[test]
+fn lean_lanczos_tracks_the_sharpness_of_warm_lanczos_in_two_passes() {
+    // The firmware's tracker on the host: the same sharpness as the stored-basis tracker (both
+    // stop at a relative residual of 1e-3, so both are within a few parts per million of the
+    // top eigenvalue), at 2 m - 1 products for m steps, beyond the edge of stability (lr 0.25:
+    // lr * sharpness above 2 in most of this run).
+    let d = tmp("lean-lanczos");
+    let columns = |dir: &Path| {
+        let text = String::from_utf8(read(&dir.join("metrics.csv"))).unwrap();
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let col = |name: &str| header.iter().position(|c| *c == name).unwrap();
+        let (s, h, lxs) = (
+            col("sharpness"),
+            col("sharpness_hvps"),
+            col("lr_x_sharpness"),
+        );
+        lines
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                (
+                    f[s].parse::<f64>().unwrap(),
+                    f[h].parse::<u32>().unwrap(),
+                    f[lxs].parse::<f64>().unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let common = ["--lr", "0.25", "--steps", "60", "--eig-every", "1"];
+    let (warm, lean) = (d.join("warm"), d.join("lean"));
+    train(&warm, &common);
+    let mut args = common.to_vec();
+    args.extend(["--eig-method", "lean-lanczos"]);
+    train(&lean, &args);
+    let (w, l) = (columns(&warm), columns(&lean));
+    assert_eq!(w.len(), l.len());
+    let beyond = l.iter().filter(|r| r.2 > 2.0).count();
+    assert!(
+        beyond > l.len() / 2,
+        "only {beyond} measurements beyond the edge"
+    );
+    for (i, (a, b)) in w.iter().zip(&l).enumerate() {
+        assert!(
+            (a.0 - b.0).abs() <= 1e-4 * a.0.abs(),
+            "step {i}: warm-lanczos {} vs lean-lanczos {}",
+            a.0,
+            b.0
+        );
+        assert_eq!(b.1 % 2, 1, "step {i}: {} products is not 2 m - 1", b.1);
+    }
+    let config = String::from_utf8(read(&lean.join("config.toml"))).unwrap();
+    assert!(config.contains("eig_method = \"lean-lanczos\""), "{config}");
+    bad(
+        &[
+            "train",
+            "--out",
+            s(&d.join("k2")),
+            "--data",
+            "digits",
+            "--eig-every",
+            "1",
+            "--eig-method",
+            "lean-lanczos",
+            "--eig-k",
+            "2",
+        ],
+        "lean-lanczos measures the top pair alone",
+    );
+    assert!(!d.join("k2").exists());
+}
+
+#[test]
+fn a_run_that_diverged_on_a_checkpoint_step_is_refused_as_diverged() {
+    // The resume checkpoint then holds the parameters of the diverging step: the message must
+    // say so, not that the checkpoint was edited (NaN gradient norms never compare equal).
+    let d = tmp("diverged-on-checkpoint");
+    let run = d.join("run");
+    let o = run_cmd(&[
+        "train",
+        "--out",
+        s(&run),
+        "--data",
+        "digits",
+        "--arch",
+        "64-32-10",
+        "--lr",
+        "3",
+        "--steps",
+        "200",
+        "--checkpoint-every",
+        "3",
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "the run diverges");
+    let summary = read(&run.join("summary.json"));
+    assert!(String::from_utf8_lossy(&summary).contains("\"diverged_at_step\": 12"));
+    let err = bad(
+        &["train", "--resume", s(&run), "--quiet"],
+        "the run diverged at step 12, the checkpoint's step",
+    );
+    assert!(!err.contains("edited"), "{err}");
+    assert_eq!(read(&run.join("summary.json")), summary);
     let _ = std::fs::remove_dir_all(d);
 }

@@ -196,6 +196,28 @@ fn lr_x_sharpness_uses_the_learning_rate_of_the_last_step_and_csv_fields_are_quo
     let o = ok(&["report", s(&sw)]);
     assert!(!String::from_utf8_lossy(&o.stderr).contains("left out"));
 
+    // A metrics.csv cut short next to a complete summary.json: left out (its statistics would
+    // be those of part of the run), and the sweep redoes the run, the same bits again.
+    let metrics = read(&dir0.join("metrics.csv"));
+    let text = String::from_utf8(metrics.clone()).unwrap();
+    let cut: String = text.lines().take(5).map(|l| format!("{l}\n")).collect();
+    std::fs::write(dir0.join("metrics.csv"), cut).unwrap();
+    let o = ok(&["report", s(&sw)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("4 rows, but summary.json says the run took 10 steps")
+            && err.contains("report of 1 runs (1 left out"),
+        "{err}"
+    );
+    sweep(
+        &sw,
+        "64-12-10",
+        &["--steps", "10", "--schedule", "step:5:0.5"],
+    );
+    assert_eq!(read(&dir0.join("metrics.csv")), metrics);
+    let o = ok(&["report", s(&sw)]);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("left out"));
+
     // An interrupted run: the row measured, with its own lr (0.05 at step 6).
     let cut = d.join("cut");
     let mut a = vec![

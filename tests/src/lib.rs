@@ -205,6 +205,8 @@ pub enum Scenario {
     LanczosWarm,
     /// Warm-started Lanczos with the predicted start (`predict_start`) at every step.
     LanczosPredicted,
+    /// Warm-started Lanczos in four vectors of memory (`lean_lanczos`) at every step.
+    LeanLanczos,
     /// Hutchinson's trace estimate.
     Hutchinson,
     /// The two-parameter diagonal linear network under unstable GD.
@@ -218,7 +220,7 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the order they run.
-    pub const ALL: [Scenario; 17] = [
+    pub const ALL: [Scenario; 18] = [
         Scenario::GdStable,
         Scenario::GdEos,
         Scenario::SgdShuffle,
@@ -232,6 +234,7 @@ impl Scenario {
         Scenario::Lanczos,
         Scenario::LanczosWarm,
         Scenario::LanczosPredicted,
+        Scenario::LeanLanczos,
         Scenario::Hutchinson,
         Scenario::DiagLinear,
         Scenario::Micromath,
@@ -254,6 +257,7 @@ impl Scenario {
             Scenario::Lanczos => "lanczos",
             Scenario::LanczosWarm => "lanczos_warm",
             Scenario::LanczosPredicted => "lanczos_predicted",
+            Scenario::LeanLanczos => "lean_lanczos",
             Scenario::Hutchinson => "hutchinson",
             Scenario::DiagLinear => "diag_linear",
             Scenario::Micromath => "micromath",

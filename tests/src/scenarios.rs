@@ -4,11 +4,11 @@
 use edgewise_core::eig::lanczos::{lanczos_work_len, ritz_vector};
 use edgewise_core::vec::dot64;
 use edgewise_core::{
-    dense_hessian, extrapolate_start, lanczos, param_count, predict_start, sharpness,
-    symmetric_eigen, warm_lanczos, Activation, AdamConfig, Arch, Clip, Data, DiagLinearNet,
-    Eigenpair, EpochSampler, Error, HessianOp, HvpMethod, Init, LanczosConfig, LinearOperator,
-    Loss, MathBackend, MomentumConfig, Objective, OptState, Optimizer, PowerConfig,
-    PreconditionedOp, SplitMix64, WarmLanczosConfig, PREDICT_HISTORY,
+    dense_hessian, extrapolate_start, lanczos, lean_lanczos, lean_lanczos_work_len, param_count,
+    predict_start, sharpness, symmetric_eigen, warm_lanczos, Activation, AdamConfig, Arch, Clip,
+    Data, DiagLinearNet, Eigenpair, EpochSampler, Error, HessianOp, HvpMethod, Init, LanczosConfig,
+    LeanLanczosConfig, LinearOperator, Loss, MathBackend, MomentumConfig, Objective, OptState,
+    Optimizer, PowerConfig, PreconditionedOp, SplitMix64, WarmLanczosConfig, PREDICT_HISTORY,
 };
 
 use crate::problem::{deep, shallow, Problem, MAX_PARAMS, N, SHALLOW};
@@ -85,6 +85,13 @@ pub(crate) const fn describe(s: Scenario) -> &'static str {
             "as lanczos_warm, but GD lr 0.9 and the start predicted from up to 8 previous \
              eigenvectors (predict_start: linear or period-two extrapolation, chosen by \
              backtests); hash = params, Ritz vector, residual, product counts, prediction"
+        }
+        Scenario::LeanLanczos => {
+            "8-6-5-3 softplus (Xavier init), MSE, GD lr 0.9, 20 steps; sharpness at every step \
+             by lean_lanczos (Lanczos in four vectors, two passes; tolerance 1e-3, at most 8 \
+             steps) warm-started from the previous Ritz vector, of the Hessian at even steps \
+             and of a preconditioned D^1/2 H D^1/2 (D^1/2 = 1 / (1 + |grad|)) at odd \
+             steps; hash = params, Ritz vector, residual, product count, converged"
         }
         Scenario::Hutchinson => {
             "8-6-3 elu, MSE, GD lr 0.3, 8 steps; at each step Hutchinson's trace with 4 \
@@ -219,6 +226,7 @@ pub(crate) fn run<E: Evaluator + ?Sized, S: Sink + ?Sized>(
         Scenario::Lanczos => lanczos_scenario(name, classes, eval, sink),
         Scenario::LanczosWarm => lanczos_warm(name, classes, eval, sink, false),
         Scenario::LanczosPredicted => lanczos_warm(name, classes, eval, sink, true),
+        Scenario::LeanLanczos => lean_lanczos_scenario(name, classes, eval, sink),
         Scenario::Hutchinson => hutchinson(name, classes, eval, sink),
         Scenario::DiagLinear => diag_linear(name, sink),
         Scenario::Micromath => {
@@ -505,6 +513,68 @@ fn lanczos_warm<E: Evaluator + ?Sized, S: Sink + ?Sized>(
         );
         if step < STEPS {
             gd.step(lr, params, grad, &mut state)?;
+        }
+    }
+    Ok(STEPS + 1)
+}
+
+fn lean_lanczos_scenario<E: Evaluator + ?Sized, S: Sink + ?Sized>(
+    name: &str,
+    data: Data<'_>,
+    eval: &mut E,
+    sink: &mut S,
+) -> Result<u32, Error> {
+    const K: usize = 8;
+    const STEPS: u32 = 20;
+    let cfg = LeanLanczosConfig {
+        tol: 1e-3,
+        max_steps: K,
+    };
+    let arch = deep(Activation::Softplus, Loss::Mse)?;
+    let p = arch.n_params();
+    let mut params = [0.0f32; MAX_PARAMS];
+    let params = &mut params[..p];
+    arch.init(params, Init::XavierUniform, 9)?;
+    let mut grad = [0.0f32; MAX_PARAMS];
+    let grad = &mut grad[..p];
+    let mut v = [0.0f32; MAX_PARAMS];
+    let v = &mut v[..p];
+    SplitMix64::new(START_SEED ^ 10).fill_normal(v);
+    let mut scratch = [0.0f32; 3 * MAX_PARAMS];
+    let scratch = &mut scratch[..3 * p];
+    let mut sqrt_d = [0.0f32; MAX_PARAMS];
+    let sqrt_d = &mut sqrt_d[..p];
+    let mut tmp = [0.0f32; MAX_PARAMS];
+    let tmp = &mut tmp[..p];
+    let mut work = [0.0f64; lean_lanczos_work_len(K)];
+    let gd = Optimizer::Gd { weight_decay: 0.0 };
+    let mut state = OptState { t: 0, buf: &mut [] };
+    for step in 0..=STEPS {
+        let (loss, e) = {
+            let mut obj = eval.objective(&arch, data)?;
+            let loss = obj.loss_grad(params, grad)?;
+            let mut op = HessianOp::exact(&mut obj, params);
+            let e = if step % 2 == 0 {
+                lean_lanczos(&mut op, &cfg, v, scratch, &mut work)?
+            } else {
+                for (d, &g) in sqrt_d.iter_mut().zip(grad.iter()) {
+                    *d = 1.0 / (1.0 + if g < 0.0 { -g } else { g });
+                }
+                let mut pre = PreconditionedOp::new(&mut op, sqrt_d, tmp)?;
+                lean_lanczos(&mut pre, &cfg, v, scratch, &mut work)?
+            };
+            (loss, e)
+        };
+        check_finite(loss)?;
+        let mut hash = Fnv64::new();
+        hash.f32s(params)
+            .f32s(v)
+            .f32s(&[e.residual])
+            .u32(e.iterations)
+            .u32(e.converged as u32);
+        sink.record(name, step, loss.to_bits(), e.value.to_bits(), hash.finish());
+        if step < STEPS {
+            gd.step(0.9, params, grad, &mut state)?;
         }
     }
     Ok(STEPS + 1)

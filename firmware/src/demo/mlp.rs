@@ -1,13 +1,15 @@
 //! A 64-16-10 tanh network on the embedded digits, full batch, with the sharpness tracked by
-//! warm-started power iteration on exact Hessian-vector products.
+//! warm-started Lanczos in four vectors of memory (`lean_lanczos`) on exact Hessian-vector
+//! products.
 
 use super::digits::{self, DIM, N_TEST, N_TRAIN, TEST_X, TEST_Y, TRAIN_X, TRAIN_Y};
 use super::{fnv1a, show};
 use core::sync::atomic::{AtomicBool, Ordering};
 use edgewise_core::{
-    eigenvector_rotation, param_count, sharpness, static_mlp::static_workspace_len, Activation,
-    Arch, Data, Eigenpair, Features, HessianOp, Init, Loss, MlpObjective, OptState, Optimizer,
-    PowerConfig, PreconditionedOp, SplitMix64, Targets,
+    eigenvector_rotation, lean_lanczos, lean_lanczos_work_len, param_count,
+    static_mlp::static_workspace_len, Activation, Arch, Data, Eigenpair, Features, HessianOp, Init,
+    LeanLanczosConfig, Loss, MlpObjective, OptState, Optimizer, PreconditionedOp, SplitMix64,
+    Targets,
 };
 
 /// Layer widths: 64 pixels, 16 tanh units, 10 linear outputs.
@@ -26,20 +28,25 @@ pub const ARCH: Arch = match Arch::new(&WIDTHS, Activation::Tanh, Loss::Mse) {
 };
 const _: () = assert!(ARCH.n_params() == P && ARCH.workspace_len(TILE) == WS);
 
-/// Seed of the initialisation (PyTorch's default scheme) and of the first power-iteration
-/// start vector. Seed 0 with the split seed 0 is what `edgewise train --seed 0` does.
+/// Seed of the initialisation (PyTorch's default scheme) and of the first measurement's start
+/// vector. Seed 0 with the split seed 0 is what `edgewise train --seed 0` does.
 pub const SEED: u64 = 0;
 
-/// Power iteration: relative residual 1e-3, at most 20 products per measurement (12 on the
-/// soft-float targets). Warm starts often need a handful; the cap bounds the cost when the top
-/// eigenvector keeps rotating (edge of stability), where the estimate is then a Rayleigh
-/// quotient slightly below `lambda_max`.
-pub const POWER: PowerConfig = PowerConfig {
+/// The sharpness tracker: Lanczos without a stored basis (`lean_lanczos`: two passes of the
+/// three-term recurrence, `2 m - 1` products for `m` steps), relative residual 1e-3, at most 20
+/// steps (12 on the soft-float targets). The stored-basis tracker of the host
+/// (`SharpnessTracker`) would need 21 vectors at 20 steps, 102 KB for this model; warm-started
+/// power iteration (two vectors), which the demo used before, stopped at its cap of 20 products
+/// short of the tolerance at the edge of stability, up to 6% below `lambda_max`.
+pub const LANCZOS: LeanLanczosConfig = LeanLanczosConfig {
     tol: 1e-3,
-    max_iter: if super::FULL { 20 } else { 12 },
+    max_steps: if super::FULL { 20 } else { 12 },
 };
 
-/// The demo's buffers: 47,392 bytes of f32, zero-initialised (`.bss`, no flash image).
+/// Length of the tracker's f64 work buffer (on the stack: 800 bytes at 20 steps).
+const LANCZOS_WORK: usize = lean_lanczos_work_len(LANCZOS.max_steps);
+
+/// The demo's buffers: 57,072 bytes of f32, zero-initialised (`.bss`, no flash image).
 pub struct Buffers {
     params: [f32; P],
     grad: [f32; P],
@@ -47,8 +54,8 @@ pub struct Buffers {
     v: [f32; P],
     /// The previous measurement's eigenvector, for the rotation.
     v_prev: [f32; P],
-    /// Power iteration's `A v`.
-    scratch: [f32; P],
+    /// The tracker's three vectors (the Lanczos recurrence's `q_(j-1)`, `q_j`, `A q_j`).
+    scratch: [f32; 3 * P],
     /// The preconditioned operator's scratch.
     tmp: [f32; P],
     /// Optimizer state (Adam: first and second moments).
@@ -66,7 +73,7 @@ impl Buffers {
             grad: [0.0; P],
             v: [0.0; P],
             v_prev: [0.0; P],
-            scratch: [0.0; P],
+            scratch: [0.0; 3 * P],
             tmp: [0.0; P],
             opt: [0.0; 2 * P],
             ws: [0.0; WS],
@@ -154,6 +161,8 @@ pub struct Outcome {
     pub max_rotation: f32,
     /// Hessian-vector products spent on curvature.
     pub hvps: u32,
+    /// Measurements that stopped at the step cap short of the tolerance.
+    pub unconverged: u32,
     /// FNV-1a of the final parameters' bits (identical on every target).
     pub hash: u32,
 }
@@ -180,6 +189,7 @@ pub fn train(b: &mut Buffers, run: &Run) -> Outcome {
         buf: &mut opt[..n_opt],
     };
     SplitMix64::new(SEED ^ 0x5eed).fill_normal(v);
+    let mut work = [0.0f64; LANCZOS_WORK];
 
     let mut out = Outcome::default();
     let mut prev_loss = f32::INFINITY;
@@ -198,11 +208,18 @@ pub fn train(b: &mut Buffers, run: &Run) -> Outcome {
                 expect(run.opt.step_sizes(run.lr, &state, grad), "step sizes");
                 grad.iter_mut().for_each(|d| *d = libm::sqrtf(*d));
                 let mut pre = expect(PreconditionedOp::new(&mut h, grad, tmp), "preconditioner");
-                expect(sharpness(&mut pre, v, scratch, &POWER), "power iteration")
+                expect(
+                    lean_lanczos(&mut pre, &LANCZOS, v, scratch, &mut work),
+                    "Lanczos",
+                )
             } else {
-                expect(sharpness(&mut h, v, scratch, &POWER), "power iteration")
+                expect(
+                    lean_lanczos(&mut h, &LANCZOS, v, scratch, &mut work),
+                    "Lanczos",
+                )
             };
             out.hvps += pair.iterations;
+            out.unconverged += !pair.converged as u32;
             e = Some(pair);
         }
         let loss = expect(ARCH.loss_grad(params, &train, grad, ws, TILE), "gradient");
@@ -242,8 +259,12 @@ pub fn train(b: &mut Buffers, run: &Run) -> Outcome {
         // The plain sharpness too, for the summary (warm start: the preconditioned vector).
         let mut obj = expect(MlpObjective::new(&ARCH, train, ws, TILE), "objective");
         let mut h = HessianOp::exact(&mut obj, params);
-        let e = expect(sharpness(&mut h, v, scratch, &POWER), "power iteration");
+        let e = expect(
+            lean_lanczos(&mut h, &LANCZOS, v, scratch, &mut work),
+            "Lanczos",
+        );
         out.hvps += e.iterations;
+        out.unconverged += !e.converged as u32;
         e.value
     } else {
         out.final_stab / run.lr
@@ -258,7 +279,7 @@ pub fn train(b: &mut Buffers, run: &Run) -> Outcome {
 
 /// One log line: `name step N  loss L  S s  lr*S x [>]  rot r  (hvps k)` for GD,
 /// `name step N  loss L  P^-1 S x [>]  rot r  (hvps k)` for Adam; `>` marks a value beyond the
-/// threshold.
+/// threshold, `(hvps k, unconverged)` a measurement short of the tolerance.
 fn log_measurement(
     run: &Run,
     step: u32,
@@ -270,23 +291,24 @@ fn log_measurement(
 ) {
     let mark = if beyond { " >" } else { "  " };
     let (name, lam, st, k) = (run.name, show(e.value), show(stab), e.iterations);
+    let unc = if e.converged { "" } else { ", unconverged" };
     let loss = show(loss);
     match (run.preconditioned(), rot) {
         (false, Some(r)) => defmt::println!(
-            "{=str} step {=u32:03}  loss {=f32}  S {=f32}  lr*S {=f32}{=str}  rot {=f32}  (hvps {=u32})",
-            name, step, loss, lam, st, mark, show(r), k
+            "{=str} step {=u32:03}  loss {=f32}  S {=f32}  lr*S {=f32}{=str}  rot {=f32}  (hvps {=u32}{=str})",
+            name, step, loss, lam, st, mark, show(r), k, unc
         ),
         (false, None) => defmt::println!(
-            "{=str} step {=u32:03}  loss {=f32}  S {=f32}  lr*S {=f32}{=str}  (hvps {=u32})",
-            name, step, loss, lam, st, mark, k
+            "{=str} step {=u32:03}  loss {=f32}  S {=f32}  lr*S {=f32}{=str}  (hvps {=u32}{=str})",
+            name, step, loss, lam, st, mark, k, unc
         ),
         (true, Some(r)) => defmt::println!(
-            "{=str} step {=u32:03}  loss {=f32}  P^-1 S {=f32}{=str}  rot {=f32}  (hvps {=u32})",
-            name, step, loss, lam, mark, show(r), k
+            "{=str} step {=u32:03}  loss {=f32}  P^-1 S {=f32}{=str}  rot {=f32}  (hvps {=u32}{=str})",
+            name, step, loss, lam, mark, show(r), k, unc
         ),
         (true, None) => defmt::println!(
-            "{=str} step {=u32:03}  loss {=f32}  P^-1 S {=f32}{=str}  (hvps {=u32})",
-            name, step, loss, lam, mark, k
+            "{=str} step {=u32:03}  loss {=f32}  P^-1 S {=f32}{=str}  (hvps {=u32}{=str})",
+            name, step, loss, lam, mark, k, unc
         ),
     }
 }
