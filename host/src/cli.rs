@@ -223,10 +223,11 @@ pub struct Overrides {
     #[command(flatten)]
     pub model: ModelFlags,
 
-    /// Optimizer: gd | sgd | momentum | nesterov | rmsprop | adam | adamw | clipped-adam | clipped-rmsprop.
+    /// Optimizer: gd | sgd | momentum | nesterov | rmsprop | adam | adamw | clipped-adam | clipped-rmsprop
+    /// (default gd).
     #[arg(long, help_heading = "Optimizer")]
     pub opt: Option<String>,
-    /// Learning rate.
+    /// Learning rate (default 0.05).
     #[arg(long, allow_negative_numbers = true, help_heading = "Optimizer")]
     pub lr: Option<f32>,
     /// Minibatch size (default: full batch).
@@ -235,16 +236,16 @@ pub struct Overrides {
     /// Drop the last partial batch of each epoch.
     #[arg(long, help_heading = "Optimizer")]
     pub drop_last: bool,
-    /// Momentum coefficient (momentum, nesterov).
+    /// Momentum coefficient (momentum, nesterov; default 0.9).
     #[arg(long, allow_negative_numbers = true, help_heading = "Optimizer")]
     pub momentum: Option<f32>,
-    /// Adam beta1.
+    /// Adam beta1 (default 0.9).
     #[arg(long, allow_negative_numbers = true, help_heading = "Optimizer")]
     pub beta1: Option<f32>,
     /// Adam / RMSProp beta2 (default 0.999 for Adam, 0.99 for RMSProp and the clipped variants).
     #[arg(long, allow_negative_numbers = true, help_heading = "Optimizer")]
     pub beta2: Option<f32>,
-    /// Denominator epsilon.
+    /// Denominator epsilon (default 1e-8).
     #[arg(long, allow_negative_numbers = true, help_heading = "Optimizer")]
     pub eps: Option<f32>,
     /// Clip value c of clipped-adam / clipped-rmsprop.
@@ -253,10 +254,10 @@ pub struct Overrides {
     /// upper: min(sqrt v, c) (restores instabilities) | lower: max(sqrt v, c).
     #[arg(long, help_heading = "Optimizer")]
     pub clip_mode: Option<String>,
-    /// Weight decay (decoupled for adamw).
+    /// Weight decay (decoupled for adamw; default 0).
     #[arg(long, allow_negative_numbers = true, help_heading = "Optimizer")]
     pub weight_decay: Option<f32>,
-    /// constant | warmup:N | step:EVERY:FACTOR | warmup:N,step:EVERY:FACTOR.
+    /// constant | warmup:N | step:EVERY:FACTOR | warmup:N,step:EVERY:FACTOR (default constant).
     #[arg(long, help_heading = "Optimizer")]
     pub schedule: Option<String>,
 
@@ -282,27 +283,28 @@ pub struct Overrides {
     #[arg(long, help_heading = "Length")]
     pub checkpoint_every: Option<u64>,
 
-    /// Measure sharpness and the other eigen quantities every K steps (0: never).
+    /// Measure sharpness and the other eigen quantities every K steps (default 0: never, so a
+    /// plain `train` measures no curvature).
     #[arg(long, help_heading = "Curvature")]
     pub eig_every: Option<u64>,
-    /// Top-k eigenvectors for the subspace score.
+    /// Top-k eigenvectors for the subspace score (default 1).
     #[arg(long, help_heading = "Curvature")]
     pub eig_k: Option<usize>,
     /// power | warm-lanczos (both warm-started, stopped at --power-tol) | lanczos (fresh,
     /// --lanczos-steps long) | lean-lanczos (warm-started, four vectors of memory: the
-    /// firmware's tracker; --eig-k 1).
+    /// firmware's tracker; --eig-k 1). Default warm-lanczos.
     #[arg(long, help_heading = "Curvature")]
     pub eig_method: Option<String>,
-    /// exact (forward-over-reverse) | fd (finite differences).
+    /// exact (forward-over-reverse) | fd (finite differences) (default exact).
     #[arg(long, help_heading = "Curvature")]
     pub hvp: Option<String>,
     /// Also measure lambda_min by shifted power iteration (Lanczos always gives it).
     #[arg(long, help_heading = "Curvature")]
     pub lambda_min: bool,
-    /// Hutchinson trace every K steps.
+    /// Hutchinson trace every K steps (default 0: never).
     #[arg(long, help_heading = "Curvature")]
     pub trace_every: Option<u64>,
-    /// Rademacher probes per trace.
+    /// Rademacher probes per trace (default 10).
     #[arg(long, help_heading = "Curvature")]
     pub trace_probes: Option<u32>,
     /// Third derivative along the top eigenvector (higher-order curvature).
@@ -332,7 +334,7 @@ pub struct Overrides {
 /// The data flags (`train`, `sweep`, `spectrum`, `hvp-check`).
 #[derive(Args, Debug, Clone, Default)]
 pub struct DataFlags {
-    /// Data: digits | mnist1d | mnist5k | csv:PATH | fashion-mnist:DIR | cifar10:DIR | synthetic:teacher[?n=..&dim=..&hidden=..&out=..&seed=..]
+    /// Data: digits | mnist1d | mnist5k | csv:PATH | fashion-mnist:DIR | cifar10:DIR | synthetic:teacher[?n=..&dim=..&hidden=..&out=..&seed=..] (default digits)
     #[arg(long, help_heading = "Data")]
     pub data: Option<String>,
     /// Training samples (seeded split).
@@ -352,22 +354,22 @@ pub struct DataFlags {
 /// The model flags (`train`, `sweep`, `spectrum`, `hvp-check`).
 #[derive(Args, Debug, Clone, Default)]
 pub struct ModelFlags {
-    /// Widths, input first: e.g. 64-32-32-10.
+    /// Widths, input first (default 64-32-32-10).
     #[arg(long, help_heading = "Model")]
     pub arch: Option<String>,
-    /// Hidden activation: identity | tanh | relu | elu | softplus | gelu.
+    /// Hidden activation: identity | tanh | relu | elu | softplus | gelu (default tanh).
     #[arg(long, help_heading = "Model")]
     pub act: Option<String>,
-    /// Loss: mse | ce.
+    /// Loss: mse | ce (default mse).
     #[arg(long, help_heading = "Model")]
     pub loss: Option<String>,
-    /// Initialisation: pytorch | lecun-normal | kaiming-normal | xavier-uniform.
+    /// Initialisation: pytorch | lecun-normal | kaiming-normal | xavier-uniform (default pytorch).
     #[arg(long, help_heading = "Model")]
     pub init: Option<String>,
-    /// Seed of initialisation, split, shuffles and probes.
+    /// Seed of initialisation, split, shuffles and probes (default 0).
     #[arg(long, help_heading = "Model")]
     pub seed: Option<u64>,
-    /// Math backend: libm | micromath.
+    /// Math backend: libm | micromath (default libm).
     #[arg(long, help_heading = "Model")]
     pub math: Option<String>,
 }
@@ -706,12 +708,12 @@ pub fn cmd_train(a: &TrainArgs) -> Result<u8> {
     if !a.exec.quiet {
         match &s.final_values {
             Some(f) => eprintln!(
-                "{}: {} steps, train loss {:.5} acc {:.4}, test loss {:.5} acc {:.4}{}",
+                "{}: {} steps, train loss {} acc {:.4}, test loss {} acc {:.4}{}",
                 opts.out.display(),
                 s.steps,
-                f.train_loss,
+                loss_text(f.train_loss),
                 f.train_acc,
-                f.test_loss,
+                loss_text(f.test_loss),
                 f.test_acc,
                 f.sharpness
                     .map(|x| format!(", sharpness {x:.4}"))
@@ -872,11 +874,32 @@ pub fn cmd_sweep(a: &SweepArgs) -> Result<u8> {
         force: a.force,
     };
     let st = sweep(&base, &grid, &opts)?;
+    if crate::interrupt::requested() {
+        let stopped = st
+            .iter()
+            .filter(|s| s.status.starts_with("interrupted"))
+            .count();
+        let waiting = st
+            .iter()
+            .filter(|s| s.status.starts_with("not started"))
+            .count();
+        return Err(Failure {
+            code: crate::interrupt::EXIT_INTERRUPTED,
+            message: format!(
+                "sweep {} interrupted: {stopped} runs stopped with their resume state, {waiting} not started; rerun the same command to continue (finished runs are skipped, the others resume)",
+                a.out.display()
+            ),
+        });
+    }
     let failed: Vec<_> = st
         .iter()
         .filter(|s| s.status.starts_with("failed"))
         .collect();
-    let diverged = st.iter().filter(|s| s.status == "diverged").count();
+    // Finished earlier or now: a skipped run that had diverged counts too.
+    let diverged = st
+        .iter()
+        .filter(|s| s.status == "diverged" || s.status == "skipped (diverged)")
+        .count();
     if !a.quiet {
         eprintln!(
             "sweep {}: {} runs in this shard, {} diverged, {} failed",
@@ -1201,6 +1224,16 @@ pub fn cmd_spectrum(a: &SpectrumArgs) -> Result<u8> {
     Ok(0)
 }
 
+/// A loss for the end-of-run line: 5 decimals, or 6 significant digits in exponent form when
+/// that would print a long run of digits (a diverging run's 1e35) or hide a tiny value.
+fn loss_text(x: f32) -> String {
+    if x.is_finite() && x != 0.0 && !(1e-4..1e6).contains(&x.abs()) {
+        format!("{x:.5e}")
+    } else {
+        format!("{x:.5}")
+    }
+}
+
 /// Writes `text` to standard output; a failed write (a closed pipe, a full disk) is exit code 1
 /// with a message, not a panic as with `println!`.
 pub fn print_stdout(text: &str) -> Result<()> {
@@ -1303,12 +1336,21 @@ pub fn cmd_hvp_check(a: &HvpCheckArgs) -> Result<u8> {
 /// Parses the arguments and runs the command; returns the exit code.
 pub fn run(cli: Cli) -> Result<u8> {
     match &cli.command {
-        Command::Train(a) => cmd_train(a),
-        Command::Sweep(a) => cmd_sweep(a),
+        Command::Train(a) => {
+            crate::interrupt::install();
+            cmd_train(a)
+        }
+        Command::Sweep(a) => {
+            crate::interrupt::install();
+            cmd_sweep(a)
+        }
         Command::Report(a) => cmd_report(a),
         Command::Spectrum(a) => cmd_spectrum(a),
         Command::HvpCheck(a) => cmd_hvp_check(a),
         Command::Bench(a) => crate::bench::cmd_bench(a),
-        Command::Repro(a) => crate::repro::cmd_repro(a),
+        Command::Repro(a) => {
+            crate::interrupt::install();
+            crate::repro::cmd_repro(a)
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! | 1 | internal error, or an I/O failure while writing results (e.g. disk full) |
 //! | 2 | bad input: arguments, configuration, data files, checkpoints, output directory |
 //! | 3 | the run diverged (NaN or infinite loss); its metrics and last finite checkpoint are kept |
+//! | 130 | interrupted (Ctrl-C, SIGTERM): the runs stopped after a step with their resume state written |
 
 use std::fmt;
 

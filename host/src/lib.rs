@@ -22,6 +22,7 @@ pub mod engine;
 pub mod error;
 pub mod fnv;
 pub mod fsio;
+pub mod interrupt;
 pub mod mem;
 pub mod metrics;
 pub mod plot;

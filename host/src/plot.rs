@@ -60,6 +60,9 @@ pub enum Style {
     /// A cross on the top edge of the frame at each x, whatever the y (e.g. the learning
     /// rates at which runs diverged and have no value to draw); the x values count in the range.
     TopMarks,
+    /// One hollow ring per point, over the other series (e.g. measurements that missed their
+    /// tolerance, drawn over the series they belong to).
+    Hollow,
 }
 
 /// One curve or scatter on a chart.
@@ -1029,6 +1032,8 @@ enum Swatch {
     Ref,
     /// A cross ([`Style::TopMarks`]).
     Cross,
+    /// A ring ([`Style::Hollow`]).
+    Ring,
     /// A line of text without a swatch.
     Note,
 }
@@ -1305,6 +1310,8 @@ fn chart_body(out: &mut String, c: &Chart, clip_id: &str) {
                     color: series_color(s, i),
                     swatch: if s.style == Style::TopMarks {
                         Swatch::Cross
+                    } else if s.style == Style::Hollow {
+                        Swatch::Ring
                     } else {
                         Swatch::Series {
                             dashed: s.dashed,
@@ -1687,7 +1694,7 @@ fn chart_body(out: &mut String, c: &Chart, clip_id: &str) {
         }
         let n_valid: usize = runs.iter().map(Vec::len).sum();
 
-        if s.style != Style::Points {
+        if !matches!(s.style, Style::Points | Style::Hollow) {
             let mut d = String::new();
             let mut dots: Vec<Pt> = Vec::new();
             for run in &runs {
@@ -1741,7 +1748,7 @@ fn chart_body(out: &mut String, c: &Chart, clip_id: &str) {
         }
         let markers = match s.style {
             Style::Line => false,
-            Style::Points => true,
+            Style::Points | Style::Hollow => true,
             Style::TopMarks => false,
             Style::LinePoints => n_valid as f64 <= pw / 5.0,
         };
@@ -1763,7 +1770,17 @@ fn chart_body(out: &mut String, c: &Chart, clip_id: &str) {
                     f2(MARKER_R)
                 );
             }
-            if !m.is_empty() {
+            if !m.is_empty() && s.style == Style::Hollow {
+                // Rings a little larger than a marker, so that the one beneath shows through.
+                let m = m.replace(
+                    &format!(r#"r="{}"/>"#, f2(MARKER_R)),
+                    &format!(r#"r="{}"/>"#, f2(MARKER_R + 1.5)),
+                );
+                let _ = write!(
+                    out,
+                    "<g fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\">\n{m}</g>\n"
+                );
+            } else if !m.is_empty() {
                 let _ = write!(
                     out,
                     "<g fill=\"{color}\" stroke=\"#fff\" stroke-width=\"0.75\">\n{m}</g>\n"
@@ -1890,6 +1907,15 @@ fn chart_body(out: &mut String, c: &Chart, clip_id: &str) {
                         out,
                         r#"<path d="{}" stroke="{col}" stroke-width="2" fill="none"/>"#,
                         cross((sx0 + sx1) / 2.0, cy)
+                    );
+                }
+                Swatch::Ring => {
+                    let _ = writeln!(
+                        out,
+                        r#"<circle cx="{}" cy="{}" r="{}" fill="none" stroke="{col}" stroke-width="1.5"/>"#,
+                        f2((sx0 + sx1) / 2.0),
+                        f2(cy),
+                        f2(MARKER_R + 1.5)
                     );
                 }
                 Swatch::Note => {

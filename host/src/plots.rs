@@ -16,6 +16,39 @@ fn pts(rows: &[Row], f: impl Fn(&Row) -> Option<f32>) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// The colour of the rings that mark measurements which missed their tolerance.
+const UNCONVERGED_COLOR: &str = "#000000";
+
+/// The points of the rows whose measurement `name` (one of [`crate::metrics::UNCONVERGED`])
+/// missed its tolerance (`metrics.csv`'s `unconverged` column), at `value`.
+fn unconverged_points(
+    rows: &[Row],
+    name: &str,
+    value: &dyn Fn(&Row) -> Option<f32>,
+) -> Vec<(f64, f64)> {
+    let bit = crate::metrics::unconverged_bit(name);
+    rows.iter()
+        .filter(|r| r.unconverged & bit != 0)
+        .filter_map(|r| value(r).map(|v| (r.step as f64, v as f64)))
+        .collect()
+}
+
+/// Rings over `c`'s series at the measurements that missed their tolerance, for each
+/// `(name, value)` (see [`unconverged_points`]): they say which points are estimates.
+type RingSource<'a> = (&'a str, &'a dyn Fn(&Row) -> Option<f32>);
+fn add_rings(c: &mut Chart, rows: &[Row], which: &[RingSource<'_>]) {
+    let points: Vec<(f64, f64)> = which
+        .iter()
+        .flat_map(|(name, value)| unconverged_points(rows, name, *value))
+        .collect();
+    if !points.is_empty() {
+        c.add_series(
+            Series::new("unconverged (estimate)", points, Style::Hollow)
+                .with_color(UNCONVERGED_COLOR),
+        );
+    }
+}
+
 /// Whether `points` span more than a factor of [`LOG_SPAN`], drawn on a log axis, as the
 /// repro's sharpness charts are (a spike to 36 over a plateau at 0.1, or a diverging run's
 /// 1e13, would flatten everything else on a linear one): their positive values do, and at most
@@ -105,6 +138,14 @@ pub fn run_charts(rows: &[Row], threshold: f32, adaptive: bool) -> Vec<(&'static
             "Sharpness and the stability threshold"
         };
         let mut c = measured_chart(title, "lambda_max", "sharpness", sharp, tracked);
+        add_rings(
+            &mut c,
+            rows,
+            &[
+                ("sharpness", &|r: &Row| r.sharpness),
+                ("tracked_sharpness", &|r: &Row| r.tracked_sharpness),
+            ],
+        );
         let lrs: Vec<f32> = rows.iter().map(|r| r.lr).collect();
         let constant = lrs.windows(2).all(|w| w[0] == w[1]);
         if adaptive {
@@ -134,6 +175,16 @@ pub fn run_charts(rows: &[Row], threshold: f32, adaptive: bool) -> Vec<(&'static
             "lr x sharpness (unstable above the threshold)"
         };
         let mut c = measured_chart(title, "lr * lambda_max", "lr x sharpness", lxs, tracked);
+        add_rings(
+            &mut c,
+            rows,
+            &[
+                ("sharpness", &|r: &Row| r.lr_x_sharpness),
+                ("tracked_sharpness", &|r: &Row| {
+                    r.tracked_sharpness.map(|s| r.lr * s)
+                }),
+            ],
+        );
         if !adaptive {
             c.add_ref_line(
                 RefLine::at_y(threshold as f64, format!("threshold {th}"))
@@ -151,6 +202,11 @@ pub fn run_charts(rows: &[Row], threshold: f32, adaptive: bool) -> Vec<(&'static
             "lambda_max(diag(s) H)",
         );
         c.add_series(Series::line_points("preconditioned sharpness", pre));
+        add_rings(
+            &mut c,
+            rows,
+            &[("precond_sharpness", &|r: &Row| r.precond_sharpness)],
+        );
         c.add_ref_line(
             RefLine::at_y(threshold as f64, format!("threshold {th}")).with_color(palette_color(3)),
         );
@@ -161,6 +217,7 @@ pub fn run_charts(rows: &[Row], threshold: f32, adaptive: bool) -> Vec<(&'static
     if !lmin.is_empty() {
         let mut c = Chart::new("Smallest Hessian eigenvalue", "step", "lambda_min");
         c.add_series(Series::line_points("lambda_min", lmin));
+        add_rings(&mut c, rows, &[("lambda_min", &|r: &Row| r.lambda_min)]);
         c.add_ref_line(RefLine::at_y(0.0, "0"));
         charts.push(("lambda_min", c));
     }
@@ -175,6 +232,11 @@ pub fn run_charts(rows: &[Row], threshold: f32, adaptive: bool) -> Vec<(&'static
         let sub = pts(rows, |r| r.subspace_score.map(|s| 1.0 - s));
         if !sub.is_empty() {
             c.add_series(Series::line_points("1 - subspace score", sub));
+            add_rings(
+                &mut c,
+                rows,
+                &[("topk", &|r: &Row| r.subspace_score.map(|s| 1.0 - s))],
+            );
         }
         charts.push(("rotation", c));
     }
@@ -329,6 +391,47 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(left, ["mine.svg"]);
+    }
+
+    #[test]
+    fn unconverged_measurements_are_ringed_on_their_charts() {
+        use crate::metrics::unconverged_bit;
+        // Row 1's sharpness and row 2's lambda_min missed their tolerance.
+        let rows: Vec<Row> = (0..4)
+            .map(|t| Row {
+                lambda_min: Some(-0.1 * t as f32),
+                unconverged: match t {
+                    1 => unconverged_bit("sharpness"),
+                    2 => unconverged_bit("lambda_min"),
+                    _ => 0,
+                },
+                ..row(t, Some(3.0 + t as f32), None)
+            })
+            .collect();
+        let charts = run_charts(&rows, 2.0, false);
+        let rings = |name: &str| -> Vec<(f64, f64)> {
+            let c = &charts.iter().find(|(n, _)| *n == name).unwrap().1;
+            c.series
+                .iter()
+                .filter(|s| s.style == Style::Hollow)
+                .flat_map(|s| s.points.clone())
+                .collect()
+        };
+        assert_eq!(rings("sharpness"), [(1.0, 4.0)]);
+        assert_eq!(rings("lr_x_sharpness"), [(1.0, 2.0)]);
+        assert_eq!(rings("lambda_min"), [(2.0, -0.2f32 as f64)]);
+        let c = &charts.iter().find(|(n, _)| *n == "lambda_min").unwrap().1;
+        let svg = render_svg(c);
+        assert!(
+            svg.contains("fill=\"none\" stroke=\"#000000\""),
+            "no ring drawn"
+        );
+        assert!(svg.contains("unconverged (estimate)"));
+        // None missed: no rings, no legend entry.
+        let fine: Vec<Row> = (0..4).map(|t| row(t, Some(3.0), None)).collect();
+        assert!(run_charts(&fine, 2.0, false)
+            .iter()
+            .all(|(_, c)| c.series.iter().all(|s| s.style != Style::Hollow)));
     }
 
     #[test]

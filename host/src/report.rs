@@ -268,6 +268,16 @@ pub fn read_run(dir: &Path) -> Result<RunRecord> {
         }
         layout.rows
     };
+    // One row per step, in order from step 0: a row deleted or repeated in the middle (an
+    // edited file) is refused as `train --resume` refuses it.
+    if let Some((i, r)) = rows.iter().enumerate().find(|(i, r)| r.step != *i as u64) {
+        return Err(Failure::input(format!(
+            "{}: row {} is of step {}, not {i} (rows deleted, repeated or reordered: the file was edited)",
+            mpath.display(),
+            i + 1,
+            r.step
+        )));
+    }
     // A finished run has a row for every step summary.json names (a diverged one, one more):
     // fewer is a cut or damaged metrics.csv, whose statistics would be those of part of the
     // run next to the summary's final values. `sweep` redoes such a run; here it is left out.
@@ -714,6 +724,25 @@ pub fn report(inputs: &[PathBuf], out: &Path) -> Result<Reported> {
         if std::fs::metadata(&p).is_ok_and(|m| m.is_dir()) {
             return Err(Failure::input(format!(
                 "{} is a directory, where the report writes a file: nothing was written; move it away",
+                p.display()
+            )));
+        }
+    }
+    // A report.md or report.csv that an earlier report did not write (a user's notes) is not
+    // replaced: it begins as every report's does, or the report goes elsewhere.
+    for (name, start) in [
+        ("report.md", "# edgewise report"),
+        ("report.csv", "dir,opt,"),
+    ] {
+        let p = out.join(name);
+        let Ok(mut f) = std::fs::File::open(&p) else {
+            continue;
+        };
+        let mut head = vec![0u8; start.len()];
+        let ours = std::io::Read::read_exact(&mut f, &mut head).is_ok() && head == start.as_bytes();
+        if !ours {
+            return Err(Failure::input(format!(
+                "{} exists and was not written by `edgewise report` (it does not begin with `{start}`): nothing was written; give another --out or move it away",
                 p.display()
             )));
         }
@@ -1198,7 +1227,7 @@ mod tests {
         cfg.curvature.eig_every = 2;
         std::fs::write(d.join("config.toml"), cfg.to_toml()).unwrap();
         let mut csv = metrics::header() + "\n";
-        for (t, lr) in [(0u64, 0.2f32), (1, 0.2), (2, 0.1)] {
+        for (t, lr) in [(0u64, 0.2f32), (1, 0.2), (2, 0.1), (3, 0.1)] {
             let r = Row {
                 lr,
                 lr_x_sharpness: (t % 2 == 0).then_some(lr * 8.0),

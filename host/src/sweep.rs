@@ -263,7 +263,8 @@ pub struct RunStatus {
     pub index: usize,
     /// Name.
     pub name: String,
-    /// `done`, `skipped` (already complete), `diverged` or `failed: ...`.
+    /// `done`, `skipped` (already complete; `skipped (diverged)` when it had diverged), `diverged`,
+    /// `interrupted (resume state written)`, `not started (interrupted)` or `failed: ...`.
     pub status: String,
     /// The exit code of a failed run's failure (1: internal error or a failure to write
     /// results; 2: bad input), as `train` would have exited; `None` unless it failed.
@@ -327,7 +328,17 @@ fn action(out: &Path, run: &GridRun, force: bool) -> Action {
     } else if dir.join("checkpoints/resume.safetensors").is_file()
         && dir.join("metrics.csv").is_file()
     {
-        Action::Resume
+        // A run whose last row diverged but that was stopped before its summary: when it
+        // diverged on a checkpoint step, the resume checkpoint holds the diverging parameters
+        // and `train --resume` refuses it; redone from the start, it diverges again with the
+        // same bits and writes its summary.
+        let diverged = crate::metrics::read(&dir.join("metrics.csv"))
+            .is_ok_and(|rows| rows.last().is_some_and(|r| !r.loss.is_finite()));
+        if diverged {
+            Action::Fresh
+        } else {
+            Action::Resume
+        }
     } else {
         Action::Fresh
     }
@@ -335,7 +346,15 @@ fn action(out: &Path, run: &GridRun, force: bool) -> Action {
 
 fn run_one(run: &GridRun, opts: &SweepOptions) -> Result<String> {
     let resume = match action(&opts.out, run, opts.force) {
-        Action::Skip => return Ok("skipped".into()),
+        Action::Skip => {
+            let dir = opts.out.join(&run.name).join("summary.json");
+            let diverged = crate::report::read_summary(&dir).is_ok_and(|s| s.diverged);
+            return Ok(if diverged {
+                "skipped (diverged)".into()
+            } else {
+                "skipped".into()
+            });
+        }
         Action::Resume => true,
         Action::Fresh => false,
     };
@@ -418,13 +437,20 @@ pub fn sweep(base: &TrainConfig, grid: &Grid, opts: &SweepOptions) -> Result<Vec
         "base": base,
     });
     let path = opts.out.join("sweep.json");
-    crate::fsio::atomic_write(
-        &path,
-        serde_json::to_string_pretty(&listing)
-            .unwrap_or_default()
-            .as_bytes(),
-    )
-    .map_err(train::out_err)?;
+    {
+        // Another sweep into the same --out may have written its listing since the check
+        // above: checked again and written under a lock, so that of two sweeps with different
+        // grids the one that would drop the other's runs from the listing is refused instead.
+        let _lock = lock_listing(&opts.out);
+        check_listing(&opts.out, base, grid, &runs, opts.force)?;
+        crate::fsio::atomic_write(
+            &path,
+            serde_json::to_string_pretty(&listing)
+                .unwrap_or_default()
+                .as_bytes(),
+        )
+        .map_err(train::out_err)?;
+    }
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<RunStatus>> = Mutex::new(Vec::new());
     let total = mine.len();
@@ -437,9 +463,18 @@ pub fn sweep(base: &TrainConfig, grid: &Grid, opts: &SweepOptions) -> Result<Vec
                     break;
                 }
                 let r = mine[k];
-                let (status, failure) = match run_one(r, opts) {
-                    Ok(s) => (s, None),
-                    Err(e) => (format!("failed: {e}"), Some(e.code)),
+                let (status, failure) = if crate::interrupt::requested() {
+                    // Stopped by a signal: no new run.
+                    let code = crate::interrupt::EXIT_INTERRUPTED;
+                    ("not started (interrupted)".to_string(), Some(code))
+                } else {
+                    match run_one(r, opts) {
+                        Ok(s) => (s, None),
+                        Err(e) if e.code == crate::interrupt::EXIT_INTERRUPTED => {
+                            ("interrupted (resume state written)".into(), Some(e.code))
+                        }
+                        Err(e) => (format!("failed: {e}"), Some(e.code)),
+                    }
                 };
                 if !opts.quiet {
                     eprintln!("[{}/{}] {}: {status}", k + 1, total, r.name);
@@ -536,10 +571,47 @@ fn check_runs(runs: &[GridRun], resolved: &[Resolved], opts: &SweepOptions) -> R
     Ok(())
 }
 
+/// The file whose exclusive lock serialises the check and write of `sweep.json`.
+pub const LISTING_LOCK: &str = "sweep.lock";
+
+/// Waits for the exclusive lock on `out`'s [`LISTING_LOCK`] (held while the returned file is
+/// open). Where it cannot be taken (a file system without locks, an unwritable directory) the
+/// sweep goes on unlocked: the write of `sweep.json` reports a real problem.
+fn lock_listing(out: &Path) -> Option<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(out.join(LISTING_LOCK))
+        .ok()?;
+    lock_exclusive(&file).ok()?;
+    Some(file)
+}
+
+/// `File::lock` (blocking `flock(LOCK_EX)`), stable since Rust 1.89.
+#[rustversion::since(1.89)]
+fn lock_exclusive(file: &std::fs::File) -> std::io::Result<()> {
+    file.lock()
+}
+
+/// Compilers before Rust 1.89 have no file locks in `std`: no lock.
+#[rustversion::before(1.89)]
+fn lock_exclusive(_file: &std::fs::File) -> std::io::Result<()> {
+    Ok(())
+}
+
 /// Refuses a run directory under `out` (a directory with a `config.toml`) that the grid does not
 /// list: another grid's run, or `train`'s. A sweep's `--out` holds its grid's runs alone, so that
 /// `report` and a restart see one sweep.
 fn check_strays(out: &Path, runs: &[GridRun]) -> Result<()> {
+    if out.join("config.toml").is_file() {
+        return Err(Failure::input(format!(
+            "--out {}: a run directory of `train` (it has a config.toml): a sweep's --out holds \
+             the runs of its grid alone; use another --out",
+            out.display()
+        )));
+    }
     for dir in run_dirs(out) {
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
         if !runs.iter().any(|r| Some(&r.name) == name.as_ref()) {

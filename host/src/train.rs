@@ -1639,6 +1639,31 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
             // Simulates a killed process: nothing is finalised.
             std::process::exit(137);
         }
+        if crate::interrupt::requested() && st.t < total {
+            // Stopped by a signal: the resume state of this step (unless just written), and
+            // nothing finalised, as after a kill right after a periodic checkpoint.
+            if !(ce > 0 && st.t % ce == 0) {
+                st.unconverged = unconverged_before.map(|u| u.plus(missed));
+                save_checkpoint(
+                    &out.join("checkpoints/resume.safetensors"),
+                    &arch,
+                    &meta,
+                    &st.params,
+                    Some((&st, &trackers(&tracker, &tracked))),
+                    (st.t, st.t / bpe),
+                )?;
+            }
+            progress.finish();
+            return Err(Failure {
+                code: crate::interrupt::EXIT_INTERRUPTED,
+                message: format!(
+                    "interrupted after {} of {total} steps; resume state in {}: continue with `edgewise train --resume {}` (a sweep's run: rerun the sweep)",
+                    st.t,
+                    out.join("checkpoints/resume.safetensors").display(),
+                    out.display()
+                ),
+            });
+        }
     }
     progress.finish();
 

@@ -196,6 +196,21 @@ fn lr_x_sharpness_uses_the_learning_rate_of_the_last_step_and_csv_fields_are_quo
     let o = ok(&["report", s(&sw)]);
     assert!(!String::from_utf8_lossy(&o.stderr).contains("left out"));
 
+    // A row repeated in the middle (an edited file): left out, as `train --resume` refuses it.
+    let metrics = read(&dir0.join("metrics.csv"));
+    let text = String::from_utf8(metrics.clone()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut edited: Vec<&str> = lines[..4].to_vec();
+    edited.extend_from_slice(&lines[3..lines.len() - 1]);
+    std::fs::write(dir0.join("metrics.csv"), edited.join("\n") + "\n").unwrap();
+    let o = ok(&["report", s(&sw)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("row 4 is of step 2, not 3") && err.contains("(1 left out"),
+        "{err}"
+    );
+    std::fs::write(dir0.join("metrics.csv"), &metrics).unwrap();
+
     // A metrics.csv cut short next to a complete summary.json: left out (its statistics would
     // be those of part of the run), and the sweep redoes the run, the same bits again.
     let metrics = read(&dir0.join("metrics.csv"));

@@ -734,3 +734,65 @@ fn temporary_files_of_killed_writes_neither_block_a_run_nor_pile_up() {
     }
     let _ = std::fs::remove_dir_all(d);
 }
+
+#[test]
+fn ctrl_c_stops_after_a_step_with_the_resume_state_and_the_resumed_run_has_the_same_bits() {
+    // SIGINT (and SIGTERM) set a flag the training loop reads after every step: the run writes
+    // its resume state there and exits 130; without periodic checkpoints this used to lose the
+    // whole run.
+    let d = tmp("ctrl-c");
+    for signal in ["-INT", "-TERM"] {
+        let run = d.join(format!("run{signal}"));
+        let mut a: Vec<&str> = vec!["train", "--out", s(&run)];
+        a.extend_from_slice(SMALL);
+        a.extend_from_slice(&["--steps", "100000000", "--eig-every", "3", "--no-plots"]);
+        let child = exe()
+            .args(&a)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let metrics = run.join("metrics.csv");
+        let started = Instant::now();
+        while std::fs::read(&metrics).map_or(0, |m| m.iter().filter(|&&b| b == b'\n').count()) < 20
+        {
+            assert!(started.elapsed() < Duration::from_secs(120), "no rows");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let killed = std::process::Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(130), "{err}");
+        assert!(
+            err.contains("resume state in") && err.contains("--resume"),
+            "{err}"
+        );
+        assert!(resume_ckpt(&run).is_file());
+        assert!(
+            !run.join("summary.json").exists(),
+            "an interrupted run is not finished"
+        );
+        let taken = checkpoint::load(&resume_ckpt(&run)).unwrap().metadata["step"].clone();
+        let rows = String::from_utf8(read(&metrics)).unwrap().lines().count() - 1;
+        assert_eq!(taken, rows.to_string(), "one row per step taken");
+        // Resumed to a few steps more: the same bits as a run of that length from the start.
+        let steps = (rows + 7).to_string();
+        ok(&["train", "--resume", s(&run), "--steps", &steps, "--quiet"]);
+        let fresh = d.join(format!("fresh{signal}"));
+        let mut f: Vec<&str> = vec!["train", "--out", s(&fresh)];
+        f.extend_from_slice(SMALL);
+        f.extend_from_slice(&["--steps", &steps, "--eig-every", "3", "--no-plots"]);
+        ok(&f);
+        assert_eq!(read(&metrics), read(&fresh.join("metrics.csv")), "{signal}");
+        assert_eq!(
+            read(&run.join("checkpoints/final.safetensors")),
+            read(&fresh.join("checkpoints/final.safetensors")),
+            "{signal}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(d);
+}

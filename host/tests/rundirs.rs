@@ -477,5 +477,19 @@ fn a_directory_in_the_way_of_an_output_is_refused_before_anything_is_deleted() {
         "report.csv is a directory, where the report writes a file: nothing was written",
     );
     assert_eq!(snapshot(&rep), before);
+
+    // Nor does it replace a report.md (or report.csv) it did not write: a user's notes.
+    let notes = d.join("notes");
+    std::fs::create_dir(&notes).unwrap();
+    std::fs::write(notes.join("report.md"), "my notes\n").unwrap();
+    let before = snapshot(&notes);
+    bad(
+        &["report", s(&sw), "--out", s(&notes)],
+        "report.md exists and was not written by `edgewise report`",
+    );
+    assert_eq!(snapshot(&notes), before);
+    // A report's own files are replaced as before.
+    ok(&["report", s(&sw), "--out", s(&rep.join("again"))]);
+    ok(&["report", s(&sw), "--out", s(&rep.join("again"))]);
     let _ = std::fs::remove_dir_all(d);
 }

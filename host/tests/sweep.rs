@@ -352,3 +352,102 @@ fn a_finished_run_with_cut_metrics_is_redone() {
     assert_eq!(snapshot(&out), before);
     let _ = std::fs::remove_dir_all(d);
 }
+
+#[test]
+fn a_run_that_diverged_on_a_checkpoint_step_and_was_stopped_before_its_summary_is_redone() {
+    // lr 3 diverges at step 12, a checkpoint step of --checkpoint-every 3: the resume
+    // checkpoint holds the diverging parameters. Without its summary (a sweep killed between
+    // the diverging row and summary.json) the run used to fail every rerun of the sweep.
+    let d = tmp("sw-div-ckpt");
+    let out = d.join("sw");
+    let mut args = vec![
+        "sweep",
+        "--out",
+        s(&out),
+        "--data",
+        "digits",
+        "--arch",
+        "64-32-10",
+    ];
+    args.extend_from_slice(&["--lrs", "3", "--steps", "60", "--checkpoint-every", "3"]);
+    args.extend_from_slice(&["--no-plots", "--quiet"]);
+    run(&args);
+    let dir = out.join("lr=3");
+    let summary = String::from_utf8(read(&dir.join("summary.json"))).unwrap();
+    assert!(summary.contains("\"diverged_at_step\": 12"), "{summary}");
+    let metrics = read(&dir.join("metrics.csv"));
+    std::fs::remove_file(dir.join("summary.json")).unwrap();
+    let o = run(&args);
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("failed"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let again = String::from_utf8(read(&dir.join("summary.json"))).unwrap();
+    let strip = |t: &str| -> String {
+        t.lines()
+            .filter(|l| !l.contains("wall_time_s"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(strip(&again), strip(&summary));
+    assert_eq!(read(&dir.join("metrics.csv")), metrics);
+    let _ = std::fs::remove_dir_all(d);
+}
+
+#[test]
+fn a_sweep_into_a_train_run_directory_is_refused() {
+    let d = tmp("sw-into-train");
+    let out = d.join("run");
+    ok(&[
+        "train",
+        "--out",
+        s(&out),
+        "--data",
+        "digits",
+        "--arch",
+        "64-16-10",
+        "--steps",
+        "3",
+        "--no-plots",
+        "--quiet",
+    ]);
+    let before = snapshot(&out);
+    bad(
+        &sweep_args(&out, &["--lrs", "0.1,0.2"]),
+        "a run directory of `train` (it has a config.toml)",
+    );
+    assert_eq!(snapshot(&out), before);
+    let _ = std::fs::remove_dir_all(d);
+}
+
+#[rustversion::since(1.89)]
+#[test]
+fn sweep_json_is_checked_and_written_under_a_lock() {
+    // Two sweeps into one --out with different grids used to race on sweep.json (the last
+    // writer won, dropping the other's runs from the listing). The check and the write now
+    // wait for the exclusive lock on sweep.lock: held here, the second sweep waits.
+    let d = tmp("sw-listing-lock");
+    let out = d.join("sw");
+    ok(&sweep_args(&out, &["--lrs", "0.1"]));
+    assert_eq!(listed(&out).len(), 1);
+    let lock = std::fs::File::create(out.join("sweep.lock")).unwrap();
+    lock.lock().unwrap();
+    let args = sweep_args(&out, &["--lrs", "0.1,0.2"]);
+    let mut child = common::exe()
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the sweep did not wait"
+    );
+    assert_eq!(listed(&out).len(), 1);
+    drop(lock);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(listed(&out).len(), 2);
+    let _ = std::fs::remove_dir_all(d);
+}

@@ -138,6 +138,16 @@ pub fn repro(
         );
     }
     let statuses = runner::execute(&jobs, workers, force, quiet);
+    if crate::interrupt::requested() {
+        // No report of a partial set of runs; the finished ones are reused next time.
+        return Err(Failure {
+            code: crate::interrupt::EXIT_INTERRUPTED,
+            message: format!(
+                "repro interrupted: rerun the same command to continue (finished runs in {} are reused, the interrupted ones redone)",
+                out.display()
+            ),
+        });
+    }
 
     let mut diag_runs = Vec::new();
     for s in &plan.diag.starts {

@@ -94,6 +94,9 @@ fn run_job(job: &Job, force: bool, quiet: bool) -> Status {
             Err(_) => {}
         }
     }
+    if crate::interrupt::requested() {
+        return Status::Failed("not started (interrupted)".into());
+    }
     let ro = RunOptions {
         out: job.dir.clone(),
         threads: 1,
