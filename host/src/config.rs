@@ -311,6 +311,15 @@ impl TrainConfig {
         let text = std::fs::read_to_string(path).map_err(|e| {
             Failure::input(format!("cannot read config file {}: {e}", path.display()))
         })?;
+        // An empty file would read as all defaults: for a run directory's config.toml (which
+        // lists every setting) that is a truncated file, and a --config file without settings
+        // says nothing either.
+        if text.trim().is_empty() {
+            return Err(Failure::input(format!(
+                "config file {} is empty (a run directory's config.toml lists every setting: this one was truncated or emptied; without --config the defaults apply)",
+                path.display()
+            )));
+        }
         Self::from_toml(&text, &path.display().to_string())
     }
 

@@ -263,7 +263,8 @@ pub struct RunStatus {
     pub index: usize,
     /// Name.
     pub name: String,
-    /// `done`, `skipped` (already complete; `skipped (diverged)` when it had diverged), `diverged`,
+    /// `done` (`done (resumed)`, `done (started over: ...)`), `skipped` (already complete;
+    /// `skipped (diverged)` when it had diverged), `diverged`,
     /// `interrupted (resume state written)`, `not started (interrupted)` or `failed: ...`.
     pub status: String,
     /// The exit code of a failed run's failure (1: internal error or a failure to write
@@ -368,11 +369,20 @@ fn run_one(run: &GridRun, opts: &SweepOptions) -> Result<String> {
         plots: opts.plots,
         interrupt_after: None,
     };
+    // Said in the progress line: a run continued from its resume state, or started over
+    // because an earlier attempt left none (or a damaged run).
+    let how = if resume {
+        " (resumed)"
+    } else if !opts.force && ro.out.join("metrics.csv").exists() {
+        " (started over: no usable resume state)"
+    } else {
+        ""
+    };
     let o = train::run(&run.config, &ro)?;
     Ok(if o.summary.diverged {
         "diverged".into()
     } else {
-        "done".into()
+        format!("done{how}")
     })
 }
 

@@ -2235,3 +2235,24 @@ fn train_help_states_the_defaults_of_the_configuration() {
         assert!(help.contains(&want), "`train --help` lacks {want:?}");
     }
 }
+
+#[test]
+fn an_empty_config_file_is_bad_input_not_all_defaults() {
+    // Read as all defaults, an emptied config.toml of a run made resume name an architecture
+    // mismatch instead of the damage.
+    let d = tmp("empty-config");
+    std::fs::create_dir_all(&d).unwrap();
+    let empty = d.join("empty.toml");
+    std::fs::write(&empty, " \n").unwrap();
+    bad(
+        &["train", "--config", s(&empty), "--out", s(&d.join("a"))],
+        "is empty",
+    );
+    assert!(!d.join("a").exists());
+    let run = d.join("run");
+    train(&run, &["--steps", "3", "--no-plots"]);
+    std::fs::write(run.join("config.toml"), "").unwrap();
+    let err = bad(&["train", "--resume", s(&run), "--steps", "5"], "is empty");
+    assert!(err.contains("config.toml"), "{err}");
+    let _ = std::fs::remove_dir_all(d);
+}

@@ -451,3 +451,57 @@ fn sweep_json_is_checked_and_written_under_a_lock() {
     assert_eq!(listed(&out).len(), 2);
     let _ = std::fs::remove_dir_all(d);
 }
+
+#[test]
+fn ctrl_c_stops_a_sweep_and_a_rerun_resumes_its_runs() {
+    let d = tmp("sw-ctrl-c");
+    let out = d.join("sw");
+    let mut args = sweep_args(&out, &["--lrs", "0.1,0.2,0.3", "--jobs", "2"]);
+    // Long enough to be interrupted (SMALL's 6 steps replaced).
+    let at = args.iter().position(|a| *a == "6").unwrap();
+    args[at] = "20000";
+    args.retain(|a| *a != "--quiet");
+    let child = common::exe()
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let metrics = out.join("lr=0.1/metrics.csv");
+    let started = std::time::Instant::now();
+    while std::fs::read(&metrics).map_or(0, |m| m.len()) < 2000 {
+        assert!(started.elapsed().as_secs() < 120, "no rows");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("lr=0.1: interrupted (resume state written)")
+            && err.contains("lr=0.3: not started (interrupted)")
+            && err.contains("rerun the same command to continue"),
+        "{err}"
+    );
+    assert!(out.join("lr=0.1/checkpoints/resume.safetensors").is_file());
+    let o = ok(&args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("lr=0.1: done (resumed)"), "{err}");
+    // The same bits as an uninterrupted sweep of that run.
+    let fresh = d.join("fresh");
+    let f: Vec<&str> = args
+        .iter()
+        .map(|a| match *a {
+            "0.1,0.2,0.3" => "0.1",
+            a if a == s(&out) => s(&fresh),
+            a => a,
+        })
+        .collect();
+    ok(&f);
+    assert_eq!(read(&metrics), read(&fresh.join("lr=0.1/metrics.csv")));
+    let _ = std::fs::remove_dir_all(d);
+}
